@@ -1,0 +1,34 @@
+# opsbot: the two commands a newcomer needs are `make demo` and `make test`.
+PYTHON ?= python3.11
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+
+.PHONY: install demo serve train test bench clean help
+
+help:
+	@echo "make demo    install (idempotent), train if needed, start everything, chat in the terminal"
+	@echo "make test    run the test suite (what CI runs)"
+	@echo "make install create .venv and install requirements.lock (idempotent)"
+	@echo "make train   train the model from data/"
+	@echo "make bench   NLU benchmark on the ops data (python -m bench.nlu)"
+
+install:
+	@PYTHON=$(PYTHON) VENV=$(VENV) bash scripts/install.sh
+
+demo: install
+	@$(BIN)/opsbot demo
+
+serve: install
+	@$(BIN)/opsbot demo --serve
+
+train: install
+	@$(BIN)/opsbot train
+
+test: install
+	@$(BIN)/python -m pytest
+
+bench: install
+	@$(BIN)/python -m bench.nlu
+
+clean:
+	rm -rf models .opsbot .pytest_cache

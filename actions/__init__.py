@@ -1,0 +1,6 @@
+"""opsbot's rasa_sdk actions, served by ``rasa run actions`` (or ``opsbot run``).
+
+Actions are thin: they read the tracker, call one backend or guard method and utter
+a response from domain.yml. Backends live in ``actions/backends``, the safety layer
+(policy, confirmations, audit, store) in ``actions/guard``.
+"""

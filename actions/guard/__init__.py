@@ -1,0 +1,1 @@
+"""The safety layer: policy, confirmations, audit log and the operation store."""

@@ -1,0 +1,1 @@
+"""Benchmarks: NLU accuracy and speed against Rasa's default pipeline (bench.nlu)."""

@@ -1,0 +1,142 @@
+"""Trains and evaluates one NLU pipeline in its own process (so peak memory is its own).
+
+Run by bench/nlu.py; prints progress on stderr and writes its results as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+
+def load_examples(path: Path) -> Any:
+    """Rasa TrainingData from JSON Lines ({"text","intent"}) or Rasa NLU YAML/dir."""
+    from rasa.shared.nlu.training_data.loading import load_data
+    from rasa.shared.nlu.training_data.message import Message
+    from rasa.shared.nlu.training_data.training_data import TrainingData
+
+    if path.suffix == ".jsonl":
+        messages = []
+        with path.open(encoding="utf-8") as handle:
+            for number, line in enumerate(handle, 1):
+                if not line.strip():
+                    continue
+                try:
+                    row = json.loads(line)
+                    text, intent = str(row["text"]).strip(), str(row["intent"]).strip()
+                except (json.JSONDecodeError, KeyError, TypeError) as exc:
+                    raise SystemExit(
+                        f"{path}:{number}: expected a JSON object with 'text' and 'intent' ({exc})"
+                    ) from exc
+                if text and intent:
+                    messages.append(Message(data={"text": text, "intent": intent}))
+        return TrainingData(training_examples=messages)
+    return load_data(str(path))
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    index = min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))
+    return ordered[index]
+
+
+async def _evaluate(model_path: str, test: Any, oos_label: str | None) -> dict[str, Any]:
+    from rasa.core.agent import Agent
+    from sklearn.metrics import f1_score
+
+    agent = Agent.load(model_path)
+    examples = [m for m in test.training_examples if m.get("text") and m.get("intent")]
+    gold, predicted, latencies, confidences = [], [], [], []
+    # One warm-up parse: the first call pays for lazy initialisation in every pipeline.
+    await agent.parse_message(examples[0].get("text"))
+    for message in examples:
+        start = time.perf_counter()
+        result = await agent.parse_message(message.get("text"))
+        latencies.append(time.perf_counter() - start)
+        gold.append(message.get("intent"))
+        predicted.append((result.get("intent") or {}).get("name") or "nlu_fallback")
+        confidences.append(float((result.get("intent") or {}).get("confidence") or 0.0))
+    in_scope = [i for i, g in enumerate(gold) if g != oos_label]
+    out_scope = [i for i, g in enumerate(gold) if g == oos_label]
+    accuracy = sum(gold[i] == predicted[i] for i in in_scope) / max(1, len(in_scope))
+    labels = sorted({gold[i] for i in in_scope})
+    macro_f1 = f1_score(
+        [gold[i] for i in in_scope], [predicted[i] for i in in_scope],
+        labels=labels, average="macro", zero_division=0,
+    )
+    rejected = {oos_label, "nlu_fallback", "out_of_scope"}
+    oos_recall = (
+        sum(predicted[i] in rejected for i in out_scope) / len(out_scope) if out_scope else None
+    )
+    return {
+        "examples": len(examples),
+        "accuracy": accuracy,
+        "macro_f1": float(macro_f1),
+        "oos_recall": oos_recall,
+        "latency_p50_ms": _percentile(latencies, 0.5) * 1000,
+        "latency_p99_ms": _percentile(latencies, 0.99) * 1000,
+        "predictions": [
+            {"gold": g, "predicted": p, "confidence": c}
+            for g, p, c in zip(gold, predicted, confidences)
+        ],
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--config", required=True, type=Path)
+    parser.add_argument("--train", required=True, type=Path)
+    parser.add_argument("--test", required=True, type=Path)
+    parser.add_argument("--out", required=True, type=Path)
+    parser.add_argument("--oos-label", default=None)
+    args = parser.parse_args(argv)
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from rasa.model_training import train_nlu
+    from rasa.shared.nlu.training_data.formats.rasa_yaml import RasaYAMLWriter
+    from rasa.utils.common import configure_logging_and_warnings
+    from rasa.utils.log_utils import configure_structlog
+
+    configure_logging_and_warnings(logging.WARNING)
+    configure_structlog(logging.WARNING)
+    sys.path.insert(0, str(Path.cwd()))  # the project's nlu/ components
+
+    train = load_examples(args.train)
+    test = load_examples(args.test)
+    with tempfile.TemporaryDirectory(prefix="opsbot-bench-") as scratch:
+        data_path = Path(scratch) / "nlu.yml"
+        if args.train.suffix == ".jsonl":
+            data_path.write_text(RasaYAMLWriter().dumps(train), encoding="utf-8")
+        else:
+            data_path = args.train
+        print(f"training on {len(train.training_examples)} examples ...", file=sys.stderr, flush=True)
+        start = time.perf_counter()
+        model = train_nlu(str(args.config), str(data_path), str(Path(scratch) / "models"),
+                          fixed_model_name="bench")
+        train_seconds = time.perf_counter() - start
+        if model is None:
+            print("training failed", file=sys.stderr)
+            return 1
+        print(f"trained in {train_seconds:.1f}s; parsing {len(test.training_examples)} test messages ...",
+              file=sys.stderr, flush=True)
+        results = asyncio.run(_evaluate(model, test, args.oos_label))
+    results["train_seconds"] = train_seconds
+    results["train_examples"] = len(train.training_examples)
+    results["peak_memory_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    args.out.write_text(json.dumps(results), encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,214 @@
+"""Starting, watching and stopping opsbot's servers (Rasa server, action server, simulators)."""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+from opsbot.settings import Settings
+
+
+class StartupError(RuntimeError):
+    """A server could not be started; the message says why and what to do."""
+
+
+def port_in_use(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child
+    """Ask Linux to SIGTERM the child if opsbot itself dies, so nothing is left behind."""
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
+def http_get_json(url: str, timeout: float = 2.0) -> object | None:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return json.loads(response.read().decode() or "null")
+    except (urllib.error.URLError, OSError, ValueError):
+        return None
+
+
+@dataclass
+class Child:
+    name: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+    log: IO[bytes]
+
+
+@dataclass
+class Stack:
+    """The processes behind one `opsbot run` / `opsbot demo`."""
+
+    settings: Settings
+    children: list[Child] = field(default_factory=list)
+
+    @property
+    def log_dir(self) -> Path:
+        return self.settings.state_dir / "logs"
+
+    def _env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(
+            p for p in (str(self.settings.project), env.get("PYTHONPATH", "")) if p
+        )
+        env.setdefault("HF_HUB_OFFLINE", "1")
+        env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        env["OPSBOT_CACHE_DIR"] = str(self.settings.cache_dir)
+        return env
+
+    def start(self, name: str, command: list[str], extra_env: dict[str, str] | None = None) -> Child:
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        log_path = self.log_dir / f"{name}.log"
+        log = log_path.open("ab")
+        process = subprocess.Popen(
+            command,
+            cwd=self.settings.project,
+            env={**self._env(), **(extra_env or {})},
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=_die_with_parent,
+        )
+        child = Child(name, process, log_path, log)
+        self.children.append(child)
+        return child
+
+    def runtime_endpoints(self) -> Path:
+        """endpoints.yml for this run: the action server's port and a SQLite tracker store."""
+        self.settings.state_dir.mkdir(parents=True, exist_ok=True)
+        path = self.settings.state_dir / "endpoints.yml"
+        tracker_db = self.settings.state_dir / "tracker.db"
+        path.write_text(
+            "# Written by opsbot for this run; edit endpoints.yml instead.\n"
+            f"action_endpoint:\n  url: \"{self.settings.actions_url}\"\n"
+            "tracker_store:\n  type: SQL\n  dialect: sqlite\n"
+            f"  db: \"{tracker_db}\"\n",
+            encoding="utf-8",
+        )
+        return path
+
+    def start_action_server(self) -> Child:
+        s = self.settings
+        return self.start(
+            "actions",
+            [sys.executable, "-m", "rasa_sdk", "--actions", "actions", "--port", str(s.actions_port)],
+            {"SANIC_HOST": s.host},
+        )
+
+    def start_rasa_server(self, model: Path) -> Child:
+        s = self.settings
+        return self.start(
+            "rasa",
+            [
+                sys.executable, "-m", "rasa", "run", "--enable-api",
+                "--interface", s.host, "--port", str(s.port),
+                "--model", str(model), "--endpoints", str(self.runtime_endpoints()),
+                "--credentials", str(s.project / "credentials.yml"),
+            ],
+        )
+
+    def check_ports(self) -> None:
+        s = self.settings
+        for what, port, variable in (
+            ("Rasa server", s.port, "OPSBOT_PORT / --port"),
+            ("action server", s.actions_port, "OPSBOT_ACTIONS_PORT / --actions-port"),
+        ):
+            if port_in_use(s.host, port):
+                raise StartupError(
+                    f"Port {port} on {s.host} is in use, so the {what} cannot start. "
+                    f"Stop whatever holds it (another opsbot or rasa?) or choose another port "
+                    f"with {variable}."
+                )
+
+    def wait_ready(self, timeout: float = 120.0) -> None:
+        """Wait until the action server is healthy and the Rasa server has loaded its model."""
+        s = self.settings
+        deadline = time.monotonic() + timeout
+        checks = {
+            "actions": f"http://{s.host}:{s.actions_port}/health",
+            "rasa": f"http://{s.host}:{s.port}/status",
+        }
+        pending = {c.name for c in self.children if c.name in checks}
+        while pending:
+            for child in self.children:
+                code = child.process.poll()
+                if code is not None:
+                    raise StartupError(
+                        f"The {child.name} server exited with code {code} while starting. "
+                        f"Its log: {child.log_path}\n{self.tail(child)}"
+                    )
+            for name in list(pending):
+                answer = http_get_json(checks[name])
+                if isinstance(answer, dict) and (
+                    answer.get("status") == "ok" or answer.get("model_id") or answer.get("model_file")
+                ):
+                    pending.discard(name)
+            if pending and time.monotonic() > deadline:
+                raise StartupError(
+                    f"{', '.join(sorted(pending))} did not become ready within {timeout:.0f}s. "
+                    f"Logs are in {self.log_dir}."
+                )
+            if pending:
+                time.sleep(0.5)
+
+    @staticmethod
+    def tail(child: Child, lines: int = 15) -> str:
+        try:
+            text = child.log_path.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return ""
+        return "\n".join(text.splitlines()[-lines:])
+
+    def any_exited(self) -> Child | None:
+        return next((c for c in self.children if c.process.poll() is not None), None)
+
+    def stop(self, grace: float = 10.0) -> None:
+        """SIGTERM every child's process group, then SIGKILL what is left after ``grace``."""
+        for child in reversed(self.children):
+            if child.process.poll() is None:
+                try:
+                    os.killpg(child.process.pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
+        deadline = time.monotonic() + grace
+        for child in self.children:
+            remaining = max(0.1, deadline - time.monotonic())
+            try:
+                child.process.wait(timeout=remaining)
+            except subprocess.TimeoutExpired:
+                try:
+                    os.killpg(child.process.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                child.process.wait()
+            # A process group can outlive its leader (workers it forked): clear it too.
+            try:
+                os.killpg(child.process.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+            child.log.close()
+        self.children.clear()

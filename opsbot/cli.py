@@ -1,0 +1,246 @@
+"""The ``opsbot`` command line: train, chat, run and demo a Rasa-based ChatOps assistant.
+
+    opsbot demo            everything on this machine, then a chat in the terminal
+    opsbot demo --serve    the same without the chat, until SIGINT/SIGTERM
+    opsbot train           train a model from data/
+    opsbot run             the Rasa server and the action server
+    opsbot shell           chat in the terminal (starts the servers if none answer)
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import os
+import signal
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from types import FrameType
+
+from opsbot import __version__
+from opsbot._chat import chat
+from opsbot._processes import Stack, StartupError, http_get_json
+from opsbot.settings import Settings, SettingsError
+
+
+class CommandError(RuntimeError):
+    """A command cannot go on; its message is shown to the user as is."""
+
+
+def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def latest_model(settings: Settings) -> Path | None:
+    if not settings.models.is_dir():
+        return None
+    models = sorted(settings.models.glob("*.tar.gz"), key=lambda p: p.stat().st_mtime)
+    return models[-1] if models else None
+
+
+def _configure_rasa_logging(level: int) -> None:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from rasa.utils.common import configure_logging_and_warnings
+    from rasa.utils.log_utils import configure_structlog
+
+    configure_logging_and_warnings(level, warn_only_once=True)
+    configure_structlog(level)
+
+
+def train_model(settings: Settings, force: bool = False, quiet: bool = False) -> Path:
+    """Train from data/ (only what changed, unless ``force``); return the model path."""
+    settings.check_project()
+    os.environ["OPSBOT_CACHE_DIR"] = str(settings.cache_dir)
+    sys.path.insert(0, str(settings.project))
+    _configure_rasa_logging(logging.WARNING if quiet else logging.INFO)
+    from rasa.api import train
+    from rasa.shared.exceptions import RasaException
+
+    project = settings.project
+    print(f"Training opsbot's model from {project / 'data'} ...", flush=True)
+    started = time.perf_counter()
+    try:
+        result = train(
+            domain=str(project / "domain.yml"),
+            config=str(project / "config.yml"),
+            training_files=[str(project / "data")],
+            output=str(settings.models),
+            force_training=force,
+        )
+    except RasaException as exc:
+        raise CommandError(f"The training data is invalid: {exc}") from exc
+    except SystemExit as exc:  # Rasa exits on some validation errors after printing them
+        raise CommandError("Training stopped: the training data is invalid (see above).") from exc
+    if result.code != 0 or not result.model:
+        raise CommandError(
+            "Training failed (see the messages above). Check data/ with 'rasa data validate'."
+        )
+    print(f"Model ready in {time.perf_counter() - started:.1f}s: {result.model}", flush=True)
+    return Path(result.model)
+
+
+def _require_model(settings: Settings) -> Path:
+    model = latest_model(settings)
+    if model is None:
+        raise CommandError(
+            f"There is no trained model in {settings.models}. Run 'opsbot train' first "
+            "(or 'opsbot demo', which trains when needed)."
+        )
+    return model
+
+
+def _start_servers(stack: Stack, model: Path) -> None:
+    stack.check_ports()
+    print(f"Starting the action server on :{stack.settings.actions_port} and the Rasa server "
+          f"on :{stack.settings.port} (logs in {stack.log_dir}) ...", flush=True)
+    stack.start_action_server()
+    stack.start_rasa_server(model)
+    stack.wait_ready()
+
+
+def _print_urls(settings: Settings) -> None:
+    base = f"http://{settings.host}:{settings.port}"
+    print("opsbot is running:")
+    print(f"  REST channel  POST {settings.rest_url}")
+    print(f"  Rasa HTTP API {base}/  (e.g. GET {base}/conversations/<sender>/tracker)")
+    print(f"  action server {settings.actions_url}")
+    print("Stop it with Ctrl-C or SIGTERM.", flush=True)
+
+
+def _serve_until_stopped(stack: Stack) -> None:
+    while True:
+        exited = stack.any_exited()
+        if exited is not None:
+            raise CommandError(
+                f"The {exited.name} server stopped unexpectedly (exit {exited.process.returncode}). "
+                f"Its log: {exited.log_path}\n{stack.tail(exited)}"
+            )
+        time.sleep(0.5)
+
+
+def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
+    train_model(settings, force=args.force)
+    return 0
+
+
+def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
+    settings.check_project()
+    model = _require_model(settings)
+    stack = Stack(settings)
+    try:
+        _start_servers(stack, model)
+        _print_urls(settings)
+        _serve_until_stopped(stack)
+    except KeyboardInterrupt:
+        print("\nStopping ...", flush=True)
+    finally:
+        stack.stop()
+    return 0
+
+
+def cmd_shell(args: argparse.Namespace, settings: Settings) -> int:
+    if isinstance(http_get_json(f"http://{settings.host}:{settings.port}/status"), dict):
+        return chat(settings.rest_url, args.user or settings.user)
+    settings.check_project()
+    model = _require_model(settings)
+    stack = Stack(settings)
+    try:
+        _start_servers(stack, model)
+        return chat(settings.rest_url, args.user or settings.user)
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        stack.stop()
+
+
+def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
+    settings.check_project()
+    stack = Stack(settings)
+    stack.check_ports()
+    model = latest_model(settings) or train_model(settings, quiet=False)
+    from simulators import demo_backends
+
+    backends = demo_backends()
+    try:
+        for backend in backends:
+            backend.start(stack)
+        if backends:
+            print("Simulated backends: " + ", ".join(b.describe() for b in backends))
+        else:
+            print("Simulated backends: none yet (Jenkins, Jira and logs arrive with their issues).")
+        _start_servers(stack, model)
+        if args.serve:
+            _print_urls(settings)
+            _serve_until_stopped(stack)
+            return 0
+        return chat(settings.rest_url, args.user or "alice")
+    except KeyboardInterrupt:
+        print("\nStopping ...", flush=True)
+        return 0
+    finally:
+        stack.stop()
+        for backend in backends:
+            backend.stop()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="opsbot", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--version", action="version", version=f"opsbot {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands.required = True
+
+    def with_ports(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("--port", type=int, help="Rasa server port (default $OPSBOT_PORT or 5005)")
+        sub.add_argument("--actions-port", type=int,
+                         help="action server port (default $OPSBOT_ACTIONS_PORT or 5055)")
+
+    train = commands.add_parser("train", help="train the model from data/ (only what changed)")
+    train.add_argument("--force", action="store_true", help="retrain everything")
+    train.set_defaults(func=cmd_train)
+
+    run = commands.add_parser("run", help="run the Rasa server and the action server")
+    with_ports(run)
+    run.set_defaults(func=cmd_run)
+
+    shell = commands.add_parser("shell", help="chat in the terminal")
+    shell.add_argument("--user", help="who you are in the chat (default $OPSBOT_USER or your login)")
+    with_ports(shell)
+    shell.set_defaults(func=cmd_shell)
+
+    demo = commands.add_parser("demo", help="everything on this machine, then a terminal chat")
+    demo.add_argument("--serve", action="store_true",
+                      help="no terminal chat: serve the REST channel until SIGINT/SIGTERM")
+    demo.add_argument("--user", help="who you are in the chat (default alice)")
+    with_ports(demo)
+    demo.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        settings = Settings.from_env()
+        overrides = {}
+        if getattr(args, "port", None):
+            overrides["port"] = args.port
+        if getattr(args, "actions_port", None):
+            overrides["actions_port"] = args.actions_port
+        for name, value in overrides.items():
+            if not 0 < value < 65536:
+                raise SettingsError(f"--{name.replace('_', '-')} {value} is not a port (1-65535).")
+        settings = dataclasses.replace(settings, **overrides)
+        signal.signal(signal.SIGTERM, _raise_interrupt)
+        return int(args.func(args, settings))
+    except (CommandError, SettingsError, StartupError) as exc:
+        print(f"opsbot {args.command}: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

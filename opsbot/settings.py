@@ -1,0 +1,91 @@
+"""opsbot's settings: read once from the environment, checked at start-up.
+
+Every variable (see README, "Configuration"):
+
+  OPSBOT_HOST          interface the servers bind to            (127.0.0.1)
+  OPSBOT_PORT          Rasa server port (REST channel, HTTP API) (5005)
+  OPSBOT_ACTIONS_PORT  action server port                        (5055)
+  OPSBOT_MODELS        where trained models go                   (models)
+  OPSBOT_STATE_DIR     runtime state: logs, tracker store        (.opsbot)
+  OPSBOT_CACHE_DIR     the embedding cache                       ($OPSBOT_STATE_DIR/cache)
+  OPSBOT_USER          who you are in the terminal chat          ($USER)
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+
+class SettingsError(ValueError):
+    """A setting has a value opsbot cannot use; the message says which and how to fix it."""
+
+
+def _port(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not a port number; use e.g. {name}={default}.") from None
+    if not 0 < value < 65536:
+        raise SettingsError(f"{name}={value} is out of range; a port is 1-65535.")
+    return value
+
+
+def _default_user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "me"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Where opsbot's files are and which ports its servers use."""
+
+    project: Path
+    host: str
+    port: int
+    actions_port: int
+    models: Path
+    state_dir: Path
+    cache_dir: Path
+    user: str
+
+    @classmethod
+    def from_env(cls, project: Path | None = None) -> Settings:
+        root = (project or Path.cwd()).resolve()
+        state = Path(os.environ.get("OPSBOT_STATE_DIR") or root / ".opsbot")
+        models = Path(os.environ.get("OPSBOT_MODELS") or root / "models")
+        cache = Path(os.environ.get("OPSBOT_CACHE_DIR") or state / "cache")
+        return cls(
+            project=root,
+            host=os.environ.get("OPSBOT_HOST") or "127.0.0.1",
+            port=_port("OPSBOT_PORT", 5005),
+            actions_port=_port("OPSBOT_ACTIONS_PORT", 5055),
+            models=models if models.is_absolute() else root / models,
+            state_dir=state if state.is_absolute() else root / state,
+            cache_dir=cache if cache.is_absolute() else root / cache,
+            user=os.environ.get("OPSBOT_USER") or _default_user(),
+        )
+
+    def check_project(self) -> None:
+        """Fail with the fix if this is not an opsbot (Rasa) project directory."""
+        missing = [n for n in ("config.yml", "domain.yml", "data") if not (self.project / n).exists()]
+        if missing:
+            raise SettingsError(
+                f"{self.project} is not an opsbot project (missing {', '.join(missing)}). "
+                "Run opsbot from the repository root."
+            )
+
+    @property
+    def rest_url(self) -> str:
+        return f"http://{self.host}:{self.port}/webhooks/rest/webhook"
+
+    @property
+    def actions_url(self) -> str:
+        return f"http://{self.host}:{self.actions_port}/webhook"

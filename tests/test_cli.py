@@ -1,0 +1,120 @@
+"""The opsbot command line: its commands and its errors."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from opsbot import cli
+from opsbot._chat import chat, render
+from tests.conftest import free_port
+
+ROOT = Path(__file__).parent.parent
+
+
+def opsbot(*args: str, cwd: Path = ROOT, env: dict[str, str] | None = None,
+           timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "opsbot", *args], cwd=cwd, capture_output=True, text=True,
+        timeout=timeout, env={**os.environ, **(env or {})}, stdin=subprocess.DEVNULL,
+    )
+
+
+def test_unknown_command_is_refused_with_usage() -> None:
+    result = opsbot("deploy-everything")
+    assert result.returncode == 2
+    assert "invalid choice: 'deploy-everything'" in result.stderr
+
+
+def test_bad_option_is_refused() -> None:
+    result = opsbot("run", "--port", "eighty")
+    assert result.returncode == 2
+    assert "--port" in result.stderr
+
+
+def test_out_of_range_port_is_refused(tmp_path: Path) -> None:
+    result = opsbot("run", "--port", "70000")
+    assert result.returncode == 1
+    assert "not a port" in result.stderr
+
+
+def test_bad_port_variable_is_named(tmp_path: Path) -> None:
+    result = opsbot("run", env={"OPSBOT_PORT": "abc"})
+    assert result.returncode == 1
+    assert "OPSBOT_PORT='abc' is not a port number" in result.stderr
+
+
+def test_run_without_a_model_says_to_train(tmp_path: Path) -> None:
+    result = opsbot("run", env={"OPSBOT_MODELS": str(tmp_path / "none")})
+    assert result.returncode == 1
+    assert "no trained model" in result.stderr
+    assert "opsbot train" in result.stderr
+
+
+def test_outside_a_project_says_so(tmp_path: Path) -> None:
+    result = opsbot("train", cwd=tmp_path, env={"PYTHONPATH": str(ROOT)})
+    assert result.returncode == 1
+    assert "is not an opsbot project" in result.stderr
+
+
+def test_port_in_use_is_reported(tmp_path: Path, trained_model: Path) -> None:
+    port = free_port()
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", port))
+        holder.listen()
+        result = opsbot("run", "--port", str(port), "--actions-port", str(free_port()),
+                        env={"OPSBOT_MODELS": str(trained_model.parent)})
+    assert result.returncode == 1
+    assert f"Port {port} on 127.0.0.1 is in use" in result.stderr
+
+
+def test_train_with_invalid_data_fails_readably(tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    shutil.copytree(ROOT, project, ignore=shutil.ignore_patterns(
+        ".venv", ".git", "models", ".opsbot", "__pycache__", "tests"))
+    (project / "data" / "nlu" / "broken.yml").write_text(
+        'version: "3.1"\nnlu:\n- intent: deploy\n  examples: |\n    - ok\n  - : [bad\n'
+    )
+    result = opsbot("train", cwd=project, env={"OPSBOT_MODELS": str(tmp_path / "models")})
+    assert result.returncode == 1
+    assert "opsbot train:" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "models").exists() or not list((tmp_path / "models").glob("*.tar.gz"))
+
+
+def test_chat_presses_buttons_by_number(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    sent: list[str] = []
+
+    def fake_send(url: str, sender: str, message: str, timeout: float = 60) -> list[dict]:
+        sent.append(message)
+        if message == "deploy":
+            return [{"text": "Sure?", "buttons": [{"title": "Confirm", "payload": "/affirm"},
+                                                   {"title": "Cancel", "payload": "/deny"}]}]
+        return [{"text": f"got {message}"}]
+
+    monkeypatch.setattr("opsbot._chat.send", fake_send)
+    lines = iter(["deploy", "3", "1", "/quit"])
+    assert chat("http://x", "alice", read=lambda prompt: next(lines)) == 0
+    assert sent == ["deploy", "/affirm"]
+    out = capsys.readouterr().out
+    assert "[1] Confirm" in out and "There is no button 3" in out and "got /affirm" in out
+
+
+def test_render_prints_each_line() -> None:
+    import io
+
+    out = io.StringIO()
+    buttons = render([{"text": "a\nb"}], out)
+    assert buttons == [] and out.getvalue() == "opsbot> a\nopsbot> b\n"
+
+
+def test_parser_lists_the_commands() -> None:
+    help_text = cli.build_parser().format_help()
+    for command in ("train", "run", "shell", "demo"):
+        assert command in help_text

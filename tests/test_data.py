@@ -1,0 +1,48 @@
+"""The training data is valid for Rasa and meets the project's own bar."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+from rasa.shared.nlu.training_data.loading import load_data
+
+ROOT = Path(__file__).parent.parent
+OPS_INTENTS = (
+    "deploy", "rollback", "deploy_history", "run_build", "stop_build", "build_status",
+    "list_jobs", "build_failure", "query_logs", "create_issue", "issue_status",
+    "list_issues", "comment_issue", "update_issue",
+)
+
+
+def test_rasa_data_validate_passes() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "rasa", "data", "validate", "--fail-on-warnings"],
+        cwd=ROOT, capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+
+
+def test_at_least_30_examples_per_ops_intent() -> None:
+    data = load_data(str(ROOT / "data" / "nlu"))
+    counts = Counter(m.get("intent") for m in data.training_examples if m.get("text"))
+    for intent in OPS_INTENTS:
+        assert counts[intent] >= 30, f"{intent}: {counts[intent]}"
+
+
+def test_no_duplicate_training_examples() -> None:
+    data = load_data(str(ROOT / "data" / "nlu"))
+    texts = [m.get("text").lower() for m in data.training_examples if m.get("text")]
+    duplicates = [t for t, n in Counter(texts).items() if n > 1]
+    assert duplicates == []
+
+
+def test_environment_and_log_level_synonyms() -> None:
+    data = load_data(str(ROOT / "data" / "nlu"))
+    assert data.entity_synonyms.get("production") == "prod"
+    assert data.entity_synonyms.get("stage") == "staging"
+    assert data.entity_synonyms.get("exceptions") == "error"
+    regexes = {r["name"] for r in data.regex_features}
+    assert {"issue_key", "version", "build_number"} <= regexes

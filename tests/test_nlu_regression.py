@@ -1,0 +1,74 @@
+"""The NLU regression set (tests/nlu/regression.yml, phrases not in data/)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from rasa.shared.nlu.training_data.loading import load_data
+
+from nlu.entities import normalise_value
+from tests.conftest import Parser
+
+REGRESSION = Path(__file__).parent / "nlu" / "regression.yml"
+CHECKED_ENTITIES = ("environment", "issue_key", "version", "build_number")
+
+
+@pytest.fixture(scope="module")
+def examples() -> list:
+    return [m for m in load_data(str(REGRESSION)).training_examples if m.get("text")]
+
+
+@pytest.fixture(scope="module")
+def parsed(parser: Parser, examples: list) -> list[dict]:
+    return [parser.parse(m.get("text")) for m in examples]
+
+
+def test_regression_set_covers_every_intent_with_8_or_more(examples: list) -> None:
+    import yaml
+
+    domain = yaml.safe_load((Path(__file__).parent.parent / "domain.yml").read_text())
+    counts = Counter(m.get("intent") for m in examples)
+    for intent in domain["intents"]:
+        assert counts[intent] >= 8, f"{intent}: {counts[intent]} examples"
+
+
+def test_regression_phrases_are_not_training_phrases(examples: list) -> None:
+    training = {
+        m.get("text").lower()
+        for m in load_data(str(Path(__file__).parent.parent / "data" / "nlu")).training_examples
+        if m.get("text")
+    }
+    overlap = [m.get("text") for m in examples if m.get("text").lower() in training]
+    assert overlap == []
+
+
+def test_intent_accuracy_is_at_least_92_percent(examples: list, parsed: list[dict]) -> None:
+    wrong = [
+        (m.get("text"), m.get("intent"), p["intent"]["name"])
+        for m, p in zip(examples, parsed)
+        if p["intent"]["name"] != m.get("intent")
+    ]
+    accuracy = 1 - len(wrong) / len(examples)
+    assert accuracy >= 0.92, f"accuracy {accuracy:.3f}; wrong: {wrong}"
+
+
+@pytest.mark.parametrize("entity", CHECKED_ENTITIES)
+def test_entity_values_are_extracted_and_normalised(
+    entity: str, examples: list, parsed: list[dict]
+) -> None:
+    expected_total, misses = 0, []
+    for message, result in zip(examples, parsed):
+        wanted = [
+            normalise_value(entity, e["value"])
+            for e in message.get("entities") or []
+            if e["entity"] == entity
+        ]
+        got = [e["value"] for e in result["entities"] if e["entity"] == entity]
+        expected_total += len(wanted)
+        for value in wanted:
+            if value not in got:
+                misses.append((message.get("text"), value, got))
+    assert expected_total > 0, f"the regression set has no {entity} examples"
+    assert misses == [], misses

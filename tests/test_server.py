@@ -1,0 +1,130 @@
+"""End to end: `opsbot demo --serve` answers on the REST channel and stops cleanly."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from opsbot._chat import chat
+from tests.conftest import free_port
+
+ROOT = Path(__file__).parent.parent
+
+
+def descendants(pid: int) -> set[int]:
+    """All processes below ``pid`` (from /proc: no extra dependency)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        children.setdefault(ppid, []).append(int(entry.name))
+    found: set[int] = set()
+    todo = [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            if child not in found:
+                found.add(child)
+                todo.append(child)
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def post(url: str, sender: str, message: str) -> list[dict]:
+    request = urllib.request.Request(
+        url, data=json.dumps({"sender": sender, "message": message}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=60) as response:
+        return json.loads(response.read())
+
+
+@pytest.fixture(scope="module")
+def served(trained_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
+    port, actions_port = free_port(), free_port()
+    state = tmp_path_factory.mktemp("state")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "opsbot", "demo", "--serve",
+         "--port", str(port), "--actions-port", str(actions_port)],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env={**os.environ, "OPSBOT_MODELS": str(trained_model.parent), "OPSBOT_STATE_DIR": str(state)},
+    )
+    url = f"http://127.0.0.1:{port}/webhooks/rest/webhook"
+    started = time.monotonic()
+    output: list[str] = []
+    assert process.stdout is not None
+    for line in process.stdout:
+        output.append(line)
+        if "Stop it with Ctrl-C" in line:
+            break
+    else:
+        pytest.fail("opsbot demo --serve exited early:\n" + "".join(output))
+    info = {"process": process, "url": url, "ready_after": time.monotonic() - started,
+            "output": output, "port": port}
+    yield info
+    if process.poll() is None:
+        process.kill()
+        process.wait()
+
+
+def test_ready_within_90_seconds_and_prints_the_urls(served: dict) -> None:
+    assert served["ready_after"] < 90
+    text = "".join(served["output"])
+    assert served["url"] in text
+    assert f"http://127.0.0.1:{served['port']}/conversations/<sender>/tracker" in text
+
+
+def test_answers_what_can_you_do(served: dict) -> None:
+    replies = post(served["url"], "alice", "what can you do?")
+    text = " ".join(r.get("text", "") for r in replies)
+    assert "deploy payments 2.4.1 to staging" in text
+
+
+def test_ops_request_is_answered_honestly(served: dict) -> None:
+    replies = post(served["url"], "alice", "deploy payments 2.4.1 to prod")
+    text = " ".join(r.get("text", "") for r in replies)
+    assert "deploy payments 2.4.1 to prod" in text
+    assert "no Jenkins is connected" in text
+
+
+def test_out_of_scope_and_greeting(served: dict) -> None:
+    assert "outside what I do" in post(served["url"], "bob", "order me a large pizza")[0]["text"]
+    assert "opsbot" in post(served["url"], "bob", "hello there")[0]["text"]
+
+
+def test_terminal_chat_against_the_server(served: dict, capsys: pytest.CaptureFixture[str]) -> None:
+    lines = iter(["what can you do?", "/quit"])
+    chat(served["url"], "carol", read=lambda prompt: next(lines))
+    assert "opsbot> I can help with builds" in capsys.readouterr().out
+
+
+def test_sigterm_stops_everything(served: dict) -> None:
+    process: subprocess.Popen = served["process"]
+    family = descendants(process.pid)
+    assert family, "the demo runs its servers as child processes"
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=30) == 0
+    deadline = time.monotonic() + 10
+    while any(alive(pid) for pid in family) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert [pid for pid in family if alive(pid)] == []

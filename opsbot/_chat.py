@@ -59,9 +59,10 @@ def chat(
     url: str,
     user: str,
     read: Callable[[str], str] = input,
-    out: TextIO = sys.stdout,
+    out: TextIO | None = None,
 ) -> int:
     """Run the chat loop until /quit or end of input."""
+    out = out or sys.stdout
     out.write(f"Chatting with opsbot as '{user}'. {HELP}\n")
     buttons: list[dict[str, Any]] = []
     while True:

@@ -108,7 +108,8 @@ def main(argv: list[str] | None = None) -> int:
     from rasa.utils.common import configure_logging_and_warnings
     from rasa.utils.log_utils import configure_structlog
 
-    configure_logging_and_warnings(logging.WARNING)
+    # INFO while training: Rasa shows its progress bars (DIET's epochs) only at INFO.
+    configure_logging_and_warnings(logging.INFO)
     configure_structlog(logging.WARNING)
     sys.path.insert(0, str(Path.cwd()))  # the project's nlu/ components
 
@@ -130,6 +131,7 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         print(f"trained in {train_seconds:.1f}s; parsing {len(test.training_examples)} test messages ...",
               file=sys.stderr, flush=True)
+        configure_logging_and_warnings(logging.WARNING)  # nothing logged per parse
         results = asyncio.run(_evaluate(model, test, args.oos_label))
     results["train_seconds"] = train_seconds
     results["train_examples"] = len(train.training_examples)

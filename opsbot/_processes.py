@@ -76,6 +76,8 @@ class Stack:
         )
         env.setdefault("HF_HUB_OFFLINE", "1")
         env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        env.setdefault("PYTHONWARNINGS", "ignore")  # the pinned libraries' deprecation noise
+        env.setdefault("SQLALCHEMY_SILENCE_UBER_WARNING", "1")
         env["OPSBOT_CACHE_DIR"] = str(self.settings.cache_dir)
         return env
 

@@ -41,6 +41,21 @@ def latest_model(settings: Settings) -> Path | None:
     return models[-1] if models else None
 
 
+def quiet_library_warnings(all_user_warnings: bool = False) -> None:
+    """Hide the deprecation notices of Rasa's pinned dependencies; they are not the user's
+    to act on. Rasa's own data warnings (UserWarning) stay unless ``all_user_warnings``."""
+    import warnings
+
+    for category in (DeprecationWarning, PendingDeprecationWarning, FutureWarning):
+        warnings.filterwarnings("ignore", category=category)
+    warnings.filterwarnings("ignore", message=".*pkg_resources is deprecated.*")
+    warnings.filterwarnings("ignore", message=".*parseString.*")
+    if all_user_warnings:
+        warnings.filterwarnings("ignore", category=UserWarning)
+    os.environ.setdefault("PYTHONWARNINGS", "ignore")
+    os.environ.setdefault("SQLALCHEMY_SILENCE_UBER_WARNING", "1")
+
+
 def _configure_rasa_logging(level: int) -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from rasa.utils.common import configure_logging_and_warnings
@@ -55,6 +70,7 @@ def train_model(settings: Settings, force: bool = False, quiet: bool = False) ->
     settings.check_project()
     os.environ["OPSBOT_CACHE_DIR"] = str(settings.cache_dir)
     sys.path.insert(0, str(settings.project))
+    quiet_library_warnings(all_user_warnings=quiet)
     _configure_rasa_logging(logging.WARNING if quiet else logging.INFO)
     from rasa.api import train
     from rasa.shared.exceptions import RasaException
@@ -160,7 +176,7 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     settings.check_project()
     stack = Stack(settings)
     stack.check_ports()
-    model = latest_model(settings) or train_model(settings, quiet=False)
+    model = latest_model(settings) or train_model(settings, quiet=True)
     from simulators import demo_backends
 
     backends = demo_backends()

@@ -118,3 +118,15 @@ def test_parser_lists_the_commands() -> None:
     help_text = cli.build_parser().format_help()
     for command in ("train", "run", "shell", "demo"):
         assert command in help_text
+
+
+def test_train_writes_a_model_and_reports_it(tmp_path: Path, cache_dir: Path) -> None:
+    project = tmp_path / "project"
+    shutil.copytree(ROOT, project, ignore=shutil.ignore_patterns(
+        ".venv", ".git", "models", ".opsbot", ".rasa", "__pycache__", "tests"))
+    result = opsbot("train", cwd=project, env={
+        "OPSBOT_MODELS": str(tmp_path / "models"), "OPSBOT_CACHE_DIR": str(cache_dir)})
+    assert result.returncode == 0, result.stderr[-2000:]
+    models = list((tmp_path / "models").glob("*.tar.gz"))
+    assert len(models) == 1
+    assert f"Model ready in" in result.stdout and str(models[0]) in result.stdout

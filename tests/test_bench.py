@@ -1,0 +1,82 @@
+"""bench/nlu.py: arguments, the table, resuming, and a tiny real run."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import pytest
+
+from bench import nlu as bench
+
+
+def write_jsonl(path: Path, rows: list[tuple[str, str]]) -> Path:
+    path.write_text("".join(json.dumps({"text": t, "intent": i}) + "\n" for t, i in rows))
+    return path
+
+
+def test_arguments_are_checked(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        bench.parse_args(["--train", str(tmp_path / "x.jsonl")])
+    assert "--train and --test go together" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        bench.parse_args(["--data", str(tmp_path)])
+    assert "does not exist" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        bench.parse_args(["--pipelines", "bert"])
+    assert "unknown pipeline" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        bench.parse_args(["--resume"])
+    assert "--resume needs --save" in capsys.readouterr().err
+
+
+def test_table_has_every_column_and_the_speed_ratio() -> None:
+    row = {"accuracy": 0.9393, "macro_f1": 0.94, "oos_recall": 0.4, "train_seconds": 100.0,
+           "latency_p50_ms": 15.0, "latency_p99_ms": 40.0, "peak_memory_mb": 1400.0}
+    table = bench.format_table(
+        [{**row, "pipeline": "opsbot"}, {**row, "pipeline": "rasa-default", "train_seconds": 2500.0}],
+        "t",
+    )
+    for column in ("intent accuracy", "macro-F1", "out-of-scope recall", "train s",
+                   "parse p50 ms", "parse p99 ms", "peak memory MB"):
+        assert column in table
+    assert "93.93%" in table and "40.0%" in table
+    assert "opsbot trains 25.0x faster than rasa-default" in table
+
+
+def test_resume_reuses_an_unchanged_result(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    train = write_jsonl(tmp_path / "train.jsonl", [("hi", "greet"), ("bye", "goodbye")])
+    test = write_jsonl(tmp_path / "test.jsonl", [("hello", "greet")])
+    result = {"pipeline": "rasa-default", "accuracy": 1.0, "macro_f1": 1.0, "oos_recall": None,
+              "train_seconds": 9000.0, "latency_p50_ms": 9.0, "latency_p99_ms": 9.0,
+              "peak_memory_mb": 1.0, "fingerprint": bench.fingerprint("rasa-default", train, test)}
+    saved = tmp_path / "r.json"
+    saved.write_text(json.dumps({"results": [result]}))
+    assert bench.main(["--train", str(train), "--test", str(test), "--pipelines", "rasa-default",
+                       "--save", str(saved), "--resume"]) == 0
+    captured = capsys.readouterr()
+    assert "result reused" in captured.err and "9000.0" in captured.out
+    test.write_text(test.read_text() + json.dumps({"text": "hey", "intent": "greet"}) + "\n")
+    assert bench.fingerprint("rasa-default", train, test) != result["fingerprint"]
+
+
+def test_a_small_real_run_of_opsbots_pipeline(tmp_path: Path, cache_dir: Path) -> None:
+    rng = random.Random(7)
+    phrases = {
+        "deploy": ["deploy {s} to prod", "ship {s} now", "release {s} to staging", "push {s} live"],
+        "logs": ["errors from {s}", "show {s} logs", "tail the {s} log", "{s} exceptions today"],
+        "status": ["is {s} green", "status of {s} build", "did {s} pass", "{s} ci state"],
+    }
+    services = ["payments", "checkout", "search", "billing", "auth", "orders"]
+    rows = [(p.format(s=s), i) for i, ps in phrases.items() for p in ps for s in services]
+    rng.shuffle(rows)
+    train = write_jsonl(tmp_path / "train.jsonl", rows[:54])
+    test = write_jsonl(tmp_path / "test.jsonl", rows[54:])
+    saved = tmp_path / "out.json"
+    assert bench.main(["--train", str(train), "--test", str(test), "--pipelines", "opsbot",
+                       "--save", str(saved)]) == 0
+    result = json.loads(saved.read_text())["results"][0]
+    assert result["pipeline"] == "opsbot" and result["examples"] == len(rows) - 54
+    assert result["accuracy"] >= 0.8
+    assert result["latency_p50_ms"] > 0 and result["peak_memory_mb"] > 100

@@ -82,7 +82,10 @@ def run_pipeline(name: str, train: Path, test: Path, scratch: Path) -> dict[str,
     if oos:
         command += ["--oos-label", oos]
     print(f"\n== {name}: {config.name} ==", file=sys.stderr, flush=True)
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    # A cold start for every pipeline: Rasa's training cache (.rasa/cache) would otherwise
+    # restore components trained by an earlier run and make training look instant.
+    env = {**os.environ, "PYTHONPATH": str(ROOT),
+           "RASA_CACHE_DIRECTORY": str(scratch / f"rasa-cache-{name}"), "RASA_MAX_CACHE_SIZE": "0"}
     started = time.perf_counter()
     completed = subprocess.run(command, cwd=ROOT, env=env)
     if completed.returncode != 0 or not out.exists():

@@ -194,7 +194,9 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 results.append(run_pipeline(name, args.train, args.test, Path(scratch)))
             if args.save:
-                _save(args.save, args.train, args.test, results)
+                # Results of pipelines not run this time stay in the file.
+                others = [r for n, r in _load_saved(args.save).items() if n not in args.names]
+                _save(args.save, args.train, args.test, [*results, *others])
     title = f"NLU benchmark: train {args.train} / test {args.test}"
     print("\n" + format_table(results, title))
     return 0

@@ -113,12 +113,19 @@ class Stack:
         )
         return path
 
-    def start_action_server(self) -> Child:
+    def start_action_server(self, extra_env: dict[str, str] | None = None) -> Child:
+        """The action server, told where the Rasa server (for notifications) and the store are."""
         s = self.settings
+        env = {
+            "SANIC_HOST": s.host,
+            "OPSBOT_RASA_URL": f"http://{s.host}:{s.port}",
+            "OPSBOT_STATE_DIR": str(s.state_dir),
+            **(extra_env or {}),
+        }
         return self.start(
             "actions",
             [sys.executable, "-m", "rasa_sdk", "--actions", "actions", "--port", str(s.actions_port)],
-            {"SANIC_HOST": s.host},
+            env,
         )
 
     def start_rasa_server(self, model: Path) -> Child:

@@ -5,6 +5,7 @@
     opsbot train           train a model from data/
     opsbot run             the Rasa server and the action server
     opsbot shell           chat in the terminal (starts the servers if none answer)
+    opsbot audit           the audit log: who asked for what, who confirmed, what ran
 """
 
 from __future__ import annotations
@@ -108,11 +109,11 @@ def _require_model(settings: Settings) -> Path:
     return model
 
 
-def _start_servers(stack: Stack, model: Path) -> None:
+def _start_servers(stack: Stack, model: Path, backend_env: dict[str, str] | None = None) -> None:
     stack.check_ports()
     print(f"Starting the action server on :{stack.settings.actions_port} and the Rasa server "
           f"on :{stack.settings.port} (logs in {stack.log_dir}) ...", flush=True)
-    stack.start_action_server()
+    stack.start_action_server(backend_env)
     stack.start_rasa_server(model)
     stack.wait_ready()
 
@@ -181,13 +182,14 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
 
     backends = demo_backends()
     try:
+        backend_env: dict[str, str] = {}
         for backend in backends:
             backend.start(stack)
-        if backends:
-            print("Simulated backends: " + ", ".join(b.describe() for b in backends))
-        else:
-            print("Simulated backends: none yet (Jenkins, Jira and logs arrive with their issues).")
-        _start_servers(stack, model)
+            backend_env.update(backend.env())
+        print("Simulated backends:", flush=True)
+        for backend in backends:
+            print(f"  {backend.describe()}", flush=True)
+        _start_servers(stack, model, backend_env)
         if args.serve:
             _print_urls(settings)
             _serve_until_stopped(stack)
@@ -200,6 +202,38 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
         stack.stop()
         for backend in backends:
             backend.stop()
+
+
+def cmd_audit(args: argparse.Namespace, settings: Settings) -> int:
+    """Print the latest audited operations, newest first, as a table or JSON."""
+    os.environ.setdefault("OPSBOT_STATE_DIR", str(settings.state_dir))
+    from actions.errors import OpsbotError
+    from actions.guard import OperationStore
+    from actions.guard._audit_view import format_json, format_table, parse_since
+
+    try:
+        since = parse_since(args.since) if args.since else None
+    except ValueError as exc:
+        raise CommandError(str(exc)) from None
+    if args.limit < 1:
+        raise CommandError(f"--limit {args.limit}: give a positive number of operations.")
+    try:
+        store = OperationStore.from_env()
+        try:
+            records = store.audit_records(user=args.user, intent=args.intent, since=since,
+                                          limit=args.limit)
+        finally:
+            store.close()
+    except OpsbotError as exc:
+        raise CommandError(str(exc)) from None
+    if args.json:
+        print(format_json(records))
+    elif not records:
+        print("No audited operations match." if (args.user or args.intent or since)
+              else "The audit log is empty: nothing has been asked of opsbot yet.")
+    else:
+        print(format_table(records))
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -234,6 +268,17 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--user", help="who you are in the chat (default alice)")
     with_ports(demo)
     demo.set_defaults(func=cmd_demo)
+
+    audit = commands.add_parser(
+        "audit", help="show the audit log: who asked for what, who confirmed, what ran",
+        description="The latest operations from the audit log ($OPSBOT_DB_URL, default "
+                    "SQLite in $OPSBOT_STATE_DIR), newest first.")
+    audit.add_argument("--user", help="only operations this person asked for, confirmed or approved")
+    audit.add_argument("--intent", help="only this intent, e.g. deploy")
+    audit.add_argument("--since", help="only newer than this: 30m, 2h, 7d or an ISO date/time")
+    audit.add_argument("--limit", type=int, default=50, help="at most this many (default 50)")
+    audit.add_argument("--json", action="store_true", help="JSON instead of a table")
+    audit.set_defaults(func=cmd_audit)
     return parser
 
 

@@ -24,7 +24,25 @@ class DemoBackend(Protocol):
     def describe(self) -> str:
         """One line for the demo banner: what it is and its URL."""
 
+    def env(self) -> dict[str, str]:
+        """Environment variables that point the action server at it (after ``start``)."""
+
 
 def demo_backends() -> list[DemoBackend]:
-    """The simulators ``opsbot demo`` starts. None has landed yet."""
-    return []
+    """The simulators ``opsbot demo`` starts, with demo timings (env-tunable for tests)."""
+    import os
+
+    from simulators.jenkins import JenkinsSimulator
+
+    def seconds(name: str, default: float) -> float:
+        try:
+            return max(0.0, float(os.environ.get(name) or default))
+        except ValueError:
+            return default
+
+    jenkins = JenkinsSimulator(
+        queue_delay=seconds("OPSBOT_DEMO_QUEUE_SECONDS", 1.0),
+        build_seconds=seconds("OPSBOT_DEMO_BUILD_SECONDS", 8.0),
+        port=int(seconds("OPSBOT_DEMO_JENKINS_PORT", 0)),
+    )
+    return [jenkins]

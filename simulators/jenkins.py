@@ -1495,8 +1495,12 @@ class JenkinsSimulator:
         self._server.stop()
 
     def describe(self) -> str:
-        """One line for the demo banner."""
-        return f"Jenkins {self.version} at {self.url} (user {self.user})"
+        """One line for the demo banner (the token is the simulator's own, not a secret)."""
+        return f"Jenkins {self.version} at {self.url} (user {self.user}, token {self.token})"
+
+    def env(self) -> dict[str, str]:
+        """JENKINS_URL, JENKINS_USER and JENKINS_TOKEN for opsbot's action server."""
+        return {"JENKINS_URL": self.url, "JENKINS_USER": self.user, "JENKINS_TOKEN": self.token}
 
     def __enter__(self) -> JenkinsSimulator:
         self.start()

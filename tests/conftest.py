@@ -68,3 +68,36 @@ def parser(trained_model: Path) -> Iterator[Parser]:
     instance = Parser(trained_model)
     yield instance
     instance.loop.close()
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> str:
+    """A PostgreSQL URL for tests: OPSBOT_TEST_POSTGRES_URL, else scripts/postgres.sh's server.
+
+    Without either, the tests that need it are skipped, except in CI (or with
+    OPSBOT_REQUIRE_POSTGRES=1), where that is a failure.
+    """
+    import subprocess
+
+    url = os.environ.get("OPSBOT_TEST_POSTGRES_URL", "").strip()
+    if url:
+        return url
+    script = ROOT / "scripts" / "postgres.sh"
+    try:
+        done = subprocess.run(
+            ["bash", str(script)], capture_output=True, text=True, timeout=900,
+            stdin=subprocess.DEVNULL, check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        reason = f"scripts/postgres.sh could not run: {exc}"
+    else:
+        urls = [line for line in done.stdout.splitlines() if line.startswith("postgresql://")]
+        if done.returncode == 0 and urls:
+            return urls[-1]
+        tail = " | ".join(done.stderr.strip().splitlines()[-3:])
+        reason = f"scripts/postgres.sh exited {done.returncode}: {tail}"
+    reason = f"no PostgreSQL for the tests ({reason}); set OPSBOT_TEST_POSTGRES_URL"
+    required = os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+    if required or os.environ.get("OPSBOT_REQUIRE_POSTGRES") == "1":
+        pytest.fail(reason)
+    pytest.skip(reason)

@@ -11,10 +11,25 @@ import yaml
 from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions.ops import ActionOpsRequest
+from actions import _runtime
+from actions.guard import OperationStore, Policy
+from actions.ops import ActionCancel, ActionConfirm, ActionOpsRequest
 from actions.requests import BACKEND_OF_INTENT, OpsRequest
 
-DOMAIN = yaml.safe_load((Path(__file__).parent.parent / "domain.yml").read_text())
+ROOT = Path(__file__).parent.parent
+DOMAIN = yaml.safe_load((ROOT / "domain.yml").read_text())
+
+
+@pytest.fixture(autouse=True)
+def no_backends(tmp_path: Path) -> Any:
+    """A runtime with no Jenkins, a fresh store and the demo policy."""
+    store = OperationStore(f"sqlite:///{tmp_path / 'opsbot.db'}")
+    _runtime.reset(_runtime.Runtime(jenkins=None, store=store,
+                                    policy=Policy.load(ROOT / "policy.yml"),
+                                    rasa_url="http://127.0.0.1:9"))
+    yield store
+    _runtime.reset(None)
+    store.close()
 
 
 def tracker(text: str, intent: str, entities: list[dict[str, Any]] | None = None) -> Tracker:
@@ -33,6 +48,8 @@ def run(action: Any, t: Tracker) -> CollectingDispatcher:
 
 
 def render(message: dict[str, Any]) -> str:
+    if message.get("text"):
+        return str(message["text"])
     template = DOMAIN["responses"][message["response"]][0]["text"]
     return template.format(**{k: v for k, v in message.items() if k != "response"})
 
@@ -49,6 +66,19 @@ def test_deploy_says_what_it_understood_and_that_no_jenkins_is_connected() -> No
     assert "deploy payments 2.4.1 to prod" in text
     assert "no Jenkins is connected" in text
     assert "nothing ran" in text
+
+
+def test_a_yes_or_no_with_nothing_pending_says_so() -> None:
+    for action, intent in ((ActionConfirm(), "affirm"), (ActionCancel(), "deny")):
+        text = render(run(action, tracker("yes", intent)).messages[0])
+        assert "nothing waiting" in text
+
+
+def test_a_confirm_payload_for_an_unknown_operation_runs_nothing() -> None:
+    t = tracker('/affirm{"operation_id":"op-000000000000"}', "affirm",
+                [{"entity": "operation_id", "value": "op-000000000000"}])
+    text = render(run(ActionConfirm(), t).messages[0])
+    assert "no operation op-000000000000" in text and "nothing ran" in text
 
 
 @pytest.mark.parametrize("intent", sorted(BACKEND_OF_INTENT))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -12,7 +13,9 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
+import jenkins
 import pytest
+import requests
 
 from opsbot._chat import chat
 from tests.conftest import free_port
@@ -67,7 +70,8 @@ def served(trained_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Ite
         [sys.executable, "-m", "opsbot", "demo", "--serve",
          "--port", str(port), "--actions-port", str(actions_port)],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        env={**os.environ, "OPSBOT_MODELS": str(trained_model.parent), "OPSBOT_STATE_DIR": str(state)},
+        env={**os.environ, "OPSBOT_MODELS": str(trained_model.parent), "OPSBOT_STATE_DIR": str(state),
+             "OPSBOT_DEMO_BUILD_SECONDS": "2", "OPSBOT_WATCH_POLL": "0.3"},
     )
     url = f"http://127.0.0.1:{port}/webhooks/rest/webhook"
     started = time.monotonic()
@@ -80,7 +84,7 @@ def served(trained_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Ite
     else:
         pytest.fail("opsbot demo --serve exited early:\n" + "".join(output))
     info = {"process": process, "url": url, "ready_after": time.monotonic() - started,
-            "output": output, "port": port}
+            "output": output, "port": port, "state": state}
     yield info
     if process.poll() is None:
         process.kill()
@@ -100,11 +104,50 @@ def test_answers_what_can_you_do(served: dict) -> None:
     assert "deploy payments 2.4.1 to staging" in text
 
 
-def test_ops_request_is_answered_honestly(served: dict) -> None:
-    replies = post(served["url"], "alice", "deploy payments 2.4.1 to prod")
+def _jenkins(served: dict) -> jenkins.Jenkins:
+    """python-jenkins against the simulator whose URL and credentials the demo printed."""
+    text = "".join(served["output"])
+    found = re.search(r"Jenkins \S+ at (http://\S+) \(user (\S+), token (\w+)\)", text)
+    assert found, text
+    return jenkins.Jenkins(found.group(1), username=found.group(2), password=found.group(3),
+                           timeout=10)
+
+
+def test_a_confirmed_deploy_in_the_demo(served: dict) -> None:
+    """Issue 3's acceptance: one build per confirmation, only alice's, reported and audited."""
+    server = _jenkins(served)
+    before = server.get_job_info("deploy-payments")["lastBuild"]["number"]
+    replies = post(served["url"], "alice", "deploy payments 2.4.1 to staging")
     text = " ".join(r.get("text", "") for r in replies)
-    assert "deploy payments 2.4.1 to prod" in text
-    assert "no Jenkins is connected" in text
+    assert "Deploy payments 2.4.1 to staging with job deploy-payments" in text
+    confirm = next(b["payload"] for r in replies for b in r.get("buttons") or []
+                   if b["title"] == "Confirm")
+    post(served["url"], "alice", confirm)
+    post(served["url"], "alice", confirm)
+    post(served["url"], "bob", confirm)
+    deadline = time.monotonic() + 60
+    completion: list[str] = []
+    while time.monotonic() < deadline and not completion:
+        time.sleep(0.5)
+        tracker = requests.get(f"http://127.0.0.1:{served['port']}/conversations/alice/tracker",
+                               timeout=10).json()
+        completion = [e["text"] for e in tracker["events"]
+                      if e["event"] == "bot" and "is live on staging" in (e.get("text") or "")]
+    assert completion and "SUCCESS" in completion[0]
+    info = server.get_job_info("deploy-payments")
+    assert info["lastBuild"]["number"] == before + 1
+    build = server.get_build_info("deploy-payments", before + 1)
+    parameters = {p["name"]: p["value"] for a in build["actions"] if a.get("parameters")
+                  for p in a["parameters"]}
+    assert parameters == {"SERVICE": "payments", "VERSION": "2.4.1", "ENVIRONMENT": "staging"}
+
+    out = subprocess.run([sys.executable, "-m", "opsbot", "audit", "--json", "--intent", "deploy"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=60,
+                         env={**os.environ, "OPSBOT_STATE_DIR": str(served["state"])})
+    assert out.returncode == 0, out.stderr
+    record = json.loads(out.stdout)[0]
+    assert record["requester"] == "alice" and record["confirmed_by"] == "alice"
+    assert record["parameters"]["version"] == "2.4.1" and record["result"] == "SUCCESS"
 
 
 def test_out_of_scope_and_greeting(served: dict) -> None:

@@ -1,1 +1,60 @@
-"""The safety layer: policy, confirmations, audit log and the operation store."""
+"""The safety layer: policy, confirmations, audit log and the operation store.
+
+- ``policy``: policy.yml, who is who in each connector, and what a request needs
+  (``Policy.decide`` returns a ``Decision``: allowed, risk, approval roles, reason).
+- ``store``: the operations (confirmation, approval, execution, result), the
+  exactly-once execution key and the append-only audit log, in SQLite or PostgreSQL.
+- ``_audit_view``: the audit log as a table or JSON, for ``opsbot audit``.
+"""
+
+from actions.guard._audit_view import format_json, format_table, parse_since
+from actions.guard.policy import RISKS, Decision, Policy, PolicyError, parse_duration
+from actions.guard.store import (
+    CANCELLED,
+    ERROR,
+    EXECUTING,
+    EXPIRED,
+    FAILED,
+    FINAL_STATES,
+    OPEN_STATES,
+    PENDING_APPROVAL,
+    PENDING_CONFIRMATION,
+    REFUSED,
+    SUCCEEDED,
+    SUPERSEDED,
+    AuditEvent,
+    AuditRecord,
+    Operation,
+    OperationStore,
+    StoreError,
+    params_digest,
+)
+
+__all__ = [
+    "CANCELLED",
+    "ERROR",
+    "EXECUTING",
+    "EXPIRED",
+    "FAILED",
+    "FINAL_STATES",
+    "OPEN_STATES",
+    "PENDING_APPROVAL",
+    "PENDING_CONFIRMATION",
+    "REFUSED",
+    "RISKS",
+    "SUCCEEDED",
+    "SUPERSEDED",
+    "AuditEvent",
+    "AuditRecord",
+    "Decision",
+    "Operation",
+    "OperationStore",
+    "Policy",
+    "PolicyError",
+    "StoreError",
+    "format_json",
+    "format_table",
+    "params_digest",
+    "parse_duration",
+    "parse_since",
+]

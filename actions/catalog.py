@@ -1,0 +1,205 @@
+"""What opsbot knows about the live Jenkins: services, their jobs, and what is deployed where.
+
+Why: people say "payments", "the checkout api" or "paymnts"; Jenkins has
+``payments-ci`` and ``deploy-payments``. The catalog is built from the live job list
+(never a hard-coded one) and resolves such names, exactly where it can and with
+rapidfuzz where it must, reporting ambiguity instead of guessing.
+
+Job naming convention (the demo's, and a common one): ``<service>-ci`` builds a
+service, ``deploy-<service>`` deploys it with parameters SERVICE, VERSION and
+ENVIRONMENT. Other jobs (``platform/nightly-integration``) are reachable by name.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from rapidfuzz import fuzz, process
+
+from actions.backends.jenkins import Build, Job
+
+__all__ = [
+    "Catalog",
+    "Deployment",
+    "Resolution",
+    "ago",
+    "deployments",
+    "duration",
+    "live_version",
+    "previous_version",
+]
+
+ENVIRONMENTS = ("dev", "staging", "prod")
+_FILLER = re.compile(
+    r"^(?:the|our|a)\s+|\s+(?:service|svc|api|app|application|build|job|pipeline|ci|deploy(?:ment)?)$"
+)
+# A fuzzy match needs this score (0-100) and this lead over the runner-up to count as one.
+_MIN_SCORE = 80.0
+_MIN_LEAD = 8.0
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """The outcome of resolving a name: one match, several candidates, or none."""
+
+    query: str
+    match: str | None
+    exact: bool
+    candidates: tuple[str, ...]
+
+    @property
+    def ambiguous(self) -> bool:
+        return self.match is None and len(self.candidates) > 1
+
+
+def _clean(name: str) -> str:
+    text = " ".join(name.lower().replace("_", "-").split())
+    previous = None
+    while previous != text:
+        previous, text = text, _FILLER.sub("", text).strip()
+    return text.replace(" ", "-")
+
+
+class Catalog:
+    """Services and jobs of one Jenkins, from its job list."""
+
+    def __init__(self, jobs: Iterable[Job]) -> None:
+        self.jobs: dict[str, Job] = {job.full_name: job for job in jobs}
+        self.services: dict[str, dict[str, str]] = {}
+        for job in self.jobs.values():
+            if job.name.startswith("deploy-") and len(job.name) > 7:
+                self.services.setdefault(job.name[7:], {})["deploy"] = job.full_name
+            elif job.name.endswith("-ci") and len(job.name) > 3:
+                self.services.setdefault(job.name[:-3], {})["ci"] = job.full_name
+
+    def deploy_job(self, service: str) -> str | None:
+        return self.services.get(service, {}).get("deploy")
+
+    def ci_job(self, service: str) -> str | None:
+        return self.services.get(service, {}).get("ci")
+
+    def deployable(self) -> list[str]:
+        return sorted(s for s, jobs in self.services.items() if "deploy" in jobs)
+
+    def resolve_service(self, name: str, *, deployable: bool = False) -> Resolution:
+        """``"the checkout api"`` -> ``checkout``; ``"paymnts"`` -> ``payments`` (not exact)."""
+        pool = self.deployable() if deployable else sorted(self.services)
+        return _resolve(name, pool, aliases={s: s for s in pool})
+
+    def resolve_job(self, name: str) -> Resolution:
+        """A job by full name, short name or service (its CI job), exact before fuzzy."""
+        aliases: dict[str, str] = {}
+        for full_name, job in self.jobs.items():
+            aliases[full_name.lower()] = full_name
+            aliases.setdefault(job.name.lower(), full_name)
+        for service, jobs in self.services.items():
+            if "ci" in jobs:
+                aliases.setdefault(service, jobs["ci"])
+        return _resolve(name, sorted(set(aliases.values())), aliases=aliases)
+
+
+def _resolve(name: str, pool: Sequence[str], *, aliases: dict[str, str]) -> Resolution:
+    raw = name.strip()
+    for key in (raw.lower(), _clean(raw)):
+        if key in aliases:
+            return Resolution(raw, aliases[key], True, (aliases[key],))
+    query = _clean(raw)
+    if not query or not pool:
+        return Resolution(raw, None, False, ())
+    choices = list(aliases)
+    scored = process.extract(query, choices, scorer=fuzz.WRatio, limit=10)
+    best: dict[str, float] = {}
+    for alias, score, _ in scored:
+        target = aliases[alias]
+        best[target] = max(best.get(target, 0.0), float(score))
+    ranked = sorted(best.items(), key=lambda item: -item[1])
+    good = [(target, score) for target, score in ranked if score >= _MIN_SCORE]
+    if not good:
+        return Resolution(raw, None, False, ())
+    if len(good) == 1 or good[0][1] - good[1][1] >= _MIN_LEAD:
+        return Resolution(raw, good[0][0], False, (good[0][0],))
+    return Resolution(raw, None, False, tuple(t for t, _ in good[:4]))
+
+
+# -- deployments -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """One run of a deploy job, read from its parameters."""
+
+    service: str
+    version: str
+    environment: str
+    result: str | None
+    by: str | None
+    at: datetime
+    job: str
+    number: int
+    duration_s: float
+
+    @property
+    def succeeded(self) -> bool:
+        return self.result == "SUCCESS"
+
+
+def deployments(service: str, builds: Iterable[Build]) -> list[Deployment]:
+    """Deploy builds as deployments, newest first; builds without VERSION/ENVIRONMENT are skipped."""
+    found = []
+    for build in builds:
+        version = build.parameters.get("VERSION")
+        environment = build.parameters.get("ENVIRONMENT")
+        if not version or not environment:
+            continue
+        found.append(Deployment(
+            service=build.parameters.get("SERVICE") or service, version=version,
+            environment=environment, result=build.result, by=build.started_by,
+            at=build.started_at, job=build.job, number=build.number, duration_s=build.duration_s,
+        ))
+    return sorted(found, key=lambda d: (d.at, d.number), reverse=True)
+
+
+def live_version(history: Sequence[Deployment], environment: str) -> Deployment | None:
+    """The newest successful deployment to ``environment``."""
+    return next((d for d in history if d.environment == environment and d.succeeded), None)
+
+
+def previous_version(history: Sequence[Deployment], environment: str) -> Deployment | None:
+    """The newest successful deployment to ``environment`` of a version other than the live one."""
+    live = live_version(history, environment)
+    if live is None:
+        return None
+    return next(
+        (d for d in history if d.environment == environment and d.succeeded
+         and d.version != live.version and (d.at, d.number) < (live.at, live.number)),
+        None,
+    )
+
+
+# -- wording -------------------------------------------------------------------------------
+
+
+def ago(moment: datetime, now: datetime | None = None) -> str:
+    """``3 hours ago``, ``2 days ago``, ``just now``."""
+    now = now or datetime.now(timezone.utc)
+    seconds = max(0.0, (now - moment).total_seconds())
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= size:
+            count = int(seconds // size)
+            return f"{count} {unit}{'s' if count != 1 else ''} ago"
+    return "just now"
+
+
+def duration(seconds: float) -> str:
+    """``2m13s``, ``41s``, ``1h02m``."""
+    total = int(round(max(0.0, seconds)))
+    hours, rest = divmod(total, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h{minutes:02d}m"
+    if minutes:
+        return f"{minutes}m{secs:02d}s"
+    return f"{secs}s"

@@ -1,0 +1,311 @@
+"""Previews, confirmations, approvals and exactly-once execution (DESIGN.md, safety model).
+
+A change is never run by the message that asks for it. ``propose`` checks the policy,
+records a pending operation (bound to the requester, the exact parameters and an
+expiry) and shows the preview with Confirm and Cancel buttons whose payloads carry
+the operation id and the parameters' digest. ``confirm`` runs it only if the same
+person confirms the same parameters in time; a second approver, when the policy asks
+for one, must be a different person with the right role. The store's compare-and-set
+transitions and its unique execution key make the backend call happen exactly once,
+whatever is clicked twice, redelivered or raced between replicas.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from actions.errors import BackendError
+from actions.guard import (
+    CANCELLED,
+    ERROR,
+    EXECUTING,
+    EXPIRED,
+    FINAL_STATES,
+    PENDING_APPROVAL,
+    PENDING_CONFIRMATION,
+    REFUSED,
+    SUCCEEDED,
+    SUPERSEDED,
+    Operation,
+)
+from actions.turn import Turn, button
+
+__all__ = ["cancel", "confirm", "deliver_completions", "propose", "record_read",
+           "record_refusal"]
+
+logger = logging.getLogger(__name__)
+
+_OPEN = {PENDING_CONFIRMATION, PENDING_APPROVAL}
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _clock(moment: datetime) -> str:
+    return moment.astimezone().strftime("%H:%M:%S")
+
+
+def _create(turn: Turn, intent: str, parameters: Mapping[str, str], risk: str,
+            approval_roles: tuple[str, ...] = ()) -> Operation:
+    rt, who, request = turn.runtime, turn.who, turn.request
+    return rt.store.create(
+        intent=intent, risk=risk, requester=who.person, sender_id=who.sender_id,
+        channel=who.channel, text=request.text, confidence=request.confidence,
+        parameters=dict(parameters), ttl_seconds=rt.policy.confirmation_ttl,
+        approval_roles=approval_roles, reply_to=who.reply_to(),
+    )
+
+
+def record_read(turn: Turn, parameters: Mapping[str, str]) -> None:
+    """Audit a read request that was answered (reads need no confirmation)."""
+    clean = {k: v for k, v in parameters.items() if v}
+    decision = turn.runtime.policy.decide(turn.request.intent, clean, turn.who.person)
+    operation = _create(turn, turn.request.intent, clean, decision.risk)
+    turn.runtime.store.transition(operation.id, {PENDING_CONFIRMATION}, SUCCEEDED,
+                                  actor=turn.who.person, channel=turn.who.channel,
+                                  event="answered", result="answered", finished_at=_now())
+
+
+def record_refusal(turn: Turn, intent: str, parameters: Mapping[str, str], risk: str,
+                   reason: str) -> None:
+    operation = _create(turn, intent, parameters, risk)
+    turn.runtime.store.transition(operation.id, {PENDING_CONFIRMATION}, REFUSED,
+                                  actor="policy", channel=turn.who.channel, event="refused",
+                                  detail={"reason": reason}, result="refused",
+                                  result_detail=reason, finished_at=_now())
+
+
+async def propose(turn: Turn, intent: str, parameters: Mapping[str, str], summary: str) -> None:
+    """Check the policy, record the pending operation and show its preview."""
+    rt, who = turn.runtime, turn.who
+    decision = rt.policy.decide(intent, parameters, who.person)
+    if not decision.allowed:
+        reason = decision.reason or "policy.yml does not allow it."
+        record_refusal(turn, intent, parameters, decision.risk, reason)
+        turn.say(f"I can't do that for you: {reason} Nothing ran.")
+        return
+    for older in rt.store.open_for(who.sender_id):
+        rt.store.transition(older.id, _OPEN, SUPERSEDED, actor=who.person, channel=who.channel,
+                            event="superseded")
+    operation = _create(turn, intent, parameters, decision.risk, tuple(decision.approval_roles))
+    approval = ""
+    if operation.approval_roles:
+        holders = _holders(turn, operation.approval_roles, exclude=who.person)
+        approval = (f" After you confirm, a second person with the "
+                    f"{' or '.join(operation.approval_roles)} role must approve"
+                    f"{' (' + holders + ')' if holders else ''}.")
+    ttl = max(1, round(rt.policy.confirmation_ttl / 60))
+    turn.say(
+        f"{summary}{approval}\nConfirm within {ttl} minute{'s' if ttl != 1 else ''} "
+        f"(until {_clock(operation.expires_at)}); only {who.person} can confirm.",
+        _decision_buttons(operation, "Confirm"),
+    )
+
+
+def _decision_buttons(operation: Operation, verb: str) -> list[dict[str, str]]:
+    ids = {"operation_id": operation.id, "digest": operation.digest}
+    return [button(verb, "affirm", ids), button("Cancel", "deny", {"operation_id": operation.id})]
+
+
+def _holders(turn: Turn, roles: tuple[str, ...], exclude: str | None = None) -> str:
+    people: list[str] = []
+    for role in roles:
+        people += [p for p in turn.runtime.policy.people_with(role) if p != exclude and p not in people]
+    return ", ".join(people)
+
+
+def _which(turn: Turn, operation_id: str | None, verb: str) -> Operation | None:
+    """The operation a yes/no is about: the one named by the button, or the only open one."""
+    store = turn.runtime.store
+    if operation_id:
+        operation = store.get(operation_id)
+        if operation is None:
+            turn.say(f"I have no operation {operation_id}; nothing ran. Ask again for a new preview.")
+        return operation
+    open_now = store.open_for(turn.who.sender_id)
+    if not open_now:
+        turn.say("There's nothing waiting for a yes or no right now. What would you like to do?")
+        return None
+    if len(open_now) > 1:
+        turn.say(f"Several operations are waiting; which one should I {verb}?",
+                 [button(f"{verb.title()} {op.intent} {op.id}",
+                         "affirm" if verb == "confirm" else "deny",
+                         {"operation_id": op.id, "digest": op.digest}) for op in open_now[:5]])
+        return None
+    return open_now[0]
+
+
+def _closed_reason(operation: Operation) -> str:
+    state = operation.state
+    if state in (EXECUTING, SUCCEEDED) or (state in FINAL_STATES and operation.confirmed_by
+                                            and state not in (CANCELLED, EXPIRED, SUPERSEDED, REFUSED)):
+        ref = operation.backend_ref
+        build = f" as {ref.get('job')} #{ref['build_number']}" if ref.get("build_number") else ""
+        who = f"confirmed by {operation.confirmed_by}" if operation.confirmed_by else "confirmed"
+        return (f"That operation ({operation.id}) was already {who}; it runs once and only once"
+                f"{build}. Nothing new ran.")
+    return {
+        CANCELLED: f"That operation ({operation.id}) was cancelled; nothing ran. Ask again for a new preview.",
+        EXPIRED: f"That confirmation expired at {_clock(operation.expires_at)}; nothing ran. "
+                 "Ask again for a fresh preview.",
+        SUPERSEDED: f"That preview ({operation.id}) was replaced by a newer request; nothing ran "
+                    "from it. Use the buttons of the latest preview.",
+        REFUSED: f"That operation ({operation.id}) was refused; nothing ran.",
+    }.get(state, f"That operation ({operation.id}) is {state.replace('_', ' ')}; nothing new ran.")
+
+
+async def confirm(turn: Turn, operation_id: str | None, digest: str | None) -> None:
+    """A yes: confirm (the requester) or approve (a second person) an operation."""
+    rt, who = turn.runtime, turn.who
+    operation = _which(turn, operation_id, "confirm")
+    if operation is None:
+        return
+    if operation.state not in _OPEN:
+        turn.say(_closed_reason(operation))
+        rt.store.audit(operation.id, "late_confirm", actor=who.person, channel=who.channel,
+                       detail={"state": operation.state})
+        return
+    if operation.expired():
+        rt.store.transition(operation.id, _OPEN, EXPIRED, actor=who.person, channel=who.channel,
+                            event="expired")
+        turn.say(f"That confirmation expired at {_clock(operation.expires_at)} "
+                 f"({round(rt.policy.confirmation_ttl / 60)} minutes after the preview); nothing ran. "
+                 "Ask again for a fresh preview.")
+        return
+    if digest is not None and digest != operation.digest:
+        rt.store.audit(operation.id, "refused_confirm", actor=who.person, channel=who.channel,
+                       detail={"reason": "parameters differ from the preview"})
+        turn.say("That confirmation does not match the parameters of the preview, so I refused "
+                 "it; nothing ran. Ask again for a fresh preview.")
+        return
+    if operation.state == PENDING_CONFIRMATION:
+        if who.person != operation.requester:
+            rt.store.audit(operation.id, "refused_confirm", actor=who.person, channel=who.channel,
+                           detail={"reason": "not the requester"})
+            turn.say(f"Only {operation.requester}, who asked for it, can confirm this "
+                     f"{operation.intent.replace('_', ' ')} ({operation.id}); nothing ran.")
+            return
+        decision = rt.policy.decide(operation.intent, operation.parameters, who.person)
+        if not decision.allowed:
+            rt.store.transition(operation.id, _OPEN, REFUSED, actor="policy", channel=who.channel,
+                                event="refused", detail={"reason": decision.reason},
+                                result="refused", result_detail=decision.reason, finished_at=_now())
+            turn.say(f"I can't do that for you: {decision.reason} Nothing ran.")
+            return
+        if operation.approval_roles:
+            moved = rt.store.transition(operation.id, {PENDING_CONFIRMATION}, PENDING_APPROVAL,
+                                        actor=who.person, channel=who.channel, event="confirmed",
+                                        confirmed_by=who.person, confirmed_at=_now())
+            if moved is None:
+                turn.say(_closed_reason(rt.store.get(operation.id) or operation))
+                return
+            holders = _holders(turn, operation.approval_roles, exclude=who.person)
+            turn.say(f"Confirmed by {who.person}. Now a second person with the "
+                     f"{' or '.join(operation.approval_roles)} role must approve"
+                     f"{' (' + holders + ')' if holders else ''} before "
+                     f"{_clock(operation.expires_at)}.", _decision_buttons(moved, "Approve"))
+            return
+        moved = rt.store.transition(operation.id, {PENDING_CONFIRMATION}, EXECUTING,
+                                    actor=who.person, channel=who.channel, event="confirmed",
+                                    confirmed_by=who.person, confirmed_at=_now())
+    else:  # PENDING_APPROVAL
+        if who.person == operation.requester or who.person == operation.confirmed_by:
+            turn.say(f"{operation.id} needs a second, different person to approve; "
+                     f"{who.person} asked for it. Ask "
+                     f"{_holders(turn, operation.approval_roles, exclude=who.person) or 'a colleague'}.")
+            return
+        if not rt.policy.may_approve(who.person, operation.approval_roles):
+            rt.store.audit(operation.id, "refused_approval", actor=who.person, channel=who.channel,
+                           detail={"reason": "role missing"})
+            turn.say(f"Approving needs the {' or '.join(operation.approval_roles)} role, which "
+                     f"{who.person} does not have"
+                     f"{'; ' + _holders(turn, operation.approval_roles) + ' have it' if _holders(turn, operation.approval_roles) else ''}."
+                     " Nothing ran.")
+            return
+        moved = rt.store.transition(operation.id, {PENDING_APPROVAL}, EXECUTING,
+                                    actor=who.person, channel=who.channel, event="approved",
+                                    approved_by=who.person, approved_at=_now())
+    if moved is None:  # someone else's click won the race
+        turn.say(_closed_reason(rt.store.get(operation.id) or operation))
+        return
+    await _execute(turn, moved)
+
+
+async def _execute(turn: Turn, operation: Operation) -> None:
+    from actions import jenkins_flows  # the executors live with their handlers
+    from actions._watcher import WATCHER
+
+    rt, who = turn.runtime, turn.who
+    if not rt.store.claim_execution(operation.id, actor=who.person):
+        turn.say(_closed_reason(operation))
+        return
+    executor = jenkins_flows.EXECUTORS.get(operation.intent)
+    if executor is None or rt.jenkins is None:
+        rt.store.transition(operation.id, {EXECUTING}, ERROR, actor="opsbot", event="failed",
+                            result="error", result_detail="no backend", finished_at=_now())
+        turn.say("No Jenkins is connected any more, so nothing ran.")
+        return
+    try:
+        ref = await executor(rt.jenkins, operation)
+    except BackendError as exc:
+        rt.store.transition(operation.id, {EXECUTING}, ERROR, actor="jenkins", event="failed",
+                            detail={"error": str(exc)}, result="error", result_detail=str(exc),
+                            finished_at=_now())
+        turn.say(f"{exc} The {operation.intent.replace('_', ' ')} did not start; nothing is "
+                 "recorded as done. Ask again when Jenkins is back.")
+        return
+    rt.store.update_backend_ref(operation.id, **ref)
+    if operation.intent in jenkins_flows.IMMEDIATE:
+        rt.store.transition(operation.id, {EXECUTING}, SUCCEEDED, actor="jenkins", event="finished",
+                            detail=ref, result="SUCCESS", finished_at=_now())
+        p = operation.parameters
+        turn.say(f"Stopped {p['job']} #{p['build_number']} (asked by {operation.requester}).")
+        return
+    WATCHER.follow(operation.id)
+    p = operation.parameters
+    what = (f"{operation.intent} of {p['service']} {p['version']} to {p['environment']}"
+            if "service" in p else f"a build of {p.get('job')}")
+    approved = f", approved by {operation.approved_by}" if operation.approved_by else ""
+    turn.say(f"Confirmed by {operation.confirmed_by or who.person}{approved}: started the "
+             f"{what} "
+             f"({ref.get('job')}, Jenkins queue item {ref.get('queue_id')}). "
+             "I'll post the result here when it finishes.")
+
+
+async def cancel(turn: Turn, operation_id: str | None) -> None:
+    """A no: cancel (the requester) or reject (an approver) a pending operation."""
+    rt, who = turn.runtime, turn.who
+    operation = _which(turn, operation_id, "cancel")
+    if operation is None:
+        return
+    if operation.state not in _OPEN:
+        turn.say(_closed_reason(operation))
+        return
+    may_reject = (operation.state == PENDING_APPROVAL
+                  and rt.policy.may_approve(who.person, operation.approval_roles))
+    if who.person != operation.requester and not may_reject:
+        turn.say(f"Only {operation.requester}, who asked for it, can cancel {operation.id}.")
+        return
+    moved = rt.store.transition(operation.id, _OPEN, CANCELLED, actor=who.person,
+                                channel=who.channel, event="cancelled", finished_at=_now(),
+                                result="cancelled")
+    if moved is None:
+        turn.say(_closed_reason(rt.store.get(operation.id) or operation))
+        return
+    verb = "Rejected" if who.person != operation.requester else "Cancelled"
+    turn.say(f"{verb}: nothing ran ({operation.intent.replace('_', ' ')} {operation.id}).")
+
+
+def deliver_completions(turn: Turn) -> None:
+    """Say every finished operation of this conversation that has not been announced yet."""
+    from actions.jenkins_flows import completion_message
+
+    store = turn.runtime.store
+    for operation in store.finished_unnotified(turn.who.sender_id):
+        if store.mark_notified(operation.id):
+            current = store.get(operation.id) or operation
+            turn.say(completion_message(current))
+
+

@@ -1,0 +1,808 @@
+"""The operation store: pending and running operations, the exactly-once key, the audit log.
+
+One SQL database shared by every process that handles operations (the action server,
+its replicas, the CLI): a SQLite file by default, PostgreSQL by URL (``OPSBOT_DB_URL``).
+Every state change is a compare-and-set, so two processes or two clicks can race on an
+operation and exactly one wins. The audit log is append-only, enforced by the database
+itself (a trigger refuses UPDATE and DELETE), not only by this module having no method
+for it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+import secrets
+import threading
+import time
+from collections.abc import Collection, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, Self
+
+import sqlalchemy as sa
+from sqlalchemy import event as sa_event
+from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.exc import ArgumentError, IntegrityError, OperationalError, SQLAlchemyError
+
+from actions.errors import OpsbotError
+
+__all__ = [
+    "CANCELLED",
+    "ERROR",
+    "EXECUTING",
+    "EXPIRED",
+    "FAILED",
+    "FINAL_STATES",
+    "OPEN_STATES",
+    "PENDING_APPROVAL",
+    "PENDING_CONFIRMATION",
+    "REFUSED",
+    "SUCCEEDED",
+    "SUPERSEDED",
+    "AuditEvent",
+    "AuditRecord",
+    "Operation",
+    "OperationStore",
+    "StoreError",
+    "params_digest",
+]
+
+logger = logging.getLogger(__name__)
+
+PENDING_CONFIRMATION = "pending_confirmation"
+PENDING_APPROVAL = "pending_approval"
+EXECUTING = "executing"
+SUCCEEDED = "succeeded"
+FAILED = "failed"
+CANCELLED = "cancelled"
+EXPIRED = "expired"
+SUPERSEDED = "superseded"
+REFUSED = "refused"
+ERROR = "error"
+OPEN_STATES = frozenset({PENDING_CONFIRMATION, PENDING_APPROVAL})
+FINAL_STATES = frozenset({SUCCEEDED, FAILED, CANCELLED, EXPIRED, SUPERSEDED, REFUSED, ERROR})
+# Final states reached only through execution: these are the ones worth a notification.
+_EXECUTED_STATES = (SUCCEEDED, FAILED, ERROR)
+
+# Columns that transition(**fields) may set alongside the state.
+_TRANSITION_FIELDS = frozenset({
+    "confirmed_by", "confirmed_at", "approved_by", "approved_at",
+    "backend_ref", "result", "result_detail", "finished_at",
+})
+
+
+class StoreError(OpsbotError):
+    """The operation store's database failed; the message names it (password masked)."""
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _aware(value: datetime | None, name: str = "now") -> datetime:
+    """``value`` (or now) in UTC; a naive datetime is refused rather than guessed."""
+    if value is None:
+        return utcnow()
+    if value.tzinfo is None:
+        raise ValueError(f"{name} must be timezone-aware (got naive {value.isoformat()})")
+    return value.astimezone(timezone.utc)
+
+
+def params_digest(intent: str, parameters: Mapping[str, str]) -> str:
+    """A short fingerprint of an intent and its exact parameters (canonical JSON, sha256)."""
+    canonical = json.dumps(
+        {"intent": intent, "parameters": {str(k): str(v) for k, v in parameters.items()}},
+        sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+    )
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16]
+
+
+def mask_url(url: str) -> str:
+    """``url`` with any password replaced by ``***`` (also when the URL does not parse)."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", url)
+    if "password" in parsed.query:
+        parsed = parsed.update_query_dict({"password": "***"})
+    return parsed.render_as_string(hide_password=True)
+
+
+# ---------------------------------------------------------------------------------------
+# Records
+
+
+@dataclass(frozen=True)
+class Operation:
+    """One requested operation, from the request to its result."""
+
+    id: str
+    intent: str
+    risk: str
+    requester: str
+    sender_id: str
+    channel: str
+    text: str
+    confidence: float
+    parameters: dict[str, str]
+    digest: str
+    state: str
+    created_at: datetime
+    expires_at: datetime
+    approval_roles: tuple[str, ...]
+    confirmed_by: str | None
+    confirmed_at: datetime | None
+    approved_by: str | None
+    approved_at: datetime | None
+    backend_ref: dict[str, Any]
+    result: str | None
+    result_detail: str | None
+    finished_at: datetime | None
+    notified_at: datetime | None
+    reply_to: dict[str, Any]
+
+    def expired(self, now: datetime | None = None) -> bool:
+        """Whether the confirmation window has closed (at ``now``, default the current time)."""
+        return _aware(now) >= self.expires_at
+
+    @property
+    def is_open(self) -> bool:
+        """Waiting for a confirmation or an approval."""
+        return self.state in OPEN_STATES
+
+    @property
+    def is_final(self) -> bool:
+        return self.state in FINAL_STATES
+
+
+@dataclass(frozen=True)
+class AuditEvent:
+    """One line of the audit log."""
+
+    at: datetime
+    kind: str
+    actor: str | None
+    channel: str | None
+    detail: dict[str, Any]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"at": self.at.isoformat(), "kind": self.kind, "actor": self.actor,
+                "channel": self.channel, "detail": self.detail}
+
+
+@dataclass(frozen=True)
+class AuditRecord:
+    """An operation with its audit events, oldest first."""
+
+    operation: Operation
+    events: tuple[AuditEvent, ...]
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready: the operation's facts, times in ISO 8601, and its events."""
+        op = self.operation
+        return {
+            "operation_id": op.id,
+            "intent": op.intent,
+            "risk": op.risk,
+            "state": op.state,
+            "requester": op.requester,
+            "channel": op.channel,
+            "text": op.text,
+            "confidence": op.confidence,
+            "parameters": dict(op.parameters),
+            "confirmed_by": op.confirmed_by,
+            "confirmed_at": _iso(op.confirmed_at),
+            "approved_by": op.approved_by,
+            "approved_at": _iso(op.approved_at),
+            "backend": dict(op.backend_ref),
+            "result": op.result,
+            "result_detail": op.result_detail,
+            "created_at": _iso(op.created_at),
+            "finished_at": _iso(op.finished_at),
+            "events": [e.as_dict() for e in self.events],
+        }
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+# ---------------------------------------------------------------------------------------
+# Schema
+
+
+class _UTCDateTime(sa.types.TypeDecorator):
+    """Aware UTC datetimes stored as naive UTC, so SQLite and PostgreSQL compare alike."""
+
+    impl = sa.DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return _aware(value, "datetime").replace(tzinfo=None)
+
+    def process_result_value(self, value: Any, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if isinstance(value, str):  # SQLite, read through a raw text column
+            value = datetime.fromisoformat(value)
+        return value.replace(tzinfo=timezone.utc)
+
+
+class _JSONText(sa.types.TypeDecorator):
+    """JSON kept as text: portable, and keeps the order of keys (parameters as previewed)."""
+
+    impl = sa.Text
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Any) -> str | None:
+        if value is None:
+            return None
+        return json.dumps(value, ensure_ascii=False, default=_json_default)
+
+    def process_result_value(self, value: Any, dialect: Any) -> Any:
+        return None if value is None else json.loads(value)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, (set, frozenset, tuple)):
+        return list(value)
+    return str(value)
+
+
+metadata = sa.MetaData()
+
+operations = sa.Table(
+    "opsbot_operations", metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("intent", sa.String(64), nullable=False),
+    sa.Column("risk", sa.String(16), nullable=False),
+    sa.Column("requester", sa.String(255), nullable=False),
+    sa.Column("sender_id", sa.String(255), nullable=False),
+    sa.Column("channel", sa.String(64), nullable=False),
+    sa.Column("text", sa.Text, nullable=False),
+    sa.Column("confidence", sa.Float, nullable=False),
+    sa.Column("parameters", _JSONText, nullable=False),
+    sa.Column("digest", sa.String(64), nullable=False),
+    sa.Column("state", sa.String(32), nullable=False),
+    sa.Column("created_at", _UTCDateTime, nullable=False),
+    sa.Column("expires_at", _UTCDateTime, nullable=False),
+    sa.Column("approval_roles", _JSONText, nullable=False),
+    sa.Column("confirmed_by", sa.String(255)),
+    sa.Column("confirmed_at", _UTCDateTime),
+    sa.Column("approved_by", sa.String(255)),
+    sa.Column("approved_at", _UTCDateTime),
+    sa.Column("backend_ref", _JSONText, nullable=False),
+    sa.Column("result", sa.Text),
+    sa.Column("result_detail", sa.Text),
+    sa.Column("finished_at", _UTCDateTime),
+    sa.Column("notified_at", _UTCDateTime),
+    sa.Column("reply_to", _JSONText, nullable=False),
+    sa.Index("ix_opsbot_operations_sender_state", "sender_id", "state"),
+    sa.Index("ix_opsbot_operations_state", "state"),
+    sa.Index("ix_opsbot_operations_created_at", "created_at"),
+)
+
+# The exactly-once key: whoever inserts an operation's row here runs it.
+executions = sa.Table(
+    "opsbot_executions", metadata,
+    sa.Column("operation_id", sa.String(32), primary_key=True),
+    sa.Column("actor", sa.String(255), nullable=False),
+    sa.Column("claimed_at", _UTCDateTime, nullable=False),
+)
+
+audit_log = sa.Table(
+    "opsbot_audit", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("operation_id", sa.String(32), index=True),
+    sa.Column("at", _UTCDateTime, nullable=False),
+    sa.Column("kind", sa.String(64), nullable=False),
+    sa.Column("actor", sa.String(255)),
+    sa.Column("channel", sa.String(64)),
+    sa.Column("detail", _JSONText, nullable=False),
+)
+
+# The database itself refuses to change the audit log. The triggers are checked (and
+# made if missing) every time a store starts, not only when the table is created.
+_APPEND_ONLY = "audit log is append-only"
+_SQLITE_TRIGGERS = tuple(
+    f"CREATE TRIGGER IF NOT EXISTS opsbot_audit_no_{verb.lower()} BEFORE {verb} ON opsbot_audit "
+    f"BEGIN SELECT RAISE(ABORT, '{_APPEND_ONLY}'); END"
+    for verb in ("UPDATE", "DELETE")
+)
+_PG_FUNCTION = (
+    "CREATE OR REPLACE FUNCTION opsbot_audit_append_only() RETURNS trigger "
+    "LANGUAGE plpgsql AS $fn$ BEGIN "
+    f"RAISE EXCEPTION '{_APPEND_ONLY}' USING ERRCODE = 'restrict_violation'; "
+    "END $fn$"
+)
+_PG_TRIGGERS = {
+    "opsbot_audit_no_change": (
+        "CREATE TRIGGER opsbot_audit_no_change BEFORE UPDATE OR DELETE ON opsbot_audit "
+        "FOR EACH ROW EXECUTE FUNCTION opsbot_audit_append_only()"),
+    "opsbot_audit_no_truncate": (
+        "CREATE TRIGGER opsbot_audit_no_truncate BEFORE TRUNCATE ON opsbot_audit "
+        "FOR EACH STATEMENT EXECUTE FUNCTION opsbot_audit_append_only()"),
+}
+
+# Any constant: serialises creating the schema between processes sharing a PostgreSQL.
+_PG_SCHEMA_LOCK = 0x0B5B07
+
+
+def _to_operation(row: Any) -> Operation:
+    m = row._mapping
+    return Operation(
+        id=m["id"], intent=m["intent"], risk=m["risk"], requester=m["requester"],
+        sender_id=m["sender_id"], channel=m["channel"], text=m["text"],
+        confidence=float(m["confidence"]), parameters=dict(m["parameters"] or {}),
+        digest=m["digest"], state=m["state"], created_at=m["created_at"],
+        expires_at=m["expires_at"], approval_roles=tuple(m["approval_roles"] or ()),
+        confirmed_by=m["confirmed_by"], confirmed_at=m["confirmed_at"],
+        approved_by=m["approved_by"], approved_at=m["approved_at"],
+        backend_ref=dict(m["backend_ref"] or {}), result=m["result"],
+        result_detail=m["result_detail"], finished_at=m["finished_at"],
+        notified_at=m["notified_at"], reply_to=dict(m["reply_to"] or {}),
+    )
+
+
+def _to_event(row: Any) -> AuditEvent:
+    m = row._mapping
+    return AuditEvent(at=m["at"], kind=m["kind"], actor=m["actor"], channel=m["channel"],
+                      detail=dict(m["detail"] or {}))
+
+
+# ---------------------------------------------------------------------------------------
+# The store
+
+
+class OperationStore:
+    """Operations, their exactly-once execution key and the audit log, in one database.
+
+    Thread-safe; several instances (processes, replicas) may share one database. The
+    tables are created on first use.
+    """
+
+    def __init__(self, url: str) -> None:
+        self._display = mask_url(url)
+        self._password = self._password_of(url)
+        try:
+            parsed = make_url(url)
+            options: dict[str, Any] = {"future": True}
+            if parsed.get_backend_name() == "sqlite":
+                # Wait for a lock rather than fail at once: the action server and the CLI
+                # write to the same file.
+                options["connect_args"] = {"timeout": 30}
+            else:
+                options["pool_pre_ping"] = True
+            self._engine: Engine = sa.create_engine(parsed, **options)
+        except (ArgumentError, SQLAlchemyError, ImportError) as exc:
+            raise StoreError(
+                f"opsbot cannot use the database URL {self._display}: {self._reason(exc)}. "
+                "Set OPSBOT_DB_URL to sqlite:///path/to/opsbot.db or "
+                "postgresql://user:password@host:5432/database."
+            ) from None
+        if self._engine.dialect.name == "sqlite":
+            sa_event.listen(self._engine, "connect", _sqlite_pragmas)
+        self._schema_ready = False
+        self._schema_lock = threading.Lock()
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> OperationStore:
+        """The store at ``OPSBOT_DB_URL``, else opsbot.db in ``OPSBOT_STATE_DIR`` (./.opsbot)."""
+        env = os.environ if env is None else env
+        url = (env.get("OPSBOT_DB_URL") or "").strip()
+        if not url:
+            state_dir = Path(env.get("OPSBOT_STATE_DIR") or ".opsbot").expanduser()
+            try:
+                state_dir.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StoreError(
+                    f"opsbot cannot create its state directory {state_dir}: {exc.strerror}. "
+                    "Set OPSBOT_STATE_DIR to a writable directory, or OPSBOT_DB_URL."
+                ) from exc
+            url = f"sqlite:///{state_dir.resolve() / 'opsbot.db'}"
+        return cls(url)
+
+    @property
+    def url_for_display(self) -> str:
+        """The database URL with its password masked."""
+        return self._display
+
+    def __repr__(self) -> str:
+        return f"OperationStore({self._display!r})"
+
+    def close(self) -> None:
+        """Closes the pooled connections (the store reconnects if used again)."""
+        self._engine.dispose()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # -- operations ---------------------------------------------------------------------
+
+    def create(
+        self,
+        *,
+        intent: str,
+        risk: str,
+        requester: str,
+        sender_id: str,
+        channel: str,
+        text: str,
+        confidence: float,
+        parameters: Mapping[str, str],
+        ttl_seconds: float,
+        approval_roles: Collection[str] = (),
+        reply_to: Mapping[str, Any] | None = None,
+        now: datetime | None = None,
+    ) -> Operation:
+        """Records a new operation awaiting its requester's confirmation; audits "requested"."""
+        now = _aware(now)
+        params = {str(k): str(v) for k, v in parameters.items()}
+        values: dict[str, Any] = {
+            "id": "op-" + secrets.token_hex(6),
+            "intent": intent, "risk": risk, "requester": requester, "sender_id": sender_id,
+            "channel": channel, "text": text, "confidence": float(confidence),
+            "parameters": params, "digest": params_digest(intent, params),
+            "state": PENDING_CONFIRMATION, "created_at": now,
+            "expires_at": now + timedelta(seconds=float(ttl_seconds)),
+            "approval_roles": list(approval_roles), "confirmed_by": None,
+            "confirmed_at": None, "approved_by": None, "approved_at": None,
+            "backend_ref": {}, "result": None, "result_detail": None, "finished_at": None,
+            "notified_at": None, "reply_to": dict(reply_to or {}),
+        }
+        # The audit event holds the request's facts itself, so the log alone tells the story.
+        detail = {
+            "intent": intent, "risk": risk, "text": text, "confidence": float(confidence),
+            "parameters": params, "digest": values["digest"], "sender_id": sender_id,
+            "approval_roles": list(approval_roles), "expires_at": values["expires_at"],
+        }
+        with self._begin() as conn:
+            conn.execute(operations.insert().values(**values))
+            self._insert_audit(conn, values["id"], "requested", requester, channel, detail, now)
+            row = conn.execute(sa.select(operations).where(operations.c.id == values["id"])).one()
+        return _to_operation(row)
+
+    def get(self, operation_id: str) -> Operation | None:
+        """The operation, or None if there is none with that id."""
+        with self._connect() as conn:
+            row = conn.execute(
+                sa.select(operations).where(operations.c.id == operation_id)
+            ).first()
+        return _to_operation(row) if row is not None else None
+
+    def transition(
+        self,
+        operation_id: str,
+        from_states: Collection[str],
+        to_state: str,
+        *,
+        actor: str | None,
+        channel: str | None = None,
+        event: str | None = None,
+        detail: Mapping[str, Any] | None = None,
+        now: datetime | None = None,
+        **fields: Any,
+    ) -> Operation | None:
+        """Moves the operation to ``to_state`` if it is in one of ``from_states`` (compare-and-set).
+
+        Returns the updated operation if this call won, None if the operation is missing
+        or was in another state (someone else won). ``fields`` may also set confirmed_by,
+        confirmed_at, approved_by, approved_at, backend_ref, result, result_detail and
+        finished_at; finished_at defaults to ``now`` when ``to_state`` is final. The audit
+        event (``event`` or ``to_state``) is written in the same transaction.
+        """
+        unknown = set(fields) - _TRANSITION_FIELDS
+        if unknown:
+            raise TypeError(f"transition() cannot set {', '.join(sorted(unknown))}")
+        now = _aware(now)
+        states = list(from_states)
+        if not states:
+            return None
+        values: dict[str, Any] = {"state": to_state, **fields}
+        if to_state in FINAL_STATES and "finished_at" not in fields:
+            values["finished_at"] = now
+        audit_detail = {"from": sorted(states), "to": to_state,
+                        **{k: v for k, v in fields.items()}, **dict(detail or {})}
+        with self._begin() as conn:
+            # The UPDATE comes first: on SQLite it takes the write lock before any read.
+            result = conn.execute(
+                operations.update()
+                .where(operations.c.id == operation_id, operations.c.state.in_(states))
+                .values(**values)
+            )
+            if result.rowcount != 1:
+                return None
+            self._insert_audit(conn, operation_id, event or to_state, actor, channel,
+                               audit_detail, now)
+            row = conn.execute(sa.select(operations).where(operations.c.id == operation_id)).one()
+        return _to_operation(row)
+
+    def claim_execution(self, operation_id: str, *, actor: str,
+                        now: datetime | None = None) -> bool:
+        """Takes the operation's exactly-once key; True only for the one caller that got it.
+
+        Safe across threads, processes and replicas: the key is a row whose primary key
+        is the operation id, so the database itself refuses a second one.
+        """
+        now = _aware(now)
+        self._ensure_schema()
+        with self._translate():
+            try:
+                with self._engine.begin() as conn:
+                    conn.execute(executions.insert().values(
+                        operation_id=operation_id, actor=actor, claimed_at=now))
+                    self._insert_audit(conn, operation_id, "claimed", actor, None, {}, now)
+            except IntegrityError:
+                return False
+        return True
+
+    def update_backend_ref(self, operation_id: str, **ref: Any) -> Operation:
+        """Merges ``ref`` into the operation's backend_ref (no state change); audits "backend"."""
+        now = utcnow()
+        with self._begin() as conn:
+            # The audit INSERT first takes SQLite's write lock, so the read below cannot be
+            # overtaken by another writer (PostgreSQL locks the row with FOR UPDATE).
+            self._insert_audit(conn, operation_id, "backend", None, None, dict(ref), now)
+            row = conn.execute(
+                sa.select(operations.c.backend_ref)
+                .where(operations.c.id == operation_id)
+                .with_for_update()
+            ).first()
+            if row is None:
+                raise _Rollback(operation_id)
+            merged = {**(row.backend_ref or {}), **ref}
+            conn.execute(operations.update().where(operations.c.id == operation_id)
+                         .values(backend_ref=merged))
+            row = conn.execute(sa.select(operations).where(operations.c.id == operation_id)).one()
+        return _to_operation(row)
+
+    def open_for(self, sender_id: str, now: datetime | None = None) -> list[Operation]:
+        """The conversation's operations still awaiting confirmation or approval, newest first."""
+        now = _aware(now)
+        query = (
+            sa.select(operations)
+            .where(operations.c.sender_id == sender_id,
+                   operations.c.state.in_(sorted(OPEN_STATES)),
+                   operations.c.expires_at > now)
+            .order_by(operations.c.created_at.desc(), operations.c.id.desc())
+        )
+        with self._connect() as conn:
+            return [_to_operation(r) for r in conn.execute(query)]
+
+    def expire_due(self, now: datetime | None = None) -> list[Operation]:
+        """Moves every open operation past its expiry to EXPIRED; returns those this call moved."""
+        now = _aware(now)
+        with self._connect() as conn:
+            due = conn.execute(
+                sa.select(operations.c.id)
+                .where(operations.c.state.in_(sorted(OPEN_STATES)),
+                       operations.c.expires_at <= now)
+                .order_by(operations.c.created_at)
+            ).scalars().all()
+        expired: list[Operation] = []
+        for operation_id in due:
+            op = self.transition(operation_id, OPEN_STATES, EXPIRED, actor=None,
+                                 event="expired", now=now)
+            if op is not None:
+                expired.append(op)
+        return expired
+
+    def executing(self) -> list[Operation]:
+        """Operations whose backend call is under way, oldest first (for the status poller)."""
+        with self._connect() as conn:
+            rows = conn.execute(
+                sa.select(operations).where(operations.c.state == EXECUTING)
+                .order_by(operations.c.created_at)
+            )
+            return [_to_operation(r) for r in rows]
+
+    def finished_unnotified(self, sender_id: str) -> list[Operation]:
+        """The conversation's executed operations not announced yet, oldest first."""
+        claimed = sa.select(executions.c.operation_id).where(
+            executions.c.operation_id == operations.c.id).exists()
+        query = (
+            sa.select(operations)
+            .where(operations.c.sender_id == sender_id,
+                   operations.c.state.in_(_EXECUTED_STATES),
+                   operations.c.notified_at.is_(None),
+                   claimed)
+            .order_by(operations.c.finished_at, operations.c.created_at)
+        )
+        with self._connect() as conn:
+            return [_to_operation(r) for r in conn.execute(query)]
+
+    def mark_notified(self, operation_id: str, now: datetime | None = None) -> bool:
+        """Records that the result was announced; True only for the one caller that did it."""
+        now = _aware(now)
+        with self._begin() as conn:
+            result = conn.execute(
+                operations.update()
+                .where(operations.c.id == operation_id, operations.c.notified_at.is_(None))
+                .values(notified_at=now)
+            )
+            if result.rowcount != 1:
+                return False
+            self._insert_audit(conn, operation_id, "notified", None, None, {}, now)
+        return True
+
+    # -- audit --------------------------------------------------------------------------
+
+    def audit(
+        self,
+        operation_id: str | None,
+        kind: str,
+        *,
+        actor: str | None,
+        channel: str | None = None,
+        detail: Mapping[str, Any] | None = None,
+        now: datetime | None = None,
+    ) -> None:
+        """Appends one event to the audit log."""
+        with self._begin() as conn:
+            self._insert_audit(conn, operation_id, kind, actor, channel, dict(detail or {}),
+                               _aware(now))
+
+    def audit_records(
+        self,
+        *,
+        user: str | None = None,
+        intent: str | None = None,
+        since: datetime | None = None,
+        limit: int = 50,
+    ) -> list[AuditRecord]:
+        """Operations with their audit events, newest first.
+
+        ``user`` matches the requester, the confirmer or the approver; ``since`` keeps
+        operations created at or after it.
+        """
+        query = sa.select(operations)
+        if user:
+            query = query.where(sa.or_(operations.c.requester == user,
+                                       operations.c.confirmed_by == user,
+                                       operations.c.approved_by == user))
+        if intent:
+            query = query.where(operations.c.intent == intent)
+        if since is not None:
+            query = query.where(operations.c.created_at >= _aware(since, "since"))
+        query = query.order_by(operations.c.created_at.desc(), operations.c.id.desc())
+        query = query.limit(max(0, int(limit)))
+        with self._connect() as conn:
+            ops = [_to_operation(r) for r in conn.execute(query)]
+            events: dict[str, list[AuditEvent]] = {op.id: [] for op in ops}
+            if ops:
+                rows = conn.execute(
+                    sa.select(audit_log)
+                    .where(audit_log.c.operation_id.in_(list(events)))
+                    .order_by(audit_log.c.id)
+                )
+                for row in rows:
+                    events[row.operation_id].append(_to_event(row))
+        return [AuditRecord(operation=op, events=tuple(events[op.id])) for op in ops]
+
+    # -- plumbing -----------------------------------------------------------------------
+
+    @staticmethod
+    def _insert_audit(conn: Connection, operation_id: str | None, kind: str,
+                      actor: str | None, channel: str | None, detail: Mapping[str, Any],
+                      now: datetime) -> None:
+        conn.execute(audit_log.insert().values(
+            operation_id=operation_id, at=now, kind=kind, actor=actor, channel=channel,
+            detail=dict(detail)))
+
+    @contextmanager
+    def _begin(self) -> Iterator[Connection]:
+        """A transaction, committed on success; database errors become StoreError."""
+        self._ensure_schema()
+        with self._translate(), self._engine.begin() as conn:
+            yield conn
+
+    @contextmanager
+    def _connect(self) -> Iterator[Connection]:
+        """A connection for reads; database errors become StoreError."""
+        self._ensure_schema()
+        with self._translate(), self._engine.connect() as conn:
+            yield conn
+
+    def _ensure_schema(self) -> None:
+        if self._schema_ready:
+            return
+        with self._schema_lock:
+            if self._schema_ready:
+                return
+            with self._translate():
+                for attempt in range(3):
+                    try:
+                        self._create_schema()
+                        break
+                    except OperationalError:
+                        # Two processes creating a fresh SQLite file race on CREATE TABLE
+                        # (PostgreSQL takes a lock instead); the loser finds the tables next time.
+                        if self._engine.dialect.name != "sqlite" or attempt == 2:
+                            raise
+                        time.sleep(0.05 * (attempt + 1))
+            self._schema_ready = True
+
+    def _create_schema(self) -> None:
+        with self._engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"),
+                             {"key": _PG_SCHEMA_LOCK})
+            metadata.create_all(conn)
+            if conn.dialect.name == "sqlite":
+                for statement in _SQLITE_TRIGGERS:
+                    conn.exec_driver_sql(statement)
+            elif conn.dialect.name == "postgresql":
+                present = set(conn.execute(sa.text(
+                    "SELECT tgname FROM pg_trigger WHERE tgrelid = 'opsbot_audit'::regclass"
+                )).scalars())
+                missing = [ddl for name, ddl in _PG_TRIGGERS.items() if name not in present]
+                if missing:
+                    conn.exec_driver_sql(_PG_FUNCTION)
+                    for statement in missing:
+                        conn.exec_driver_sql(statement)
+            else:
+                logger.warning("the audit log is append-only by convention only on %s",
+                               conn.dialect.name)
+
+    @contextmanager
+    def _translate(self) -> Iterator[None]:
+        try:
+            yield
+        except _Rollback as missing:
+            raise StoreError(f"There is no operation {missing.operation_id}.") from None
+        except SQLAlchemyError as exc:
+            logger.warning("operation store %s failed: %s", self._display, self._reason(exc))
+            raise StoreError(
+                f"The operation store ({self._display}) failed: {self._reason(exc)}. "
+                "Check that the database is reachable and OPSBOT_DB_URL is right."
+            ) from exc
+
+    def _reason(self, exc: BaseException) -> str:
+        """The first line of the driver's message, without the password or the SQL."""
+        original = getattr(exc, "orig", None) or exc
+        lines = str(original).strip().splitlines()
+        text = lines[0] if lines else type(original).__name__
+        if self._password:
+            text = text.replace(self._password, "***")
+        return text.rstrip(".")
+
+    @staticmethod
+    def _password_of(url: str) -> str | None:
+        try:
+            parsed = make_url(url)
+        except ArgumentError:
+            found = re.search(r"://[^:/@]*:([^@]*)@", url)
+            return found.group(1) if found else None
+        return parsed.password or parsed.query.get("password") or None  # type: ignore[return-value]
+
+
+class _Rollback(Exception):
+    """Aborts a transaction because the operation it needed does not exist."""
+
+    def __init__(self, operation_id: str) -> None:
+        super().__init__(operation_id)
+        self.operation_id = operation_id
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    """WAL lets the CLI read while the action server writes; busy_timeout waits for locks."""
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+    finally:
+        cursor.close()

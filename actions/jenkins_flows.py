@@ -1,0 +1,494 @@
+"""The Jenkins intents: read requests answered at once, changes turned into previews.
+
+Each handler takes a ``Turn`` and either answers (reads), asks for what is missing
+(with buttons that carry the whole request), or records a pending operation and
+shows its preview with Confirm and Cancel (``actions.confirmations`` takes it from
+there). Each change intent also has an executor, run once after confirmation.
+
+A new Jenkins intent: a handler in ``HANDLERS`` and, for a change, an executor in
+``EXECUTORS``; its risk comes from ``policy.yml``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timezone
+from typing import Any
+
+from rasa_sdk.events import SlotSet
+
+from actions.backends.jenkins import Build, Job, JenkinsBackend
+from actions.catalog import (
+    ENVIRONMENTS,
+    Catalog,
+    Deployment,
+    ago,
+    deployments,
+    duration,
+    live_version,
+    previous_version,
+)
+from actions.confirmations import propose, record_read, record_refusal
+from actions.errors import NotFound
+from actions.guard import Operation
+from actions.turn import Turn, button
+
+__all__ = ["EXECUTORS", "HANDLERS", "completion_message"]
+
+Handler = Callable[[Turn], Awaitable[None]]
+Executor = Callable[[JenkinsBackend, Operation], Awaitable[dict[str, Any]]]
+
+_FAILING_WORDS = re.compile(r"\b(red|fail\w*|broken|break\w*|bad|unstable|flaky)\b", re.I)
+_RUNNING_WORDS = re.compile(r"\b(running|in progress|building|active|queued|going on)\b", re.I)
+_ICONS = {"success": "✅", "failure": "❌", "unstable": "⚠️", "aborted": "⏹",
+          "not_built": "⚪", "disabled": "⚪"}
+
+
+def _jenkins(turn: Turn) -> JenkinsBackend | None:
+    if turn.runtime.jenkins is None:
+        turn.say(f"I understood: {turn.request.describe()}. But no Jenkins is connected to "
+                 "opsbot (set JENKINS_URL, JENKINS_USER and JENKINS_TOKEN), so nothing ran.")
+    return turn.runtime.jenkins
+
+
+def _ask(turn: Turn, question: str, asked: str, choices: list[str],
+         titles: dict[str, str] | None = None) -> None:
+    """Ask for one missing value, with a button per choice; a typed answer works too."""
+    entities = dict(turn.request.entities)
+    buttons = []
+    for choice in choices[:8]:
+        with_choice = {**entities, asked: choice}
+        buttons.append(button((titles or {}).get(choice, choice), turn.request.intent, with_choice))
+    turn.say(question, buttons)
+    turn.events.append(SlotSet("pending_request", {
+        "intent": turn.request.intent, "entities": entities, "asked": asked,
+        "at": datetime.now(timezone.utc).isoformat(),
+    }))
+
+
+def _done_asking(turn: Turn) -> None:
+    turn.events.append(SlotSet("pending_request", None))
+
+
+async def _catalog(jenkins: JenkinsBackend) -> Catalog:
+    return Catalog(await jenkins.jobs())
+
+
+def _resolve_service(turn: Turn, catalog: Catalog, *, deployable: bool) -> tuple[str, str] | None:
+    """The service named in the request, or ask / explain; returns (service, note)."""
+    name = turn.request.get("service") or turn.request.get("job")
+    choices = catalog.deployable() if deployable else sorted(catalog.services)
+    if not name:
+        _ask(turn, "Which service?", "service", choices)
+        return None
+    found = catalog.resolve_service(name, deployable=deployable)
+    if found.match:
+        note = "" if found.exact else f" (I took \"{name}\" to mean {found.match}.)"
+        return found.match, note
+    if found.ambiguous:
+        _ask(turn, f"\"{name}\" could be several services. Which one?", "service",
+             list(found.candidates))
+        return None
+    turn.say(f"I can't find a service called \"{name}\"{' with a deploy job' if deployable else ''}"
+             f" in Jenkins. Known: {', '.join(choices) or 'none'}.")
+    _done_asking(turn)
+    return None
+
+
+def _resolve_job(turn: Turn, catalog: Catalog, choices: list[str]) -> tuple[str, str] | None:
+    """The job named (or the CI job of the service named), or ask / explain."""
+    name = turn.request.get("job") or turn.request.get("service")
+    if not name:
+        _ask(turn, "Which job?", "job", choices)
+        return None
+    found = catalog.resolve_job(name)
+    if found.match:
+        note = "" if found.exact else f" (I took \"{name}\" to mean {found.match}.)"
+        return found.match, note
+    if found.ambiguous:
+        _ask(turn, f"\"{name}\" could be several jobs. Which one?", "job", list(found.candidates))
+        return None
+    close = ", ".join(choices[:8])
+    turn.say(f"I can't find a job called \"{name}\" in Jenkins. Jobs: {close}.")
+    _done_asking(turn)
+    return None
+
+
+def _job_among(turn: Turn, catalog: Catalog, likely: list[str], question: str,
+               none_text: str) -> tuple[str, str] | None:
+    """The job named, or a question listing the likely ones (running, failing), or none_text."""
+    if not turn.request.get("job") and not turn.request.get("service"):
+        if likely:
+            _ask(turn, question, "job", likely)
+        else:
+            turn.say(none_text)
+            _done_asking(turn)
+        return None
+    return _resolve_job(turn, catalog, likely or sorted(catalog.jobs))
+
+
+# -- deployments -----------------------------------------------------------------------------
+
+
+def _deployed_line(live: Deployment | None, environment: str, job: str) -> str:
+    if live is None:
+        return f"Nothing has been deployed to {environment} with {job} yet."
+    by = f", deployed by {live.by}" if live.by else ""
+    return f"{environment} runs {live.version}{by} {ago(live.at)}."
+
+
+async def _deploy_common(turn: Turn, *, rollback: bool) -> None:
+    jenkins = _jenkins(turn)
+    if jenkins is None:
+        return
+    catalog = await _catalog(jenkins)
+    resolved = _resolve_service(turn, catalog, deployable=True)
+    if resolved is None:
+        return
+    service, note = resolved
+    job = catalog.deploy_job(service)
+    assert job is not None
+    environment = turn.request.get("environment")
+    if not environment:
+        verb = "roll back" if rollback else "deploy"
+        _ask(turn, f"Which environment should I {verb} {service} {'on' if rollback else 'to'}?",
+             "environment", list(ENVIRONMENTS))
+        return
+    if environment not in ENVIRONMENTS:
+        _ask(turn, f"\"{environment}\" is not an environment {job} deploys to. Which one?",
+             "environment", list(ENVIRONMENTS))
+        return
+    history = deployments(service, await jenkins.builds(job, limit=50))
+    live = live_version(history, environment)
+    version = turn.request.get("version")
+    if rollback and not version:
+        previous = previous_version(history, environment)
+        if previous is None:
+            _done_asking(turn)
+            turn.say(f"I can't roll back {service} on {environment}: "
+                     + (f"{live.version} is the only version deployed there successfully."
+                        if live else f"nothing has been deployed there with {job}."))
+            return
+        version = previous.version
+        when = f"deployed by {previous.by} {ago(previous.at)}" if previous.by else ago(previous.at)
+        summary = (f"Roll back {service} on {environment} from {live.version if live else '?'} to "
+                   f"{version} (the previous good version, {when}) with job {job}.")
+    elif not version:
+        known = []
+        for deployment in history:
+            if deployment.succeeded and deployment.version not in known:
+                known.append(deployment.version)
+        _ask(turn, f"Which version of {service} should I deploy to {environment}?"
+             + (f" Recent versions: {', '.join(known[:4])}." if known else ""), "version", known[:4])
+        return
+    else:
+        verb = "Roll back" if rollback else "Deploy"
+        prep = "on" if rollback else "to"
+        summary = f"{verb} {service} {version} {prep} {environment} with job {job}."
+        if not any(d.version == version and d.succeeded for d in history):
+            summary += f" {version} has not been deployed successfully anywhere yet."
+    summary += " " + _deployed_line(live, environment, job)
+    if live is not None and live.version == version:
+        summary += " That version is already live there; this redeploys it."
+    _done_asking(turn)
+    parameters = {"service": service, "version": version, "environment": environment, "job": job}
+    await propose(turn, turn.request.intent, parameters, summary + note)
+
+
+async def deploy(turn: Turn) -> None:
+    await _deploy_common(turn, rollback=False)
+
+
+async def rollback(turn: Turn) -> None:
+    await _deploy_common(turn, rollback=True)
+
+
+async def _execute_deploy(jenkins: JenkinsBackend, operation: Operation) -> dict[str, Any]:
+    p = operation.parameters
+    queue_id = await jenkins.start(p["job"], {
+        "SERVICE": p["service"], "VERSION": p["version"], "ENVIRONMENT": p["environment"]})
+    return {"job": p["job"], "queue_id": queue_id}
+
+
+async def deploy_history(turn: Turn) -> None:
+    jenkins = _jenkins(turn)
+    if jenkins is None:
+        return
+    catalog = await _catalog(jenkins)
+    environment = turn.request.get("environment")
+    name = turn.request.get("service") or turn.request.get("job")
+    if not name:
+        lines = []
+        for service in catalog.deployable():
+            job = catalog.deploy_job(service)
+            assert job is not None
+            history = deployments(service, await jenkins.builds(job, limit=30))
+            envs = [environment] if environment else list(ENVIRONMENTS)
+            live = [(e, live_version(history, e)) for e in envs]
+            shown = [f"{e} {d.version}" for e, d in live if d]
+            lines.append(f"• {service}: {', '.join(shown) if shown else 'nothing deployed'}")
+        where = f" on {environment}" if environment else ""
+        turn.say(f"What's live{where}:\n" + "\n".join(lines))
+        record_read(turn, {"environment": environment or ""})
+        return
+    resolved = _resolve_service(turn, catalog, deployable=True)
+    if resolved is None:
+        return
+    service, note = resolved
+    job = catalog.deploy_job(service)
+    assert job is not None
+    history = deployments(service, await jenkins.builds(job, limit=50))
+    envs = [environment] if environment else list(ENVIRONMENTS)
+    lines = []
+    for env in envs:
+        live = live_version(history, env)
+        if live is None:
+            lines.append(f"• {env}: nothing deployed")
+        else:
+            by = f" by {live.by}" if live.by else ""
+            lines.append(f"• {env}: {live.version} (deployed{by} {ago(live.at)}, {job} #{live.number})")
+    recent = [d for d in history if not environment or d.environment == environment][:5]
+    if recent:
+        lines.append("Recent deploys:")
+        for d in recent:
+            result = d.result or "RUNNING"
+            by = f" by {d.by}" if d.by else ""
+            lines.append(f"  {d.version} → {d.environment}: {result}{by}, {ago(d.at)}")
+    turn.say(f"{service}{note}:\n" + "\n".join(lines))
+    record_read(turn, {"service": service, "environment": environment or ""})
+
+
+# -- builds -------------------------------------------------------------------------------------
+
+
+def _build_line(build: Build, now: datetime | None = None) -> str:
+    branch = build.parameters.get("BRANCH")
+    on = f" ({branch})" if branch else ""
+    by = f", started by {build.started_by}" if build.started_by else ""
+    if build.building:
+        return (f"{build.job} #{build.number}{on} is running for {duration(build.duration_s)}"
+                f"{by}.")
+    return (f"{build.job} #{build.number}{on}: {build.result}, {ago(build.started_at, now)}, "
+            f"took {duration(build.duration_s)}{by}.")
+
+
+async def run_build(turn: Turn) -> None:
+    jenkins = _jenkins(turn)
+    if jenkins is None:
+        return
+    catalog = await _catalog(jenkins)
+    ci_jobs = [j for s in sorted(catalog.services) if (j := catalog.ci_job(s))]
+    resolved = _resolve_job(turn, catalog, ci_jobs + [j for j in catalog.jobs if j not in ci_jobs])
+    if resolved is None:
+        return
+    job_name, note = resolved
+    job = catalog.jobs[job_name]
+    branch = turn.request.get("branch")
+    parameters = {"job": job_name}
+    if branch and "BRANCH" not in job.parameters:
+        summary = f"Run {job_name} (it takes no branch parameter, so \"{branch}\" is ignored)."
+    elif branch:
+        parameters["branch"] = branch
+        summary = f"Run {job_name} on branch {branch}."
+    else:
+        default = " on its default branch" if "BRANCH" in job.parameters else ""
+        summary = f"Run {job_name}{default}."
+    last = await jenkins.last_build(job_name)
+    if last is not None:
+        summary += " Last build: " + _build_line(last)
+    _done_asking(turn)
+    await propose(turn, "run_build", parameters, summary + note)
+
+
+async def _execute_run(jenkins: JenkinsBackend, operation: Operation) -> dict[str, Any]:
+    p = operation.parameters
+    job = await jenkins.job(p["job"])
+    params = {"BRANCH": p["branch"]} if p.get("branch") and "BRANCH" in job.parameters else None
+    queue_id = await jenkins.start(p["job"], params)
+    return {"job": p["job"], "queue_id": queue_id}
+
+
+async def stop_build(turn: Turn) -> None:
+    jenkins = _jenkins(turn)
+    if jenkins is None:
+        return
+    catalog = await _catalog(jenkins)
+    running = [name for name, job in sorted(catalog.jobs.items()) if job.building]
+    resolved = _job_among(turn, catalog, running, "Which build should I stop? Running now:",
+                          "Nothing is running in Jenkins right now, so there is nothing to stop.")
+    if resolved is None:
+        return
+    job_name, note = resolved
+    number_text = turn.request.get("build_number")
+    if number_text:
+        try:
+            build = await jenkins.build(job_name, int(number_text.lstrip("#")))
+        except ValueError:
+            turn.say(f"\"{number_text}\" is not a build number.")
+            return
+    else:
+        last = await jenkins.last_build(job_name)
+        if last is None or not last.building:
+            turn.say(f"{job_name} has no running build, so there is nothing to stop."
+                     + (f" Last build: {_build_line(last)}" if last else ""))
+            _done_asking(turn)
+            return
+        build = last
+    if not build.building:
+        turn.say(f"{job_name} #{build.number} is not running (it ended {build.result}), "
+                 "so there is nothing to stop.")
+        _done_asking(turn)
+        return
+    by = f", started by {build.started_by}" if build.started_by else ""
+    summary = f"Stop {job_name} #{build.number} (running for {duration(build.duration_s)}{by})."
+    _done_asking(turn)
+    await propose(turn, "stop_build", {"job": job_name, "build_number": str(build.number)},
+                  summary + note)
+
+
+async def _execute_stop(jenkins: JenkinsBackend, operation: Operation) -> dict[str, Any]:
+    p = operation.parameters
+    await jenkins.stop(p["job"], int(p["build_number"]))
+    return {"job": p["job"], "build_number": int(p["build_number"]), "stopped": True}
+
+
+async def build_status(turn: Turn) -> None:
+    jenkins = _jenkins(turn)
+    if jenkins is None:
+        return
+    if not turn.request.get("job") and not turn.request.get("service"):
+        await list_jobs(turn)
+        return
+    catalog = await _catalog(jenkins)
+    resolved = _resolve_job(turn, catalog, sorted(catalog.jobs))
+    if resolved is None:
+        return
+    job_name, note = resolved
+    number_text = turn.request.get("build_number")
+    branch = turn.request.get("branch")
+    build: Build | None
+    if number_text:
+        build = await jenkins.build(job_name, int(number_text.lstrip("#")))
+    elif branch:
+        build = next((b for b in await jenkins.builds(job_name, limit=30)
+                      if b.parameters.get("BRANCH") == branch), None)
+        if build is None:
+            turn.say(f"{job_name} has no recent build of branch {branch}.{note}")
+            record_read(turn, {"job": job_name, "branch": branch})
+            return
+    else:
+        build = await jenkins.last_build(job_name)
+    if build is None:
+        turn.say(f"{job_name} has never been built.{note}")
+    else:
+        text = _build_line(build) + note
+        if not build.building and build.result not in ("SUCCESS", None):
+            text += f"\nSay \"why did {job_name} #{build.number} fail?\" for the reason."
+        turn.say(text + f"\n{build.url}")
+    _done_asking(turn)
+    record_read(turn, {"job": job_name, "build_number": number_text or "", "branch": branch or ""})
+
+
+async def list_jobs(turn: Turn) -> None:
+    jenkins = _jenkins(turn)
+    if jenkins is None:
+        return
+    jobs = sorted(await jenkins.jobs(), key=lambda j: j.full_name)
+    text = turn.request.text
+    if _FAILING_WORDS.search(text):
+        chosen = [j for j in jobs if j.status in ("failure", "unstable", "aborted")]
+        title, empty = "Failing in CI", "Nothing is red in CI: every job's last build passed."
+    elif _RUNNING_WORDS.search(text):
+        chosen = [j for j in jobs if j.building]
+        title, empty = "Running now", "Nothing is running in Jenkins right now."
+    else:
+        chosen, title, empty = jobs, "Jobs", "Jenkins has no jobs."
+    if not chosen:
+        turn.say(empty)
+    else:
+        turn.say(f"{title} ({len(chosen)}):\n" + "\n".join(_job_line(j) for j in chosen[:25])
+                 + (f"\n… and {len(chosen) - 25} more" if len(chosen) > 25 else ""))
+    _done_asking(turn)
+    record_read(turn, {"filter": title})
+
+
+def _job_line(job: Job) -> str:
+    icon = "⏳" if job.building else _ICONS.get(job.status, "•")
+    state = "running" if job.building else job.status.replace("_", " ")
+    number = f" #{job.last_build}" if job.last_build else ""
+    return f"{icon} {job.full_name}{number}: {state}"
+
+
+async def build_failure(turn: Turn) -> None:
+    jenkins = _jenkins(turn)
+    if jenkins is None:
+        return
+    catalog = await _catalog(jenkins)
+    failing = [n for n, j in sorted(catalog.jobs.items())
+               if j.status in ("failure", "unstable", "aborted")]
+    resolved = _job_among(turn, catalog, failing,
+                          "Which job's failure should I look at? Failing now:",
+                          "Nothing is failing in CI right now.")
+    if resolved is None:
+        return
+    job_name, note = resolved
+    number_text = turn.request.get("build_number")
+    try:
+        report = await jenkins.failure_report(job_name, int(number_text.lstrip("#"))
+                                              if number_text else None)
+    except NotFound as exc:
+        turn.say(str(exc) + note)
+        _done_asking(turn)
+        return
+    where = f" in stage {report.stage}" if report.stage else ""
+    lines = "\n".join(report.error_lines)
+    text = f"{report.job} #{report.number} ended {report.result}{where}: {report.summary}.{note}"
+    if lines:
+        text += f"\n```\n{lines}\n```"
+    turn.say(text + f"\nFull log: {report.url}console")
+    _done_asking(turn)
+    record_read(turn, {"job": job_name, "build_number": str(report.number)})
+
+
+HANDLERS: dict[str, Handler] = {
+    "deploy": deploy,
+    "rollback": rollback,
+    "deploy_history": deploy_history,
+    "run_build": run_build,
+    "stop_build": stop_build,
+    "build_status": build_status,
+    "list_jobs": list_jobs,
+    "build_failure": build_failure,
+}
+
+EXECUTORS: dict[str, Executor] = {
+    "deploy": _execute_deploy,
+    "rollback": _execute_deploy,
+    "run_build": _execute_run,
+    "stop_build": _execute_stop,
+}
+
+# Executors whose backend call finishes the operation (no build to follow).
+IMMEDIATE = frozenset({"stop_build"})
+
+
+def completion_message(operation: Operation) -> str:
+    """What opsbot says in the conversation when an operation's build has ended."""
+    p, ref = operation.parameters, operation.backend_ref
+    took = f" in {duration(float(ref['duration_s']))}" if ref.get("duration_s") is not None else ""
+    build = f"{ref.get('job', p.get('job'))} #{ref['build_number']}" if ref.get("build_number") else \
+        str(ref.get("job", p.get("job")))
+    result = operation.result or "UNKNOWN"
+    detail = f" {operation.result_detail}." if operation.result_detail else ""
+    if operation.intent in ("deploy", "rollback"):
+        if result == "SUCCESS":
+            return (f"{p['service']} {p['version']} is live on {p['environment']}: SUCCESS{took} "
+                    f"({build}).")
+        return (f"Deploying {p['service']} {p['version']} to {p['environment']} did not succeed: "
+                f"{result}{took} ({build}).{detail} {p['environment']} keeps its previous version "
+                f"unless the job says otherwise; say \"why did {ref.get('job', '')} fail?\" for details.")
+    if result == "SUCCESS":
+        return f"{build} finished: SUCCESS{took}."
+    return f"{build} finished: {result}{took}.{detail}"
+

@@ -1,0 +1,306 @@
+"""The deploy dialogue end to end: REST channel -> Rasa -> action server -> python-jenkins -> simulator.
+
+One Rasa server, action server and Jenkins simulator serve the whole module (starting
+them costs ~30 s); each test uses its own senders and services so tests stay independent.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import sqlite3
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import jenkins
+import pytest
+import requests
+
+from opsbot._processes import Stack
+from opsbot.settings import Settings
+from simulators.jenkins import JenkinsSimulator
+from tests.conftest import ROOT, free_port
+
+POLICY = """\
+confirmation_ttl: 5m
+people:
+  alice: {roles: [release-manager, developer], identities: {rest: alice}}
+  bob: {roles: [developer], identities: {rest: bob}}
+  carol: {roles: [release-manager, developer], identities: {rest: carol}}
+  dave: {roles: [release-manager], identities: {rest: dave}}
+everyone_roles: []
+rules:
+  - intents: [deploy, rollback]
+    when: {environment: prod, service: search}
+    risk: critical
+    roles: [release-manager]
+    approval: [release-manager]
+  - intents: [deploy, rollback]
+    when: {environment: prod}
+    risk: critical
+    roles: [release-manager]
+  - intents: [run_build, stop_build, deploy, rollback, create_issue, comment_issue, update_issue]
+    risk: change
+  - intents: [deploy_history, build_status, list_jobs, build_failure, query_logs, issue_status, list_issues]
+    risk: read
+"""
+
+
+@dataclasses.dataclass
+class Bot:
+    stack: Stack
+    settings: Settings
+    sim: JenkinsSimulator
+    db_path: Path
+    action_env: dict[str, str]
+
+    def say(self, sender: str, text: str) -> list[dict[str, Any]]:
+        response = requests.post(self.settings.rest_url, json={"sender": sender, "message": text},
+                                 timeout=60)
+        response.raise_for_status()
+        return list(response.json())
+
+    def tracker(self, sender: str) -> dict[str, Any]:
+        base = f"http://{self.settings.host}:{self.settings.port}"
+        response = requests.get(f"{base}/conversations/{sender}/tracker", timeout=30)
+        response.raise_for_status()
+        return dict(response.json())
+
+    def bot_texts(self, sender: str) -> list[str]:
+        return [e.get("text") or "" for e in self.tracker(sender)["events"] if e["event"] == "bot"]
+
+    def client(self) -> jenkins.Jenkins:
+        return jenkins.Jenkins(self.sim.url, username=self.sim.user, password=self.sim.token,
+                               timeout=10)
+
+    def restart_actions(self) -> None:
+        child = next(c for c in self.stack.children if c.name == "actions")
+        child.process.terminate()
+        child.process.wait(timeout=20)
+        self.stack.children.remove(child)
+        child.log.close()
+        self.stack.start_action_server(self.action_env)
+        self.stack.wait_ready()
+
+    def operation_state(self, operation_id: str) -> str:
+        with sqlite3.connect(self.db_path) as db:
+            row = db.execute("SELECT state FROM opsbot_operations WHERE id = ?", (operation_id,)).fetchone()
+        return str(row[0])
+
+
+@pytest.fixture(scope="module")
+def bot(trained_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bot]:
+    state = tmp_path_factory.mktemp("state")
+    policy = state / "policy.yml"
+    policy.write_text(POLICY, encoding="utf-8")
+    db_path = state / "opsbot.db"
+    settings = dataclasses.replace(
+        Settings.from_env(ROOT), port=free_port(), actions_port=free_port(), state_dir=state,
+    )
+    sim = JenkinsSimulator(queue_delay=0.1, build_seconds=1.5)
+    sim.start()
+    action_env = {**sim.env(), "OPSBOT_DB_URL": f"sqlite:///{db_path}",
+                  "OPSBOT_POLICY": str(policy), "OPSBOT_WATCH_POLL": "0.2"}
+    stack = Stack(settings)
+    try:
+        stack.start_action_server(action_env)
+        stack.start_rasa_server(trained_model)
+        stack.wait_ready(timeout=180)
+        yield Bot(stack, settings, sim, db_path, action_env)
+    finally:
+        stack.stop()
+        sim.stop()
+
+
+def _button(replies: list[dict[str, Any]], title: str) -> str:
+    for reply in replies:
+        for button in reply.get("buttons") or []:
+            if button["title"] == title:
+                return str(button["payload"])
+    raise AssertionError(f"no {title!r} button in {json.dumps(replies, indent=1)}")
+
+
+def _text(replies: list[dict[str, Any]]) -> str:
+    return "\n".join(r.get("text") or "" for r in replies)
+
+
+def _operation_id(payload: str) -> str:
+    return str(json.loads(payload[payload.index("{"):])["operation_id"])
+
+
+def _deploy_builds(bot: Bot, service: str) -> list[Any]:
+    return bot.sim.builds(f"deploy-{service}")
+
+
+def _wait_for(predicate: Any, timeout: float = 30.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.3)
+    raise AssertionError("condition not met in time")
+
+
+def test_confirmed_deploy_runs_exactly_once_and_reports_back(bot: Bot) -> None:
+    before = len(_deploy_builds(bot, "payments"))
+    replies = bot.say("alice", "deploy payments 2.4.1 to staging")
+    text = _text(replies)
+    assert "Deploy payments 2.4.1 to staging with job deploy-payments" in text
+    assert "staging runs 2.4.1" in text or "staging runs" in text
+    confirm = _button(replies, "Confirm")
+    assert len(_deploy_builds(bot, "payments")) == before  # a preview runs nothing
+
+    done = _text(bot.say("alice", confirm))
+    assert "started" in done
+    builds = _wait_for(lambda: len(_deploy_builds(bot, "payments")) > before and
+                       _deploy_builds(bot, "payments"))
+    new = builds[before:]
+    assert len(new) == 1
+    assert new[0].parameters == {"SERVICE": "payments", "VERSION": "2.4.1",
+                                 "ENVIRONMENT": "staging"}
+
+    again = _text(bot.say("alice", confirm))
+    assert "already" in again and "Nothing new ran" in again
+    as_bob = _text(bot.say("bob", confirm))
+    assert "Nothing new ran" in as_bob or "nothing ran" in as_bob
+
+    # The real python-jenkins sees the same single build.
+    info = bot.client().get_job_info("deploy-payments")
+    assert info["lastBuild"]["number"] == new[0].number
+    completion = _wait_for(lambda: [t for t in bot.bot_texts("alice")
+                                    if "is live on staging: SUCCESS" in t])
+    assert "payments 2.4.1" in completion[0]
+    time.sleep(1.0)
+    assert len(_deploy_builds(bot, "payments")) == before + 1
+
+
+def test_another_user_cannot_confirm(bot: Bot) -> None:
+    before = len(_deploy_builds(bot, "billing"))
+    confirm = _button(bot.say("alice", "deploy billing 3.1.5 to dev"), "Confirm")
+    refused = _text(bot.say("bob", confirm))
+    assert "Only alice" in refused and "nothing ran" in refused
+    time.sleep(0.5)
+    assert len(_deploy_builds(bot, "billing")) == before
+    # alice can still confirm her own operation afterwards.
+    assert "started" in _text(bot.say("alice", confirm))
+    _wait_for(lambda: len(_deploy_builds(bot, "billing")) == before + 1)
+
+
+def test_cancel_and_a_changed_digest_run_nothing(bot: Bot) -> None:
+    before = len(_deploy_builds(bot, "auth"))
+    replies = bot.say("erin", "deploy auth 4.0.3 to dev")
+    confirm = _button(replies, "Confirm")
+    forged = confirm.replace(json.loads(confirm[confirm.index("{"):])["digest"], "0" * 16)
+    assert "does not match" in _text(bot.say("erin", forged))
+    assert "Cancelled" in _text(bot.say("erin", _button(replies, "Cancel")))
+    assert "cancelled" in _text(bot.say("erin", confirm))
+    time.sleep(0.5)
+    assert len(_deploy_builds(bot, "auth")) == before
+
+
+def test_expired_confirmation_is_refused(bot: Bot) -> None:
+    before = len(_deploy_builds(bot, "inventory"))
+    confirm = _button(bot.say("frank", "deploy inventory 0.18.2 to dev"), "Confirm")
+    operation_id = _operation_id(confirm)
+    with sqlite3.connect(bot.db_path) as db:
+        db.execute("UPDATE opsbot_operations SET expires_at = ? WHERE id = ?",
+                   ("2000-01-01 00:00:00.000000", operation_id))
+    text = _text(bot.say("frank", confirm))
+    assert "expired" in text and "nothing ran" in text
+    assert bot.operation_state(operation_id) == "expired"
+    assert len(_deploy_builds(bot, "inventory")) == before
+
+
+def test_policy_refuses_prod_for_bob(bot: Bot) -> None:
+    before = len(_deploy_builds(bot, "payments"))
+    text = _text(bot.say("bob", "deploy payments 2.4.1 to prod"))
+    assert "release-manager" in text and "alice" in text and "Nothing ran" in text
+    assert len(_deploy_builds(bot, "payments")) == before
+
+
+def test_second_approver(bot: Bot) -> None:
+    before = len(_deploy_builds(bot, "search"))
+    confirm = _button(bot.say("alice", "deploy search 1.10.0 to prod"), "Confirm")
+    waiting = bot.say("alice", confirm)
+    assert "second person" in _text(waiting)
+    approve = _button(waiting, "Approve")
+    assert "second, different person" in _text(bot.say("alice", approve))
+    assert "role" in _text(bot.say("bob", approve))
+    time.sleep(0.5)
+    assert len(_deploy_builds(bot, "search")) == before
+    assert "started" in _text(bot.say("carol", approve))
+    _wait_for(lambda: len(_deploy_builds(bot, "search")) == before + 1)
+    assert "Nothing new ran" in _text(bot.say("dave", approve))
+    # The completion message goes to the requester's conversation.
+    _wait_for(lambda: [t for t in bot.bot_texts("alice") if "search 1.10.0 is live on prod" in t])
+
+
+def test_jenkins_errors_are_reported_and_not_recorded_as_success(bot: Bot) -> None:
+    before = len(_deploy_builds(bot, "notifications"))
+    confirm = _button(bot.say("gina", "deploy notifications 1.7.1 to dev"), "Confirm")
+    bot.sim.fail_next(500, times=1, path="buildWithParameters")
+    text = _text(bot.say("gina", confirm))
+    assert "Jenkins" in text and "did not start" in text
+    assert bot.operation_state(_operation_id(confirm)) == "error"
+    assert len(_deploy_builds(bot, "notifications")) == before
+    # Clicking again does not retry behind anyone's back.
+    assert "Nothing new ran" in _text(bot.say("gina", confirm))
+
+
+def test_confirmation_survives_an_action_server_restart(bot: Bot) -> None:
+    before = len(_deploy_builds(bot, "checkout"))
+    confirm = _button(bot.say("alice", "deploy checkout 5.13.1 to dev"), "Confirm")
+    bot.restart_actions()
+    assert "started" in _text(bot.say("alice", confirm))
+    _wait_for(lambda: len(_deploy_builds(bot, "checkout")) == before + 1)
+
+
+def test_missing_values_are_asked_for_with_buttons(bot: Bot) -> None:
+    replies = bot.say("henry", "deploy payments")
+    assert "Which environment" in _text(replies)
+    staging = _button(replies, "staging")
+    replies = bot.say("henry", staging)
+    assert "Which version" in _text(replies)
+    replies = bot.say("henry", "2.4.1")
+    assert "Deploy payments 2.4.1 to staging" in _text(replies)
+    assert _button(replies, "Confirm")
+
+
+def test_fuzzy_service_names_and_unknown_ones(bot: Bot) -> None:
+    text = _text(bot.say("ivan", "deploy paymnts 2.4.1 to dev"))
+    assert "Deploy payments 2.4.1 to dev" in text and "paymnts" in text
+    # A name NLU does not tag as a service gets the question, with the known services.
+    replies = bot.say("ivan", "deploy warpdrive 1.0.0 to dev")
+    assert "Which service?" in _text(replies) and _button(replies, "payments")
+    unknown = '/deploy{"service":"warpdrive","version":"1.0.0","environment":"dev"}'
+    text = _text(bot.say("ivan", unknown))
+    assert "can't find a service called \"warpdrive\"" in text and "payments" in text
+
+
+def test_reads_answer_from_jenkins(bot: Bot) -> None:
+    red = _text(bot.say("judy", "what's red in CI?"))
+    assert "billing-ci" in red and "search-ci" in red and "payments-ci" not in red
+    why = _text(bot.say("judy", "why did the last billing build fail?"))
+    assert "billing-ci" in why and "FAILURE" in why
+    live = _text(bot.say("judy", "what version of payments is live on prod?"))
+    assert "prod: 2.4.0" in live and "alice" in live
+
+
+def test_audit_lists_the_operation(bot: Bot) -> None:
+    import subprocess
+    import sys
+
+    env = {**os.environ, "OPSBOT_DB_URL": f"sqlite:///{bot.db_path}"}
+    out = subprocess.run([sys.executable, "-m", "opsbot", "audit", "--json", "--intent", "deploy",
+                          "--user", "alice"], cwd=ROOT, env=env, capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 0, out.stderr
+    records = json.loads(out.stdout)
+    done = [r for r in records if r["parameters"].get("service") == "payments"
+            and r["parameters"].get("environment") == "staging" and r["confirmed_by"] == "alice"]
+    assert done, out.stdout
+    assert done[0]["requester"] == "alice" and done[0]["result"] == "SUCCESS"

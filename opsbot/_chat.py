@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import sys
+import threading
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from typing import Any, TextIO
@@ -55,16 +57,91 @@ def render(replies: list[dict[str, Any]], out: TextIO) -> list[dict[str, Any]]:
     return buttons
 
 
+class _Announcements(threading.Thread):
+    """Prints what opsbot says on its own (a build finished) between the user's messages.
+
+    The REST channel only answers requests, so this polls the conversation's tracker
+    (Rasa's HTTP API) for bot messages that no request of ours returned.
+    """
+
+    def __init__(self, url: str, user: str, out: TextIO, interval: float = 1.0) -> None:
+        super().__init__(name="opsbot-announcements", daemon=True)
+        base = url.split("/webhooks/", 1)[0]
+        self.tracker_url = f"{base}/conversations/{urllib.parse.quote(user, safe='')}/tracker"
+        self.user, self.out, self.interval = user, out, interval
+        self.lock = threading.Lock()
+        self.stopped = threading.Event()
+        self.seen = self._count()
+
+    def _events(self) -> list[dict[str, Any]] | None:
+        try:
+            with urllib.request.urlopen(self.tracker_url, timeout=5) as response:
+                events = json.loads(response.read().decode()).get("events")
+        except (urllib.error.URLError, OSError, ValueError, AttributeError):
+            return None
+        return events if isinstance(events, list) else None
+
+    def _count(self) -> int:
+        events = self._events()
+        return len(events) if events is not None else 0
+
+    def sync(self, replied: list[str]) -> None:
+        """After a request (holding ``lock``): print bot messages it did not return, mark all seen."""
+        events = self._events()
+        if events is None:
+            return
+        unanswered = list(replied)
+        extra = []
+        for event in events[self.seen:]:
+            text = event.get("text") if event.get("event") == "bot" else None
+            if not text:
+                continue
+            if text in unanswered:
+                unanswered.remove(text)
+            else:
+                extra.append({"text": text})
+        self.seen = len(events)
+        if extra:
+            render(extra, self.out)
+
+    def run(self) -> None:
+        while not self.stopped.wait(self.interval):
+            with self.lock:
+                events = self._events()
+                if events is None or len(events) <= self.seen:
+                    continue
+                new, self.seen = events[self.seen:], len(events)
+                texts = [e.get("text") for e in new if e.get("event") == "bot" and e.get("text")]
+                if texts:
+                    self.out.write("\n")
+                    render([{"text": t} for t in texts], self.out)
+                    self.out.write(f"{self.user}> ")
+                    self.out.flush()
+
+
 def chat(
     url: str,
     user: str,
     read: Callable[[str], str] = input,
     out: TextIO | None = None,
+    announcements: bool = True,
 ) -> int:
     """Run the chat loop until /quit or end of input."""
     out = out or sys.stdout
     out.write(f"Chatting with opsbot as '{user}'. {HELP}\n")
     buttons: list[dict[str, Any]] = []
+    pusher = _Announcements(url, user, out) if announcements else None
+    if pusher is not None:
+        pusher.start()
+    try:
+        return _loop(url, user, read, out, buttons, pusher)
+    finally:
+        if pusher is not None:
+            pusher.stopped.set()
+
+
+def _loop(url: str, user: str, read: Callable[[str], str], out: TextIO,
+          buttons: list[dict[str, Any]], pusher: _Announcements | None) -> int:
     while True:
         try:
             line = read(f"{user}> ").strip()
@@ -85,7 +162,13 @@ def chat(
                 out.write(f"There is no button {line}; choose 1-{len(buttons)}.\n")
                 continue
             message = str(buttons[index].get("payload") or buttons[index].get("title"))
-        try:
-            buttons = render(send(url, user, message), out)
-        except ChatError as exc:
-            out.write(f"error: {exc}\n")
+        lock = pusher.lock if pusher is not None else threading.Lock()
+        with lock:
+            replies: list[dict[str, Any]] = []
+            try:
+                replies = send(url, user, message)
+                buttons = render(replies, out)
+            except ChatError as exc:
+                out.write(f"error: {exc}\n")
+            if pusher is not None:
+                pusher.sync([str(r.get("text")) for r in replies if r.get("text")])

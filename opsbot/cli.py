@@ -42,6 +42,18 @@ def latest_model(settings: Settings) -> Path | None:
     return models[-1] if models else None
 
 
+def current_model(settings: Settings) -> Path | None:
+    """The latest model if it is newer than everything it is trained from, else None."""
+    model = latest_model(settings)
+    if model is None:
+        return None
+    project = settings.project
+    inputs = [project / "domain.yml", project / "config.yml", *(project / "data").rglob("*"),
+              *(project / "nlu").glob("*.py")]
+    newest = max((p.stat().st_mtime for p in inputs if p.is_file()), default=0.0)
+    return model if model.stat().st_mtime >= newest else None
+
+
 def quiet_library_warnings(all_user_warnings: bool = False) -> None:
     """Hide the deprecation notices of Rasa's pinned dependencies; they are not the user's
     to act on. Rasa's own data warnings (UserWarning) stay unless ``all_user_warnings``."""
@@ -177,7 +189,7 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     settings.check_project()
     stack = Stack(settings)
     stack.check_ports()
-    model = latest_model(settings) or train_model(settings, quiet=True)
+    model = current_model(settings) or train_model(settings, quiet=True)
     from simulators import demo_backends
 
     backends = demo_backends()

@@ -130,3 +130,28 @@ def test_train_writes_a_model_and_reports_it(tmp_path: Path, cache_dir: Path) ->
     models = list((tmp_path / "models").glob("*.tar.gz"))
     assert len(models) == 1
     assert f"Model ready in" in result.stdout and str(models[0]) in result.stdout
+
+
+def test_demo_uses_the_latest_model_only_while_it_is_current(tmp_path: Path) -> None:
+    """A model older than data/ (or the domain, config, nlu/) is stale: demo retrains."""
+    import dataclasses
+    import os
+
+    from opsbot.cli import current_model
+    from opsbot.settings import Settings
+
+    project = tmp_path / "project"
+    (project / "data").mkdir(parents=True)
+    (project / "nlu").mkdir()
+    for name in ("domain.yml", "config.yml", "data/nlu.yml", "nlu/component.py"):
+        (project / name).write_text("# test\n")
+    models = project / "models"
+    models.mkdir()
+    settings = dataclasses.replace(Settings.from_env(project), models=models)
+    assert current_model(settings) is None
+    model = models / "20260101-000000-test.tar.gz"
+    model.write_bytes(b"")
+    assert current_model(settings) == model
+    later = model.stat().st_mtime + 10
+    os.utime(project / "data" / "nlu.yml", (later, later))
+    assert current_model(settings) is None

@@ -304,3 +304,14 @@ def test_audit_lists_the_operation(bot: Bot) -> None:
             and r["parameters"].get("environment") == "staging" and r["confirmed_by"] == "alice"]
     assert done, out.stdout
     assert done[0]["requester"] == "alice" and done[0]["result"] == "SUCCESS"
+
+
+def test_jenkins_down_gives_a_clear_message_and_records_no_success(bot: Bot) -> None:
+    """Last in the module: it stops the simulator."""
+    confirm = _button(bot.say("kim", "deploy auth 4.0.3 to dev"), "Confirm")
+    bot.sim.stop()
+    text = _text(bot.say("kim", confirm))
+    assert "Jenkins" in text and "did not start" in text
+    assert bot.operation_state(_operation_id(confirm)) == "error"
+    read = _text(bot.say("kim", "what's red in CI?"))
+    assert "Jenkins" in read and "Traceback" not in read

@@ -11,6 +11,7 @@ A new Jenkins intent: a handler in ``HANDLERS`` and, for a change, an executor i
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timezone
@@ -220,10 +221,11 @@ async def deploy_history(turn: Turn) -> None:
     name = turn.request.get("service") or turn.request.get("job")
     if not name:
         lines = []
-        for service in catalog.deployable():
-            job = catalog.deploy_job(service)
-            assert job is not None
-            history = deployments(service, await jenkins.builds(job, limit=30))
+        services = catalog.deployable()
+        all_builds = await asyncio.gather(
+            *(jenkins.builds(str(catalog.deploy_job(s)), limit=30) for s in services))
+        for service, builds in zip(services, all_builds):
+            history = deployments(service, builds)
             envs = [environment] if environment else list(ENVIRONMENTS)
             live = [(e, live_version(history, e)) for e in envs]
             shown = [f"{e} {d.version}" for e, d in live if d]

@@ -288,6 +288,8 @@ def test_reads_answer_from_jenkins(bot: Bot) -> None:
     assert "billing-ci" in why and "FAILURE" in why
     live = _text(bot.say("judy", "what version of payments is live on prod?"))
     assert "prod: 2.4.0" in live and "alice" in live
+    everything = _text(bot.say("judy", "what versions are deployed on prod?"))
+    assert "payments: prod 2.4.0" in everything and "billing: prod 3.1.4" in everything
 
 
 def test_audit_lists_the_operation(bot: Bot) -> None:

@@ -21,7 +21,7 @@ from actions.guard import (
     ERROR,
     EXECUTING,
     EXPIRED,
-    FINAL_STATES,
+    FAILED,
     PENDING_APPROVAL,
     PENDING_CONFIRMATION,
     REFUSED,
@@ -139,8 +139,7 @@ def _which(turn: Turn, operation_id: str | None, verb: str) -> Operation | None:
 
 def _closed_reason(operation: Operation) -> str:
     state = operation.state
-    if state in (EXECUTING, SUCCEEDED) or (state in FINAL_STATES and operation.confirmed_by
-                                            and state not in (CANCELLED, EXPIRED, SUPERSEDED, REFUSED)):
+    if state in (EXECUTING, SUCCEEDED, FAILED, ERROR):  # it was confirmed and has run
         ref = operation.backend_ref
         build = f" as {ref.get('job')} #{ref['build_number']}" if ref.get("build_number") else ""
         who = f"confirmed by {operation.confirmed_by}" if operation.confirmed_by else "confirmed"

@@ -86,8 +86,6 @@ def _with_pending_answer(tracker: Tracker, request: OpsRequest) -> OpsRequest | 
     answer = request.entities.get(asked)
     if answer is None and asked in ("service", "job"):
         answer = request.entities.get("service") or request.entities.get("job")
-    if answer is None and asked == "version":
-        answer = request.entities.get("version")
     if answer is None:
         text = request.text.strip()
         # A bare word typed in reply to "Which service/job?" is the answer itself.
@@ -114,9 +112,6 @@ class ActionOpsRequest(Action):
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> list[dict[str, Any]]:
         request = OpsRequest.from_tracker(tracker)
-        if request.intent.startswith("/"):
-            request = OpsRequest(request.intent.lstrip("/"), request.text, request.confidence,
-                                 request.entities)
         answered = _with_pending_answer(tracker, request)
         if answered is not None:
             request = answered

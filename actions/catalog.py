@@ -30,6 +30,7 @@ __all__ = [
     "duration",
     "live_version",
     "previous_version",
+    "resolve_name",
 ]
 
 ENVIRONMENTS = ("dev", "staging", "prod")
@@ -99,6 +100,11 @@ class Catalog:
             if "ci" in jobs:
                 aliases.setdefault(service, jobs["ci"])
         return _resolve(name, sorted(set(aliases.values())), aliases=aliases)
+
+
+def resolve_name(name: str, pool: Sequence[str]) -> Resolution:
+    """Resolve ``name`` against any list of names (services with logs, Jira users, ...)."""
+    return _resolve(name, sorted(pool), aliases={p.lower(): p for p in pool})
 
 
 def _resolve(name: str, pool: Sequence[str], *, aliases: dict[str, str]) -> Resolution:

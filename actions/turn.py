@@ -63,6 +63,7 @@ class Turn:
     runtime: Runtime
     replies: list[dict[str, Any]] = field(default_factory=list)
     events: list[dict[str, Any]] = field(default_factory=list)
+    slots: dict[str, Any] = field(default_factory=dict)
 
     def say(self, text: str, buttons: list[dict[str, str]] | None = None) -> None:
         reply: dict[str, Any] = {"text": text}

@@ -280,6 +280,12 @@ class Policy:
         channel = str(channel).strip().lower()
         return self._identities.get((channel, str(user_id)), f"{channel}:{user_id}")
 
+    def identity(self, person: str, channel: str) -> str | None:
+        """A person's user id on one connector or backend (``jira``), if policy.yml gives one."""
+        channel = str(channel).strip().lower()
+        return next((user_id for (ch, user_id), name in self._identities.items()
+                     if ch == channel and name == person), None)
+
     def roles_of(self, person: str) -> frozenset[str]:
         """The person's roles, including ``everyone_roles``."""
         known = self._people.get(person)

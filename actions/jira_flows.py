@@ -1,0 +1,270 @@
+"""The Jira intents: status, lists, comments, transitions, assignment, and new issues.
+
+Reads (issue_status, list_issues) are answered at once. Changes (create_issue,
+comment_issue, update_issue) become pending operations with a preview, confirmed like
+a deploy (``actions.confirmations``); their executors below run once after that.
+
+create_issue is a Rasa form (``create_issue_form``): the summary comes from the first
+message when it has one ("open a bug: login times out") and is asked for otherwise;
+``ValidateCreateIssueForm`` in ``actions/ops.py`` fills it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable
+from actions.backends.jira import Issue, JiraBackend
+from actions.catalog import ago
+from actions.confirmations import propose, record_read
+from actions.guard import Operation
+from actions.turn import Turn, button
+
+__all__ = ["EXECUTORS", "HANDLERS", "issue_type_from", "summary_from"]
+
+Handler = Callable[[Turn], Awaitable[None]]
+Executor = Callable[[JiraBackend, Operation], Awaitable[str]]
+
+PRIORITY_NAMES = {"highest": "Highest", "high": "High", "medium": "Medium", "low": "Low",
+                  "lowest": "Lowest"}
+_KEY = re.compile(r"^[A-Z][A-Z0-9]+-\d+$")
+_SUMMARY = re.compile(r"(?::|\s[-–—]\s|\bthat says\b|\bsaying\b|\babout\b|\bfor\b)\s*(?P<s>.+)$",
+                      re.I)
+_ABOUT_TICKET = re.compile(r"^(?:a|an|the)?\s*(?:ticket|bug|issue|jira|incident|task)s?\b", re.I)
+_TYPES = (("incident", "Incident"), ("story", "Story"), ("task", "Task"), ("bug", "Bug"),
+          ("defect", "Bug"))
+_STATUS = re.compile(
+    r"\b(?:to|as|into)\s+(?P<s>to do|todo|in progress|in review|done|reopened|closed|resolved)\b"
+    r"|\b(?P<verb>close|resolve|reopen|start)\b", re.I)
+_VERB_STATUS = {"close": "Done", "resolve": "Done", "reopen": "Reopened", "start": "In Progress"}
+_ASSIGN = re.compile(r"\b(?:assign(?:ed)?|give|hand)\b.*?\bto\s+(?P<who>[\w.@-]+)|\btake\b", re.I)
+_COMMENT = re.compile(r"^[^:]*?:\s*(?P<c>.+)$|\b(?:saying|that)\s+(?P<c2>.+)$", re.I)
+MAX_SUMMARY = 250
+MAX_COMMENT = 4000
+LIST_LIMIT = 8
+
+
+def summary_from(text: str) -> str | None:
+    """The summary in 'open a high priority bug: checkout returns 502 on prod', if any."""
+    found = _SUMMARY.search(text.strip())
+    if not found:
+        return None
+    summary = " ".join(found.group("s").split()).strip(" .")
+    if len(summary) < 4 or _ABOUT_TICKET.match(summary) and len(summary.split()) <= 2:
+        return None
+    return summary
+
+
+def issue_type_from(text: str) -> str:
+    lowered = text.lower()
+    for word, kind in _TYPES:
+        if re.search(rf"\b{word}\b", lowered):
+            return kind
+    return "Bug"
+
+
+def _key(turn: Turn) -> str | None:
+    key = (turn.request.get("issue_key") or "").upper()
+    if not key:
+        turn.say(f"Which issue? Give its key, like OPS-123: \"{turn.request.describe()} OPS-123\".")
+        return None
+    if not _KEY.match(key):
+        turn.say(f"\"{key}\" is not an issue key; keys look like OPS-123.")
+        return None
+    return key
+
+
+def _jira(turn: Turn) -> JiraBackend | None:
+    if turn.runtime.jira is None:
+        turn.say(f"I understood: {turn.request.describe()}. But no Jira is connected to opsbot "
+                 "(set JIRA_URL, JIRA_USER and JIRA_TOKEN), so nothing ran.")
+    return turn.runtime.jira
+
+
+def _issue_text(issue: Issue) -> str:
+    assignee = issue.assignee or "unassigned"
+    text = (f"{issue.key} [{issue.status}] {issue.summary}\n"
+            f"{issue.issue_type}, priority {issue.priority or 'none'}, {assignee}, "
+            f"updated {ago(issue.updated)}.")
+    if issue.last_comment is not None:
+        body = " ".join(issue.last_comment.body.split())
+        if len(body) > 200:
+            body = body[:199] + "…"
+        text += f"\nLast comment ({issue.last_comment.author or 'someone'}, " \
+                f"{ago(issue.last_comment.created)}): {body}"
+    return text + f"\n{issue.url}"
+
+
+async def issue_status(turn: Turn) -> None:
+    jira = _jira(turn)
+    key = _key(turn) if jira else None
+    if jira is None or key is None:
+        return
+    turn.say(_issue_text(await jira.issue(key)))
+    record_read(turn, {"issue_key": key})
+
+
+def _jira_user(turn: Turn) -> str:
+    """The Jira user of the person asking (policy.yml identities: jira), else their name."""
+    return turn.runtime.policy.identity(turn.who.person, "jira") or turn.who.person
+
+
+async def list_issues(turn: Turn) -> None:
+    jira = _jira(turn)
+    if jira is None:
+        return
+    text = turn.request.text.lower()
+    project = (turn.request.get("project") or "").upper() or None
+    priority = PRIORITY_NAMES.get((turn.request.get("priority") or "").lower())
+    mine = bool(re.search(r"\b(my|mine|me|assigned to me)\b", text))
+    open_only = bool(re.search(r"\b(open|unresolved|pending|active|my)\b", text)) or mine
+    status = "In Progress" if "in progress" in text else None
+    assignee = _jira_user(turn) if mine else None
+    result = await jira.search(project=project, priority=priority, status=status,
+                               open_only=open_only, assignee=assignee, limit=LIST_LIMIT)
+    what = " ".join(x for x in (
+        "your" if mine else None, "open" if open_only and not mine else None,
+        priority.lower() + " priority" if priority else None, "issues",
+        f"in {project}" if project else None) if x)
+    if result.total == 0:
+        turn.say(f"No {what}.")
+    else:
+        lines = [f"• {i.key} [{i.status}] {i.summary} ({i.priority or 'no priority'}, "
+                 f"{i.assignee or 'unassigned'})" for i in result.issues]
+        more = f"\n… and {result.total - len(lines)} more" if result.total > len(lines) else ""
+        turn.say(f"{result.total} {what}:\n" + "\n".join(lines) + more)
+    record_read(turn, {"project": project or "", "priority": priority or "",
+                       "assignee": assignee or "", "open_only": "yes" if open_only else ""})
+
+
+async def comment_issue(turn: Turn) -> None:
+    jira = _jira(turn)
+    key = _key(turn) if jira else None
+    if jira is None or key is None:
+        return
+    found = _COMMENT.search(turn.request.text)
+    body = (found.group("c") or found.group("c2") or "").strip() if found else ""
+    if not body:
+        turn.say(f"What should the comment on {key} say? Write it after a colon: "
+                 f"\"comment on {key}: waiting on the vendor\".")
+        return
+    if len(body) > MAX_COMMENT:
+        turn.say(f"That comment is {len(body)} characters; Jira comments from chat are limited "
+                 f"to {MAX_COMMENT}. Shorten it, or add it in Jira.")
+        return
+    issue = await jira.issue(key)
+    await propose(turn, "comment_issue", {"issue_key": key, "comment": body},
+                  f"Comment on {key} ({issue.summary}) as opsbot, on behalf of "
+                  f"{turn.who.person}: \"{body}\"")
+
+
+async def update_issue(turn: Turn) -> None:
+    jira = _jira(turn)
+    key = _key(turn) if jira else None
+    if jira is None or key is None:
+        return
+    text = turn.request.text
+    issue = await jira.issue(key)
+    status_match = _STATUS.search(text)
+    assign_match = _ASSIGN.search(text)
+    priority = PRIORITY_NAMES.get((turn.request.get("priority") or "").lower())
+    if assign_match:
+        who = assign_match.group("who") if assign_match.group("who") else "me"
+        if who.lower() in ("me", "myself"):
+            who = _jira_user(turn)
+        await propose(turn, "update_issue", {"issue_key": key, "assignee": who},
+                      f"Assign {key} ({issue.summary}) to {who}; it is now "
+                      f"{issue.assignee or 'unassigned'}.")
+        return
+    if status_match:
+        target = status_match.group("s") or _VERB_STATUS[status_match.group("verb").lower()]
+        target = {"todo": "To Do", "closed": "Done", "resolved": "Done"}.get(target.lower(), target)
+        available = await jira.transitions(key)
+        chosen = next((s for s in available if s.lower() == target.lower()), None)
+        if chosen is None:
+            turn.say(f"{key} is {issue.status}; from there it can move to "
+                     f"{', '.join(available) or 'nothing'}, not \"{target}\". Nothing changed.")
+            return
+        await propose(turn, "update_issue", {"issue_key": key, "status": chosen},
+                      f"Move {key} ({issue.summary}) from {issue.status} to {chosen}.")
+        return
+    if priority:
+        turn.say(f"I can assign {key} or move it to another status from the chat, but not "
+                 f"change its priority yet; set it to {priority} in Jira: {issue.url}")
+        return
+    turn.say(f"What should I change on {key}? For example \"assign {key} to bob\", "
+             f"\"move {key} to done\" or \"set {key} priority to high\".")
+
+
+async def create_issue(turn: Turn) -> None:
+    """Submit of create_issue_form: propose the new issue with its defaults."""
+    jira = _jira(turn)
+    if jira is None:
+        return
+    summary = turn.slots.get("issue_summary")
+    if not summary:
+        turn.say("What should the ticket say? Start again with \"open a bug: <summary>\".")
+        return
+    if len(summary) > MAX_SUMMARY:
+        turn.say(f"That summary is {len(summary)} characters; Jira allows {MAX_SUMMARY}. "
+                 "Give a shorter one; details can go in a comment.")
+        return
+    projects = await jira.projects()
+    keys = [key for key, _ in projects]
+    project = (turn.request.get("project") or turn.slots.get("project")
+               or turn.runtime.jira_project or (keys[0] if keys else "")).upper()
+    if project not in keys:
+        turn.say(f"There is no Jira project {project}. Which one?",
+                 [button(f"{key}: {name}", "create_issue", {"project": key})
+                  for key, name in projects[:8]])
+        return
+    priority = PRIORITY_NAMES.get(
+        (turn.request.get("priority") or turn.slots.get("priority") or "medium").lower(), "Medium")
+    kind = issue_type_from(str(turn.slots.get("issue_request_text") or turn.request.text))
+    await propose(turn, "create_issue",
+                  {"project": project, "summary": summary, "issue_type": kind,
+                   "priority": priority},
+                  f"Open a {kind} in {project} with priority {priority}: \"{summary}\". "
+                  f"Reporter: opsbot, on behalf of {turn.who.person}.")
+
+
+async def _execute_create(jira: JiraBackend, operation: Operation) -> str:
+    p = operation.parameters
+    issue = await jira.create_issue(p["project"], p["summary"], p["issue_type"], p["priority"],
+                                    description=f"Opened from chat by {operation.requester}: "
+                                                f"\"{operation.text}\"")
+    return f"Opened {issue.key}: {issue.summary} ({issue.priority}). {issue.url}"
+
+
+async def _execute_comment(jira: JiraBackend, operation: Operation) -> str:
+    p = operation.parameters
+    await jira.comment(p["issue_key"], f"{p['comment']}\n\n(from {operation.requester} via opsbot)")
+    return f"Commented on {p['issue_key']}."
+
+
+async def _execute_update(jira: JiraBackend, operation: Operation) -> str:
+    p = operation.parameters
+    key = p["issue_key"]
+    if "assignee" in p:
+        issue = await jira.assign(key, p["assignee"])
+        return f"{key} is now assigned to {issue.assignee}. {issue.url}"
+    if "status" in p:
+        issue = await jira.transition(key, p["status"])
+        return f"{key} is now {issue.status}. {issue.url}"
+    raise InvalidRequest(f"opsbot cannot change {sorted(p)} on {key}.", backend="Jira")
+
+
+HANDLERS: dict[str, Handler] = {
+    "issue_status": issue_status,
+    "list_issues": list_issues,
+    "comment_issue": comment_issue,
+    "update_issue": update_issue,
+    "create_issue": create_issue,
+}
+
+# Jira changes finish with the call itself: the executor returns the reply.
+EXECUTORS: dict[str, Executor] = {
+    "create_issue": _execute_create,
+    "comment_issue": _execute_comment,
+    "update_issue": _execute_update,
+}
+

@@ -1,0 +1,744 @@
+"""opsbot's Jira backend: a typed, async wrapper over the ``jira`` library (REST API v2).
+
+``jira`` is synchronous (requests underneath), so every call runs in a worker thread
+(``asyncio.to_thread``) under ``asyncio.wait_for``, and every request also carries the
+client-side ``timeout``. The client itself is built lazily, on the first call and in
+that worker thread, because its constructor already asks Jira for ``serverInfo``:
+starting the action server never waits for Jira. Whatever ``jira`` or requests raises
+is translated into :mod:`actions.errors` here, with a message fit for the chat;
+nothing of theirs escapes this module.
+
+Searches are built by :func:`build_jql`, which quotes every value as a JQL string
+literal, so text typed in a chat can never change a query's structure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import os
+import re
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from json import JSONDecodeError
+from typing import Any, Final, TypeVar
+from urllib.parse import urlsplit
+
+import jira
+import requests
+
+from actions.errors import (
+    BackendAuthError,
+    BackendError,
+    BackendUnavailable,
+    ConfigError,
+    InvalidRequest,
+    NotFound,
+    Secret,
+)
+
+__all__ = [
+    "CURRENT_USER",
+    "UNASSIGNED",
+    "Comment",
+    "Issue",
+    "JiraBackend",
+    "JiraConfig",
+    "SearchResult",
+    "User",
+    "build_jql",
+]
+
+_BACKEND = "Jira"
+"""The ``backend`` every error from this module carries."""
+
+CURRENT_USER: Final = "currentUser()"
+"""``search(assignee=CURRENT_USER)``: issues assigned to the account opsbot signs in as."""
+UNASSIGNED: Final = "EMPTY"
+"""``search(assignee=UNASSIGNED)``: issues nobody is assigned to (``assignee is EMPTY``)."""
+
+_T = TypeVar("_T")
+_MARGIN = 1.0  # seconds on top of the client timeouts before wait_for gives up on a thread
+_ISSUE_KEY = re.compile(r"[A-Z][A-Z0-9]+-\d+")
+_PROJECT_KEY = re.compile(r"[A-Z][A-Z0-9_]{1,19}")
+_PRIORITY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9 _.-]{0,59}")
+_MAX_LIMIT = 100
+_SEARCH_FIELDS = ["summary", "status", "priority", "issuetype", "assignee", "reporter",
+                  "project", "created", "updated", "comment"]
+_VALUE_MISSING = re.compile(r"The value '(.*)' does not exist for the field '(\w+)'")
+
+
+# -- configuration ------------------------------------------------------------------------
+
+
+def _url_problem(url: str) -> str | None:
+    """What is wrong with a Jira URL, or None. Never echoes a URL holding credentials."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a malformed port
+    except ValueError:
+        return f"is not a valid URL: {url!r}"
+    if parts.username or parts.password:
+        return ("must not contain a user name or password; "
+                "put them in JIRA_USER and JIRA_TOKEN instead")
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return f"must be Jira's http(s) address, like https://jira.example.com; got {url!r}"
+    if parts.query or parts.fragment:
+        return f"must be Jira's base address, without ?query or #fragment; got {url!r}"
+    return None
+
+
+@dataclass(frozen=True)
+class JiraConfig:
+    """Where Jira is and how opsbot signs in; the token is a :class:`Secret`.
+
+    ``url`` is Jira's base address (a context path like ``/jira`` is kept; a trailing
+    slash is dropped). ``token`` is the password or API token of ``user``.
+    """
+
+    url: str
+    user: str
+    token: Secret
+    timeout: float = 10.0
+
+    def __post_init__(self) -> None:
+        if isinstance(self.token, str):  # a plain string must never reach a repr
+            object.__setattr__(self, "token", Secret(self.token))
+        problem = _url_problem(self.url)
+        if problem:
+            raise ConfigError(f"JiraConfig.url {problem}")
+        object.__setattr__(self, "url", self.url.rstrip("/"))
+        if not (math.isfinite(self.timeout) and self.timeout > 0):
+            raise ConfigError(f"JiraConfig.timeout must be a number of seconds above 0, "
+                              f"got {self.timeout!r}")
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> JiraConfig | None:
+        """JIRA_URL, JIRA_USER, JIRA_TOKEN, JIRA_TIMEOUT (seconds) from ``env``.
+
+        None when JIRA_URL is unset or empty (Jira is not configured); ConfigError naming
+        the variable when the URL is set but USER or TOKEN is missing, or the URL or the
+        timeout is malformed.
+        """
+        env = os.environ if env is None else env
+        url = (env.get("JIRA_URL") or "").strip()
+        if not url:
+            return None
+        problem = _url_problem(url)
+        if problem:
+            raise ConfigError(f"JIRA_URL {problem}")
+        user = (env.get("JIRA_USER") or "").strip()
+        token = (env.get("JIRA_TOKEN") or "").strip()
+        missing = [name for name, value in (("JIRA_USER", user), ("JIRA_TOKEN", token))
+                   if not value]
+        if missing:
+            verb = "is" if len(missing) == 1 else "are"
+            raise ConfigError(
+                f"JIRA_URL is set but {' and '.join(missing)} {verb} not: set JIRA_USER to the "
+                "Jira user name opsbot acts as, and JIRA_TOKEN to that user's API token or "
+                "password.")
+        raw_timeout = (env.get("JIRA_TIMEOUT") or "").strip()
+        timeout = 10.0
+        if raw_timeout:
+            try:
+                timeout = float(raw_timeout)
+            except ValueError:
+                timeout = math.nan
+            if not (math.isfinite(timeout) and timeout > 0):
+                raise ConfigError("JIRA_TIMEOUT must be a number of seconds above 0, like 10 "
+                                  f"or 2.5; got {raw_timeout!r}")
+        return cls(url=url, user=user, token=Secret(token), timeout=timeout)
+
+
+# -- what the backend returns -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Comment:
+    """One comment on an issue; ``author`` is a display name."""
+
+    author: str | None
+    body: str
+    created: datetime
+
+
+@dataclass(frozen=True)
+class Issue:
+    """An issue as opsbot shows it; ``assignee`` is a display name, ``assignee_name`` the
+    user name Jira knows it by, ``url`` the browse link."""
+
+    key: str
+    summary: str
+    status: str
+    status_category: str
+    priority: str | None
+    issue_type: str
+    assignee: str | None
+    assignee_name: str | None
+    reporter: str | None
+    project: str
+    url: str
+    created: datetime
+    updated: datetime
+    last_comment: Comment | None
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """A page of issues (newest updated first) and how many matched in all."""
+
+    issues: tuple[Issue, ...]
+    total: int
+
+
+@dataclass(frozen=True)
+class User:
+    """A Jira user: the name Jira identifies it by, and the name people see."""
+
+    name: str
+    display_name: str
+
+
+# -- JQL ----------------------------------------------------------------------------------
+
+
+def _jql_string(value: str) -> str:
+    """``value`` as a JQL string literal: quoted, with backslash, quote and controls escaped."""
+    escaped = (value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+               .replace("\r", "\\r").replace("\t", "\\t"))
+    return f'"{escaped}"'
+
+
+def _project_key(project: str) -> str:
+    key = project.strip().upper()
+    if not _PROJECT_KEY.fullmatch(key):
+        raise InvalidRequest(f"'{project.strip()}' is not a Jira project key (like OPS).",
+                             backend=_BACKEND)
+    return key
+
+
+def build_jql(*, project: str | None = None, priority: str | None = None,
+              status: str | None = None, open_only: bool = False, assignee: str | None = None,
+              text: str | None = None) -> str:
+    """The JQL for :meth:`JiraBackend.search`, newest updated first. Pure.
+
+    Every value is a quoted JQL string literal (backslash and double quote escaped), and
+    project keys and priority names must also match a safe pattern (InvalidRequest
+    otherwise), so no argument can change the query's structure. ``assignee`` is a user
+    name, :data:`CURRENT_USER` or :data:`UNASSIGNED`. Empty strings count as not given.
+    """
+    clauses: list[str] = []
+    if project and project.strip():
+        clauses.append(f"project = {_jql_string(_project_key(project))}")
+    if priority and priority.strip():
+        name = priority.strip()
+        if not _PRIORITY_NAME.fullmatch(name):
+            raise InvalidRequest(f"'{name}' is not a Jira priority name (like High).",
+                                 backend=_BACKEND)
+        clauses.append(f"priority = {_jql_string(name)}")
+    if status and status.strip():
+        clauses.append(f"status = {_jql_string(status.strip())}")
+    if open_only:
+        clauses.append("statusCategory != Done")
+    if assignee == CURRENT_USER:
+        clauses.append("assignee = currentUser()")
+    elif assignee == UNASSIGNED:
+        clauses.append("assignee is EMPTY")
+    elif assignee and assignee.strip():
+        clauses.append(f"assignee = {_jql_string(assignee.strip())}")
+    if text and text.strip():
+        clauses.append(f"text ~ {_jql_string(text.strip())}")
+    where = " AND ".join(clauses)
+    return f"{where} ORDER BY updated DESC" if where else "ORDER BY updated DESC"
+
+
+# -- parsing Jira's JSON ------------------------------------------------------------------
+
+
+def _time(value: object) -> datetime:
+    """Jira's ``2024-01-01T10:00:00.000+0000`` (any ISO 8601 form is accepted too)."""
+    text = str(value)
+    try:
+        return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%f%z")
+    except ValueError:
+        parsed = datetime.fromisoformat(text)
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _name(data: object, key: str) -> str | None:
+    """``data[key]`` when data is a dict holding a non-empty value."""
+    if isinstance(data, dict) and data.get(key) not in (None, ""):
+        return str(data[key])
+    return None
+
+
+def _comment_from(raw: Mapping[str, Any]) -> Comment:
+    author = raw.get("author")
+    return Comment(author=_name(author, "displayName") or _name(author, "name"),
+                   body=str(raw.get("body") or ""), created=_time(raw["created"]))
+
+
+def _issue_from(raw: Mapping[str, Any], base: str) -> Issue:
+    fields = raw["fields"]
+    status = fields.get("status") or {}
+    assignee = fields.get("assignee")
+    reporter = fields.get("reporter")
+    comments = [c for c in ((fields.get("comment") or {}).get("comments") or [])
+                if isinstance(c, dict)]
+    last = max(comments, key=lambda c: _time(c["created"])) if comments else None
+    project = fields.get("project") or {}
+    key = str(raw["key"])
+    return Issue(
+        key=key,
+        summary=str(fields.get("summary") or ""),
+        status=str(status.get("name") or ""),
+        status_category=_name(status.get("statusCategory"), "name") or "",
+        priority=_name(fields.get("priority"), "name"),
+        issue_type=_name(fields.get("issuetype"), "name") or "",
+        assignee=_name(assignee, "displayName") or _name(assignee, "name"),
+        assignee_name=_name(assignee, "name"),
+        reporter=_name(reporter, "displayName") or _name(reporter, "name"),
+        project=_name(project, "key") or key.rsplit("-", 1)[0],
+        url=f"{base}/browse/{key}",
+        created=_time(fields["created"]),
+        updated=_time(fields["updated"]),
+        last_comment=_comment_from(last) if last is not None else None,
+    )
+
+
+def _issue_key(key: str) -> str:
+    """``key`` upper-cased, or InvalidRequest if it is not shaped like ``OPS-123``."""
+    text = key.strip()
+    if not _ISSUE_KEY.fullmatch(text.upper()):
+        raise InvalidRequest(f"'{text}' is not an issue key (like OPS-123).", backend=_BACKEND)
+    return text.upper()
+
+
+def _or_list(names: Sequence[str]) -> str:
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " or " + names[-1]
+
+
+def _tidy(text: str) -> str:
+    """One line, at most 200 characters, without a final full stop (we add our own)."""
+    return " ".join(text.split())[:200].rstrip(" .!")
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    """``exc`` and everything it was raised from or during, outermost first."""
+    seen: list[BaseException] = []
+    pending: list[BaseException] = [exc]
+    while pending:
+        current = pending.pop(0)
+        if any(current is known for known in seen):
+            continue
+        seen.append(current)
+        pending.extend(e for e in (current.__cause__, current.__context__) if e is not None)
+    return seen
+
+
+def _field_errors(exc: jira.JIRAError) -> dict[str, str]:
+    """Jira's ``errors`` object (field -> message) from an error response, if any."""
+    response = exc.response
+    if response is None:
+        return {}
+    try:
+        data = response.json()
+    except ValueError:
+        return {}
+    errors = data.get("errors") if isinstance(data, dict) else None
+    return {str(k): str(v) for k, v in errors.items()} if isinstance(errors, dict) else {}
+
+
+# -- the backend --------------------------------------------------------------------------
+
+
+class JiraBackend:
+    """Jira for opsbot's actions: read, search, create, comment, transition and assign issues.
+
+    Every method is a coroutine that never blocks the event loop and raises only
+    :mod:`actions.errors` exceptions, chained to the jira/requests cause. The
+    constructor does no network I/O.
+    """
+
+    def __init__(self, config: JiraConfig) -> None:
+        self._config = config
+        self._client: jira.JIRA | None = None
+        self._client_lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"JiraBackend({self._config.url!r}, user={self._config.user!r})"
+
+    @property
+    def url(self) -> str:
+        """Jira's base URL, without a trailing slash."""
+        return self._config.url
+
+    # -- reading -------------------------------------------------------------------
+
+    async def ping(self) -> str:
+        """Jira's version, after checking that opsbot's credentials work."""
+
+        def call() -> str:
+            client = self._jira()
+            client.myself()
+            info = client.server_info()
+            return str(info.get("version") or ".".join(map(str, info["versionNumbers"])))
+
+        return await self._run(call, doing="sign in", missing=f"{self.url} is not Jira's "
+                               "address (404); is JIRA_URL right?", calls=2)
+
+    async def projects(self) -> list[tuple[str, str]]:
+        """Every project opsbot can see, as (key, name)."""
+        raw = await self._run(lambda: [p.raw for p in self._jira().projects()],
+                              doing="list the projects", missing="Jira has no project list.")
+        return self._parse(lambda: [(str(p["key"]), str(p.get("name") or p["key"]))
+                                    for p in raw])
+
+    async def priorities(self) -> list[str]:
+        """The priority names, most urgent first (as Jira orders them)."""
+        raw = await self._run(lambda: [p.raw for p in self._jira().priorities()],
+                              doing="list the priorities", missing="Jira has no priority list.")
+        return self._parse(lambda: [str(p["name"]) for p in raw])
+
+    async def issue_types(self, project: str) -> list[str]:
+        """The issue types one can create in ``project`` (a key like OPS)."""
+        key = _project_key(project)
+        raw = await self._run(lambda: [t.raw for t in self._jira().project_issue_types(key)],
+                              doing=f"list the issue types of {key}",
+                              missing=self._no_project(key))
+        return self._parse(lambda: [str(t["name"]) for t in raw])
+
+    async def issue(self, key: str) -> Issue:
+        """One issue; NotFound if it does not exist (or opsbot may not see it)."""
+        wanted = _issue_key(key)
+        raw = await self._run(lambda: self._jira().issue(wanted).raw, doing=f"read {wanted}",
+                              missing=self._no_issue(wanted))
+        return self._parse(lambda: _issue_from(raw, self.url))
+
+    async def search(self, *, project: str | None = None, priority: str | None = None,
+                     status: str | None = None, open_only: bool = False,
+                     assignee: str | None = None, text: str | None = None,
+                     limit: int = 10) -> SearchResult:
+        """Issues matching every filter given, newest updated first (see :func:`build_jql`).
+
+        ``limit`` is clamped to 1..100; ``total`` counts every match.
+        """
+        jql = build_jql(project=project, priority=priority, status=status, open_only=open_only,
+                        assignee=assignee, text=text)
+        size = max(1, min(int(limit), _MAX_LIMIT))
+
+        def call() -> tuple[list[dict[str, Any]], int]:
+            found = self._jira().search_issues(jql, startAt=0, maxResults=size,
+                                               fields=list(_SEARCH_FIELDS), validate_query=True)
+            assert isinstance(found, jira.client.ResultList)
+            return [issue.raw for issue in found], int(found.total)
+
+        try:
+            raw, total = await self._run(call, doing="search for issues",
+                                         missing="Jira's search is not where it should be "
+                                                 "(404); is JIRA_URL right?", calls=3)
+        except InvalidRequest as exc:
+            raise await self._explain_search(exc, project, priority, status) from exc
+        issues = self._parse(lambda: tuple(_issue_from(item, self.url) for item in raw))
+        return SearchResult(issues=issues, total=total)
+
+    async def transitions(self, key: str) -> list[str]:
+        """The statuses ``key`` can move to now (the targets of its transitions)."""
+        wanted = _issue_key(key)
+        raw = await self._transition_list(wanted)
+        names: list[str] = []
+        for transition in raw:
+            target = _name(transition.get("to"), "name") or str(transition.get("name") or "")
+            if target and target not in names:
+                names.append(target)
+        return names
+
+    async def find_users(self, query: str, limit: int = 20) -> list[User]:
+        """Users whose name, e-mail or display name starts with ``query`` (Jira's search)."""
+        text = query.strip()
+        if not text:
+            raise InvalidRequest("Which Jira user? The name is empty.", backend=_BACKEND)
+        size = max(1, min(int(limit), _MAX_LIMIT))
+        raw = await self._run(
+            lambda: [u.raw for u in self._jira().search_users(user=text, maxResults=size)],
+            doing="search for users", missing="Jira's user search is not where it should be "
+                                              "(404); is JIRA_URL right?")
+        return self._parse(lambda: [User(str(u["name"]), str(u.get("displayName") or u["name"]))
+                                    for u in raw if isinstance(u, dict)])
+
+    # -- changing things -----------------------------------------------------------
+
+    async def create_issue(self, project: str, summary: str, issue_type: str = "Bug",
+                           priority: str | None = None,
+                           description: str | None = None) -> Issue:
+        """Create an issue (reported by opsbot's user) and return it as Jira stored it."""
+        key = _project_key(project)
+        title = " ".join(summary.split())  # Jira refuses newlines in a summary
+        if not title:
+            raise InvalidRequest("A new issue needs a summary: one line that says what is "
+                                 "wrong or what to do.", backend=_BACKEND)
+        if len(title) > 255:
+            raise InvalidRequest(f"The summary is {len(title)} characters long; Jira allows "
+                                 "255. Put the details in the description.", backend=_BACKEND)
+        fields: dict[str, Any] = {"project": {"key": key}, "summary": title,
+                                  "issuetype": {"name": issue_type.strip() or "Bug"}}
+        if priority and priority.strip():
+            fields["priority"] = {"name": priority.strip()}
+        if description and description.strip():
+            fields["description"] = description.strip()
+        try:
+            raw = await self._run(lambda: self._jira().create_issue(fields=fields).raw,
+                                  doing=f"create an issue in {key}",
+                                  missing=self._no_project(key), calls=2)
+        except InvalidRequest as exc:
+            raise await self._explain_create(exc, key, fields) from exc
+        return self._parse(lambda: _issue_from(raw, self.url))
+
+    async def comment(self, key: str, body: str) -> Comment:
+        """Add a comment (as opsbot's user) to ``key``."""
+        wanted = _issue_key(key)
+        text = body.strip()
+        if not text:
+            raise InvalidRequest(f"What should the comment on {wanted} say? It is empty.",
+                                 backend=_BACKEND)
+        raw = await self._run(lambda: self._jira().add_comment(wanted, text).raw,
+                              doing=f"comment on {wanted}", missing=self._no_issue(wanted))
+        return self._parse(lambda: _comment_from(raw))
+
+    async def transition(self, key: str, status: str) -> Issue:
+        """Move ``key`` to ``status`` (case-insensitive; a transition's name works too).
+
+        InvalidRequest, listing the statuses it can move to, when Jira's workflow offers
+        no way from its current status to ``status``.
+        """
+        wanted = _issue_key(key)
+        target = " ".join(status.split())
+        if not target:
+            raise InvalidRequest(f"Which status should {wanted} move to?", backend=_BACKEND)
+        available = await self._transition_list(wanted)
+        chosen = next((t for t in available
+                       if (_name(t.get("to"), "name") or "").lower() == target.lower()), None)
+        chosen = chosen or next((t for t in available
+                                 if str(t.get("name") or "").lower() == target.lower()), None)
+        if chosen is None:
+            raise await self._no_transition(wanted, target, available)
+        transition_id = str(chosen.get("id"))
+        await self._run(lambda: self._jira().transition_issue(wanted, transition_id),
+                        doing=f"move {wanted} to {target}", missing=self._no_issue(wanted))
+        return await self.issue(wanted)
+
+    async def assign(self, key: str, user: str) -> Issue:
+        """Assign ``key`` to a user given by user name or a piece of the display name.
+
+        NotFound when nobody matches; InvalidRequest, naming the candidates, when several
+        people do.
+        """
+        wanted = _issue_key(key)
+        query = " ".join(user.split())
+        if not query:
+            raise InvalidRequest(f"Who should {wanted} be assigned to?", backend=_BACKEND)
+        candidates = await self.find_users(query)
+        lowered = query.lower()
+        exact = [u for u in candidates
+                 if lowered in (u.name.lower(), u.display_name.lower())]
+        if len(exact) == 1:
+            chosen = exact[0]
+        elif len(candidates) == 1:
+            chosen = candidates[0]
+        elif not candidates:
+            raise NotFound(f"Jira has no user matching '{query}'.", backend=_BACKEND)
+        else:
+            shown = ", ".join(f"{u.display_name} ({u.name})" for u in candidates[:8])
+            raise InvalidRequest(f"'{query}' matches several Jira users: {shown}. Which one?",
+                                 backend=_BACKEND)
+        await self._run(lambda: self._jira().assign_issue(wanted, chosen.name),
+                        doing=f"assign {wanted} to {chosen.display_name}",
+                        missing=self._no_issue(wanted), calls=2)
+        return await self.issue(wanted)
+
+    # -- explaining refusals ---------------------------------------------------------
+
+    async def _transition_list(self, key: str) -> list[dict[str, Any]]:
+        raw = await self._run(lambda: self._jira().transitions(key),
+                              doing=f"read the transitions of {key}", missing=self._no_issue(key))
+        if not isinstance(raw, list):
+            raise self._error(BackendUnavailable, f"Jira at {self.url} sent transitions opsbot "
+                              "could not read.")
+        return [t for t in raw if isinstance(t, dict)]
+
+    async def _no_transition(self, key: str, target: str,
+                             available: list[dict[str, Any]]) -> InvalidRequest:
+        current = await self.issue(key)
+        targets: list[str] = []
+        for transition in available:
+            name = _name(transition.get("to"), "name") or str(transition.get("name") or "")
+            if name and name not in targets:
+                targets.append(name)
+        if current.status.lower() == target.lower():
+            return InvalidRequest(f"{key} is already {current.status}.", backend=_BACKEND)
+        if not targets:
+            return InvalidRequest(f"{key} is {current.status}, and Jira's workflow offers no "
+                                  "way on from there for opsbot's user.", backend=_BACKEND)
+        return InvalidRequest(f"{key} is {current.status}; from there it can move to "
+                              f"{_or_list(targets)}, not '{target}'.", backend=_BACKEND)
+
+    async def _explain_search(self, exc: InvalidRequest, project: str | None,
+                              priority: str | None, status: str | None) -> BackendError:
+        """A clearer error for a refused search: which filter value Jira does not know."""
+        cause = next((e for e in _chain(exc) if isinstance(e, jira.JIRAError)), None)
+        match = _VALUE_MISSING.search(str(cause.text or "")) if cause is not None else None
+        if match is None:
+            return exc
+        field = match.group(2)
+        if field == "project" and project:
+            return NotFound(self._no_project(_project_key(project)), backend=_BACKEND)
+        if field == "priority" and priority:
+            return await self._unknown_priority(priority.strip())
+        if field == "status" and status:
+            return InvalidRequest(f"Jira has no status '{status.strip()}'.", backend=_BACKEND)
+        return exc
+
+    async def _explain_create(self, exc: InvalidRequest, project: str,
+                              fields: Mapping[str, Any]) -> BackendError:
+        """A clearer error for a refused create: unknown project, priority or issue type."""
+        cause = next((e for e in _chain(exc) if isinstance(e, jira.JIRAError)), None)
+        errors = _field_errors(cause) if cause is not None else {}
+        if "project" in errors:
+            return NotFound(self._no_project(project), backend=_BACKEND)
+        if "issuetype" in errors:
+            kind = str(fields["issuetype"]["name"])
+            try:
+                types = await self.issue_types(project)
+            except BackendError:
+                types = []
+            known = f"; use {_or_list(types)}" if types else ""
+            return InvalidRequest(f"{project} has no issue type '{kind}'{known}.",
+                                  backend=_BACKEND)
+        if "priority" in errors and "priority" in fields:
+            return await self._unknown_priority(str(fields["priority"]["name"]))
+        return exc
+
+    async def _unknown_priority(self, priority: str) -> InvalidRequest:
+        try:
+            names = await self.priorities()
+        except BackendError:
+            names = []
+        known = f"; use {_or_list(names)}" if names else ""
+        return InvalidRequest(f"Jira has no priority '{priority}'{known}.", backend=_BACKEND)
+
+    @staticmethod
+    def _no_issue(key: str) -> str:
+        return f"There is no issue {key} (or opsbot may not see it)."
+
+    @staticmethod
+    def _no_project(key: str) -> str:
+        return f"There is no Jira project {key} (or opsbot may not see it)."
+
+    # -- plumbing ------------------------------------------------------------------
+
+    def _jira(self) -> jira.JIRA:
+        """The client, built on first use (in a worker thread: it fetches serverInfo)."""
+        with self._client_lock:
+            if self._client is None:
+                self._client = jira.JIRA(
+                    server=self._config.url,
+                    basic_auth=(self._config.user, self._config.token.reveal()),
+                    max_retries=0,  # no 10-60 s sleeps on 503s or refused connections
+                    timeout=self._config.timeout,
+                    get_server_info=True,
+                    options={"check_update": False},
+                )
+            return self._client
+
+    async def _run(self, call: Callable[[], _T], *, doing: str, missing: str,
+                   calls: int = 1) -> _T:
+        """Run one synchronous jira call (``calls`` HTTP requests) in a thread, under the
+        timeout. ``doing`` completes "Jira refused to ..."; ``missing`` is the NotFound
+        message."""
+        if self._client is None:
+            calls += 1  # building the client asks for serverInfo
+        budget = self._config.timeout * calls + _MARGIN
+        try:
+            return await asyncio.wait_for(asyncio.to_thread(call), budget)
+        except BackendError:
+            raise
+        except Exception as exc:
+            raise self._translate(exc, doing=doing, missing=missing) from exc
+
+    def _translate(self, exc: Exception, *, doing: str, missing: str) -> BackendError:
+        """Our error, with a message a person can act on, for a jira/requests one."""
+        where = f"Jira at {self.url}"
+        chain = _chain(exc)
+        if any(isinstance(e, (requests.Timeout, TimeoutError)) for e in chain):
+            return self._error(BackendUnavailable, f"{where} did not answer within "
+                               f"{self._config.timeout:g}s; is it up? (JIRA_TIMEOUT sets the "
+                               "limit.)")
+        connection = next((e for e in chain if isinstance(e, requests.ConnectionError)), None)
+        if connection is not None:
+            return self._error(BackendUnavailable, self._connection_message(connection))
+        error = next((e for e in chain if isinstance(e, jira.JIRAError)), None)
+        if error is not None and error.status_code is not None:
+            return self._status_error(int(error.status_code), str(error.text or ""),
+                                      doing=doing, missing=missing)
+        if any(isinstance(e, (JSONDecodeError, ValueError, KeyError, NotImplementedError))
+               for e in chain):
+            return self._error(BackendUnavailable, f"{where} sent an answer that is not Jira's "
+                               "REST API; is JIRA_URL Jira itself, not a login page or proxy?")
+        return self._error(BackendUnavailable, f"Talking to {where} failed unexpectedly "
+                           f"({type(exc).__name__}) while trying to {doing}; the action "
+                           "server's log has the details.")
+
+    def _status_error(self, status: int, text: str, *, doing: str,
+                      missing: str) -> BackendError:
+        where = f"Jira at {self.url}"
+        detail = _tidy(text) if text and not text.lstrip().startswith("<") else ""
+        if status == 401:
+            return self._error(BackendAuthError, f"{where} refused opsbot's credentials (401): "
+                               "check JIRA_USER and JIRA_TOKEN.")
+        if status == 403:
+            return self._error(BackendAuthError, f"Jira user '{self._config.user}' may not "
+                               f"{doing} (403 Forbidden); ask a Jira admin for the permission.")
+        if status == 404:
+            return self._error(NotFound, missing)
+        if status < 500 and status != 429:
+            why = f": {detail}" if detail else ""
+            return self._error(InvalidRequest, f"Jira refused to {doing} ({status}){why}.")
+        if status == 500:
+            return self._error(BackendUnavailable, f"{where} failed with an internal error "
+                               f"(500) while trying to {doing}; try again, and check Jira's log "
+                               "if it persists.")
+        return self._error(BackendUnavailable, f"{where} answered {status} while trying to "
+                           f"{doing}; it may be restarting or overloaded. Try again in a "
+                           "minute.")
+
+    def _connection_message(self, exc: requests.ConnectionError) -> str:
+        text = str(exc)
+        if isinstance(exc, requests.exceptions.SSLError):
+            reason = "the TLS handshake failed (a certificate problem, or http vs https?)"
+        elif re.search(r"Name or service not known|nodename nor servname|getaddrinfo failed|"
+                       r"Temporary failure in name resolution|No address associated", text):
+            reason = f"the host name {urlsplit(self.url).hostname!r} does not resolve"
+        elif re.search(r"Connection refused|actively refused", text):
+            reason = "the connection was refused"
+        elif re.search(r"RemoteDisconnected|Connection aborted|reset by peer", text):
+            reason = "it closed the connection (restarting?)"
+        else:
+            reason = "the connection failed"
+        return f"Could not reach Jira at {self.url}: {reason}. Is it up, and is JIRA_URL right?"
+
+    def _error(self, kind: type[BackendError], message: str) -> BackendError:
+        """``kind(message)``, with the token masked should it ever appear."""
+        secret = self._config.token.reveal()
+        if len(secret) >= 6:
+            message = message.replace(secret, "**********")
+        return kind(message, backend=_BACKEND)
+
+    def _parse(self, build: Callable[[], _T]) -> _T:
+        """Run a parser over Jira's JSON; a shape we cannot read is BackendUnavailable."""
+        try:
+            return build()
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise BackendUnavailable(f"Jira at {self.url} sent an answer opsbot could not read "
+                                     f"({type(exc).__name__}).", backend=_BACKEND) from exc

@@ -1,7 +1,9 @@
 """Local servers that speak the real wire protocols of opsbot's backends.
 
 ``opsbot demo`` starts every simulator that ``demo_backends`` lists; a new
-simulator adds itself there (and only there).
+simulator adds itself there (and only there). Each one subclasses
+``simulators._base.SimulatorBase`` (lifecycle, fault steering, request log) and runs
+its ``python -m`` entry point through ``simulators._base.run_main``.
 """
 
 from __future__ import annotations

@@ -30,9 +30,7 @@ import hmac
 import html
 import re
 import secrets
-import signal
 import string
-import sys
 import threading
 import time
 from base64 import b64decode
@@ -42,13 +40,20 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from pathlib import Path
-from types import FrameType, TracebackType
 from typing import Any
 from urllib.parse import parse_qs, quote, unquote
 
 import yaml
 
-from simulators._http import BackgroundServer, Request, Response
+from simulators._base import (
+    Faults,
+    RequestLog,
+    SimulatorBase,
+    add_address_arguments,
+    check_account,
+    run_main,
+)
+from simulators._http import Request, Response
 
 __all__ = [
     "DEFAULT_SEED",
@@ -283,16 +288,6 @@ class _QueueItem:
     build: _Build | None = None
     cancelled: bool = False
     left_at: float | None = None
-
-
-@dataclass
-class _Fault:
-    """An injected failure or delay for the next matching requests."""
-
-    status: int | None
-    delay: float
-    remaining: int
-    path: str | None
 
 
 class _Refused(Exception):
@@ -699,8 +694,8 @@ class _State:
         self.running: list[_Build] = list(seed.running)
         self.pending: list[_QueueItem] = []  # oldest first
         self.items: dict[int, _QueueItem] = {}
-        self.faults: list[_Fault] = []
-        self.log: deque[RecordedRequest] = deque(maxlen=2000)
+        self.faults = Faults()
+        self.log: RequestLog[RecordedRequest] = RequestLog()
 
     def now(self) -> float:
         """The current time, with everything that happened until then applied."""
@@ -837,15 +832,6 @@ class _State:
             raise _Refused(404, "Not Found")
         item.cancelled, item.left_at = True, now
         self.pending.remove(item)
-
-    def take_fault(self, path: str) -> _Fault | None:
-        for fault in self.faults:
-            if fault.path is None or fault.path in path:
-                fault.remaining -= 1
-                if fault.remaining <= 0:
-                    self.faults.remove(fault)
-                return fault
-        return None
 
     def snapshot(self, build: _Build, now: float) -> BuildSnapshot:
         return BuildSnapshot(
@@ -1194,13 +1180,10 @@ class _App:
         self.session_counter = 0
 
     def __call__(self, request: Request) -> Response:
-        with self.state.lock:
-            fault = self.state.take_fault(unquote(request.raw_path))
-        if fault is not None and fault.delay:
-            time.sleep(fault.delay)  # outside the lock: other clients carry on meanwhile
+        failure = self.state.faults.hold(unquote(request.raw_path))
         user: str | None = None
-        if fault is not None and fault.status is not None:
-            response = self._fault_response(fault.status, request)
+        if failure is not None:
+            response = self._fault_response(failure, request)
         else:
             try:
                 user = self._authenticate(request)
@@ -1212,9 +1195,8 @@ class _App:
         response.with_header("X-Hudson", "1.395")
         response.with_header("X-Jenkins", self.state.seed.version)
         response.with_header("X-Jenkins-Session", self.node)
-        with self.state.lock:
-            self.state.log.append(RecordedRequest(request.method, request.target, response.status,
-                                                  user, request.header(_CRUMB_FIELD)))
+        self.state.log.append(RecordedRequest(request.method, request.target, response.status,
+                                              user, request.header(_CRUMB_FIELD)))
         return response
 
     # -- auth ----------------------------------------------------------------------
@@ -1429,7 +1411,7 @@ class _App:
 # The public face.
 
 
-class JenkinsSimulator:
+class JenkinsSimulator(SimulatorBase[RecordedRequest]):
     """A Jenkins HTTP server in a thread, seeded from YAML, with helpers for tests and demos.
 
     ``queue_delay`` is each build's quiet period in the queue and ``build_seconds`` how
@@ -1449,10 +1431,7 @@ class JenkinsSimulator:
         *,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        if not user or ":" in user:
-            raise ValueError(f"user must be a non-empty Jenkins user id without ':', got {user!r}")
-        if not token:
-            raise ValueError("token must not be empty (python-jenkins sends it as the password)")
+        check_account(user, token, user_kind="Jenkins user id", client="python-jenkins")
         if queue_delay < 0 or build_seconds < 0:
             raise ValueError("queue_delay and build_seconds must be >= 0 seconds")
         self.seed_path = Path(seed_path) if seed_path is not None else DEFAULT_SEED
@@ -1461,38 +1440,21 @@ class JenkinsSimulator:
         seed = _SeedLoader(self.seed_path, clock(), user).load()
         self._state = _State(seed, queue_delay=queue_delay, build_seconds=build_seconds,
                              clock=clock)
-        self._server = BackgroundServer(
+        super().__init__(
             _App(self._state, user, token, lambda: self.url),
+            faults=self._state.faults, requests=self._state.log,
             host=host, port=port, name="jenkins-simulator", server_name="Jetty(10.0.20)",
         )
 
     def __repr__(self) -> str:
-        where = self.url if self._server.running else "not started"
-        return f"JenkinsSimulator({where}, user={self.user!r}, token='**********')"
+        return f"JenkinsSimulator({self._location()}, user={self.user!r}, token='**********')"
 
-    # -- lifecycle -----------------------------------------------------------------
-
-    @property
-    def url(self) -> str:
-        """``http://127.0.0.1:PORT/``; only valid after ``start()``."""
-        return self._server.url
-
-    @property
-    def port(self) -> int:
-        return self._server.port
+    # -- lifecycle (url, port, start, stop, with: SimulatorBase) -------------------
 
     @property
     def version(self) -> str:
         """The Jenkins version the server reports in ``X-Jenkins``."""
         return self._state.seed.version
-
-    def start(self, stack: object | None = None) -> None:
-        """Serve from a daemon thread. ``stack`` exists for the ``DemoBackend`` protocol."""
-        self._server.start()
-
-    def stop(self) -> None:
-        """Stop serving and close open connections; safe to call twice."""
-        self._server.stop()
 
     def describe(self) -> str:
         """One line for the demo banner (the token is the simulator's own, not a secret)."""
@@ -1502,15 +1464,7 @@ class JenkinsSimulator:
         """JENKINS_URL, JENKINS_USER and JENKINS_TOKEN for opsbot's action server."""
         return {"JENKINS_URL": self.url, "JENKINS_USER": self.user, "JENKINS_TOKEN": self.token}
 
-    def __enter__(self) -> JenkinsSimulator:
-        self.start()
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 traceback: TracebackType | None) -> None:
-        self.stop()
-
-    # -- inspection ----------------------------------------------------------------
+    # -- inspection (and request_log: SimulatorBase) -------------------------------
 
     def job_names(self) -> list[str]:
         """Full names of every job and folder, e.g. ``platform/nightly-integration``."""
@@ -1530,12 +1484,7 @@ class JenkinsSimulator:
                 return snapshot
         raise KeyError(f"{job} has no build #{number}")
 
-    def request_log(self) -> list[RecordedRequest]:
-        """The most recent requests (up to 2000), oldest first."""
-        with self._state.lock:
-            return list(self._state.log)
-
-    # -- steering ------------------------------------------------------------------
+    # -- steering (and fail_next, delay_next: SimulatorBase) -----------------------
 
     def set_outcome(self, job: str, result: str, *, log: str | None = None) -> None:
         """Make the next build of ``job`` end with ``result`` (queued: calls stack up).
@@ -1553,18 +1502,6 @@ class JenkinsSimulator:
                 known = ", ".join(sorted(self._state.seed.templates))
                 raise ValueError(f"no log template {log!r} in {self.seed_path}; known: {known}")
             target.forced.append((result, log))
-
-    def fail_next(self, status: int = 500, *, times: int = 1, path: str | None = None) -> None:
-        """Answer the next ``times`` requests (whose path contains ``path``) with ``status``."""
-        if not 400 <= status <= 599:
-            raise ValueError(f"status must be an HTTP error (400-599), got {status}")
-        with self._state.lock:
-            self._state.faults.append(_Fault(status, 0.0, times, path))
-
-    def delay_next(self, seconds: float, *, times: int = 1, path: str | None = None) -> None:
-        """Hold the next ``times`` matching requests for ``seconds`` (to test client timeouts)."""
-        with self._state.lock:
-            self._state.faults.append(_Fault(None, seconds, times, path))
 
     def _job(self, name: str) -> _Job:
         job = self._state.jobs.get(name)
@@ -1585,8 +1522,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="python -m simulators.jenkins",
         description="A local Jenkins for opsbot: python-jenkins talks to it like to the real one.",
     )
-    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=8080, help="port (default 8080; 0 = any free)")
+    add_address_arguments(parser, 8080)
     parser.add_argument("--seed", type=Path, default=DEFAULT_SEED, help="jobs and history (YAML)")
     parser.add_argument("--user", default="opsbot", help="the one user that may log in")
     parser.add_argument("--token", default=DEFAULT_TOKEN, help="that user's API token")
@@ -1595,34 +1531,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--build-seconds", type=float, default=10.0,
                         help="seconds a triggered build runs (default 10)")
     args = parser.parse_args(argv)
-    try:
-        simulator = JenkinsSimulator(args.seed, args.user, args.token, args.queue_delay,
-                                     args.build_seconds, args.host, args.port)
-        simulator.start()
-    except SeedError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except OSError as exc:
-        print(f"error: cannot listen on {args.host}:{args.port} ({exc.strerror}); "
-              "pick another --port, or --port 0 for any free one", file=sys.stderr)
-        return 2
-    stopped = threading.Event()
 
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        stopped.set()
+    def banner(simulator: JenkinsSimulator) -> list[str]:
+        return [f"Jenkins simulator (Jenkins {simulator.version}) at {simulator.url}",
+                f"  user:  {simulator.user}",
+                f"  token: {simulator.token}",
+                f"  jobs:  {len(simulator.job_names())} from {simulator.seed_path}"]
 
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
-    print(f"Jenkins simulator (Jenkins {simulator.version}) at {simulator.url}", flush=True)
-    print(f"  user:  {simulator.user}\n  token: {simulator.token}", flush=True)
-    print(f"  jobs:  {len(simulator.job_names())} from {simulator.seed_path}", flush=True)
-    print("Stop with Ctrl+C.", flush=True)
-    try:
-        while not stopped.wait(1.0):
-            pass
-    finally:
-        simulator.stop()
-    return 0
+    return run_main(lambda: JenkinsSimulator(args.seed, args.user, args.token, args.queue_delay,
+                                             args.build_seconds, args.host, args.port),
+                    banner, seed_error=SeedError, cannot=f"listen on {args.host}:{args.port}")
 
 
 if __name__ == "__main__":

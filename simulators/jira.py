@@ -38,25 +38,29 @@ import html
 import json
 import re
 import secrets
-import signal
-import sys
 import threading
 import time
 from base64 import b64decode
 from binascii import Error as BinasciiError
-from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from http import HTTPStatus
 from pathlib import Path
-from types import FrameType, TracebackType
 from typing import Any
 from urllib.parse import quote, unquote
 
 import yaml
 
-from simulators._http import BackgroundServer, Request, Response
+from simulators._base import (
+    Faults,
+    RequestLog,
+    SimulatorBase,
+    add_address_arguments,
+    check_account,
+    run_main,
+)
+from simulators._http import Request, Response
 
 __all__ = [
     "DEFAULT_SEED",
@@ -253,16 +257,6 @@ class _Issue:
     @property
     def resolution(self) -> str | None:
         return "Done" if self.resolved is not None else None
-
-
-@dataclass
-class _Fault:
-    """An injected failure or delay for the next matching requests."""
-
-    status: int | None
-    delay: float
-    remaining: int
-    path: str | None
 
 
 class _Refused(Exception):
@@ -493,8 +487,8 @@ class _State:
         self.issues: dict[str, _Issue] = {i.key: i for i in sorted(seed.issues, key=lambda i: i.id)}
         self.next_issue_id = seed.next_issue_id
         self.next_comment_id = seed.next_comment_id
-        self.faults: list[_Fault] = []
-        self.log: deque[RecordedRequest] = deque(maxlen=2000)
+        self.faults = Faults()
+        self.log: RequestLog[RecordedRequest] = RequestLog()
 
     # -- lookups -------------------------------------------------------------------
 
@@ -730,15 +724,6 @@ class _State:
             issue.assignee = str(name)
         issue.updated = now
 
-    def take_fault(self, path: str) -> _Fault | None:
-        for fault in self.faults:
-            if fault.path is None or fault.path in path:
-                fault.remaining -= 1
-                if fault.remaining <= 0:
-                    self.faults.remove(fault)
-                return fault
-        return None
-
     def snapshot(self, issue: _Issue) -> IssueSnapshot:
         return IssueSnapshot(
             key=issue.key, id=str(issue.id), project=issue.project.key,
@@ -818,12 +803,8 @@ def _tokenize(text: str) -> list[_Token]:
                 if text[i] == c:
                     i += 1
                     break
-                if text[i] == "\\":
-                    value, i = _escape(text, i)
-                    chars.append(value)
-                else:
-                    chars.append(text[i])
-                    i += 1
+                value, i = _char(text, i)
+                chars.append(value)
             tokens.append(_Token("string", "".join(chars), start))
         else:
             start, chars = i, []
@@ -833,19 +814,18 @@ def _tokenize(text: str) -> list[_Token]:
                                     "reserved JQL character. You must enclose it in a string or "
                                     f"use the escape '\\u{ord(text[i]):04x}' instead. "
                                     f"{_where(text, i)}")
-                if text[i] == "\\":
-                    value, i = _escape(text, i)
-                    chars.append(value)
-                else:
-                    chars.append(text[i])
-                    i += 1
+                value, i = _char(text, i)
+                chars.append(value)
             tokens.append(_Token("word", "".join(chars), start))
     tokens.append(_Token("end", "", n))
     return tokens
 
 
-def _escape(text: str, i: int) -> tuple[str, int]:
-    """The character a backslash escape at ``i`` stands for, and the index after it."""
+def _char(text: str, i: int) -> tuple[str, int]:
+    """The character at ``i`` (decoded, if a backslash escape starts there) and the index
+    after it."""
+    if text[i] != "\\":
+        return text[i], i + 1
     nxt = text[i + 1:i + 2]
     if nxt in _ESCAPES:
         return _ESCAPES[nxt], i + 2
@@ -1023,18 +1003,21 @@ class _Jql:
         return _Query(where, tuple(order))
 
     def or_expr(self) -> _Predicate:
-        parts = [self.and_expr()]
-        while self.word(self.peek(), "or") or self.symbol(self.peek(), "||", "|"):
-            self.take()
-            parts.append(self.and_expr())
+        parts = self.operands(self.and_expr, "or", "||", "|")
         return parts[0] if len(parts) == 1 else (lambda i: any(p(i) for p in parts))
 
     def and_expr(self) -> _Predicate:
-        parts = [self.not_expr()]
-        while self.word(self.peek(), "and") or self.symbol(self.peek(), "&&", "&"):
-            self.take()
-            parts.append(self.not_expr())
+        parts = self.operands(self.not_expr, "and", "&&", "&")
         return parts[0] if len(parts) == 1 else (lambda i: all(p(i) for p in parts))
+
+    def operands(self, operand: Callable[[], _Predicate], word: str,
+                 *symbols: str) -> list[_Predicate]:
+        """``operand (word | symbol) operand ...``: the operands of one AND or OR chain."""
+        parts = [operand()]
+        while self.word(self.peek(), word) or self.symbol(self.peek(), *symbols):
+            self.take()
+            parts.append(operand())
+        return parts
 
     def not_expr(self) -> _Predicate:
         token = self.peek()
@@ -1650,14 +1633,12 @@ class _App:
 
     def __call__(self, request: Request) -> Response:
         with self.state.lock:
-            fault = self.state.take_fault(unquote(request.raw_path))
             self.request_counter += 1
             request_id = f"{self.request_counter}x{int(time.time()) % 100000}x1"
-        if fault is not None and fault.delay:
-            time.sleep(fault.delay)  # outside the lock: other clients carry on meanwhile
+        failure = self.state.faults.hold(unquote(request.raw_path))
         user: str | None = None
-        if fault is not None and fault.status is not None:
-            response = self._fault_response(fault.status)
+        if failure is not None:
+            response = self._fault_response(failure)
         else:
             try:
                 user = self._authenticate(request)
@@ -1669,10 +1650,9 @@ class _App:
         response.with_header("X-ASESSIONID", self.session)
         response.with_header("X-AUSERNAME", user or "anonymous")
         response.with_header("X-Content-Type-Options", "nosniff")
-        with self.state.lock:
-            self.state.log.append(RecordedRequest(
-                request.method, request.target, response.status, user,
-                request.body[:10000].decode("utf-8", errors="replace")))
+        self.state.log.append(RecordedRequest(
+            request.method, request.target, response.status, user,
+            request.body[:10000].decode("utf-8", errors="replace")))
         return response
 
     def _authenticate(self, request: Request) -> str | None:
@@ -1927,7 +1907,7 @@ class _App:
 # The public face.
 
 
-class JiraSimulator:
+class JiraSimulator(SimulatorBase[RecordedRequest]):
     """A Jira Server HTTP server in a thread, seeded from YAML, with helpers for tests and demos.
 
     ``user`` / ``token`` are the one account that may sign in (Basic auth, as Jira Server
@@ -1945,49 +1925,27 @@ class JiraSimulator:
         *,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        if not user or ":" in user:
-            raise ValueError(f"user must be a non-empty Jira user name without ':', got {user!r}")
-        if not token:
-            raise ValueError("token must not be empty (the jira library sends it as the "
-                             "password)")
+        check_account(user, token, user_kind="Jira user name", client="the jira library")
         self.seed_path = Path(seed_path) if seed_path is not None else DEFAULT_SEED
         self.user = user
         self.token = token
         seed = _SeedLoader(self.seed_path, clock(), user).load()
         self._state = _State(seed, clock)
-        self._server = BackgroundServer(
+        super().__init__(
             _App(self._state, user, token, lambda: self.url),
+            faults=self._state.faults, requests=self._state.log,
             host=host, port=port, name="jira-simulator", server_name="Apache-Coyote/1.1",
         )
 
     def __repr__(self) -> str:
-        where = self.url if self._server.running else "not started"
-        return f"JiraSimulator({where}, user={self.user!r}, token='**********')"
+        return f"JiraSimulator({self._location()}, user={self.user!r}, token='**********')"
 
-    # -- lifecycle -----------------------------------------------------------------
-
-    @property
-    def url(self) -> str:
-        """``http://127.0.0.1:PORT/``; only valid after ``start()``."""
-        return self._server.url
-
-    @property
-    def port(self) -> int:
-        """The bound port (the real one when 0 was asked for)."""
-        return self._server.port
+    # -- lifecycle (url, port, start, stop, with: SimulatorBase) -------------------
 
     @property
     def version(self) -> str:
         """The Jira version ``serverInfo`` reports."""
         return self._state.seed.version
-
-    def start(self, stack: object | None = None) -> None:
-        """Serve from a daemon thread. ``stack`` exists for the ``DemoBackend`` protocol."""
-        self._server.start()
-
-    def stop(self) -> None:
-        """Stop serving and close open connections; safe to call twice."""
-        self._server.stop()
 
     def describe(self) -> str:
         """One line for the demo banner (the token is the simulator's own, not a secret)."""
@@ -1997,15 +1955,7 @@ class JiraSimulator:
         """JIRA_URL, JIRA_USER and JIRA_TOKEN for opsbot's action server."""
         return {"JIRA_URL": self.url, "JIRA_USER": self.user, "JIRA_TOKEN": self.token}
 
-    def __enter__(self) -> JiraSimulator:
-        self.start()
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 traceback: TracebackType | None) -> None:
-        self.stop()
-
-    # -- inspection ----------------------------------------------------------------
+    # -- inspection (and request_log: SimulatorBase) -------------------------------
 
     def projects(self) -> list[str]:
         """The project keys, in seed order."""
@@ -2031,26 +1981,13 @@ class JiraSimulator:
                 raise KeyError(f"no issue {key!r}{hint}")
             return self._state.snapshot(found)
 
-    def request_log(self) -> list[RecordedRequest]:
-        """The most recent requests (up to 2000), oldest first."""
-        with self._state.lock:
-            return list(self._state.log)
-
-    # -- steering ------------------------------------------------------------------
-
-    def fail_next(self, status: int = 500, *, times: int = 1, path: str | None = None) -> None:
-        """Answer the next ``times`` requests (whose path contains ``path``) with ``status``."""
-        if not 400 <= status <= 599:
-            raise ValueError(f"status must be an HTTP error (400-599), got {status}")
-        with self._state.lock:
-            self._state.faults.append(_Fault(status, 0.0, times, path))
+    # -- steering (and fail_next: SimulatorBase) -----------------------------------
 
     def delay_next(self, seconds: float, *, times: int = 1, path: str | None = None) -> None:
         """Hold the next ``times`` matching requests for ``seconds`` (to test client timeouts)."""
         if seconds < 0:
             raise ValueError(f"seconds must be >= 0, got {seconds}")
-        with self._state.lock:
-            self._state.faults.append(_Fault(None, seconds, times, path))
+        super().delay_next(seconds, times=times, path=path)
 
 
 # ---------------------------------------------------------------------------------------
@@ -2064,42 +2001,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         description="A local Jira Server for opsbot: the jira library talks to it like to the "
                     "real one.",
     )
-    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=8081, help="port (default 8081; 0 = any free)")
+    add_address_arguments(parser, 8081)
     parser.add_argument("--seed", type=Path, default=DEFAULT_SEED,
                         help="projects, issues and users (YAML)")
     parser.add_argument("--user", default="opsbot", help="the one user that may sign in")
     parser.add_argument("--token", default=DEFAULT_TOKEN, help="that user's API token / password")
     args = parser.parse_args(argv)
-    try:
-        simulator = JiraSimulator(args.seed, args.user, args.token, args.host, args.port)
-        simulator.start()
-    except SeedError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except OSError as exc:
-        print(f"error: cannot listen on {args.host}:{args.port} ({exc.strerror}); "
-              "pick another --port, or --port 0 for any free one", file=sys.stderr)
-        return 2
-    stopped = threading.Event()
 
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        stopped.set()
+    def banner(simulator: JiraSimulator) -> list[str]:
+        counts = ", ".join(f"{key} ({len(simulator.issues(key))} issues)"
+                           for key in simulator.projects())
+        return [f"Jira simulator (Jira {simulator.version}) at {simulator.url}",
+                f"  user:  {simulator.user}",
+                f"  token: {simulator.token}",
+                f"  projects: {counts} from {simulator.seed_path}"]
 
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
-    counts = ", ".join(f"{key} ({len(simulator.issues(key))} issues)"
-                       for key in simulator.projects())
-    print(f"Jira simulator (Jira {simulator.version}) at {simulator.url}", flush=True)
-    print(f"  user:  {simulator.user}\n  token: {simulator.token}", flush=True)
-    print(f"  projects: {counts} from {simulator.seed_path}", flush=True)
-    print("Stop with Ctrl+C.", flush=True)
-    try:
-        while not stopped.wait(1.0):
-            pass
-    finally:
-        simulator.stop()
-    return 0
+    return run_main(lambda: JiraSimulator(args.seed, args.user, args.token, args.host, args.port),
+                    banner, seed_error=SeedError, cannot=f"listen on {args.host}:{args.port}")
 
 
 if __name__ == "__main__":

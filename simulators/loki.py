@@ -34,8 +34,6 @@ from __future__ import annotations
 import argparse
 import bisect
 import re
-import signal
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -43,10 +41,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http import HTTPStatus
 from pathlib import Path
-from types import FrameType, TracebackType
 from urllib.parse import parse_qs
 
-from simulators._http import BackgroundServer, Request, Response
+from simulators._base import Faults, RequestLog, SimulatorBase, add_address_arguments, run_main
+from simulators._http import Request, Response
 from simulators.logs import DEFAULT_SEED, LogRecord, SeedError, generate, write_files, written_level
 
 __all__ = [
@@ -524,14 +522,6 @@ class RecordedRequest:
     org_id: str | None  # the X-Scope-OrgID header, if sent
 
 
-@dataclass
-class _Fault:
-    status: int | None
-    delay: float
-    remaining: int
-    path: str | None
-
-
 class _Refused(Exception):
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
@@ -540,13 +530,13 @@ class _Refused(Exception):
 
 
 class _Store:
-    """Streams by label set, the injected faults and the request log, under one lock."""
+    """Streams by label set (guarded by ``lock``), the injected faults and the request log."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.streams: dict[tuple[tuple[str, str], ...], _Stream] = {}
-        self.faults: list[_Fault] = []
-        self.log: list[RecordedRequest] = []
+        self.faults = Faults()
+        self.log: RequestLog[RecordedRequest] = RequestLog()
 
     def add(self, labels: Mapping[str, str], ns: int, line: str) -> None:
         key = tuple(sorted((str(k), str(v)) for k, v in labels.items() if v != ""))
@@ -554,15 +544,6 @@ class _Store:
         if stream is None:
             stream = self.streams[key] = _Stream(dict(key))
         stream.add(ns, line)
-
-    def take_fault(self, path: str) -> _Fault | None:
-        for fault in self.faults:
-            if fault.path is None or fault.path in path:
-                fault.remaining -= 1
-                if fault.remaining <= 0:
-                    self.faults.remove(fault)
-                return fault
-        return None
 
 
 # ---------------------------------------------------------------------------------------
@@ -578,13 +559,10 @@ class _App:
         self.clock = clock
 
     def __call__(self, request: Request) -> Response:
-        with self.store.lock:
-            fault = self.store.take_fault(request.raw_path)
-        if fault is not None and fault.delay:
-            time.sleep(fault.delay)  # outside the lock: other clients carry on meanwhile
+        failure = self.store.faults.hold(request.raw_path)
         org_id = request.header("X-Scope-OrgID")
-        if fault is not None and fault.status is not None:
-            response = self._fault_response(fault.status)
+        if failure is not None:
+            response = self._fault_response(failure)
         else:
             try:
                 response = self._route(request, org_id)
@@ -592,10 +570,8 @@ class _App:
                 response = Response.text(f"{exc}\n", 400)
             except _Refused as refused:
                 response = Response.text(f"{refused.message}\n", refused.status)
-        with self.store.lock:
-            self.store.log.append(RecordedRequest(request.method, request.target,
-                                                  response.status, org_id))
-            del self.store.log[:-2000]
+        self.store.log.append(RecordedRequest(request.method, request.target, response.status,
+                                              org_id))
         return response
 
     @staticmethod
@@ -761,7 +737,7 @@ class _App:
 # The public face
 
 
-class LokiSimulator:
+class LokiSimulator(SimulatorBase[RecordedRequest]):
     """A Loki HTTP server in a thread, holding the demo's log records as streams.
 
     ``records`` defaults to :func:`simulators.logs.generate` at ``now`` (default: the
@@ -794,32 +770,19 @@ class LokiSimulator:
         for record in records:
             self.add_line({"service": record.service, "env": record.environment,
                            "level": written_level(record.level)}, record.at, record.message)
-        self._server = BackgroundServer(_App(self._store, tenant, max_entries, clock),
-                                        host=host, port=port, name="loki-simulator",
-                                        server_name="Loki")
+        super().__init__(_App(self._store, tenant, max_entries, clock),
+                         faults=self._store.faults, requests=self._store.log,
+                         host=host, port=port, name="loki-simulator", server_name="Loki")
 
     def __repr__(self) -> str:
-        where = self.url if self._server.running else "not started"
-        return f"LokiSimulator({where}, {self._count} lines)"
+        return f"LokiSimulator({self._location()}, {self._count} lines)"
 
-    # -- lifecycle -----------------------------------------------------------------
+    # -- lifecycle (port, start, stop, with: SimulatorBase) ------------------------
 
     @property
     def url(self) -> str:
         """``http://127.0.0.1:PORT`` (no trailing slash, as Loki URLs are written)."""
         return self._server.url.rstrip("/")
-
-    @property
-    def port(self) -> int:
-        return self._server.port
-
-    def start(self, stack: object | None = None) -> None:
-        """Serve from a daemon thread. ``stack`` exists for the ``DemoBackend`` protocol."""
-        self._server.start()
-
-    def stop(self) -> None:
-        """Stop serving and close open connections; safe to call twice."""
-        self._server.stop()
 
     def describe(self) -> str:
         """One line for the demo banner."""
@@ -833,40 +796,13 @@ class LokiSimulator:
             variables["LOKI_TENANT"] = self.tenant
         return variables
 
-    def __enter__(self) -> LokiSimulator:
-        self.start()
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 traceback: TracebackType | None) -> None:
-        self.stop()
-
-    # -- data and inspection ---------------------------------------------------------
+    # -- data and inspection (and request_log: SimulatorBase) ----------------------
 
     def add_line(self, labels: Mapping[str, str], at: datetime, line: str) -> None:
         """Store one more line in the stream with ``labels`` (e.g. a JSON line, for tests)."""
         with self._store.lock:
             self._store.add(labels, _ns(at), line)
             self._count += 1
-
-    def request_log(self) -> list[RecordedRequest]:
-        """The most recent requests (up to 2000), oldest first."""
-        with self._store.lock:
-            return list(self._store.log)
-
-    # -- steering ------------------------------------------------------------------
-
-    def fail_next(self, status: int = 500, *, times: int = 1, path: str | None = None) -> None:
-        """Answer the next ``times`` requests (whose path contains ``path``) with ``status``."""
-        if not 400 <= status <= 599:
-            raise ValueError(f"status must be an HTTP error (400-599), got {status}")
-        with self._store.lock:
-            self._store.faults.append(_Fault(status, 0.0, times, path))
-
-    def delay_next(self, seconds: float, *, times: int = 1, path: str | None = None) -> None:
-        """Hold the next ``times`` matching requests for ``seconds`` (to test client timeouts)."""
-        with self._store.lock:
-            self._store.faults.append(_Fault(None, seconds, times, path))
 
 
 # ---------------------------------------------------------------------------------------
@@ -879,8 +815,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="python -m simulators.loki",
         description="A local Loki for opsbot, serving the demo logs over Loki's HTTP API.",
     )
-    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=3100, help="port (default 3100; 0 = any free)")
+    add_address_arguments(parser, 3100)
     parser.add_argument("--seed-file", type=Path, default=DEFAULT_SEED,
                         help="services, rates and incidents (YAML)")
     parser.add_argument("--seed", type=int, default=42, help="random seed (default 42)")
@@ -889,39 +824,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--write-files", type=Path, default=None, metavar="DIR",
                         help="also write the same lines as log files into DIR")
     args = parser.parse_args(argv)
-    try:
+
+    def make() -> LokiSimulator:
         records = generate(datetime.now(UTC), args.seed_file, args.seed)
         if args.write_files is not None:
             write_files(records, args.write_files, args.seed_file)
-        simulator = LokiSimulator(records, tenant=args.tenant, host=args.host, port=args.port)
-        simulator.start()
-    except SeedError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except OSError as exc:
-        print(f"error: cannot listen on {args.host}:{args.port} or write the files "
-              f"({exc.strerror or exc}); pick another --port, or --port 0 for any free one",
-              file=sys.stderr)
-        return 2
-    stopped = threading.Event()
+        return LokiSimulator(records, tenant=args.tenant, host=args.host, port=args.port)
 
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        stopped.set()
+    def banner(simulator: LokiSimulator) -> list[str]:
+        lines = [f"Loki simulator: {simulator.describe()}"]
+        lines += [f"  {name}={value}" for name, value in simulator.env().items()]
+        if args.write_files is not None:
+            lines.append(f"  the same lines as files: OPSBOT_LOG_DIR={args.write_files}")
+        return lines
 
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
-    print(f"Loki simulator: {simulator.describe()}", flush=True)
-    for name, value in simulator.env().items():
-        print(f"  {name}={value}", flush=True)
-    if args.write_files is not None:
-        print(f"  the same lines as files: OPSBOT_LOG_DIR={args.write_files}", flush=True)
-    print("Stop with Ctrl+C.", flush=True)
-    try:
-        while not stopped.wait(1.0):
-            pass
-    finally:
-        simulator.stop()
-    return 0
+    return run_main(make, banner, seed_error=SeedError,
+                    cannot=f"listen on {args.host}:{args.port} or write the files")
 
 
 if __name__ == "__main__":

@@ -13,7 +13,6 @@ every job in every folder, is one request.
 from __future__ import annotations
 
 import asyncio
-import math
 import os
 import re
 import time
@@ -30,12 +29,21 @@ import jenkins
 import requests
 from rapidfuzz import fuzz, process
 
+from actions.backends._common import (
+    account_from_env,
+    check_config,
+    connection_message,
+    exception_chain,
+    masked,
+    run_in_thread,
+    server_url_problem,
+    tidy,
+)
 from actions.backends._console import NO_ERROR_SUMMARY, analyse_console
 from actions.errors import (
     BackendAuthError,
     BackendError,
     BackendUnavailable,
-    ConfigError,
     InvalidRequest,
     NotFound,
     Secret,
@@ -59,7 +67,6 @@ PERMALINKS = ("lastBuild", "lastSuccessfulBuild", "lastFailedBuild", "lastComple
 """The build permalinks Jenkins keeps for every job (see :meth:`JenkinsBackend.last_build`)."""
 
 _T = TypeVar("_T")
-_MARGIN = 1.0  # seconds on top of the client timeout before wait_for gives up on a thread
 _FOLDER_LEVELS = 6  # folder levels fetched per request; deeper folders cost one more each
 _JOB_FIELDS = "name,url,color,lastBuild[number],property[parameterDefinitions[name]]"
 _BUILD_FIELDS = ("number,url,result,building,timestamp,duration,"
@@ -82,20 +89,9 @@ _FALLBACK_SUMMARY = {
 
 
 def _url_problem(url: str) -> str | None:
-    """What is wrong with a Jenkins URL, or None. Never echoes a URL holding credentials."""
-    try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018 - raises ValueError for a malformed port
-    except ValueError:
-        return f"is not a valid URL: {url!r}"
-    if parts.username or parts.password:
-        return ("must not contain a user name or password; "
-                "put them in JENKINS_USER and JENKINS_TOKEN instead")
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        return f"must be Jenkins' http(s) address, like https://jenkins.example.com/; got {url!r}"
-    if parts.query or parts.fragment:
-        return f"must be Jenkins' base address, without ?query or #fragment; got {url!r}"
-    return None
+    """What is wrong with a Jenkins URL, or None."""
+    return server_url_problem(url, product="Jenkins'", example="https://jenkins.example.com/",
+                              credentials=("JENKINS_USER", "JENKINS_TOKEN"))
 
 
 def _with_slash(url: str) -> str:
@@ -114,12 +110,7 @@ class JenkinsConfig:
     def __post_init__(self) -> None:
         if isinstance(self.token, str):  # a plain string must never reach a repr
             object.__setattr__(self, "token", Secret(self.token))
-        problem = _url_problem(self.url)
-        if problem:
-            raise ConfigError(f"JenkinsConfig.url {problem}")
-        if not (math.isfinite(self.timeout) and self.timeout > 0):
-            raise ConfigError(f"JenkinsConfig.timeout must be a number of seconds above 0, "
-                              f"got {self.timeout!r}")
+        check_config("JenkinsConfig", self.url, self.timeout, _url_problem)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> JenkinsConfig | None:
@@ -129,34 +120,15 @@ class JenkinsConfig:
         naming the variable when the URL is set but USER or TOKEN is missing, or the URL
         or timeout is malformed.
         """
-        env = os.environ if env is None else env
-        url = (env.get("JENKINS_URL") or "").strip()
-        if not url:
+        account = account_from_env(
+            os.environ if env is None else env, "JENKINS", url_problem=_url_problem,
+            fix="set JENKINS_USER to the Jenkins user opsbot acts as, and JENKINS_TOKEN to an "
+                "API token of that user (Jenkins: your name > Security > API Token), not its "
+                "password.")
+        if account is None:
             return None
-        problem = _url_problem(url)
-        if problem:
-            raise ConfigError(f"JENKINS_URL {problem}")
-        user = (env.get("JENKINS_USER") or "").strip()
-        token = (env.get("JENKINS_TOKEN") or "").strip()
-        missing = [name for name, value in (("JENKINS_USER", user), ("JENKINS_TOKEN", token))
-                   if not value]
-        if missing:
-            verb = "is" if len(missing) == 1 else "are"
-            raise ConfigError(
-                f"JENKINS_URL is set but {' and '.join(missing)} {verb} not: set JENKINS_USER "
-                "to the Jenkins user opsbot acts as, and JENKINS_TOKEN to an API token of that "
-                "user (Jenkins: your name > Security > API Token), not its password.")
-        raw_timeout = (env.get("JENKINS_TIMEOUT") or "").strip()
-        timeout = 10.0
-        if raw_timeout:
-            try:
-                timeout = float(raw_timeout)
-            except ValueError:
-                timeout = math.nan
-            if not (math.isfinite(timeout) and timeout > 0):
-                raise ConfigError("JENKINS_TIMEOUT must be a number of seconds above 0, "
-                                  f"like 10 or 2.5; got {raw_timeout!r}")
-        return cls(url=_with_slash(url), user=user, token=Secret(token), timeout=timeout)
+        return cls(url=_with_slash(account.url), user=account.user, token=Secret(account.token),
+                   timeout=account.timeout)
 
 
 # -- what the backend returns -------------------------------------------------------------
@@ -339,19 +311,6 @@ _BAD_INPUT_EXCEPTIONS = ("IllegalArgumentException", "IllegalStateException",
                          "Failure", "FormException")
 
 
-def _chain(exc: BaseException) -> list[BaseException]:
-    """``exc`` and everything it was raised from or during, outermost first."""
-    seen: list[BaseException] = []
-    pending: list[BaseException] = [exc]
-    while pending:
-        current = pending.pop(0)
-        if any(current is known for known in seen):
-            continue
-        seen.append(current)
-        pending.extend(e for e in (current.__cause__, current.__context__) if e is not None)
-    return seen
-
-
 def _http_status(chain: list[BaseException]) -> tuple[int | None, str]:
     """The HTTP status and response body behind an exception, if any.
 
@@ -375,14 +334,9 @@ def _detail(body: str) -> tuple[str | None, str | None]:
     text = unescape(body)
     match = _JAVA_EXCEPTION.search(text)
     if match:
-        return match.group(1).rsplit(".", 1)[-1], _tidy(match.group(2))
+        return match.group(1).rsplit(".", 1)[-1], tidy(match.group(2))
     match = _JETTY_MESSAGE.search(text)
-    return None, (_tidy(match.group(1)) if match else None)
-
-
-def _tidy(text: str) -> str:
-    """One line, at most 200 characters, without a final full stop (we add our own)."""
-    return " ".join(text.split())[:200].rstrip(" .!")
+    return None, (tidy(match.group(1)) if match else None)
 
 
 # -- the backend --------------------------------------------------------------------------
@@ -713,8 +667,7 @@ class JenkinsBackend:
         NotFound also names the jobs closest to it.
         """
         try:
-            return await asyncio.wait_for(asyncio.to_thread(call),
-                                          self._config.timeout + _MARGIN)
+            return await run_in_thread(call, self._config.timeout, timed_out=self._timed_out)
         except BackendError:
             raise
         except Exception as exc:
@@ -729,15 +682,14 @@ class JenkinsBackend:
                    refused: Mapping[int, str]) -> BackendError:
         """Our error, with a message a person can act on, for a python-jenkins/requests one."""
         where = f"Jenkins at {self._url}"
-        chain = _chain(exc)
+        chain = exception_chain(exc)
         if any(isinstance(e, (jenkins.TimeoutException, requests.Timeout, TimeoutError))
                for e in chain):
-            return self._error(BackendUnavailable, f"{where} did not answer within "
-                               f"{self._config.timeout:g}s; is it up? (JENKINS_TIMEOUT sets "
-                               "the limit.)")
+            return self._timed_out()
         connection = next((e for e in chain if isinstance(e, requests.ConnectionError)), None)
         if connection is not None:
-            return self._error(BackendUnavailable, self._connection_message(connection))
+            return self._error(BackendUnavailable, connection_message(
+                connection, product="Jenkins", url=self._url, variable="JENKINS_URL"))
         status, body = _http_status(chain)
         if status is not None:
             return self._status_error(status, body, doing=doing, missing=missing,
@@ -786,28 +738,14 @@ class JenkinsBackend:
                            f"{doing}; it may be restarting or overloaded. Try again in a "
                            "minute.")
 
-    def _connection_message(self, exc: requests.ConnectionError) -> str:
-        text = str(exc)
-        if isinstance(exc, requests.exceptions.SSLError):
-            reason = "the TLS handshake failed (a certificate problem, or http vs https?)"
-        elif re.search(r"Name or service not known|nodename nor servname|getaddrinfo failed|"
-                       r"Temporary failure in name resolution|No address associated", text):
-            reason = f"the host name {urlsplit(self._url).hostname!r} does not resolve"
-        elif re.search(r"Connection refused|actively refused", text):
-            reason = "the connection was refused"
-        elif re.search(r"RemoteDisconnected|Connection aborted|reset by peer", text):
-            reason = "it closed the connection (restarting?)"
-        else:
-            reason = "the connection failed"
-        return f"Could not reach Jenkins at {self._url}: {reason}. Is it up, and is JENKINS_URL " \
-               "right?"
+    def _timed_out(self) -> BackendError:
+        return self._error(BackendUnavailable, f"Jenkins at {self._url} did not answer within "
+                           f"{self._config.timeout:g}s; is it up? (JENKINS_TIMEOUT sets the "
+                           "limit.)")
 
     def _error(self, kind: type[BackendError], message: str) -> BackendError:
         """``kind(message)``, with the token masked should it ever appear."""
-        secret = self._config.token.reveal()
-        if len(secret) >= 6:
-            message = message.replace(secret, "**********")
-        return kind(message, backend=_BACKEND)
+        return kind(masked(message, self._config.token.reveal()), backend=_BACKEND)
 
 
 def _parse(backend: JenkinsBackend, build: Callable[[], _T]) -> _T:

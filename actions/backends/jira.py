@@ -14,8 +14,6 @@ literal, so text typed in a chat can never change a query's structure.
 
 from __future__ import annotations
 
-import asyncio
-import math
 import os
 import re
 import threading
@@ -24,16 +22,24 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from json import JSONDecodeError
 from typing import Any, Final, TypeVar
-from urllib.parse import urlsplit
 
 import jira
 import requests
 
+from actions.backends._common import (
+    account_from_env,
+    check_config,
+    connection_message,
+    exception_chain,
+    masked,
+    run_in_thread,
+    server_url_problem,
+    tidy,
+)
 from actions.errors import (
     BackendAuthError,
     BackendError,
     BackendUnavailable,
-    ConfigError,
     InvalidRequest,
     NotFound,
     Secret,
@@ -60,7 +66,6 @@ UNASSIGNED: Final = "EMPTY"
 """``search(assignee=UNASSIGNED)``: issues nobody is assigned to (``assignee is EMPTY``)."""
 
 _T = TypeVar("_T")
-_MARGIN = 1.0  # seconds on top of the client timeouts before wait_for gives up on a thread
 _ISSUE_KEY = re.compile(r"[A-Z][A-Z0-9]+-\d+")
 _PROJECT_KEY = re.compile(r"[A-Z][A-Z0-9_]{1,19}")
 _PRIORITY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9 _.-]{0,59}")
@@ -74,20 +79,9 @@ _VALUE_MISSING = re.compile(r"The value '(.*)' does not exist for the field '(\w
 
 
 def _url_problem(url: str) -> str | None:
-    """What is wrong with a Jira URL, or None. Never echoes a URL holding credentials."""
-    try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018 - raises ValueError for a malformed port
-    except ValueError:
-        return f"is not a valid URL: {url!r}"
-    if parts.username or parts.password:
-        return ("must not contain a user name or password; "
-                "put them in JIRA_USER and JIRA_TOKEN instead")
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        return f"must be Jira's http(s) address, like https://jira.example.com; got {url!r}"
-    if parts.query or parts.fragment:
-        return f"must be Jira's base address, without ?query or #fragment; got {url!r}"
-    return None
+    """What is wrong with a Jira URL, or None."""
+    return server_url_problem(url, product="Jira's", example="https://jira.example.com",
+                              credentials=("JIRA_USER", "JIRA_TOKEN"))
 
 
 @dataclass(frozen=True)
@@ -106,13 +100,8 @@ class JiraConfig:
     def __post_init__(self) -> None:
         if isinstance(self.token, str):  # a plain string must never reach a repr
             object.__setattr__(self, "token", Secret(self.token))
-        problem = _url_problem(self.url)
-        if problem:
-            raise ConfigError(f"JiraConfig.url {problem}")
+        check_config("JiraConfig", self.url, self.timeout, _url_problem)
         object.__setattr__(self, "url", self.url.rstrip("/"))
-        if not (math.isfinite(self.timeout) and self.timeout > 0):
-            raise ConfigError(f"JiraConfig.timeout must be a number of seconds above 0, "
-                              f"got {self.timeout!r}")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> JiraConfig | None:
@@ -122,34 +111,14 @@ class JiraConfig:
         the variable when the URL is set but USER or TOKEN is missing, or the URL or the
         timeout is malformed.
         """
-        env = os.environ if env is None else env
-        url = (env.get("JIRA_URL") or "").strip()
-        if not url:
+        account = account_from_env(
+            os.environ if env is None else env, "JIRA", url_problem=_url_problem,
+            fix="set JIRA_USER to the Jira user name opsbot acts as, and JIRA_TOKEN to that "
+                "user's API token or password.")
+        if account is None:
             return None
-        problem = _url_problem(url)
-        if problem:
-            raise ConfigError(f"JIRA_URL {problem}")
-        user = (env.get("JIRA_USER") or "").strip()
-        token = (env.get("JIRA_TOKEN") or "").strip()
-        missing = [name for name, value in (("JIRA_USER", user), ("JIRA_TOKEN", token))
-                   if not value]
-        if missing:
-            verb = "is" if len(missing) == 1 else "are"
-            raise ConfigError(
-                f"JIRA_URL is set but {' and '.join(missing)} {verb} not: set JIRA_USER to the "
-                "Jira user name opsbot acts as, and JIRA_TOKEN to that user's API token or "
-                "password.")
-        raw_timeout = (env.get("JIRA_TIMEOUT") or "").strip()
-        timeout = 10.0
-        if raw_timeout:
-            try:
-                timeout = float(raw_timeout)
-            except ValueError:
-                timeout = math.nan
-            if not (math.isfinite(timeout) and timeout > 0):
-                raise ConfigError("JIRA_TIMEOUT must be a number of seconds above 0, like 10 "
-                                  f"or 2.5; got {raw_timeout!r}")
-        return cls(url=url, user=user, token=Secret(token), timeout=timeout)
+        return cls(url=account.url, user=account.user, token=Secret(account.token),
+                   timeout=account.timeout)
 
 
 # -- what the backend returns -------------------------------------------------------------
@@ -318,24 +287,6 @@ def _issue_key(key: str) -> str:
 
 def _or_list(names: Sequence[str]) -> str:
     return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " or " + names[-1]
-
-
-def _tidy(text: str) -> str:
-    """One line, at most 200 characters, without a final full stop (we add our own)."""
-    return " ".join(text.split())[:200].rstrip(" .!")
-
-
-def _chain(exc: BaseException) -> list[BaseException]:
-    """``exc`` and everything it was raised from or during, outermost first."""
-    seen: list[BaseException] = []
-    pending: list[BaseException] = [exc]
-    while pending:
-        current = pending.pop(0)
-        if any(current is known for known in seen):
-            continue
-        seen.append(current)
-        pending.extend(e for e in (current.__cause__, current.__context__) if e is not None)
-    return seen
 
 
 def _field_errors(exc: jira.JIRAError) -> dict[str, str]:
@@ -587,7 +538,7 @@ class JiraBackend:
     async def _explain_search(self, exc: InvalidRequest, project: str | None,
                               priority: str | None, status: str | None) -> BackendError:
         """A clearer error for a refused search: which filter value Jira does not know."""
-        cause = next((e for e in _chain(exc) if isinstance(e, jira.JIRAError)), None)
+        cause = next((e for e in exception_chain(exc) if isinstance(e, jira.JIRAError)), None)
         match = _VALUE_MISSING.search(str(cause.text or "")) if cause is not None else None
         if match is None:
             return exc
@@ -603,7 +554,7 @@ class JiraBackend:
     async def _explain_create(self, exc: InvalidRequest, project: str,
                               fields: Mapping[str, Any]) -> BackendError:
         """A clearer error for a refused create: unknown project, priority or issue type."""
-        cause = next((e for e in _chain(exc) if isinstance(e, jira.JIRAError)), None)
+        cause = next((e for e in exception_chain(exc) if isinstance(e, jira.JIRAError)), None)
         errors = _field_errors(cause) if cause is not None else {}
         if "project" in errors:
             return NotFound(self._no_project(project), backend=_BACKEND)
@@ -659,9 +610,9 @@ class JiraBackend:
         message."""
         if self._client is None:
             calls += 1  # building the client asks for serverInfo
-        budget = self._config.timeout * calls + _MARGIN
         try:
-            return await asyncio.wait_for(asyncio.to_thread(call), budget)
+            return await run_in_thread(call, self._config.timeout * calls,
+                                       timed_out=self._timed_out)
         except BackendError:
             raise
         except Exception as exc:
@@ -670,14 +621,13 @@ class JiraBackend:
     def _translate(self, exc: Exception, *, doing: str, missing: str) -> BackendError:
         """Our error, with a message a person can act on, for a jira/requests one."""
         where = f"Jira at {self.url}"
-        chain = _chain(exc)
+        chain = exception_chain(exc)
         if any(isinstance(e, (requests.Timeout, TimeoutError)) for e in chain):
-            return self._error(BackendUnavailable, f"{where} did not answer within "
-                               f"{self._config.timeout:g}s; is it up? (JIRA_TIMEOUT sets the "
-                               "limit.)")
+            return self._timed_out()
         connection = next((e for e in chain if isinstance(e, requests.ConnectionError)), None)
         if connection is not None:
-            return self._error(BackendUnavailable, self._connection_message(connection))
+            return self._error(BackendUnavailable, connection_message(
+                connection, product="Jira", url=self.url, variable="JIRA_URL"))
         error = next((e for e in chain if isinstance(e, jira.JIRAError)), None)
         if error is not None and error.status_code is not None:
             return self._status_error(int(error.status_code), str(error.text or ""),
@@ -693,7 +643,7 @@ class JiraBackend:
     def _status_error(self, status: int, text: str, *, doing: str,
                       missing: str) -> BackendError:
         where = f"Jira at {self.url}"
-        detail = _tidy(text) if text and not text.lstrip().startswith("<") else ""
+        detail = tidy(text) if text and not text.lstrip().startswith("<") else ""
         if status == 401:
             return self._error(BackendAuthError, f"{where} refused opsbot's credentials (401): "
                                "check JIRA_USER and JIRA_TOKEN.")
@@ -713,27 +663,14 @@ class JiraBackend:
                            f"{doing}; it may be restarting or overloaded. Try again in a "
                            "minute.")
 
-    def _connection_message(self, exc: requests.ConnectionError) -> str:
-        text = str(exc)
-        if isinstance(exc, requests.exceptions.SSLError):
-            reason = "the TLS handshake failed (a certificate problem, or http vs https?)"
-        elif re.search(r"Name or service not known|nodename nor servname|getaddrinfo failed|"
-                       r"Temporary failure in name resolution|No address associated", text):
-            reason = f"the host name {urlsplit(self.url).hostname!r} does not resolve"
-        elif re.search(r"Connection refused|actively refused", text):
-            reason = "the connection was refused"
-        elif re.search(r"RemoteDisconnected|Connection aborted|reset by peer", text):
-            reason = "it closed the connection (restarting?)"
-        else:
-            reason = "the connection failed"
-        return f"Could not reach Jira at {self.url}: {reason}. Is it up, and is JIRA_URL right?"
+    def _timed_out(self) -> BackendError:
+        return self._error(BackendUnavailable, f"Jira at {self.url} did not answer within "
+                           f"{self._config.timeout:g}s; is it up? (JIRA_TIMEOUT sets the "
+                           "limit.)")
 
     def _error(self, kind: type[BackendError], message: str) -> BackendError:
         """``kind(message)``, with the token masked should it ever appear."""
-        secret = self._config.token.reveal()
-        if len(secret) >= 6:
-            message = message.replace(secret, "**********")
-        return kind(message, backend=_BACKEND)
+        return kind(masked(message, self._config.token.reveal()), backend=_BACKEND)
 
     def _parse(self, build: Callable[[], _T]) -> _T:
         """Run a parser over Jira's JSON; a shape we cannot read is BackendUnavailable."""

@@ -32,7 +32,6 @@ into the window. Errors are :mod:`actions.errors`, with messages fit for the cha
 
 from __future__ import annotations
 
-import asyncio
 import difflib
 import heapq
 import json
@@ -55,6 +54,7 @@ from urllib.parse import quote, unquote, urlsplit, urlunsplit
 import dateparser
 import requests
 
+from actions.backends._common import connection_message, masked, run_in_thread, timeout_from_env
 from actions.errors import (
     BackendAuthError,
     BackendError,
@@ -90,7 +90,6 @@ _T = TypeVar("_T")
 _FILES = "logs"  # the ``backend`` of every error from FileLogSource
 _LOKI = "Loki"  # ... and from LokiLogSource
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MARGIN = 1.0  # seconds on top of a timeout before wait_for gives up on a thread
 _LEVEL_ALIASES = {
     "fatal": "fatal", "critical": "fatal", "crit": "fatal", "panic": "fatal",
     "emerg": "fatal", "emergency": "fatal", "alert": "fatal", "severe": "fatal",
@@ -432,18 +431,20 @@ class FileLogSource:
 
     async def _run(self, call: Callable[[], _T]) -> _T:
         try:
-            return await asyncio.wait_for(asyncio.to_thread(call), self.timeout + _MARGIN)
-        except (_Overtime, TimeoutError) as exc:
-            raise BackendUnavailable(
-                f"Searching the log files in {self.directory} took longer than "
-                f"{self.timeout:g}s; ask about a shorter time range or one service. "
-                "(LOGS_TIMEOUT sets the limit.)", backend=_FILES) from exc
+            return await run_in_thread(call, self.timeout, timed_out=self._timed_out,
+                                       also=(_Overtime,))
         except OSError as exc:
             where = exc.filename or self.directory
             raise BackendUnavailable(
                 f"I can't read the log files: {where}: {exc.strerror or exc}. Check that "
                 "OPSBOT_LOG_DIR is right and that the action server may read it.",
                 backend=_FILES) from exc
+
+    def _timed_out(self) -> BackendError:
+        return BackendUnavailable(
+            f"Searching the log files in {self.directory} took longer than {self.timeout:g}s; "
+            "ask about a shorter time range or one service. (LOGS_TIMEOUT sets the limit.)",
+            backend=_FILES)
 
     def _files(self, service: str | None = None) -> list[tuple[str, Path]]:
         found: list[tuple[str, Path]] = []
@@ -773,14 +774,19 @@ class LokiLogSource:
             headers["X-Scope-OrgID"] = self.tenant
         auth = (self._auth[0], self._auth[1].reveal()) if self._auth else None
         call = partial(self._http_get, url, params=params, headers=headers, auth=auth)
-        try:
-            response = await asyncio.wait_for(asyncio.to_thread(call), self.timeout + _MARGIN)
-        except (requests.Timeout, TimeoutError) as exc:
-            raise BackendUnavailable(
+
+        def timed_out() -> BackendError:
+            return BackendUnavailable(
                 f"Loki at {self.url} did not answer within {self.timeout:g}s while trying to "
-                f"{doing}; is it up? (LOGS_TIMEOUT sets the limit.)", backend=_LOKI) from exc
+                f"{doing}; is it up? (LOGS_TIMEOUT sets the limit.)", backend=_LOKI)
+
+        try:
+            response = await run_in_thread(call, self.timeout, timed_out=timed_out,
+                                           also=(requests.Timeout,))
         except requests.ConnectionError as exc:
-            raise BackendUnavailable(self._connection_message(exc), backend=_LOKI) from exc
+            raise BackendUnavailable(connection_message(exc, product="Loki", url=self.url,
+                                                        variable="LOKI_URL"),
+                                     backend=_LOKI) from exc
         except requests.RequestException as exc:
             raise BackendUnavailable(f"Talking to Loki at {self.url} failed unexpectedly "
                                      f"({type(exc).__name__}) while trying to {doing}; the "
@@ -807,9 +813,7 @@ class LokiLogSource:
         where = f"Loki at {self.url}"
         detail = " ".join(body.split())[:300].rstrip(" .")
         if self._auth:
-            secret = self._auth[1].reveal()
-            if len(secret) >= 6:
-                detail = detail.replace(secret, "**********")
+            detail = masked(detail, self._auth[1].reveal())
         if status in (401, 403):
             return BackendAuthError(
                 f"{where} refused opsbot ({status}) while trying to {doing}: set LOKI_TENANT "
@@ -832,22 +836,6 @@ class LokiLogSource:
         return BackendUnavailable(f"{where} failed ({status}) while trying to {doing}{why}. "
                                   "Try again in a minute; if it persists, check Loki's logs.",
                                   backend=_LOKI)
-
-    def _connection_message(self, exc: requests.ConnectionError) -> str:
-        text = str(exc)
-        if isinstance(exc, requests.exceptions.SSLError):
-            reason = "the TLS handshake failed (a certificate problem, or http vs https?)"
-        elif re.search(r"Name or service not known|nodename nor servname|getaddrinfo failed|"
-                       r"Temporary failure in name resolution|No address associated", text):
-            reason = f"the host name {urlsplit(self.url).hostname!r} does not resolve"
-        elif re.search(r"Connection refused|actively refused", text):
-            reason = "the connection was refused"
-        elif re.search(r"RemoteDisconnected|Connection aborted|reset by peer", text):
-            reason = "it closed the connection (restarting?)"
-        else:
-            reason = "the connection failed"
-        return f"Could not reach Loki at {self.url}: {reason}. Is it up, and is LOKI_URL right?"
-
 
 @contextmanager
 def _unreadable(url: str) -> Iterator[None]:
@@ -886,16 +874,7 @@ def log_source_from_env(env: Mapping[str, str] | None = None,
     variable, for a malformed URL or timeout, or a directory that does not exist.
     """
     env = os.environ if env is None else env
-    raw_timeout = (env.get("LOGS_TIMEOUT") or "").strip()
-    timeout = 10.0
-    if raw_timeout:
-        try:
-            timeout = float(raw_timeout)
-        except ValueError:
-            timeout = math.nan
-        if not (math.isfinite(timeout) and timeout > 0):
-            raise ConfigError("LOGS_TIMEOUT must be a number of seconds above 0, like 10 or "
-                              f"2.5; got {raw_timeout!r}")
+    timeout = timeout_from_env(env, "LOGS_TIMEOUT")
     url = (env.get("LOKI_URL") or "").strip()
     if url:
         problem = _url_problem(url)

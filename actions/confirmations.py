@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from datetime import datetime, timezone
-from actions.errors import BackendError
+from actions.errors import BackendError, BackendUnavailable
 from actions.guard import (
     CANCELLED,
     ERROR,
@@ -29,6 +29,7 @@ from actions.guard import (
     SUPERSEDED,
     Operation,
 )
+from actions.requests import BACKEND_OF_INTENT
 from actions.turn import Turn, button
 
 __all__ = ["cancel", "confirm", "deliver_completions", "propose", "record_read",
@@ -233,44 +234,36 @@ async def confirm(turn: Turn, operation_id: str | None, digest: str | None) -> N
 
 
 async def _execute(turn: Turn, operation: Operation) -> None:
-    from actions import jenkins_flows  # the executors live with their handlers
     from actions._watcher import WATCHER
+    from actions.registry import executors
 
     rt, who = turn.runtime, turn.who
     if not rt.store.claim_execution(operation.id, actor=who.person):
         turn.say(_closed_reason(operation))
         return
-    executor = jenkins_flows.EXECUTORS.get(operation.intent)
-    if executor is None or rt.jenkins is None:
-        rt.store.transition(operation.id, {EXECUTING}, ERROR, actor="opsbot", event="failed",
-                            result="error", result_detail="no backend", finished_at=_now())
-        turn.say("No Jenkins is connected any more, so nothing ran.")
-        return
+    backend = BACKEND_OF_INTENT.get(operation.intent, "the backend")
+    executor = executors().get(operation.intent)
     try:
-        ref = await executor(rt.jenkins, operation)
+        if executor is None:
+            raise BackendUnavailable(f"opsbot has no way to run {operation.intent}.",
+                                     backend=backend)
+        outcome = await executor(rt, operation)
     except BackendError as exc:
-        rt.store.transition(operation.id, {EXECUTING}, ERROR, actor="jenkins", event="failed",
-                            detail={"error": str(exc)}, result="error", result_detail=str(exc),
-                            finished_at=_now())
+        rt.store.transition(operation.id, {EXECUTING}, ERROR, actor=backend.lower(),
+                            event="failed", detail={"error": str(exc)}, result="error",
+                            result_detail=str(exc), finished_at=_now())
         turn.say(f"{exc} The {operation.intent.replace('_', ' ')} did not start; nothing is "
-                 "recorded as done. Ask again when Jenkins is back.")
+                 f"recorded as done. Ask again when {backend} is back.")
         return
-    rt.store.update_backend_ref(operation.id, **ref)
-    if operation.intent in jenkins_flows.IMMEDIATE:
-        rt.store.transition(operation.id, {EXECUTING}, SUCCEEDED, actor="jenkins", event="finished",
-                            detail=ref, result="SUCCESS", finished_at=_now())
-        p = operation.parameters
-        turn.say(f"Stopped {p['job']} #{p['build_number']} (asked by {operation.requester}).")
-        return
-    WATCHER.follow(operation.id)
-    p = operation.parameters
-    what = (f"{operation.intent} of {p['service']} {p['version']} to {p['environment']}"
-            if "service" in p else f"a build of {p.get('job')}")
-    approved = f", approved by {operation.approved_by}" if operation.approved_by else ""
-    turn.say(f"Confirmed by {operation.confirmed_by or who.person}{approved}: started the "
-             f"{what} "
-             f"({ref.get('job')}, Jenkins queue item {ref.get('queue_id')}). "
-             "I'll post the result here when it finishes.")
+    if outcome.ref:
+        rt.store.update_backend_ref(operation.id, **outcome.ref)
+    if outcome.follow:
+        WATCHER.follow(operation.id)
+    else:
+        rt.store.transition(operation.id, {EXECUTING}, SUCCEEDED, actor=backend.lower(),
+                            event="finished", detail=outcome.ref, result="SUCCESS",
+                            result_detail=outcome.reply, finished_at=_now())
+    turn.say(outcome.reply)
 
 
 async def cancel(turn: Turn, operation_id: str | None) -> None:

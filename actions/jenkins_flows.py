@@ -31,14 +31,15 @@ from actions.catalog import (
     previous_version,
 )
 from actions.confirmations import propose, record_read, record_refusal
-from actions.errors import NotFound
+from actions._runtime import Runtime
+from actions.errors import BackendUnavailable, NotFound
 from actions.guard import Operation
+from actions.registry import Executor, Outcome
 from actions.turn import Turn, button
 
 __all__ = ["EXECUTORS", "HANDLERS", "completion_message"]
 
 Handler = Callable[[Turn], Awaitable[None]]
-Executor = Callable[[JenkinsBackend, Operation], Awaitable[dict[str, Any]]]
 
 _FAILING_WORDS = re.compile(r"\b(red|fail\w*|broken|break\w*|bad|unstable|flaky)\b", re.I)
 _RUNNING_WORDS = re.compile(r"\b(running|in progress|building|active|queued|going on)\b", re.I)
@@ -205,11 +206,26 @@ async def rollback(turn: Turn) -> None:
     await _deploy_common(turn, rollback=True)
 
 
-async def _execute_deploy(jenkins: JenkinsBackend, operation: Operation) -> dict[str, Any]:
+def _connected(rt: Runtime) -> JenkinsBackend:
+    if rt.jenkins is None:
+        raise BackendUnavailable("No Jenkins is connected any more.", backend="Jenkins")
+    return rt.jenkins
+
+
+def _started(operation: Operation, what: str, ref: dict[str, Any]) -> Outcome:
+    approved = f", approved by {operation.approved_by}" if operation.approved_by else ""
+    return Outcome(
+        f"Confirmed by {operation.confirmed_by}{approved}: started {what} ({ref['job']}, "
+        f"Jenkins queue item {ref['queue_id']}). I'll post the result here when it finishes.",
+        ref, follow=True)
+
+
+async def _execute_deploy(rt: Runtime, operation: Operation) -> Outcome:
     p = operation.parameters
-    queue_id = await jenkins.start(p["job"], {
+    queue_id = await _connected(rt).start(p["job"], {
         "SERVICE": p["service"], "VERSION": p["version"], "ENVIRONMENT": p["environment"]})
-    return {"job": p["job"], "queue_id": queue_id}
+    return _started(operation, f"the {operation.intent} of {p['service']} {p['version']} to "
+                               f"{p['environment']}", {"job": p["job"], "queue_id": queue_id})
 
 
 async def deploy_history(turn: Turn) -> None:
@@ -303,12 +319,13 @@ async def run_build(turn: Turn) -> None:
     await propose(turn, "run_build", parameters, summary + note)
 
 
-async def _execute_run(jenkins: JenkinsBackend, operation: Operation) -> dict[str, Any]:
+async def _execute_run(rt: Runtime, operation: Operation) -> Outcome:
     p = operation.parameters
+    jenkins = _connected(rt)
     job = await jenkins.job(p["job"])
     params = {"BRANCH": p["branch"]} if p.get("branch") and "BRANCH" in job.parameters else None
     queue_id = await jenkins.start(p["job"], params)
-    return {"job": p["job"], "queue_id": queue_id}
+    return _started(operation, f"a build of {p['job']}", {"job": p["job"], "queue_id": queue_id})
 
 
 async def stop_build(turn: Turn) -> None:
@@ -349,10 +366,11 @@ async def stop_build(turn: Turn) -> None:
                   summary + note)
 
 
-async def _execute_stop(jenkins: JenkinsBackend, operation: Operation) -> dict[str, Any]:
+async def _execute_stop(rt: Runtime, operation: Operation) -> Outcome:
     p = operation.parameters
-    await jenkins.stop(p["job"], int(p["build_number"]))
-    return {"job": p["job"], "build_number": int(p["build_number"]), "stopped": True}
+    await _connected(rt).stop(p["job"], int(p["build_number"]))
+    return Outcome(f"Stopped {p['job']} #{p['build_number']} (asked by {operation.requester}).",
+                   {"job": p["job"], "build_number": int(p["build_number"]), "stopped": True})
 
 
 async def build_status(turn: Turn) -> None:
@@ -470,9 +488,6 @@ EXECUTORS: dict[str, Executor] = {
     "run_build": _execute_run,
     "stop_build": _execute_stop,
 }
-
-# Executors whose backend call finishes the operation (no build to follow).
-IMMEDIATE = frozenset({"stop_build"})
 
 
 def completion_message(operation: Operation) -> str:

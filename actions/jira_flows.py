@@ -13,22 +13,27 @@ from __future__ import annotations
 
 import re
 from collections.abc import Awaitable, Callable
+
+from actions._runtime import Runtime
 from actions.backends.jira import Issue, JiraBackend
 from actions.catalog import ago
 from actions.confirmations import propose, record_read
+from actions.errors import BackendUnavailable, InvalidRequest
 from actions.guard import Operation
+from actions.registry import Executor, Outcome
 from actions.turn import Turn, button
 
 __all__ = ["EXECUTORS", "HANDLERS", "issue_type_from", "summary_from"]
 
 Handler = Callable[[Turn], Awaitable[None]]
-Executor = Callable[[JiraBackend, Operation], Awaitable[str]]
 
 PRIORITY_NAMES = {"highest": "Highest", "high": "High", "medium": "Medium", "low": "Low",
                   "lowest": "Lowest"}
 _KEY = re.compile(r"^[A-Z][A-Z0-9]+-\d+$")
-_SUMMARY = re.compile(r"(?::|\s[-–—]\s|\bthat says\b|\bsaying\b|\babout\b|\bfor\b)\s*(?P<s>.+)$",
-                      re.I)
+# Where the summary starts, most explicit marker first: "bug: ...", "ticket - ...", "that says ...".
+_SUMMARY_MARKERS = tuple(re.compile(p, re.I) for p in (
+    r":\s*(?P<s>.+)$", r"\s[-–—]\s*(?P<s>.+)$", r"\b(?:that says|saying)\s+(?P<s>.+)$",
+    r"\babout\s+(?P<s>.+)$", r"\bfor\s+(?P<s>.+)$"))
 _ABOUT_TICKET = re.compile(r"^(?:a|an|the)?\s*(?:ticket|bug|issue|jira|incident|task)s?\b", re.I)
 _TYPES = (("incident", "Incident"), ("story", "Story"), ("task", "Task"), ("bug", "Bug"),
           ("defect", "Bug"))
@@ -45,13 +50,17 @@ LIST_LIMIT = 8
 
 def summary_from(text: str) -> str | None:
     """The summary in 'open a high priority bug: checkout returns 502 on prod', if any."""
-    found = _SUMMARY.search(text.strip())
-    if not found:
+    text = text.strip()
+    if text.startswith("/"):  # a button payload, not words
         return None
-    summary = " ".join(found.group("s").split()).strip(" .")
-    if len(summary) < 4 or _ABOUT_TICKET.match(summary) and len(summary.split()) <= 2:
-        return None
-    return summary
+    for marker in _SUMMARY_MARKERS:
+        found = marker.search(text)
+        if found is None:
+            continue
+        summary = " ".join(found.group("s").split()).strip(" .")
+        if len(summary) >= 4 and not (_ABOUT_TICKET.match(summary) and len(summary.split()) <= 2):
+            return summary
+    return None
 
 
 def issue_type_from(text: str) -> str:
@@ -227,29 +236,38 @@ async def create_issue(turn: Turn) -> None:
                   f"Reporter: opsbot, on behalf of {turn.who.person}.")
 
 
-async def _execute_create(jira: JiraBackend, operation: Operation) -> str:
+def _connected(rt: Runtime) -> JiraBackend:
+    if rt.jira is None:
+        raise BackendUnavailable("No Jira is connected any more.", backend="Jira")
+    return rt.jira
+
+
+async def _execute_create(rt: Runtime, operation: Operation) -> Outcome:
     p = operation.parameters
-    issue = await jira.create_issue(p["project"], p["summary"], p["issue_type"], p["priority"],
-                                    description=f"Opened from chat by {operation.requester}: "
-                                                f"\"{operation.text}\"")
-    return f"Opened {issue.key}: {issue.summary} ({issue.priority}). {issue.url}"
+    issue = await _connected(rt).create_issue(
+        p["project"], p["summary"], p["issue_type"], p["priority"],
+        description=f"Opened from chat by {operation.requester}: \"{operation.text}\"")
+    return Outcome(f"Opened {issue.key}: {issue.summary} ({issue.priority}). {issue.url}",
+                   {"issue_key": issue.key, "url": issue.url})
 
 
-async def _execute_comment(jira: JiraBackend, operation: Operation) -> str:
+async def _execute_comment(rt: Runtime, operation: Operation) -> Outcome:
     p = operation.parameters
-    await jira.comment(p["issue_key"], f"{p['comment']}\n\n(from {operation.requester} via opsbot)")
-    return f"Commented on {p['issue_key']}."
+    await _connected(rt).comment(p["issue_key"],
+                                 f"{p['comment']}\n\n(from {operation.requester} via opsbot)")
+    return Outcome(f"Commented on {p['issue_key']}.", {"issue_key": p["issue_key"]})
 
 
-async def _execute_update(jira: JiraBackend, operation: Operation) -> str:
+async def _execute_update(rt: Runtime, operation: Operation) -> Outcome:
     p = operation.parameters
     key = p["issue_key"]
+    jira = _connected(rt)
     if "assignee" in p:
         issue = await jira.assign(key, p["assignee"])
-        return f"{key} is now assigned to {issue.assignee}. {issue.url}"
+        return Outcome(f"{key} is now assigned to {issue.assignee}. {issue.url}", {"issue_key": key})
     if "status" in p:
         issue = await jira.transition(key, p["status"])
-        return f"{key} is now {issue.status}. {issue.url}"
+        return Outcome(f"{key} is now {issue.status}. {issue.url}", {"issue_key": key})
     raise InvalidRequest(f"opsbot cannot change {sorted(p)} on {key}.", backend="Jira")
 
 
@@ -261,7 +279,6 @@ HANDLERS: dict[str, Handler] = {
     "create_issue": create_issue,
 }
 
-# Jira changes finish with the call itself: the executor returns the reply.
 EXECUTORS: dict[str, Executor] = {
     "create_issue": _execute_create,
     "comment_issue": _execute_comment,

@@ -13,18 +13,21 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from rasa_sdk import Action, Tracker
-from rasa_sdk.events import ActionExecuted
+from rasa_sdk import Action, FormValidationAction, Tracker
+from rasa_sdk.events import ActionExecuted, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions import _runtime, confirmations
+from actions import _runtime, confirmations, jira_flows
+from actions.jira_flows import MAX_SUMMARY, summary_from
 from actions.errors import OpsbotError
-from actions.jenkins_flows import HANDLERS
+from actions.registry import handlers
 from actions.requests import BACKEND_OF_INTENT, OpsRequest
 from actions.turn import Turn, Who
 
 logger = logging.getLogger(__name__)
 
+# Slots the handlers read (the create_issue form's answers, entities kept across turns).
+_TURN_SLOTS = ("issue_summary", "issue_request_text", "project", "priority")
 # How long a question opsbot asked ("Which environment?") waits for a typed answer.
 _PENDING_TTL = timedelta(minutes=10)
 # Intents whose text may be a bare answer ("prod", "2.4.1") to such a question.
@@ -47,7 +50,8 @@ async def _run_turn(
     turn: Turn | None = None
     try:
         rt = _runtime.runtime()
-        turn = Turn(request or OpsRequest.from_tracker(tracker), Who.from_tracker(tracker, rt), rt)
+        turn = Turn(request or OpsRequest.from_tracker(tracker), Who.from_tracker(tracker, rt), rt,
+                    slots={name: tracker.get_slot(name) for name in _TURN_SLOTS})
         from actions._watcher import WATCHER
 
         WATCHER.ensure_started()
@@ -115,7 +119,7 @@ class ActionOpsRequest(Action):
         answered = _with_pending_answer(tracker, request)
         if answered is not None:
             request = answered
-        handler = HANDLERS.get(request.intent)
+        handler = handlers().get(request.intent)
         if handler is not None:
             return await _run_turn(dispatcher, tracker, self.name(), handler, request)
         if request.intent == "nlu_fallback":
@@ -182,3 +186,58 @@ class ActionNotifyOperations(Action):
         # Run through Rasa's /execute endpoint, outside a user turn: end the turn with a
         # listen, so the rules see the next user message as they would without us.
         return [*events, ActionExecuted("action_listen")]
+
+
+class ValidateCreateIssueForm(FormValidationAction):
+    """Fills create_issue_form's summary: from the request itself, or from the answer."""
+
+    def name(self) -> str:
+        return "validate_create_issue_form"
+
+    async def extract_issue_summary(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+    ) -> dict[str, Any]:
+        message = tracker.latest_message or {}
+        intent = (message.get("intent") or {}).get("name")
+        text = str(message.get("text") or "").strip()
+        if tracker.get_slot("requested_slot") == "issue_summary":
+            # A "no" / "cancel" is not a summary: the form rejects it and the rules cancel.
+            if intent == "deny" or not text or text.startswith("/"):
+                return {}
+            return {"issue_summary": " ".join(text.split())}
+        if intent == "create_issue" and not text.startswith("/"):
+            return {"issue_summary": summary_from(text), "issue_request_text": text}
+        return {}
+
+    def validate_issue_summary(
+        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker,
+        domain: dict[str, Any],
+    ) -> dict[str, Any]:
+        summary = str(value or "").strip()
+        if not summary:
+            return {"issue_summary": None}
+        if len(summary) > MAX_SUMMARY:
+            dispatcher.utter_message(
+                text=f"That is {len(summary)} characters; a Jira summary holds {MAX_SUMMARY}. "
+                     "Give a shorter one (details can go in a comment later).")
+            return {"issue_summary": None}
+        return {"issue_summary": summary}
+
+
+class ActionSubmitIssue(Action):
+    """The form is complete: propose the new issue (Confirm / Cancel), then forget the answers."""
+
+    def name(self) -> str:
+        return "action_submit_issue"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+    ) -> list[dict[str, Any]]:
+        original = str(tracker.get_slot("issue_request_text") or "")
+        entities = {k: str(v) for k in ("project", "priority")
+                    if (v := tracker.get_slot(k))}
+        request = OpsRequest("create_issue", original or str(
+            (tracker.latest_message or {}).get("text") or ""), 1.0, entities)
+        events = await _run_turn(dispatcher, tracker, self.name(), jira_flows.create_issue, request)
+        return [*events, SlotSet("issue_summary", None), SlotSet("issue_request_text", None),
+                SlotSet("project", None), SlotSet("priority", None)]

@@ -8,6 +8,7 @@ its ``python -m`` entry point through ``simulators._base.run_main``.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -30,11 +31,40 @@ class DemoBackend(Protocol):
         """Environment variables that point the action server at it (after ``start``)."""
 
 
+class DemoLogFiles:
+    """The demo logs as files (``OPSBOT_DEMO_LOGS=files``): opsbot's file log source reads them."""
+
+    def __init__(self) -> None:
+        self.directory: Path | None = None
+
+    def start(self, stack: Stack) -> None:
+        from datetime import datetime, timezone
+
+        from simulators.logs import generate, write_files
+
+        self.directory = stack.settings.state_dir / "demo-logs"
+        write_files(generate(datetime.now(timezone.utc)), self.directory)
+
+    def stop(self) -> None:
+        """Nothing runs; the files stay for a look (they are rewritten at the next start)."""
+
+    def describe(self) -> str:
+        return f"demo log files in {self.directory}"
+
+    def env(self) -> dict[str, str]:
+        return {"OPSBOT_LOG_DIR": str(self.directory)}
+
+
 def demo_backends() -> list[DemoBackend]:
-    """The simulators ``opsbot demo`` starts, with demo timings (env-tunable for tests)."""
+    """The simulators ``opsbot demo`` starts, with demo timings (env-tunable for tests).
+
+    Logs come from the Loki simulator, or from files when ``OPSBOT_DEMO_LOGS=files``.
+    """
     import os
 
     from simulators.jenkins import JenkinsSimulator
+    from simulators.jira import JiraSimulator
+    from simulators.loki import LokiSimulator
 
     def seconds(name: str, default: float) -> float:
         try:
@@ -47,4 +77,8 @@ def demo_backends() -> list[DemoBackend]:
         build_seconds=seconds("OPSBOT_DEMO_BUILD_SECONDS", 8.0),
         port=int(seconds("OPSBOT_DEMO_JENKINS_PORT", 0)),
     )
-    return [jenkins]
+    logs_kind = (os.environ.get("OPSBOT_DEMO_LOGS") or "loki").strip().lower()
+    if logs_kind not in ("loki", "files"):
+        raise ValueError(f"OPSBOT_DEMO_LOGS={logs_kind!r}: use loki or files")
+    logs: DemoBackend = DemoLogFiles() if logs_kind == "files" else LokiSimulator()
+    return [jenkins, JiraSimulator(), logs]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -150,7 +151,7 @@ def test_jql_injection_is_not_executed(bot: Bot) -> None:
 def _errors_last_hour(bot: Bot) -> list[str]:
     text = _text(bot.say("gina", "errors from payments in the last hour"))
     assert "error lines from payments" in text, text
-    return [line for line in text.splitlines() if line[:2].isdigit()]
+    return [line for line in text.splitlines() if re.match(r"\d\d:\d\d:\d\d ", line)]
 
 
 @pytest.mark.parametrize("source", ["loki", "files"])

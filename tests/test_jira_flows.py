@@ -1,0 +1,84 @@
+"""The Jira handlers and executors through the real jira library and the simulator (no Rasa)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from actions import _runtime, confirmations
+from actions.backends.jira import JiraBackend, JiraConfig
+from actions.guard import OperationStore, Policy
+from actions.jira_flows import HANDLERS
+from actions.requests import OpsRequest
+from actions.turn import Turn, Who
+from simulators.jira import JiraSimulator
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def sim() -> Iterator[JiraSimulator]:
+    with JiraSimulator() as simulator:
+        yield simulator
+
+
+@pytest.fixture
+def rt(sim: JiraSimulator, tmp_path: Path) -> Iterator[_runtime.Runtime]:
+    env = sim.env()
+    runtime = _runtime.Runtime(
+        jenkins=None, store=OperationStore(f"sqlite:///{tmp_path / 'o.db'}"),
+        policy=Policy.load(ROOT / "policy.yml"), rasa_url="http://127.0.0.1:9",
+        jira=JiraBackend(JiraConfig.from_env(env)))  # type: ignore[arg-type]
+    yield runtime
+    runtime.store.close()
+
+
+def _run(rt: _runtime.Runtime, intent: str, text: str, person: str = "alice",
+         slots: dict[str, str] | None = None, **entities: str) -> Turn:
+    turn = Turn(OpsRequest(intent, text, 0.99, entities), Who("rest", person, person, person), rt,
+                slots=dict(slots or {}))
+    asyncio.run(HANDLERS[intent](turn))
+    return turn
+
+
+def _confirm(rt: _runtime.Runtime, turn: Turn) -> str:
+    payload = next(b for r in turn.replies for b in r.get("buttons") or [] if b["title"] == "Confirm")
+    operation = rt.store.open_for(turn.who.sender_id)[0]
+    assert operation.id in payload["payload"]
+    confirm = Turn(OpsRequest("affirm", payload["payload"], 1.0, {}), turn.who, rt)
+    asyncio.run(confirmations.confirm(confirm, operation.id, operation.digest))
+    return "\n".join(r["text"] for r in confirm.replies)
+
+
+def test_status_of_an_issue(rt: _runtime.Runtime) -> None:
+    text = _run(rt, "issue_status", "status of OPS-123", issue_key="OPS-123").replies[0]["text"]
+    assert "OPS-123" in text and "stale prices" in text and "/browse/OPS-123" in text
+    bad = _run(rt, "issue_status", "status of OPS123", issue_key="OPS123").replies[0]["text"]
+    assert "not an issue key" in bad
+
+
+def test_list_open_issues_in_a_project(rt: _runtime.Runtime) -> None:
+    text = _run(rt, "list_issues", "open bugs in PAY", project="PAY").replies[0]["text"]
+    assert "PAY-" in text and "OPS-" not in text
+
+
+def test_create_issue_is_proposed_then_created_once(rt: _runtime.Runtime,
+                                                    sim: JiraSimulator) -> None:
+    before = len(sim.issues("OPS"))
+    turn = _run(rt, "create_issue", "open a high priority bug: checkout returns 502 on prod",
+                slots={"issue_summary": "checkout returns 502 on prod"}, priority="high")
+    assert "priority High" in turn.replies[0]["text"]
+    assert len(sim.issues("OPS")) == before
+    assert "Opened OPS-" in _confirm(rt, turn)
+    assert len(sim.issues("OPS")) == before + 1
+
+
+def test_comment_and_transition(rt: _runtime.Runtime) -> None:
+    turn = _run(rt, "comment_issue", "comment on OPS-102: fixed in main", issue_key="OPS-102")
+    assert "fixed in main" in turn.replies[0]["text"]
+    assert "Commented on OPS-102" in _confirm(rt, turn)
+    wrong = _run(rt, "update_issue", "move OPS-123 to reopened", issue_key="OPS-123")
+    assert "Nothing changed" in wrong.replies[0]["text"]

@@ -252,6 +252,7 @@ async def _execute(turn: Turn, operation: Operation) -> None:
         rt.store.transition(operation.id, {EXECUTING}, ERROR, actor=backend.lower(),
                             event="failed", detail={"error": str(exc)}, result="error",
                             result_detail=str(exc), finished_at=_now())
+        rt.store.mark_notified(operation.id)  # said right here; nothing to announce later
         turn.say(f"{exc} The {operation.intent.replace('_', ' ')} did not start; nothing is "
                  f"recorded as done. Ask again when {backend} is back.")
         return
@@ -263,6 +264,7 @@ async def _execute(turn: Turn, operation: Operation) -> None:
         rt.store.transition(operation.id, {EXECUTING}, SUCCEEDED, actor=backend.lower(),
                             event="finished", detail=outcome.ref, result="SUCCESS",
                             result_detail=outcome.reply, finished_at=_now())
+        rt.store.mark_notified(operation.id)  # the reply below is the announcement
     turn.say(outcome.reply)
 
 

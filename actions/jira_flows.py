@@ -131,8 +131,8 @@ async def list_issues(turn: Turn) -> None:
     result = await jira.search(project=project, priority=priority, status=status,
                                open_only=open_only, assignee=assignee, limit=LIST_LIMIT)
     what = " ".join(x for x in (
-        "your" if mine else None, "open" if open_only and not mine else None,
-        priority.lower() + " priority" if priority else None, "issues",
+        "open" if open_only else None, priority.lower() + " priority" if priority else None,
+        "issues", "assigned to you" if mine else None,
         f"in {project}" if project else None) if x)
     if result.total == 0:
         turn.say(f"No {what}.")
@@ -140,7 +140,7 @@ async def list_issues(turn: Turn) -> None:
         lines = [f"• {i.key} [{i.status}] {i.summary} ({i.priority or 'no priority'}, "
                  f"{i.assignee or 'unassigned'})" for i in result.issues]
         more = f"\n… and {result.total - len(lines)} more" if result.total > len(lines) else ""
-        turn.say(f"{result.total} {what}:\n" + "\n".join(lines) + more)
+        turn.say(f"{what[0].upper()}{what[1:]} ({result.total}):\n" + "\n".join(lines) + more)
     record_read(turn, {"project": project or "", "priority": priority or "",
                        "assignee": assignee or "", "open_only": "yes" if open_only else ""})
 

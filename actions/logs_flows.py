@@ -47,8 +47,8 @@ def _clock(moment: datetime) -> str:
 def _window(start: datetime, end: datetime) -> str:
     local_start, local_end = start.astimezone(), end.astimezone()
     if local_start.date() == local_end.date():
-        return f"{_clock(start)}–{_clock(end)}"
-    return f"{local_start:%a %H:%M}–{local_end:%a %H:%M}"
+        return f"{_clock(start)} and {_clock(end)}"
+    return f"{local_start:%a %H:%M} and {local_end:%a %H:%M}"
 
 
 def _line(line: LogLine) -> str:

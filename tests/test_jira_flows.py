@@ -74,6 +74,8 @@ def test_create_issue_is_proposed_then_created_once(rt: _runtime.Runtime,
     assert len(sim.issues("OPS")) == before
     assert "Opened OPS-" in _confirm(rt, turn)
     assert len(sim.issues("OPS")) == before + 1
+    # The confirmation's reply was the announcement: nothing is left to announce later.
+    assert rt.store.finished_unnotified("alice") == []
 
 
 def test_comment_and_transition(rt: _runtime.Runtime) -> None:

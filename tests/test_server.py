@@ -150,6 +150,39 @@ def test_a_confirmed_deploy_in_the_demo(served: dict) -> None:
     assert record["parameters"]["version"] == "2.4.1" and record["result"] == "SUCCESS"
 
 
+def test_an_issue_opened_in_the_demo(served: dict) -> None:
+    """Issue 4's acceptance: one High issue with that summary, audited."""
+    import jira as jira_library
+
+    text = "".join(served["output"])
+    found = re.search(r"Jira \S+ at (http://\S+) \(user (\S+), token ([^)\s]+)\)", text)
+    assert found, text
+    client = jira_library.JIRA(server=found.group(1),
+                               basic_auth=(found.group(2), found.group(3)), max_retries=0)
+    summary = "checkout returns 502 on prod"
+    replies = post(served["url"], "alice", f"open a high priority bug: {summary}")
+    confirm = next(b["payload"] for r in replies for b in r.get("buttons") or []
+                   if b["title"] == "Confirm")
+    post(served["url"], "alice", confirm)
+    post(served["url"], "alice", confirm)
+    issues = client.search_issues(f'summary ~ "{summary}"')
+    assert len(issues) == 1
+    assert issues[0].fields.summary == summary and issues[0].fields.priority.name == "High"
+    out = subprocess.run([sys.executable, "-m", "opsbot", "audit", "--json", "--intent",
+                          "create_issue"], cwd=ROOT, capture_output=True, text=True, timeout=60,
+                         env={**os.environ, "OPSBOT_STATE_DIR": str(served["state"])})
+    assert out.returncode == 0, out.stderr
+    record = json.loads(out.stdout)[0]
+    assert record["parameters"]["summary"] == summary and record["result"] == "SUCCESS"
+    assert record["backend"]["issue_key"] == issues[0].key
+
+
+def test_errors_from_payments_in_the_demo(served: dict) -> None:
+    replies = post(served["url"], "bob", "errors from payments in the last hour")
+    text = " ".join(r.get("text", "") for r in replies)
+    assert "error lines from payments" in text and "ERROR" in text
+
+
 def test_out_of_scope_and_greeting(served: dict) -> None:
     assert "outside what I do" in post(served["url"], "bob", "order me a large pizza")[0]["text"]
     assert "opsbot" in post(served["url"], "bob", "hello there")[0]["text"]

@@ -156,10 +156,15 @@ class Watcher:
                              name="opsbot-notify").start()
 
 
+_PCHAR = "!$&'()*+,;=:@-._~"
+
+
 def notify(sender_id: str) -> bool:
     """Ask the Rasa server to deliver pending completion messages in ``sender_id``'s conversation."""
     rt = _runtime.runtime()
-    url = (f"{rt.rasa_url}/conversations/{urllib.parse.quote(sender_id, safe='')}/execute"
+    # Rasa's Sanic routes do not percent-decode the conversation id, so the characters a
+    # path segment may hold as they are stay as they are (connectors keep to those).
+    url = (f"{rt.rasa_url}/conversations/{urllib.parse.quote(sender_id, safe=_PCHAR)}/execute"
            "?output_channel=latest")
     body = json.dumps({"name": NOTIFY_ACTION}).encode()
     request = urllib.request.Request(url, data=body, method="POST",

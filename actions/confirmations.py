@@ -90,7 +90,9 @@ async def propose(turn: Turn, intent: str, parameters: Mapping[str, str], summar
     for older in rt.store.open_for(who.sender_id):
         rt.store.transition(older.id, _OPEN, SUPERSEDED, actor=who.person, channel=who.channel,
                             event="superseded")
+        turn.note(older)
     operation = _create(turn, intent, parameters, decision.risk, tuple(decision.approval_roles))
+    turn.note(operation)
     approval = ""
     if operation.approval_roles:
         holders = _holders(turn, operation.approval_roles, exclude=who.person)
@@ -124,6 +126,8 @@ def _which(turn: Turn, operation_id: str | None, verb: str) -> Operation | None:
         operation = store.get(operation_id)
         if operation is None:
             turn.say(f"I have no operation {operation_id}; nothing ran. Ask again for a new preview.")
+        else:
+            turn.note(operation)
         return operation
     open_now = store.open_for(turn.who.sender_id)
     if not open_now:
@@ -135,6 +139,7 @@ def _which(turn: Turn, operation_id: str | None, verb: str) -> Operation | None:
                          "affirm" if verb == "confirm" else "deny",
                          {"operation_id": op.id, "digest": op.digest}) for op in open_now[:5]])
         return None
+    turn.note(open_now[0])
     return open_now[0]
 
 

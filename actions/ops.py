@@ -22,7 +22,7 @@ from actions.jira_flows import MAX_SUMMARY, summary_from
 from actions.errors import OpsbotError
 from actions.registry import handlers
 from actions.requests import BACKEND_OF_INTENT, OpsRequest
-from actions.turn import Turn, Who
+from actions.turn import OPERATIONS_KEY, Turn, Who
 
 logger = logging.getLogger(__name__)
 
@@ -69,9 +69,24 @@ async def _run_turn(
         dispatcher.utter_message(response="utter_internal_error", reference=reference)
     if turn is None:
         return []
+    extra: dict[str, Any] = {}
+    if turn.operations:
+        extra[OPERATIONS_KEY] = _current_states(turn)
     for reply in turn.replies:
-        dispatcher.utter_message(**reply)
+        dispatcher.utter_message(**reply, **extra)
     return turn.events
+
+
+def _current_states(turn: Turn) -> list[dict[str, str]]:
+    """The operations this turn concerned, in the state they are in now."""
+    states = []
+    for operation_id, state in turn.operations.items():
+        try:
+            current = turn.runtime.store.get(operation_id)
+        except OpsbotError:
+            current = None
+        states.append({"id": operation_id, "state": current.state if current else state})
+    return states
 
 
 def _with_pending_answer(tracker: Tracker, request: OpsRequest) -> OpsRequest | None:

@@ -16,9 +16,14 @@ from typing import Any
 from rasa_sdk import Tracker
 
 from actions._runtime import Runtime
+from actions.guard import Operation
 from actions.requests import OpsRequest
 
-__all__ = ["Turn", "Who", "button", "payload"]
+__all__ = ["OPERATIONS_KEY", "Turn", "Who", "button", "payload"]
+
+# The key of the bot-message metadata that lists the operations a reply concerns, with
+# their states; connectors/_common.py reads it under the same name.
+OPERATIONS_KEY = "opsbot_operations"
 
 
 @dataclass(frozen=True)
@@ -64,6 +69,13 @@ class Turn:
     replies: list[dict[str, Any]] = field(default_factory=list)
     events: list[dict[str, Any]] = field(default_factory=list)
     slots: dict[str, Any] = field(default_factory=dict)
+    # operation id -> its state; sent with the replies as ``opsbot_operations`` so a
+    # connector can retire the buttons of an operation that was decided
+    operations: dict[str, str] = field(default_factory=dict)
+
+    def note(self, operation: Operation) -> None:
+        """Remember that this turn concerns ``operation`` (in its current state)."""
+        self.operations[operation.id] = operation.state
 
     def say(self, text: str, buttons: list[dict[str, str]] | None = None) -> None:
         reply: dict[str, Any] = {"text": text}

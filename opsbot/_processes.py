@@ -58,6 +58,23 @@ class Child:
     log: IO[bytes]
 
 
+# The chat connectors `opsbot run` switches on from the environment: credentials.yml
+# section -> (key, variable) pairs, the first being the one that must be set.
+CONNECTOR_SETTINGS: dict[str, tuple[tuple[str, str], ...]] = {
+    "connectors.telegram.TelegramInput": (
+        ("token", "TELEGRAM_TOKEN"), ("mode", "TELEGRAM_MODE"),
+        ("webhook_url", "TELEGRAM_WEBHOOK_URL"), ("webhook_secret", "TELEGRAM_WEBHOOK_SECRET"),
+        ("api_url", "TELEGRAM_API_URL"),
+    ),
+    "connectors.teams.TeamsInput": (
+        ("app_id", "TEAMS_APP_ID"), ("app_password", "TEAMS_APP_PASSWORD"),
+        ("tenant_id", "TEAMS_TENANT_ID"), ("app_type", "TEAMS_APP_TYPE"),
+        ("openid_metadata_url", "TEAMS_OPENID_METADATA_URL"),
+        ("token_issuer", "TEAMS_TOKEN_ISSUER"), ("authority_url", "TEAMS_AUTHORITY_URL"),
+    ),
+}
+
+
 @dataclass
 class Stack:
     """The processes behind one `opsbot run` / `opsbot demo`."""
@@ -79,6 +96,7 @@ class Stack:
         env.setdefault("PYTHONWARNINGS", "ignore")  # the pinned libraries' deprecation noise
         env.setdefault("SQLALCHEMY_SILENCE_UBER_WARNING", "1")
         env["OPSBOT_CACHE_DIR"] = str(self.settings.cache_dir)
+        env.setdefault("OPSBOT_STATE_DIR", str(self.settings.state_dir))
         return env
 
     def start(self, name: str, command: list[str], extra_env: dict[str, str] | None = None) -> Child:
@@ -128,16 +146,44 @@ class Stack:
             env,
         )
 
-    def start_rasa_server(self, model: Path) -> Child:
+    def runtime_credentials(self, env: dict[str, str]) -> Path:
+        """credentials.yml for this run: the project's, plus the chat connectors ``env`` enables.
+
+        A connector whose variables are set (TELEGRAM_TOKEN, TEAMS_APP_ID) is added with
+        ``${VAR}`` placeholders, so no secret is written to disk, unless the project's
+        credentials.yml configures it already.
+        """
+        self.settings.state_dir.mkdir(parents=True, exist_ok=True)
+        project = (self.settings.project / "credentials.yml").read_text(encoding="utf-8")
+        sections = []
+        for section, variables in CONNECTOR_SETTINGS.items():
+            required = variables[0][1]
+            if section in project or not env.get(required):
+                continue
+            lines = [f"{section}:"]
+            lines += [f"  {key}: ${{{variable}}}" for key, variable in variables if env.get(variable)]
+            sections.append("\n".join(lines))
+        path = self.settings.state_dir / "credentials.yml"
+        path.write_text(
+            "# Written by opsbot for this run from credentials.yml and the environment; edit\n"
+            "# credentials.yml instead.\n" + project.rstrip() + "\n"
+            + "".join(f"\n{section}\n" for section in sections),
+            encoding="utf-8",
+        )
+        return path
+
+    def start_rasa_server(self, model: Path, extra_env: dict[str, str] | None = None) -> Child:
         s = self.settings
+        env = {**self._env(), **(extra_env or {})}
         return self.start(
             "rasa",
             [
                 sys.executable, "-m", "rasa", "run", "--enable-api",
                 "--interface", s.host, "--port", str(s.port),
                 "--model", str(model), "--endpoints", str(self.runtime_endpoints()),
-                "--credentials", str(s.project / "credentials.yml"),
+                "--credentials", str(self.runtime_credentials(env)),
             ],
+            extra_env,
         )
 
     def check_ports(self) -> None:

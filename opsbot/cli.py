@@ -20,6 +20,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 from opsbot import __version__
 from opsbot._chat import chat
@@ -121,12 +122,13 @@ def _require_model(settings: Settings) -> Path:
     return model
 
 
-def _start_servers(stack: Stack, model: Path, backend_env: dict[str, str] | None = None) -> None:
+def _start_servers(stack: Stack, model: Path, backend_env: dict[str, str] | None = None,
+                   channel_env: dict[str, str] | None = None) -> None:
     stack.check_ports()
     print(f"Starting the action server on :{stack.settings.actions_port} and the Rasa server "
           f"on :{stack.settings.port} (logs in {stack.log_dir}) ...", flush=True)
     stack.start_action_server(backend_env)
-    stack.start_rasa_server(model)
+    stack.start_rasa_server(model, channel_env)
     stack.wait_ready()
 
 
@@ -193,19 +195,32 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     from simulators import demo_backends
 
     backends = demo_backends()
+    chat_sim = _chat_simulator(args.channel, settings)
     try:
         backend_env: dict[str, str] = {}
         for backend in backends:
             backend.start(stack)
             backend_env.update(backend.env())
+        channel_env: dict[str, str] = {}
+        if chat_sim is not None:
+            chat_sim.start()
+            channel_env = chat_sim.env()
         print("Simulated backends:", flush=True)
-        for backend in backends:
+        for backend in [*backends, *([chat_sim] if chat_sim is not None else [])]:
             print(f"  {backend.describe()}", flush=True)
-        _start_servers(stack, model, backend_env)
+        _start_servers(stack, model, backend_env, channel_env)
         if args.serve:
             _print_urls(settings)
+            if chat_sim is not None:
+                print(f"  {args.channel} simulator: drive it with POST {chat_sim.url}_sim/users/<user>/send "
+                      "(see python -m simulators." + args.channel + " --help)", flush=True)
             _serve_until_stopped(stack)
             return 0
+        if chat_sim is not None:
+            from opsbot._sim_chat import TeamsChannel, TelegramChannel, sim_chat
+
+            driven = TelegramChannel(chat_sim) if args.channel == "telegram" else TeamsChannel(chat_sim)
+            return sim_chat(driven, args.user or "alice")
         return chat(settings.rest_url, args.user or "alice")
     except KeyboardInterrupt:
         print("\nStopping ...", flush=True)
@@ -214,6 +229,23 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
         stack.stop()
         for backend in backends:
             backend.stop()
+        if chat_sim is not None:
+            chat_sim.stop()
+
+
+def _chat_simulator(channel: str, settings: Settings) -> Any:
+    """The Telegram or Teams simulator ``opsbot demo --channel`` talks through (None: terminal)."""
+    if channel == "telegram":
+        from simulators.telegram import TelegramSimulator
+
+        return TelegramSimulator()
+    if channel == "teams":
+        from simulators.teams import TeamsSimulator
+
+        teams = TeamsSimulator()
+        teams.set_bot_endpoint(f"http://{settings.host}:{settings.port}/webhooks/teams/api/messages")
+        return teams
+    return None
 
 
 def cmd_audit(args: argparse.Namespace, settings: Settings) -> int:
@@ -278,6 +310,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--serve", action="store_true",
                       help="no terminal chat: serve the REST channel until SIGINT/SIGTERM")
     demo.add_argument("--user", help="who you are in the chat (default alice)")
+    demo.add_argument("--channel", choices=("terminal", "telegram", "teams"), default="terminal",
+                      help="chat straight through the REST channel (terminal, the default), or "
+                           "as a user of the simulated Telegram or Teams, through opsbot's connector")
     with_ports(demo)
     demo.set_defaults(func=cmd_demo)
 

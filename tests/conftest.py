@@ -26,6 +26,19 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+def wait_until(predicate: Any, what: str, timeout: float = 60.0) -> Any:
+    """Poll ``predicate`` until it returns something truthy (returned); AssertionError(what) after ``timeout``."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(what)
+
+
 @pytest.fixture(scope="session")
 def project_root() -> Path:
     return ROOT

@@ -311,6 +311,17 @@ audit_log = sa.Table(
     sa.Column("detail", _JSONText, nullable=False),
 )
 
+# What the chat connectors must remember across restarts and replicas: conversation
+# references for proactive messages, long button payloads behind short callback data,
+# and the updates already handled (a redelivered one is dropped). Keyed by kind + key.
+channel_state = sa.Table(
+    "opsbot_channel_state", metadata,
+    sa.Column("kind", sa.String(32), primary_key=True),
+    sa.Column("key", sa.String(255), primary_key=True),
+    sa.Column("value", _JSONText, nullable=False),
+    sa.Column("updated_at", _UTCDateTime, nullable=False),
+)
+
 # The database itself refuses to change the audit log. The triggers are checked (and
 # made if missing) every time a store starts, not only when the table is created.
 _APPEND_ONLY = "audit log is append-only"
@@ -637,6 +648,62 @@ class OperationStore:
                 return False
             self._insert_audit(conn, operation_id, "notified", None, None, {}, now)
         return True
+
+    # -- connector state ------------------------------------------------------------------
+
+    def remember(self, kind: str, key: str, value: Mapping[str, Any],
+                 now: datetime | None = None) -> None:
+        """Store (or replace) a connector's ``value`` under ``kind``/``key``."""
+        now = _aware(now)
+        row = {"value": dict(value), "updated_at": now}
+        with self._begin() as conn:
+            updated = conn.execute(
+                channel_state.update()
+                .where(channel_state.c.kind == kind, channel_state.c.key == key)
+                .values(**row)
+            )
+            if updated.rowcount == 0:
+                try:
+                    with conn.begin_nested():
+                        conn.execute(channel_state.insert().values(kind=kind, key=key, **row))
+                except IntegrityError:  # another replica inserted it first: replace theirs
+                    conn.execute(
+                        channel_state.update()
+                        .where(channel_state.c.kind == kind, channel_state.c.key == key)
+                        .values(**row)
+                    )
+
+    def recall(self, kind: str, key: str) -> dict[str, Any] | None:
+        """What ``remember`` stored under ``kind``/``key``, or None."""
+        with self._connect() as conn:
+            row = conn.execute(
+                sa.select(channel_state.c.value)
+                .where(channel_state.c.kind == kind, channel_state.c.key == key)
+            ).first()
+        return dict(row.value) if row is not None else None
+
+    def first_time(self, kind: str, key: str, now: datetime | None = None) -> bool:
+        """True for the one caller that sees ``kind``/``key`` first (e.g. an update id)."""
+        now = _aware(now)
+        self._ensure_schema()
+        with self._translate():
+            try:
+                with self._engine.begin() as conn:
+                    conn.execute(channel_state.insert().values(kind=kind, key=key, value={},
+                                                               updated_at=now))
+            except IntegrityError:
+                return False
+        return True
+
+    def forget_older(self, kind: str, before: datetime) -> int:
+        """Delete the ``kind`` entries last updated before ``before``; how many."""
+        with self._begin() as conn:
+            result = conn.execute(
+                channel_state.delete()
+                .where(channel_state.c.kind == kind,
+                       channel_state.c.updated_at < _aware(before, "before"))
+            )
+        return int(result.rowcount or 0)
 
     # -- audit --------------------------------------------------------------------------
 

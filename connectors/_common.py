@@ -1,0 +1,223 @@
+"""What every opsbot chat connector shares: settings, payloads, stale buttons, state.
+
+* Settings come from credentials.yml (``${VAR}`` placeholders) or, for a key the
+  section leaves out, from the environment; :func:`setting` reads one and says which
+  variable to set when a required one is missing.
+* A button is a Rasa payload (``/affirm{"operation_id": ...}``); :func:`operation_of`
+  finds the operation it decides.
+* opsbot's actions send, with their replies, the operations the reply concerns and
+  their states (``opsbot_operations``). :class:`ButtonBook` remembers which chat
+  message carries buttons for which operation in which state, and says which ones are
+  stale after a turn, so a connector can edit them away before anyone presses them.
+* :func:`channel_store` is opsbot's store (``OPSBOT_DB_URL`` or the state directory),
+  where connectors keep conversation references, long button payloads and the ids of
+  updates already handled, so a restart or a second replica changes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+from rasa.core.channels.channel import OutputChannel
+from rasa.shared.exceptions import RasaException
+
+if TYPE_CHECKING:  # pragma: no cover
+    from actions.guard.store import OperationStore
+
+__all__ = [
+    "OPEN_STATES",
+    "OPERATIONS_KEY",
+    "ButtonBook",
+    "ReplyChannel",
+    "ConnectorConfigError",
+    "channel_store",
+    "decision_note",
+    "operation_of",
+    "operation_states",
+    "setting",
+]
+
+# The same key as actions.turn.OPERATIONS_KEY (tests check they agree).
+OPERATIONS_KEY = "opsbot_operations"
+OPEN_STATES = frozenset({"pending_confirmation", "pending_approval"})
+
+_L = TypeVar("_L")
+
+
+class ConnectorConfigError(RasaException):
+    """A connector's settings are missing or wrong; the message names the fix."""
+
+
+def setting(credentials: Mapping[str, Any] | None, key: str, variable: str, *,
+            default: str | None = None, required: bool = False) -> str | None:
+    """``credentials[key]``, else the environment's ``variable``, else ``default``."""
+    value = (credentials or {}).get(key)
+    if value is None or str(value).strip() == "":
+        value = os.environ.get(variable)
+    text = str(value).strip() if value is not None else ""
+    if text:
+        return text
+    if required:
+        raise ConnectorConfigError(
+            f"{variable} is not set. Set it in the environment (credentials.yml reads it as "
+            f"${{{variable}}}) or give '{key}' in the connector's section of credentials.yml."
+        )
+    return default
+
+
+def operation_of(payload: str | None) -> str | None:
+    """The operation id a button payload decides (``/affirm{"operation_id": "op-1"}``)."""
+    if not payload or not payload.startswith("/") or "{" not in payload:
+        return None
+    try:
+        entities = json.loads(payload[payload.index("{"):])
+    except ValueError:
+        return None
+    value = entities.get("operation_id") if isinstance(entities, dict) else None
+    return str(value) if value else None
+
+
+def operation_states(message: Mapping[str, Any]) -> dict[str, str]:
+    """The ``{operation id: state}`` a bot message reports (empty if none)."""
+    states: dict[str, str] = {}
+    for item in message.get(OPERATIONS_KEY) or ():
+        if isinstance(item, Mapping) and item.get("id") and item.get("state"):
+            states[str(item["id"])] = str(item["state"])
+    return states
+
+
+_NOTES = {
+    "executing": "confirmed; running",
+    "succeeded": "done",
+    "failed": "ran and failed",
+    "error": "failed to start",
+    "cancelled": "cancelled",
+    "expired": "expired",
+    "superseded": "replaced by a newer request",
+    "refused": "refused",
+    "pending_approval": "confirmed; waiting for a second approver",
+}
+
+
+def decision_note(state: str) -> str:
+    """A few words for a retired button message: what became of its operation."""
+    return _NOTES.get(state, state.replace("_", " "))
+
+
+@dataclass
+class _Entry(Generic[_L]):
+    location: _L
+    operation_id: str
+    state: str | None
+
+
+class ButtonBook(Generic[_L]):
+    """Which sent messages carry buttons for which operation, and in what state it was.
+
+    ``_L`` is the connector's way to find a message again (a Telegram chat and message
+    id, a Teams conversation and activity id). Thread-safe; bounded (the oldest entries
+    go first), because a button nobody pressed is harmless once it expires.
+    """
+
+    def __init__(self, limit: int = 5000) -> None:
+        self._lock = threading.Lock()
+        self._entries: list[_Entry[_L]] = []
+        self._limit = limit
+
+    def track(self, location: _L, payloads: Iterable[str], states: Mapping[str, str]) -> None:
+        """Remember ``location`` if one of its button ``payloads`` decides an operation."""
+        with self._lock:
+            for operation_id in dict.fromkeys(filter(None, map(operation_of, payloads))):
+                self._entries.append(_Entry(location, operation_id, states.get(operation_id)))
+            del self._entries[:-self._limit]
+
+    def stale(self, states: Mapping[str, str]) -> list[tuple[_L, str]]:
+        """Messages whose operation is now in another state: ``(location, new state)``.
+
+        They are forgotten here; the caller edits their buttons away. A message sent
+        in the same state (the preview itself, a refused click by someone else) stays.
+        """
+        found: list[tuple[_L, str]] = []
+        with self._lock:
+            keep: list[_Entry[_L]] = []
+            for entry in self._entries:
+                state = states.get(entry.operation_id)
+                if state is not None and state != entry.state:
+                    if all(entry.location != seen for seen, _ in found):
+                        found.append((entry.location, state))
+                else:
+                    keep.append(entry)
+            self._entries = keep
+        return found
+
+    def forget(self, location: _L) -> None:
+        with self._lock:
+            self._entries = [e for e in self._entries if e.location != location]
+
+
+class ReplyChannel(OutputChannel, ABC):
+    """Rasa's output channel for a connector: every kind of reply becomes ``deliver``.
+
+    It also collects, per turn, the operation states the replies reported (``states``)
+    and their texts (``sent``), for the connector to retire stale buttons afterwards.
+    """
+
+    def __init__(self) -> None:
+        self.states: dict[str, str] = {}
+        self.sent: list[str] = []
+
+    @abstractmethod
+    async def deliver(self, recipient_id: str, text: str, buttons: list[dict[str, Any]],
+                      states: Mapping[str, str]) -> None:
+        """Send one reply (text, and buttons if any) to the conversation."""
+
+    async def send_text_message(self, recipient_id: str, text: str, **kwargs: Any) -> None:
+        await self._reply(recipient_id, text, [], kwargs)
+
+    async def send_text_with_buttons(self, recipient_id: str, text: str,
+                                     buttons: list[dict[str, Any]], **kwargs: Any) -> None:
+        await self._reply(recipient_id, text, buttons, kwargs)
+
+    async def send_quick_replies(self, recipient_id: str, text: str,
+                                 quick_replies: list[dict[str, Any]], **kwargs: Any) -> None:
+        await self._reply(recipient_id, text, quick_replies, kwargs)
+
+    async def send_image_url(self, recipient_id: str, image: str, **kwargs: Any) -> None:
+        await self._reply(recipient_id, image, [], kwargs)
+
+    async def send_attachment(self, recipient_id: str, attachment: Any, **kwargs: Any) -> None:
+        await self._reply(recipient_id, str(attachment), [], kwargs)
+
+    async def send_custom_json(self, recipient_id: str, json_message: dict[str, Any],
+                               **kwargs: Any) -> None:
+        text = json_message.get("text") if isinstance(json_message, dict) else None
+        if text:
+            await self._reply(recipient_id, str(text), [], kwargs)
+
+    async def _reply(self, recipient_id: str, text: str, buttons: list[dict[str, Any]],
+                     extra: Mapping[str, Any]) -> None:
+        states = operation_states(extra)
+        self.states.update(states)
+        self.sent.append(text or "")
+        await self.deliver(recipient_id, text or "", buttons, states)
+
+
+_store_lock = threading.Lock()
+_store: OperationStore | None = None
+
+
+def channel_store() -> OperationStore:
+    """opsbot's store, opened once per process (``OPSBOT_DB_URL`` or the state dir)."""
+    global _store
+    with _store_lock:
+        if _store is None:
+            from actions.guard.store import OperationStore
+
+            _store = OperationStore.from_env()
+        return _store

@@ -1,0 +1,493 @@
+"""opsbot in Microsoft Teams: a Rasa input/output channel on the Microsoft 365 Agents SDK.
+
+Why not Rasa's botframework channel: it keys a channel as one user, trusts any
+request, hard-codes the multi-tenant token endpoint and cannot push into Teams. Here:
+
+* **Inbound** activities arrive at ``POST /webhooks/teams/api/messages``. Each carries
+  a Bot Framework JWT, checked before anything else: RS256 signature with a key from
+  the channel's OpenID metadata, issuer, audience (this app), expiry, the key's
+  endorsement of the channel and the ``serviceurl`` claim. A missing, forged, expired or
+  misaddressed token gets 401 and changes nothing. Single-tenant and multi-tenant app
+  registrations are both supported (for single-tenant, tokens from the tenant's Entra
+  issuer are accepted too, and outbound tokens come from the tenant).
+* **Who.** The person is ``from.aadObjectId`` (or ``from.id``), the conversation is
+  ``conversation.id``; each person has their own dialogue state in a conversation
+  (``teams:<conversation id>~<user>``). In channels and group chats opsbot answers when
+  mentioned, with the mention stripped from the text.
+* **Buttons** are Adaptive Cards with ``Action.Submit``; a click comes back as a message
+  whose ``value`` holds the payload and whose ``from`` is the person who clicked. When the
+  operation behind a card is decided, the card is replaced by one without buttons.
+  ``Action.Execute`` (Universal Actions) invokes are answered too.
+* **Replies and proactive messages** go through the SDK's ``ConnectorClient`` to the
+  conversation's service URL, with an outbound token from the app's tenant (or
+  ``botframework.com`` for multi-tenant apps). The conversation reference is kept in
+  opsbot's store, so "build finished" reaches the conversation from any replica.
+* **Exactly once.** An activity id seen before (a redelivery) is answered and ignored.
+
+Settings (credentials.yml section ``connectors.teams.TeamsInput``; a key left out is read
+from the environment variable):
+
+    app_id               TEAMS_APP_ID               the app registration's client id (required)
+    app_password         TEAMS_APP_PASSWORD         its client secret (required)
+    tenant_id            TEAMS_TENANT_ID            the tenant (required for single-tenant)
+    app_type             TEAMS_APP_TYPE             SingleTenant (default with a tenant) or MultiTenant
+    openid_metadata_url  TEAMS_OPENID_METADATA_URL  default https://login.botframework.com/v1/.well-known/openidconfiguration
+    token_issuer         TEAMS_TOKEN_ISSUER         default https://api.botframework.com
+    authority_url        TEAMS_AUTHORITY_URL        default https://login.microsoftonline.com
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import re
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any
+
+import aiohttp
+import jwt
+from microsoft_agents.activity import Activity, Attachment, ChannelAccount, ConversationAccount
+from microsoft_agents.hosting.core.connector.client import ConnectorClient
+from rasa.core.channels.channel import InputChannel, OutputChannel, UserMessage
+from sanic import Blueprint, response
+from sanic.request import Request
+from sanic.response import HTTPResponse
+
+from connectors._common import (
+    OPEN_STATES,
+    ButtonBook,
+    ConnectorConfigError,
+    ReplyChannel,
+    channel_store,
+    decision_note,
+    operation_of,
+    setting,
+)
+
+__all__ = ["TeamsInput", "TeamsOutput", "TokenValidator", "adaptive_card", "sender_id_for"]
+
+logger = logging.getLogger(__name__)
+
+CHANNEL = "teams"
+BOT_FRAMEWORK_ISSUER = "https://api.botframework.com"
+BOT_FRAMEWORK_METADATA = "https://login.botframework.com/v1/.well-known/openidconfiguration"
+ENTRA_AUTHORITY = "https://login.microsoftonline.com"
+SCOPE = "https://api.botframework.com/.default"
+CARD = "application/vnd.microsoft.card.adaptive"
+_REF_KIND = "teams-conversation"
+_SEEN_KIND = "teams-activity"
+_LEEWAY = 300  # seconds of clock skew, as the Bot Framework SDKs allow
+
+Location = tuple[str, str, str]  # (service url, conversation id, activity id)
+
+
+_PATH_SAFE = re.compile(r"^[A-Za-z0-9!$&'()*+,;=:@._~-]+$")
+
+
+def sender_id_for(conversation_id: str, person: str) -> str:
+    """The Rasa conversation of one person in one Teams conversation.
+
+    Rasa's HTTP API takes it in a URL path without decoding it, so an id with other
+    characters than a path segment may hold is replaced by its hash.
+    """
+    def safe(value: str) -> str:
+        if _PATH_SAFE.match(value):
+            return value
+        return "h" + hashlib.sha256(value.encode()).hexdigest()[:24]
+
+    return f"{CHANNEL}:{safe(conversation_id)}~{safe(person)}"
+
+
+class AuthError(Exception):
+    """An inbound request is not from the channel; the message is for the log only."""
+
+
+class TokenValidator:
+    """Checks the Bot Framework JWT on inbound activities against the OpenID metadata."""
+
+    def __init__(self, *, app_id: str, metadata_url: str, issuers: Sequence[str]) -> None:
+        self.app_id = app_id
+        self.metadata_url = metadata_url
+        self.issuers = tuple(issuers)
+        self._jwks: jwt.PyJWKClient | None = None
+        self._lock = asyncio.Lock()
+
+    async def _keys(self) -> jwt.PyJWKClient:
+        async with self._lock:
+            if self._jwks is None:
+                async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as s:
+                    async with s.get(self.metadata_url) as answer:
+                        if answer.status != 200:
+                            raise AuthError(f"OpenID metadata {self.metadata_url}: HTTP {answer.status}")
+                        metadata = await answer.json(content_type=None)
+                jwks_uri = metadata.get("jwks_uri") if isinstance(metadata, dict) else None
+                if not jwks_uri:
+                    raise AuthError(f"OpenID metadata {self.metadata_url} has no jwks_uri")
+                self._jwks = jwt.PyJWKClient(jwks_uri, cache_keys=True, lifespan=86400, timeout=10)
+            return self._jwks
+
+    async def validate(self, authorization: str | None, channel_id: str | None,
+                       service_url: str | None) -> dict[str, Any]:
+        """The verified claims, or AuthError saying what is wrong."""
+        if not authorization:
+            raise AuthError("no Authorization header")
+        scheme, _, token = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise AuthError("the Authorization header is not 'Bearer <token>'")
+        token = token.strip()
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError as exc:
+            raise AuthError(f"not a JWT ({type(exc).__name__})") from None
+        if header.get("alg") != "RS256":
+            raise AuthError(f"algorithm {header.get('alg')!r} is not RS256")
+        jwks = await self._keys()
+        try:
+            key = await asyncio.to_thread(jwks.get_signing_key, str(header.get("kid") or ""))
+        except jwt.PyJWKClientError as exc:
+            raise AuthError(f"no signing key {header.get('kid')!r} ({exc})") from None
+        try:
+            claims = jwt.decode(token, key.key, algorithms=["RS256"], audience=self.app_id,
+                                issuer=list(self.issuers), leeway=_LEEWAY,
+                                options={"require": ["exp", "iss", "aud"]})
+        except jwt.PyJWTError as exc:
+            raise AuthError(f"token refused: {type(exc).__name__}: {exc}") from None
+        endorsements = getattr(key, "_jwk_data", {}).get("endorsements")
+        if endorsements is not None and channel_id and channel_id not in endorsements:
+            raise AuthError(f"the signing key is not endorsed for channel {channel_id!r}")
+        claimed = claims.get("serviceurl") or claims.get("serviceUrl")
+        if claimed and service_url and claimed.rstrip("/") != service_url.rstrip("/"):
+            raise AuthError("the token's serviceurl is not the activity's serviceUrl")
+        return claims
+
+
+class TokenProvider:
+    """Outbound tokens for the Bot Connector (OAuth2 client credentials), cached until expiry."""
+
+    def __init__(self, *, app_id: str, app_password: str, token_url: str) -> None:
+        self.app_id = app_id
+        self._password = app_password
+        self.token_url = token_url
+        self._token: str | None = None
+        self._until = 0.0
+        self._lock = asyncio.Lock()
+
+    def __repr__(self) -> str:
+        return f"TokenProvider(app_id={self.app_id!r}, token_url={self.token_url!r}, password=**********)"
+
+    async def token(self) -> str:
+        async with self._lock:
+            if self._token and time.monotonic() < self._until:
+                return self._token
+            form = {"grant_type": "client_credentials", "client_id": self.app_id,
+                    "client_secret": self._password, "scope": SCOPE}
+            async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=15)) as s:
+                async with s.post(self.token_url, data=form) as answer:
+                    body = await answer.json(content_type=None)
+            if answer.status != 200 or not isinstance(body, dict) or not body.get("access_token"):
+                detail = body.get("error_description") or body.get("error") if isinstance(body, dict) else None
+                raise ConnectorConfigError(
+                    f"Teams: the token endpoint {self.token_url} refused app {self.app_id} "
+                    f"(HTTP {answer.status}: {str(detail or '')[:200]}). Check TEAMS_APP_ID, "
+                    "TEAMS_APP_PASSWORD and TEAMS_TENANT_ID.")
+            self._token = str(body["access_token"])
+            self._until = time.monotonic() + max(60.0, float(body.get("expires_in") or 3600) - 300)
+            return self._token
+
+
+def adaptive_card(text: str, buttons: Sequence[Mapping[str, Any]] = (),
+                  note: str | None = None) -> dict[str, Any]:
+    """An Adaptive Card with ``text`` and one ``Action.Submit`` per button (payload in data)."""
+    body: list[dict[str, Any]] = [{"type": "TextBlock", "text": text, "wrap": True}]
+    if note:
+        body.append({"type": "TextBlock", "text": note, "wrap": True, "isSubtle": True,
+                     "size": "Small"})
+    card: dict[str, Any] = {"type": "AdaptiveCard", "version": "1.4",
+                            "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
+                            "body": body}
+    if buttons:
+        card["actions"] = [
+            {"type": "Action.Submit", "title": str(b.get("title") or b.get("payload")),
+             "data": {"payload": str(b.get("payload") or b.get("title"))}}
+            for b in buttons
+        ]
+    return card
+
+
+def _teams_text(text: str) -> str:
+    """Plain text for Teams' markdown: line breaks kept, markup characters escaped."""
+    escaped = "".join(f"\\{c}" if c in "\\*_`#[]<>" else c for c in text)
+    return escaped.replace("\n", "  \n")
+
+
+class TeamsOutput(ReplyChannel):
+    """Sends a conversation's replies into its Teams conversation."""
+
+    def __init__(self, connector: TeamsInput, reference: Mapping[str, Any] | None = None,
+                 reply_to: str | None = None) -> None:
+        super().__init__()
+        self._connector = connector
+        self._reference = reference
+        self._reply_to = reply_to
+
+    @classmethod
+    def name(cls) -> str:
+        return CHANNEL
+
+    async def _where(self, recipient_id: str) -> Mapping[str, Any]:
+        if self._reference is None:
+            self._reference = await asyncio.to_thread(channel_store().recall, _REF_KIND, recipient_id)
+            if self._reference is None:
+                raise ValueError(f"no Teams conversation reference for {recipient_id!r}")
+        return self._reference
+
+    async def deliver(self, recipient_id: str, text: str, buttons: list[dict[str, Any]],
+                      states: Mapping[str, str]) -> None:
+        reference = await self._where(recipient_id)
+        await self._connector.send(reference, text, buttons, states, reply_to=self._reply_to)
+
+
+class TeamsInput(InputChannel):
+    """The Teams connector: ``connectors.teams.TeamsInput`` in credentials.yml."""
+
+    @classmethod
+    def name(cls) -> str:
+        return CHANNEL
+
+    @classmethod
+    def from_credentials(cls, credentials: dict[str, Any] | None) -> TeamsInput:
+        tenant = setting(credentials, "tenant_id", "TEAMS_TENANT_ID")
+        app_type = setting(credentials, "app_type", "TEAMS_APP_TYPE",
+                           default="SingleTenant" if tenant else "MultiTenant")
+        return cls(
+            app_id=str(setting(credentials, "app_id", "TEAMS_APP_ID", required=True)),
+            app_password=str(setting(credentials, "app_password", "TEAMS_APP_PASSWORD",
+                                     required=True)),
+            tenant_id=tenant,
+            app_type=str(app_type),
+            openid_metadata_url=str(setting(credentials, "openid_metadata_url",
+                                            "TEAMS_OPENID_METADATA_URL",
+                                            default=BOT_FRAMEWORK_METADATA)),
+            token_issuer=str(setting(credentials, "token_issuer", "TEAMS_TOKEN_ISSUER",
+                                     default=BOT_FRAMEWORK_ISSUER)),
+            authority_url=str(setting(credentials, "authority_url", "TEAMS_AUTHORITY_URL",
+                                      default=ENTRA_AUTHORITY)),
+        )
+
+    def __init__(self, *, app_id: str, app_password: str, tenant_id: str | None = None,
+                 app_type: str = "MultiTenant", openid_metadata_url: str = BOT_FRAMEWORK_METADATA,
+                 token_issuer: str = BOT_FRAMEWORK_ISSUER,
+                 authority_url: str = ENTRA_AUTHORITY) -> None:
+        kind = app_type.replace("-", "").replace("_", "").lower()
+        if kind not in ("singletenant", "multitenant"):
+            raise ConnectorConfigError(f"TEAMS_APP_TYPE={app_type!r}: use SingleTenant or MultiTenant.")
+        if kind == "singletenant" and not tenant_id:
+            raise ConnectorConfigError(
+                "TEAMS_APP_TYPE=SingleTenant needs TEAMS_TENANT_ID: the directory (tenant) id of "
+                "the app registration, from the Azure portal's overview page.")
+        for name, url in (("TEAMS_OPENID_METADATA_URL", openid_metadata_url),
+                          ("TEAMS_AUTHORITY_URL", authority_url)):
+            if not url.startswith(("https://", "http://")):
+                raise ConnectorConfigError(f"{name} must be an http(s) URL, got {url!r}.")
+        self.app_id = app_id
+        self.single_tenant = kind == "singletenant"
+        self.tenant_id = tenant_id
+        issuers = [token_issuer]
+        if self.single_tenant:
+            issuers += [f"https://login.microsoftonline.com/{tenant_id}/v2.0",
+                        f"https://sts.windows.net/{tenant_id}/"]
+        self.validator = TokenValidator(app_id=app_id, metadata_url=openid_metadata_url,
+                                        issuers=issuers)
+        token_tenant = tenant_id if self.single_tenant else "botframework.com"
+        self.tokens = TokenProvider(app_id=app_id, app_password=app_password,
+                                    token_url=f"{authority_url.rstrip('/')}/{token_tenant}/oauth2/v2.0/token")
+        self._book: ButtonBook[Location] = ButtonBook()
+        self._texts: dict[Location, str] = {}
+
+    def __repr__(self) -> str:
+        return f"TeamsInput(app_id={self.app_id!r}, single_tenant={self.single_tenant}, app_password=**********)"
+
+    # -- Rasa's channel interface --------------------------------------------------------
+
+    def get_output_channel(self) -> OutputChannel:
+        """For proactive messages: the conversation reference is read from the store."""
+        return TeamsOutput(self)
+
+    def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
+        hook = Blueprint("opsbot_teams", __name__)
+
+        @hook.route("/", methods=["GET"])
+        async def health(_request: Request) -> HTTPResponse:
+            return response.json({"status": "ok"})
+
+        @hook.route("/api/messages", methods=["POST"])
+        async def messages(request: Request) -> HTTPResponse:
+            return await self._receive(request, on_new_message)
+
+        return hook
+
+    # -- inbound -------------------------------------------------------------------------
+
+    async def _receive(self, request: Request,
+                       on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> HTTPResponse:
+        if "application/json" not in (request.headers.get("Content-Type") or ""):
+            return response.json({"error": "Content-Type must be application/json"}, status=415)
+        try:
+            body = json.loads(request.body or b"")
+        except ValueError:
+            body = None
+        if not isinstance(body, dict) or not body.get("type"):
+            return response.json({"error": "the body must be a Bot Framework activity"}, status=400)
+        try:
+            await self.validator.validate(request.headers.get("Authorization"),
+                                          body.get("channelId"), body.get("serviceUrl"))
+        except AuthError as exc:
+            logger.warning("refused a Teams request: %s", exc)
+            return response.json({"error": "Unauthorized"}, status=401)
+        except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as exc:
+            logger.error("cannot read the OpenID metadata at %s: %s", self.validator.metadata_url, exc)
+            return response.json({"error": "cannot verify the token now"}, status=503)
+        try:
+            activity = Activity.model_validate(body)
+        except ValueError as exc:
+            logger.warning("unreadable Teams activity: %s", exc)
+            return response.json({"error": "the body is not a valid activity"}, status=400)
+        if activity.type not in ("message", "invoke"):
+            return response.empty(status=200)  # conversationUpdate, typing, reactions, ...
+        if activity.id and not await asyncio.to_thread(
+                channel_store().first_time, _SEEN_KIND, f"{activity.conversation.id}|{activity.id}"):
+            logger.info("Teams activity %s was already handled; ignored", activity.id)
+            return response.empty(status=200)
+        try:
+            answered = await self._on_activity(activity, on_new_message)
+        except Exception:  # noqa: BLE001 - logged; Teams must not retry into a second run
+            logger.exception("failed to handle Teams activity %s", activity.id)
+            answered = None
+        if activity.type == "invoke":
+            return response.json({"statusCode": 200, "type": "application/vnd.microsoft.activity.message",
+                                  "value": answered or "Done."}, status=200)
+        return response.empty(status=201)
+
+    async def _on_activity(self, activity: Activity,
+                           on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> str | None:
+        user = activity.from_property
+        conversation = activity.conversation
+        if user is None or conversation is None or not activity.service_url:
+            return None
+        pressed: str | None = None
+        text: str | None = None
+        value = activity.value if isinstance(activity.value, dict) else None
+        if activity.type == "invoke":
+            action = (value or {}).get("action") if activity.name == "adaptiveCard/action" else None
+            data = action.get("data") if isinstance(action, dict) else None
+            text = str(data.get("payload")) if isinstance(data, dict) and data.get("payload") else None
+            pressed = activity.reply_to_id
+        elif value and value.get("payload"):
+            text = str(value["payload"])
+            pressed = activity.reply_to_id
+        else:
+            group = (conversation.conversation_type or "personal") != "personal" or bool(conversation.is_group)
+            if group and not activity.is_recipient_mentioned():
+                return None  # in a channel, opsbot answers when mentioned
+            text = activity.remove_recipient_mention() if group else (activity.text or "")
+            text = " ".join(text.split())
+            if text.startswith("/"):
+                text = text.lstrip("/")  # Rasa would read it as an intent payload
+        if not text:
+            return None
+        person = user.aad_object_id or user.id
+        sender = sender_id_for(conversation.id, person)
+        reference = {
+            "service_url": activity.service_url,
+            "conversation_id": conversation.id,
+            "conversation_type": conversation.conversation_type,
+            "tenant_id": conversation.tenant_id,
+            "channel_id": str(activity.channel_id or "msteams"),
+            "bot_id": activity.recipient.id if activity.recipient else None,
+            "bot_name": activity.recipient.name if activity.recipient else None,
+        }
+        await asyncio.to_thread(channel_store().remember, _REF_KIND, sender, reference)
+        output = TeamsOutput(self, reference, reply_to=activity.id)
+        await on_new_message(UserMessage(
+            text, output, sender, input_channel=CHANNEL, message_id=f"teams-{activity.id}",
+            metadata={"channel": CHANNEL, "user_id": person, "user_name": user.name,
+                      "conversation_id": conversation.id, "teams_user_id": user.id}))
+        await self._retire(reference, output.states)
+        if pressed:
+            operation_id = operation_of(text)
+            state = output.states.get(operation_id or "")
+            location = (activity.service_url, conversation.id, pressed)
+            if operation_id is None:
+                await self._retire_card(location, f"{user.name or person} chose an option.")
+            elif state is not None and state not in OPEN_STATES:
+                await self._retire_card(location, decision_note(state))
+        return next((t for t in output.sent if t), None)
+
+    # -- outbound ------------------------------------------------------------------------
+
+    async def _client(self, service_url: str) -> ConnectorClient:
+        return ConnectorClient(service_url, await self.tokens.token())
+
+    def _activity(self, reference: Mapping[str, Any], **fields: Any) -> Activity:
+        return Activity(
+            type="message",
+            channel_id=reference.get("channel_id") or "msteams",
+            service_url=reference["service_url"],
+            from_property=ChannelAccount(id=reference.get("bot_id") or f"28:{self.app_id}",
+                                         name=reference.get("bot_name") or "opsbot"),
+            conversation=ConversationAccount(id=reference["conversation_id"],
+                                             conversation_type=reference.get("conversation_type"),
+                                             tenant_id=reference.get("tenant_id")),
+            **fields,
+        )
+
+    async def send(self, reference: Mapping[str, Any], text: str,
+                   buttons: Sequence[Mapping[str, Any]], states: Mapping[str, str], *,
+                   reply_to: str | None = None) -> None:
+        """One reply: plain text, or an Adaptive Card when there are buttons."""
+        if buttons:
+            activity = self._activity(reference, attachments=[
+                Attachment(content_type=CARD, content=adaptive_card(text, buttons))])
+        else:
+            activity = self._activity(reference, text=_teams_text(text), text_format="markdown")
+        client = await self._client(reference["service_url"])
+        try:
+            conversations = client.conversations
+            if reply_to:
+                sent = await conversations.reply_to_activity(reference["conversation_id"], reply_to, activity)
+            else:
+                sent = await conversations.send_to_conversation(reference["conversation_id"], activity)
+        finally:
+            await client.close()
+        if buttons and sent.id:
+            location = (str(reference["service_url"]), str(reference["conversation_id"]), str(sent.id))
+            self._texts[location] = text
+            self._book.track(location, [str(b.get("payload") or "") for b in buttons], states)
+            while len(self._texts) > 5000:
+                self._texts.pop(next(iter(self._texts)))
+
+    async def _retire(self, reference: Mapping[str, Any], states: Mapping[str, str]) -> None:
+        for location, state in self._book.stale(states):
+            await self._retire_card(location, decision_note(state))
+
+    async def _retire_card(self, location: Location, note: str) -> None:
+        """Replace a card by the same text without buttons, and what became of it."""
+        service_url, conversation_id, activity_id = location
+        self._book.forget(location)
+        text = self._texts.pop(location, None)
+        if text is None:
+            return  # not a card this process sent (or already retired)
+        reference = {"service_url": service_url, "conversation_id": conversation_id}
+        activity = self._activity(reference, id=activity_id, attachments=[
+            Attachment(content_type=CARD, content=adaptive_card(text, note=note))])
+        try:
+            client = await self._client(service_url)
+            try:
+                await client.conversations.update_activity(conversation_id, activity_id, activity)
+            finally:
+                await client.close()
+        except Exception as exc:  # noqa: BLE001 - a stale card is cosmetic; the store decides
+            logger.warning("could not update Teams card %s: %s", activity_id, exc)

@@ -1,0 +1,588 @@
+"""opsbot in Telegram: a Rasa input/output channel on python-telegram-bot 22 (as a library).
+
+Why not Rasa's own Telegram channel: it keys a group chat as one user, loses who
+pressed a button, never checks a webhook's secret and has no long polling. Here:
+
+* **Who.** Each person has their own conversation, keyed by chat and user
+  (``telegram:<chat id>:<user id>``); replies go to the chat. The message metadata
+  carries the person's own id (``user_id``), which ``policy.yml`` maps to a person,
+  and a button press is a callback query whose ``from`` is the person who pressed it.
+* **Groups.** The bot answers when addressed: a mention of its @username, a reply to
+  one of its messages, or a command (``/deploy@opsbot_bot payments``). Everything else
+  in a group is ignored.
+* **Buttons** are inline keyboards; each callback query is answered (the spinner
+  stops, the reply shows as a toast). When the operation behind a keyboard is decided
+  (confirmed, cancelled, expired, replaced), the message is edited and its keyboard
+  removed, so nobody presses a stale button. A payload longer than Telegram's 64-byte
+  ``callback_data`` is kept in opsbot's store behind a short key.
+* **Text** is sent as MarkdownV2, escaped; long replies are split at Telegram's limit;
+  stickers, edits, joins and other non-text updates are ignored, never fatal.
+* **Exactly once.** Each update id is recorded in opsbot's store before it is handled,
+  so a redelivered update (a webhook retry, an unconfirmed poll) changes nothing.
+* **Proactive messages** (a build finished) go to the chat of the conversation, through
+  Rasa's ``output_channel=latest``.
+
+Modes: long polling (the default; no public URL needed) runs inside the Rasa server;
+webhook mode calls ``setWebhook`` with a secret and serves
+``POST /webhooks/telegram/webhook``, answering 403 to any request without the right
+``X-Telegram-Bot-Api-Secret-Token``.
+
+Settings (credentials.yml section ``connectors.telegram.TelegramInput``; a key left out
+is read from the environment variable):
+
+    token           TELEGRAM_TOKEN           the bot token from @BotFather (required)
+    mode            TELEGRAM_MODE            polling (default) or webhook
+    webhook_url     TELEGRAM_WEBHOOK_URL     public https URL of /webhooks/telegram/webhook
+    webhook_secret  TELEGRAM_WEBHOOK_SECRET  1-256 characters of A-Z a-z 0-9 _ -
+    api_url         TELEGRAM_API_URL         the Bot API server (default https://api.telegram.org;
+                                             a self-hosted server or the simulator)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import logging
+import re
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from rasa.core.channels.channel import InputChannel, OutputChannel, UserMessage
+from sanic import Blueprint, response
+from sanic.request import Request
+from sanic.response import HTTPResponse
+from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Message, MessageEntity, Update
+from telegram.constants import MessageLimit, ParseMode
+from telegram.error import (
+    BadRequest,
+    Conflict,
+    Forbidden,
+    InvalidToken,
+    NetworkError,
+    RetryAfter,
+    TelegramError,
+    TimedOut,
+)
+from telegram.helpers import escape_markdown
+from telegram.request import HTTPXRequest
+
+from connectors._common import (
+    OPEN_STATES,
+    ButtonBook,
+    ConnectorConfigError,
+    ReplyChannel,
+    channel_store,
+    decision_note,
+    operation_of,
+    setting,
+)
+
+__all__ = ["TelegramInput", "TelegramOutput", "sender_id_for", "split_text"]
+
+logger = logging.getLogger(__name__)
+
+CHANNEL = "telegram"
+DEFAULT_API_URL = "https://api.telegram.org"
+_MODES = ("polling", "webhook")
+_SECRET = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
+_ALLOWED_UPDATES = ["message", "edited_message", "callback_query"]
+_LONG_PAYLOAD = "~"  # callback_data that starts with this is a key into the store
+_MAX_CALLBACK_BYTES = 64
+_SEEN_KIND = "telegram-update"
+_BUTTON_KIND = "telegram-button"
+_KEEP_SEEN = timedelta(days=7)
+
+Location = tuple[int, int]  # (chat id, message id) of a message the bot sent
+
+
+def sender_id_for(chat_id: int, user_id: int) -> str:
+    """The Rasa conversation of one person in one chat."""
+    return f"{CHANNEL}:{chat_id}:{user_id}"
+
+
+def _chat_of(sender_id: str) -> int:
+    parts = sender_id.split(":")
+    if len(parts) != 3 or parts[0] != CHANNEL:
+        raise ValueError(f"{sender_id!r} is not a Telegram conversation id (telegram:<chat>:<user>)")
+    return int(parts[1])
+
+
+def _utf16_len(text: str) -> int:
+    return len(text.encode("utf-16-le")) // 2
+
+
+def split_text(text: str, limit: int = MessageLimit.MAX_TEXT_LENGTH) -> list[str]:
+    """``text`` in pieces of at most ``limit`` UTF-16 units, cut at paragraphs, lines or words."""
+    pieces: list[str] = []
+    rest = text.strip()
+    while _utf16_len(rest) > limit:
+        window = rest[:limit]
+        while _utf16_len(window) > limit:  # characters outside the BMP count twice
+            window = window[:-1]
+        cut = max(window.rfind("\n\n"), window.rfind("\n"))
+        if cut < len(window) // 2:
+            cut = window.rfind(" ")
+        if cut < len(window) // 2:
+            cut = len(window)
+        pieces.append(rest[:cut].rstrip())
+        rest = rest[cut:].lstrip()
+    if rest:
+        pieces.append(rest)
+    return pieces
+
+
+def _api_base(api_url: str) -> str:
+    """PTB's ``base_url`` for a Bot API server root (``.../bot`` + token + ``/method``)."""
+    url = api_url.strip().rstrip("/")
+    if "{token}" in url or url.endswith("/bot"):
+        return url
+    return f"{url}/bot"
+
+
+class TelegramOutput(ReplyChannel):
+    """Sends a conversation's replies to its Telegram chat, and notes what it sent."""
+
+    def __init__(self, connector: TelegramInput, chat_id: int | None = None,
+                 thread_id: int | None = None) -> None:
+        super().__init__()
+        self._connector = connector
+        self._chat_id = chat_id
+        self._thread_id = thread_id
+
+    @classmethod
+    def name(cls) -> str:
+        return CHANNEL
+
+    def _chat(self, recipient_id: str) -> int:
+        return self._chat_id if self._chat_id is not None else _chat_of(recipient_id)
+
+    async def deliver(self, recipient_id: str, text: str, buttons: list[dict[str, Any]],
+                      states: Mapping[str, str]) -> None:
+        await self._connector.send(self._chat(recipient_id), text, buttons, states,
+                                   thread_id=self._thread_id)
+
+
+class TelegramInput(InputChannel):
+    """The Telegram connector: ``connectors.telegram.TelegramInput`` in credentials.yml."""
+
+    @classmethod
+    def name(cls) -> str:
+        return CHANNEL
+
+    @classmethod
+    def from_credentials(cls, credentials: dict[str, Any] | None) -> TelegramInput:
+        token = setting(credentials, "token", "TELEGRAM_TOKEN", required=True)
+        mode = (setting(credentials, "mode", "TELEGRAM_MODE", default="polling") or "").lower()
+        return cls(
+            token=str(token),
+            mode=mode,
+            webhook_url=setting(credentials, "webhook_url", "TELEGRAM_WEBHOOK_URL"),
+            webhook_secret=setting(credentials, "webhook_secret", "TELEGRAM_WEBHOOK_SECRET"),
+            api_url=setting(credentials, "api_url", "TELEGRAM_API_URL", default=DEFAULT_API_URL)
+            or DEFAULT_API_URL,
+            poll_timeout=float(setting(credentials, "poll_timeout", "TELEGRAM_POLL_TIMEOUT",
+                                       default="25") or 25),
+        )
+
+    def __init__(self, token: str, *, mode: str = "polling", webhook_url: str | None = None,
+                 webhook_secret: str | None = None, api_url: str = DEFAULT_API_URL,
+                 poll_timeout: float = 25.0) -> None:
+        if not re.fullmatch(r"\d+:[A-Za-z0-9_-]+", token):
+            raise ConnectorConfigError(
+                "TELEGRAM_TOKEN does not look like a bot token (digits, a colon, then letters, "
+                "digits, _ or -). Copy it again from @BotFather.")
+        if mode not in _MODES:
+            raise ConnectorConfigError(f"TELEGRAM_MODE={mode!r}: use polling or webhook.")
+        if mode == "webhook":
+            if not webhook_url or not webhook_url.startswith(("https://", "http://")):
+                raise ConnectorConfigError(
+                    "TELEGRAM_MODE=webhook needs TELEGRAM_WEBHOOK_URL: the public https URL of "
+                    "this server's /webhooks/telegram/webhook.")
+            if not webhook_secret or not _SECRET.match(webhook_secret):
+                raise ConnectorConfigError(
+                    "TELEGRAM_MODE=webhook needs TELEGRAM_WEBHOOK_SECRET: 1-256 characters of "
+                    "A-Z, a-z, 0-9, _ and -. Telegram sends it with every update and opsbot "
+                    "refuses requests without it.")
+        if not api_url.startswith(("https://", "http://")):
+            raise ConnectorConfigError(f"TELEGRAM_API_URL must be an http(s) URL, got {api_url!r}.")
+        self.mode = mode
+        self.webhook_url = webhook_url
+        self._secret = webhook_secret or ""
+        self.api_url = api_url
+        self.poll_timeout = max(0.0, poll_timeout)
+        self.bot = Bot(
+            token,
+            base_url=_api_base(api_url),
+            request=HTTPXRequest(connection_pool_size=32, read_timeout=15.0),
+            get_updates_request=HTTPXRequest(connection_pool_size=2,
+                                             read_timeout=self.poll_timeout + 15.0),
+        )
+        self._book: ButtonBook[Location] = ButtonBook()
+        self._poller: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._texts: dict[Location, str] = {}  # the escaped text of messages with buttons
+
+    def __repr__(self) -> str:
+        return f"TelegramInput(mode={self.mode!r}, api_url={self.api_url!r}, token=**********)"
+
+    # -- Rasa's channel interface --------------------------------------------------------
+
+    def get_output_channel(self) -> OutputChannel:
+        """For proactive messages: the chat is read from the conversation id."""
+        return TelegramOutput(self)
+
+    def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
+        hook = Blueprint("opsbot_telegram", __name__)
+
+        @hook.listener("after_server_start")
+        async def start(app: Any, _loop: Any) -> None:
+            await self._start(app, on_new_message)
+
+        @hook.listener("before_server_stop")
+        async def stop(_app: Any, _loop: Any) -> None:
+            await self._stop()
+
+        @hook.route("/", methods=["GET"])
+        async def health(_request: Request) -> HTTPResponse:
+            return response.json({"status": "ok", "mode": self.mode})
+
+        @hook.route("/webhook", methods=["POST"])
+        async def webhook(request: Request) -> HTTPResponse:
+            if self.mode != "webhook":
+                return response.json({"error": "this opsbot polls Telegram; no webhook is set"},
+                                     status=404)
+            given = request.headers.get("X-Telegram-Bot-Api-Secret-Token") or ""
+            if not hmac.compare_digest(given.encode(), self._secret.encode()):
+                logger.warning("refused a Telegram webhook request without the right secret")
+                return response.json({"error": "forbidden"}, status=403)
+            try:
+                body = request.json
+            except Exception:  # noqa: BLE001 - Sanic raises its own on bad JSON
+                body = None
+            if not isinstance(body, dict) or "update_id" not in body:
+                return response.json({"error": "the body must be a Telegram Update"}, status=400)
+            try:
+                update = Update.de_json(body, self.bot)
+            except (KeyError, TypeError, ValueError) as exc:
+                logger.warning("unreadable Telegram update %s: %r", body.get("update_id"), exc)
+                return response.json({"error": "the body is not a Telegram Update"}, status=400)
+            await self._handle(update, on_new_message)
+            return response.text("")
+
+        return hook
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    async def _start(self, app: Any, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> None:
+        try:
+            await self.bot.initialize()
+        except InvalidToken:
+            logger.error("Telegram refused TELEGRAM_TOKEN; check it with @BotFather. The "
+                         "Telegram connector is not running.")
+            return
+        except TelegramError as exc:
+            logger.error("cannot reach the Telegram Bot API at %s (%s); the Telegram connector "
+                         "is not running. Check TELEGRAM_API_URL and the network.", self.api_url, exc)
+            return
+        try:
+            await asyncio.to_thread(channel_store().forget_older, _SEEN_KIND,
+                                    datetime.now(timezone.utc) - _KEEP_SEEN)
+        except Exception:  # noqa: BLE001 - housekeeping only
+            logger.debug("could not prune old Telegram update ids", exc_info=True)
+        if self.mode == "webhook":
+            await self.bot.set_webhook(self.webhook_url or "", secret_token=self._secret,
+                                       allowed_updates=_ALLOWED_UPDATES)
+            logger.info("Telegram: @%s receives updates at %s", self.bot.username, self.webhook_url)
+        else:
+            self._poller = asyncio.create_task(self._poll(app, on_new_message))
+            logger.info("Telegram: @%s polls %s for updates", self.bot.username, self.api_url)
+
+    async def _stop(self) -> None:
+        if self._poller is not None:
+            self._poller.cancel()
+            await asyncio.gather(self._poller, return_exceptions=True)
+            self._poller = None
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=10)
+        try:
+            await self.bot.shutdown()
+        except Exception:  # noqa: BLE001 - shutting down anyway
+            logger.debug("Telegram bot shutdown failed", exc_info=True)
+
+    async def _poll(self, app: Any, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> None:
+        """getUpdates in a loop, as PTB's Updater does, handing each update to a task."""
+        while not _agent_ready(app):
+            await asyncio.sleep(0.2)
+        try:
+            await self.bot.delete_webhook()
+        except TelegramError as exc:
+            logger.warning("Telegram deleteWebhook failed: %s", exc)
+        offset = 0
+        backoff = 1.0
+        while True:
+            try:
+                updates = await self.bot.get_updates(
+                    offset=offset, timeout=int(self.poll_timeout), allowed_updates=_ALLOWED_UPDATES,
+                    read_timeout=self.poll_timeout + 15.0)
+                backoff = 1.0
+            except asyncio.CancelledError:
+                raise
+            except InvalidToken:
+                logger.error("Telegram refused TELEGRAM_TOKEN while polling; polling stopped.")
+                return
+            except RetryAfter as exc:
+                await asyncio.sleep(_seconds(exc.retry_after) + 0.5)
+                continue
+            except TimedOut:
+                continue
+            except (Conflict, NetworkError, TelegramError) as exc:
+                logger.warning("Telegram getUpdates failed (%s); retrying in %.0fs", exc, backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(30.0, backoff * 1.5)
+                continue
+            for update in updates:
+                offset = max(offset, update.update_id + 1)
+                task = asyncio.create_task(self._handle(update, on_new_message))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+
+    # -- inbound -------------------------------------------------------------------------
+
+    async def _handle(self, update: Update,
+                      on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> None:
+        """One update, at most once; never raises (a bad update must not stop the bot)."""
+        try:
+            first = await asyncio.to_thread(channel_store().first_time, _SEEN_KIND,
+                                            f"{self.bot.id}:{update.update_id}")
+            if not first:
+                logger.info("Telegram update %s was already handled; ignored", update.update_id)
+                return
+            if update.callback_query is not None:
+                await self._on_press(update, on_new_message)
+            elif update.message is not None:
+                await self._on_message(update.message, update.update_id, on_new_message)
+            # edited messages, channel posts and the like are not requests
+        except Exception:  # noqa: BLE001 - logged with the update id; the next one goes on
+            logger.exception("failed to handle Telegram update %s", update.update_id)
+
+    async def _on_message(self, message: Message, update_id: int,
+                          on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> None:
+        user = message.from_user
+        if user is None or user.is_bot or not message.text:
+            if message.chat.type == "private" and user is not None and not user.is_bot \
+                    and (message.sticker or message.photo or message.document or message.voice):
+                await self.send(message.chat.id, "I only read text. Tell me what you need, or "
+                                "say 'help'.", [], {})
+            return
+        text = self._addressed_text(message)
+        if text is None:
+            return
+        output = TelegramOutput(self, message.chat.id, _thread(message))
+        await on_new_message(UserMessage(
+            text, output, sender_id_for(message.chat.id, user.id), input_channel=CHANNEL,
+            message_id=f"tg-{update_id}", metadata=self._metadata(message, user, update_id)))
+        await self._retire(output.states)
+
+    def _addressed_text(self, message: Message) -> str | None:
+        """The request in ``message`` without the bot's name, or None if not for the bot."""
+        text = message.text or ""
+        private = message.chat.type == "private"
+        username = (self.bot.username or "").lower()
+        addressed = private
+        entities = message.parse_entities([MessageEntity.MENTION, MessageEntity.BOT_COMMAND])
+        cuts: list[tuple[int, int, str]] = []  # (offset, length, replacement) in UTF-16 units
+        for entity, value in entities.items():
+            if entity.type == MessageEntity.MENTION and value[1:].lower() == username:
+                addressed = True
+                cuts.append((entity.offset, entity.length, ""))
+            elif entity.type == MessageEntity.BOT_COMMAND and entity.offset == 0:
+                command, _, target = value[1:].partition("@")
+                if target and target.lower() != username:
+                    return None  # a command for another bot in this group
+                addressed = True
+                command = command.lower()
+                cuts.append((entity.offset, entity.length,
+                             _COMMANDS.get(command, command.replace("_", " "))))
+        replied = message.reply_to_message
+        if replied is not None and replied.from_user is not None \
+                and replied.from_user.id == self.bot.id:
+            addressed = True
+        if not addressed:
+            return None
+        encoded = text.encode("utf-16-le")
+        for offset, length, replacement in sorted(cuts, reverse=True):
+            encoded = (encoded[:offset * 2] + replacement.encode("utf-16-le")
+                       + encoded[(offset + length) * 2:])
+        clean = " ".join(encoded.decode("utf-16-le").split()).lstrip(",:;- ")
+        if not clean:
+            return "hi" if addressed else None
+        if clean.startswith("/"):  # Rasa would read it as an intent payload
+            clean = clean.lstrip("/")
+        return clean
+
+    async def _on_press(self, update: Update,
+                        on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> None:
+        query = update.callback_query
+        assert query is not None
+        toast = ""
+        try:
+            message = query.message
+            if message is None or not isinstance(message, Message):
+                toast = "That message is too old for its buttons; ask again."
+                return
+            payload = await self._payload_of(query.data or "")
+            if payload is None:
+                toast = "That button has expired; ask again for fresh ones."
+                await self._remove_keyboard((message.chat.id, message.message_id), None)
+                return
+            output = TelegramOutput(self, message.chat.id, _thread(message))
+            await on_new_message(UserMessage(
+                payload, output, sender_id_for(message.chat.id, query.from_user.id),
+                input_channel=CHANNEL, message_id=f"tg-{update.update_id}",
+                metadata=self._metadata(message, query.from_user, update.update_id,
+                                        pressed=message.message_id)))
+            toast = next((t for t in output.sent if t), "")
+            await self._retire(output.states)
+            pressed = (message.chat.id, message.message_id)
+            operation_id = operation_of(payload)
+            state = output.states.get(operation_id or "")
+            if operation_id is None:
+                # A choice (service, project, ...) was made: its keyboard is spent.
+                await self._remove_keyboard(pressed, f"{_name(query.from_user)} chose "
+                                            f"{_title_of(message, query.data or '')}")
+            elif state is not None and state not in OPEN_STATES:
+                await self._remove_keyboard(pressed, decision_note(state))
+        finally:
+            try:
+                await self.bot.answer_callback_query(query.id, text=_toast(toast))
+            except TelegramError as exc:  # already answered (a redelivery) or too old
+                logger.debug("answerCallbackQuery %s: %s", query.id, exc)
+
+    def _metadata(self, message: Message, user: Any, update_id: int,
+                  pressed: int | None = None) -> dict[str, Any]:
+        meta: dict[str, Any] = {
+            "channel": CHANNEL,
+            "user_id": str(user.id),
+            "user_name": user.username or user.full_name,
+            "chat_id": message.chat.id,
+            "chat_type": message.chat.type,
+            "update_id": update_id,
+        }
+        if pressed is not None:
+            meta["pressed_message_id"] = pressed
+        return meta
+
+    async def _payload_of(self, data: str) -> str | None:
+        if not data.startswith(_LONG_PAYLOAD):
+            return data or None
+        stored = await asyncio.to_thread(channel_store().recall, _BUTTON_KIND, data[1:])
+        return str(stored["payload"]) if stored and stored.get("payload") else None
+
+    # -- outbound ------------------------------------------------------------------------
+
+    async def send(self, chat_id: int, text: str, buttons: Sequence[Mapping[str, Any]],
+                   states: Mapping[str, str], *, thread_id: int | None = None) -> None:
+        """Send one reply: escaped, split at the limit, buttons on the last piece."""
+        pieces = split_text(text) or ["…"]
+        markup = await self._keyboard(buttons) if buttons else None
+        for index, piece in enumerate(pieces):
+            last = index == len(pieces) - 1
+            escaped = escape_markdown(piece, version=2)
+            try:
+                sent = await self.bot.send_message(
+                    chat_id, escaped, parse_mode=ParseMode.MARKDOWN_V2,
+                    reply_markup=markup if last else None, message_thread_id=thread_id)
+            except BadRequest as exc:
+                if "parse entities" not in str(exc):
+                    raise
+                sent = await self.bot.send_message(chat_id, piece, reply_markup=markup if last else None,
+                                                   message_thread_id=thread_id)
+                escaped = escape_markdown(piece, version=2)
+            except Forbidden as exc:
+                logger.warning("Telegram chat %s does not take messages from the bot: %s", chat_id, exc)
+                return
+            if last and markup is not None:
+                location = (chat_id, sent.message_id)
+                self._texts[location] = escaped
+                self._book.track(location, [str(b.get("payload") or "") for b in buttons], states)
+                while len(self._texts) > 5000:
+                    self._texts.pop(next(iter(self._texts)))
+
+    async def _keyboard(self, buttons: Sequence[Mapping[str, Any]]) -> InlineKeyboardMarkup:
+        keys = []
+        for button in buttons[:100]:
+            title = str(button.get("title") or button.get("payload") or "?")[:64]
+            payload = str(button.get("payload") or title)
+            keys.append(InlineKeyboardButton(title, callback_data=await self._callback_data(payload)))
+        per_row = 2 if all(len(k.text) <= 18 for k in keys) else 1
+        rows = [keys[i:i + per_row] for i in range(0, len(keys), per_row)]
+        return InlineKeyboardMarkup(rows)
+
+    async def _callback_data(self, payload: str) -> str:
+        if len(payload.encode()) <= _MAX_CALLBACK_BYTES and not payload.startswith(_LONG_PAYLOAD):
+            return payload
+        key = hashlib.sha256(payload.encode()).hexdigest()[:24]
+        await asyncio.to_thread(channel_store().remember, _BUTTON_KIND, key, {"payload": payload})
+        return _LONG_PAYLOAD + key
+
+    async def _retire(self, states: Mapping[str, str]) -> None:
+        """Edit away the keyboards whose operation was decided in this turn."""
+        if not states:
+            return
+        for location, state in self._book.stale(states):
+            await self._remove_keyboard(location, decision_note(state))
+
+    async def _remove_keyboard(self, location: Location, note: str | None) -> None:
+        chat_id, message_id = location
+        self._book.forget(location)
+        text = self._texts.pop(location, None)
+        try:
+            if note and text is not None:
+                await self.bot.edit_message_text(
+                    f"{text}\n\n_{escape_markdown(note, version=2)}_", chat_id=chat_id,
+                    message_id=message_id, parse_mode=ParseMode.MARKDOWN_V2)
+            else:
+                await self.bot.edit_message_reply_markup(chat_id=chat_id, message_id=message_id,
+                                                         reply_markup=None)
+        except BadRequest as exc:  # already edited, deleted, or unchanged: nothing to do
+            logger.debug("could not retire the keyboard of %s/%s: %s", chat_id, message_id, exc)
+        except TelegramError as exc:
+            logger.warning("could not retire the keyboard of %s/%s: %s", chat_id, message_id, exc)
+
+
+_COMMANDS = {"start": "hi", "help": "help"}
+
+
+def _agent_ready(app: Any) -> bool:
+    agent = getattr(getattr(app, "ctx", None), "agent", None)
+    return bool(agent is not None and agent.is_ready())
+
+
+def _thread(message: Message) -> int | None:
+    """The forum topic to answer in (only topics take a thread id)."""
+    return message.message_thread_id if message.is_topic_message else None
+
+
+def _seconds(value: Any) -> float:
+    return value.total_seconds() if isinstance(value, timedelta) else float(value)
+
+
+def _buttons_of(message: Message) -> list[InlineKeyboardButton]:
+    markup = message.reply_markup
+    return [b for row in markup.inline_keyboard for b in row] if markup else []
+
+
+def _title_of(message: Message, data: str) -> str:
+    return next((b.text for b in _buttons_of(message) if b.callback_data == data), "an option")
+
+
+def _name(user: Any) -> str:
+    return f"@{user.username}" if getattr(user, "username", None) else str(user.full_name)
+
+
+def _toast(text: str) -> str | None:
+    """The first line of the reply, short enough for a callback answer (200 characters)."""
+    first = text.strip().splitlines()[0] if text.strip() else ""
+    return (first[:197] + "...") if len(first) > 200 else (first or None)

@@ -1,0 +1,204 @@
+"""The terminal chat of ``opsbot demo --channel telegram|teams``: you play the team.
+
+You type into the Telegram or Teams simulator as one of its users (alice by default),
+in the team's group or channel, where opsbot answers when addressed; the simulator
+carries it to opsbot's connector over the real wire protocol, and what opsbot sends
+back (messages, buttons, edited messages, the build results it pushes later) is
+printed here. ``/as bob`` switches person, so you can watch bob's click on alice's
+Confirm being refused.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol, TextIO
+
+__all__ = ["SimChannel", "TeamsChannel", "TelegramChannel", "sim_chat"]
+
+
+@dataclass(frozen=True)
+class Shown:
+    """One bot message as the chat shows it."""
+
+    key: str
+    text: str
+    buttons: tuple[str, ...]
+
+
+class SimChannel(Protocol):
+    """A simulated chat service the terminal can drive."""
+
+    where: str
+    users: tuple[str, ...]
+
+    def say(self, user: str, text: str) -> None: ...
+
+    def press(self, user: str, key: str, title: str) -> None: ...
+
+    def messages(self) -> list[Shown]: ...
+
+
+class TelegramChannel:
+    """The Telegram simulator's group "ops"; messages mention the bot, as people do there."""
+
+    def __init__(self, sim: Any) -> None:
+        from simulators.telegram import ALICE, BOB, CAROL, OPS_GROUP
+
+        self.sim = sim
+        self.group = OPS_GROUP
+        self.ids = {"alice": ALICE, "bob": BOB, "carol": CAROL}
+        self.users = tuple(self.ids)
+        self.where = f"the Telegram group 'ops' (bot @{sim.bot_username})"
+
+    def say(self, user: str, text: str) -> None:
+        mention = f"@{self.sim.bot_username}"
+        body = text if mention in text or text.startswith("/") else f"{mention} {text}"
+        self.sim.send_text(self.ids[user], body, chat_id=self.group)
+
+    def press(self, user: str, key: str, title: str) -> None:
+        self.sim.press(self.ids[user], self.group, int(key), title=title)
+
+    def messages(self) -> list[Shown]:
+        shown = []
+        for message in self.sim.bot_messages(self.group):
+            markup = message.get("reply_markup") or {}
+            buttons = tuple(b["text"] for row in markup.get("inline_keyboard", []) for b in row)
+            shown.append(Shown(f"{message['message_id']}", message.get("plain_text") or "", buttons))
+        return shown
+
+
+class TeamsChannel:
+    """The Teams simulator's channel; each of your messages mentions the bot."""
+
+    def __init__(self, sim: Any) -> None:
+        from simulators.teams import text_of
+
+        self.sim = sim
+        self.text_of = text_of
+        self.users = ("alice", "bob", "carol")
+        self.where = "the Teams channel 'ops' (the bot is @mentioned)"
+        self.thread: str | None = None
+
+    def say(self, user: str, text: str) -> None:
+        status, body = self.sim.send_text(user, text, conversation="channel", thread=self.thread)
+        if self.thread is None:  # the first message starts the thread the chat goes on in
+            self.thread = str(self.sim.user_activities()[-1]["activity"]["id"])
+        if status >= 400:
+            raise RuntimeError(f"the bot answered HTTP {status}: {body}")
+
+    def press(self, user: str, key: str, title: str) -> None:
+        status, body = self.sim.submit(user, key, title=title)
+        if status >= 400:
+            raise RuntimeError(f"the bot answered HTTP {status}: {body}")
+
+    def messages(self) -> list[Shown]:
+        shown = []
+        for activity in self.sim.bot_activities("channel"):
+            actions = [a for attachment in activity.get("attachments") or []
+                       for a in (attachment.get("content") or {}).get("actions") or []]
+            buttons = tuple(str(a.get("title")) for a in actions)
+            shown.append(Shown(str(activity.get("id")), self.text_of(activity), buttons))
+        return shown
+
+
+HELP = ("Type a message and press Enter; opsbot answers in {where}. A number presses that "
+        "button. /as NAME speaks as another person ({users}). /quit (or Ctrl-D) leaves.")
+
+
+def sim_chat(channel: SimChannel, user: str = "alice", read: Callable[[str], str] = input,
+             out: TextIO | None = None, quiet_after: float = 1.5) -> int:
+    """Chat through ``channel`` until /quit or end of input."""
+    out = out or sys.stdout
+    if user not in channel.users:
+        raise ValueError(f"{user!r} is not a user of the simulator; choose one of {', '.join(channel.users)}")
+    out.write(f"Chatting as {user} in {channel.where}.\n"
+              + HELP.format(where=channel.where, users=", ".join(channel.users)) + "\n")
+    lock = threading.Lock()
+    seen: dict[str, Shown] = {m.key: m for m in channel.messages()}
+    buttons: list[tuple[str, str]] = []
+    stopped = threading.Event()
+    current = [user]
+
+    def show_new() -> bool:
+        """Print new and edited bot messages; True if there were any."""
+        nonlocal buttons
+        changed = False
+        for message in channel.messages():
+            before = seen.get(message.key)
+            if before == message:
+                continue
+            seen[message.key] = message
+            changed = True
+            label = "opsbot>" if before is None else "opsbot (edited)>"
+            for line in message.text.splitlines() or [""]:
+                out.write(f"{label} {line}\n")
+            if message.buttons:
+                buttons = [(message.key, title) for title in message.buttons]
+                for number, title in enumerate(message.buttons, 1):
+                    out.write(f"   [{number}] {title}\n")
+        out.flush()
+        return changed
+
+    def follow() -> None:
+        while not stopped.wait(1.0):
+            with lock:
+                if show_new():
+                    out.write(f"{current[0]}> ")
+                    out.flush()
+
+    watcher = threading.Thread(target=follow, name="opsbot-sim-chat", daemon=True)
+    watcher.start()
+    try:
+        while True:
+            try:
+                line = read(f"{current[0]}> ").strip()
+            except (EOFError, KeyboardInterrupt):
+                out.write("\n")
+                return 0
+            if not line:
+                continue
+            if line in ("/quit", "/exit"):
+                return 0
+            if line == "/help":
+                out.write(HELP.format(where=channel.where, users=", ".join(channel.users)) + "\n")
+                continue
+            if line.startswith("/as"):
+                name = line[3:].strip().lower()
+                if name not in channel.users:
+                    out.write(f"Who? Choose one of {', '.join(channel.users)}.\n")
+                else:
+                    current[0] = name
+                continue
+            with lock:
+                try:
+                    if line.isdigit() and buttons:
+                        index = int(line) - 1
+                        if not 0 <= index < len(buttons):
+                            out.write(f"There is no button {line}; choose 1-{len(buttons)}.\n")
+                            continue
+                        key, title = buttons[index]
+                        channel.press(current[0], key, title)
+                    else:
+                        channel.say(current[0], line)
+                except (LookupError, RuntimeError, ValueError, ConnectionError) as exc:
+                    out.write(f"error: {exc}\n")
+                    continue
+                _wait_for_replies(show_new, quiet_after)
+    finally:
+        stopped.set()
+
+
+def _wait_for_replies(show_new: Callable[[], bool], quiet_after: float, limit: float = 30.0) -> None:
+    """Print replies as they come, until none came for ``quiet_after`` seconds."""
+    start = last = time.monotonic()
+    got_any = False
+    while time.monotonic() - start < limit:
+        if show_new():
+            got_any, last = True, time.monotonic()
+        elif time.monotonic() - last > (quiet_after if got_any else limit):
+            return
+        time.sleep(0.1)

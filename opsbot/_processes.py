@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+import yaml
+
 from opsbot.settings import Settings
 
 
@@ -155,10 +157,14 @@ class Stack:
         """
         self.settings.state_dir.mkdir(parents=True, exist_ok=True)
         project = (self.settings.project / "credentials.yml").read_text(encoding="utf-8")
+        try:
+            configured = yaml.safe_load(project) or {}
+        except yaml.YAMLError as exc:
+            raise StartupError(f"credentials.yml is not valid YAML: {exc}") from None
         sections = []
         for section, variables in CONNECTOR_SETTINGS.items():
             required = variables[0][1]
-            if section in project or not env.get(required):
+            if not isinstance(configured, dict) or section in configured or not env.get(required):
                 continue
             lines = [f"{section}:"]
             lines += [f"  {key}: ${{{variable}}}" for key, variable in variables if env.get(variable)]

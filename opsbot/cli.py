@@ -132,10 +132,19 @@ def _start_servers(stack: Stack, model: Path, backend_env: dict[str, str] | None
     stack.wait_ready()
 
 
-def _print_urls(settings: Settings) -> None:
+def _print_urls(settings: Settings, env: dict[str, str] | None = None) -> None:
     base = f"http://{settings.host}:{settings.port}"
+    env = {**os.environ, **(env or {})}
     print("opsbot is running:")
     print(f"  REST channel  POST {settings.rest_url}")
+    if env.get("TELEGRAM_TOKEN"):
+        if (env.get("TELEGRAM_MODE") or "polling").lower() == "webhook":
+            print(f"  Telegram      webhook {base}/webhooks/telegram/webhook "
+                  f"(public URL {env.get('TELEGRAM_WEBHOOK_URL')})")
+        else:
+            print(f"  Telegram      polling {env.get('TELEGRAM_API_URL') or 'https://api.telegram.org'}")
+    if env.get("TEAMS_APP_ID"):
+        print(f"  Teams         POST {base}/webhooks/teams/api/messages")
     print(f"  Rasa HTTP API {base}/  (e.g. GET {base}/conversations/<sender>/tracker)")
     print(f"  action server {settings.actions_url}")
     print("Stop it with Ctrl-C or SIGTERM.", flush=True)
@@ -210,10 +219,11 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
             print(f"  {backend.describe()}", flush=True)
         _start_servers(stack, model, backend_env, channel_env)
         if args.serve:
-            _print_urls(settings)
+            _print_urls(settings, channel_env)
             if chat_sim is not None:
-                print(f"  {args.channel} simulator: drive it with POST {chat_sim.url}_sim/users/<user>/send "
-                      "(see python -m simulators." + args.channel + " --help)", flush=True)
+                print(f"  {args.channel} simulator: play its users with POST "
+                      f"{chat_sim.url.rstrip('/')}/_sim/users/<user>/send (the module docstring of "
+                      f"simulators/{args.channel}.py lists the control API)", flush=True)
             _serve_until_stopped(stack)
             return 0
         if chat_sim is not None:

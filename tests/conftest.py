@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import os
 import socket
@@ -37,6 +38,34 @@ def wait_until(predicate: Any, what: str, timeout: float = 60.0) -> Any:
             return value
         time.sleep(0.2)
     raise AssertionError(what)
+
+
+@contextlib.contextmanager
+def chat_stack(model: Path, state: Path, chat: Any, *, port: int | None = None,
+               rasa_env: dict[str, str] | None = None) -> Iterator[Any]:
+    """A Jenkins simulator, the action server and a Rasa server whose connector talks to ``chat``.
+
+    ``chat`` is a started simulator whose ``env()`` configures the connector; yields the
+    Jenkins simulator. Everything is stopped afterwards, ``chat`` included.
+    """
+    from opsbot._processes import Stack
+    from opsbot.settings import Settings
+    from simulators.jenkins import JenkinsSimulator
+
+    settings = dataclasses.replace(Settings.from_env(ROOT), port=port or free_port(),
+                                   actions_port=free_port(), state_dir=state)
+    jenkins = JenkinsSimulator(queue_delay=0.1, build_seconds=1.0)
+    jenkins.start()
+    stack = Stack(settings)
+    try:
+        stack.start_action_server({**jenkins.env(), "OPSBOT_WATCH_POLL": "0.2"})
+        stack.start_rasa_server(model, {**chat.env(), **(rasa_env or {})})
+        stack.wait_ready(timeout=180)
+        yield jenkins
+    finally:
+        stack.stop()
+        chat.stop()
+        jenkins.stop()
 
 
 @pytest.fixture(scope="session")

@@ -18,6 +18,8 @@ import pytest
 import requests
 
 from opsbot._chat import chat
+from opsbot._sim_chat import TelegramChannel, sim_chat
+from simulators.telegram import ALICE, BOB, TelegramSimulator
 from tests.conftest import free_port
 
 ROOT = Path(__file__).parent.parent
@@ -66,12 +68,16 @@ def post(url: str, sender: str, message: str) -> list[dict]:
 def served(trained_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
     port, actions_port = free_port(), free_port()
     state = tmp_path_factory.mktemp("state")
+    # An outside Telegram client on loopback, given to opsbot as TELEGRAM_API_URL (issue 5).
+    telegram = TelegramSimulator()
+    telegram.start()
     process = subprocess.Popen(
         [sys.executable, "-m", "opsbot", "demo", "--serve",
          "--port", str(port), "--actions-port", str(actions_port)],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         env={**os.environ, "OPSBOT_MODELS": str(trained_model.parent), "OPSBOT_STATE_DIR": str(state),
-             "OPSBOT_DEMO_BUILD_SECONDS": "2", "OPSBOT_WATCH_POLL": "0.3"},
+             "OPSBOT_DEMO_BUILD_SECONDS": "2", "OPSBOT_WATCH_POLL": "0.3",
+             **telegram.env(), "TELEGRAM_POLL_TIMEOUT": "5"},
     )
     url = f"http://127.0.0.1:{port}/webhooks/rest/webhook"
     started = time.monotonic()
@@ -84,11 +90,12 @@ def served(trained_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Ite
     else:
         pytest.fail("opsbot demo --serve exited early:\n" + "".join(output))
     info = {"process": process, "url": url, "ready_after": time.monotonic() - started,
-            "output": output, "port": port, "state": state}
+            "output": output, "port": port, "state": state, "telegram": telegram}
     yield info
     if process.poll() is None:
         process.kill()
         process.wait()
+    telegram.stop()
 
 
 def test_ready_within_90_seconds_and_prints_the_urls(served: dict) -> None:
@@ -192,6 +199,42 @@ def test_terminal_chat_against_the_server(served: dict, capsys: pytest.CaptureFi
     lines = iter(["what can you do?", "/quit"])
     chat(served["url"], "carol", read=lambda prompt: next(lines))
     assert "opsbot> I can help with builds" in capsys.readouterr().out
+
+
+def test_a_telegram_client_drives_a_confirmed_deploy(served: dict) -> None:
+    """Issue 5's acceptance: polling mode against TELEGRAM_API_URL, the confirmer checked."""
+    telegram: TelegramSimulator = served["telegram"]
+    server = _jenkins(served)
+    before = server.get_job_info("deploy-checkout")["lastBuild"]["number"]
+    telegram.send_text(ALICE, "deploy checkout 5.13.1 to staging")
+    preview = telegram.wait_for_bot_message(ALICE, contains="Deploy checkout 5.13.1 to staging",
+                                            timeout=60)
+    buttons = [b["text"] for row in preview["reply_markup"]["inline_keyboard"] for b in row]
+    assert buttons == ["Confirm", "Cancel"]
+    # bob presses alice's button (a forged press: it is not in his chat) and is refused.
+    data = preview["reply_markup"]["inline_keyboard"][0][0]["callback_data"]
+    telegram.press(BOB, ALICE, int(preview["message_id"]), data=data, force=True)
+    telegram.wait_for_bot_message(ALICE, contains="Only alice", after=int(preview["message_id"]),
+                                  timeout=60)
+    time.sleep(0.5)
+    assert server.get_job_info("deploy-checkout")["lastBuild"]["number"] == before
+    telegram.press(ALICE, ALICE, int(preview["message_id"]), title="Confirm")
+    telegram.wait_for_bot_message(ALICE, contains="started", after=int(preview["message_id"]),
+                                  timeout=60)
+    telegram.wait_for_bot_message(ALICE, contains="is live on staging: SUCCESS",
+                                  after=int(preview["message_id"]), timeout=60)
+    assert server.get_job_info("deploy-checkout")["lastBuild"]["number"] == before + 1
+    # The keyboard was taken off the preview, so no stale Confirm is left to press.
+    assert not telegram.wait_for_edit(ALICE, int(preview["message_id"]))["reply_markup"]
+
+
+def test_terminal_chat_through_telegram(served: dict, capsys: pytest.CaptureFixture[str]) -> None:
+    lines = iter(["what can you do?", "/as bob", "hi", "/quit"])
+    sim_chat(TelegramChannel(served["telegram"]), "alice", read=lambda prompt: next(lines),
+             quiet_after=0.5)
+    out = capsys.readouterr().out
+    assert "Chatting as alice in the Telegram group 'ops'" in out
+    assert "opsbot> I can help with builds" in out
 
 
 def test_sigterm_stops_everything(served: dict) -> None:

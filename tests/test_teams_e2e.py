@@ -17,11 +17,9 @@ from typing import Any
 
 import pytest
 
-from opsbot._processes import Stack
-from opsbot.settings import Settings
 from simulators.jenkins import JenkinsSimulator
 from simulators.teams import TeamsSimulator, card_actions, text_of
-from tests.conftest import ROOT, free_port, wait_until
+from tests.conftest import chat_stack, free_port, wait_until
 
 
 @dataclasses.dataclass
@@ -52,23 +50,11 @@ class Stage:
 
 @pytest.fixture(scope="module")
 def stage(trained_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stage]:
-    state = tmp_path_factory.mktemp("state")
-    settings = dataclasses.replace(Settings.from_env(ROOT), port=free_port(),
-                                   actions_port=free_port(), state_dir=state)
-    teams = TeamsSimulator(bot_endpoint=f"http://127.0.0.1:{settings.port}/webhooks/teams/api/messages")
-    jenkins = JenkinsSimulator(queue_delay=0.1, build_seconds=1.0)
+    port = free_port()
+    teams = TeamsSimulator(bot_endpoint=f"http://127.0.0.1:{port}/webhooks/teams/api/messages")
     teams.start()
-    jenkins.start()
-    stack = Stack(settings)
-    try:
-        stack.start_action_server({**jenkins.env(), "OPSBOT_WATCH_POLL": "0.2"})
-        stack.start_rasa_server(trained_model, teams.env())
-        stack.wait_ready(timeout=180)
+    with chat_stack(trained_model, tmp_path_factory.mktemp("state"), teams, port=port) as jenkins:
         yield Stage(teams, jenkins)
-    finally:
-        stack.stop()
-        teams.stop()
-        jenkins.stop()
 
 
 def _titles(activity: dict[str, Any]) -> list[str]:
@@ -132,13 +118,13 @@ def test_a_bad_token_gets_401_and_changes_nothing(stage: Stage, bad: str) -> Non
         "issuer": teams.token(issuer="https://evil.example.com"),
         "serviceurl": teams.token(service_url="https://evil.example.com/"),
     }[bad]
-    before = len(teams.bot_activities())
+    before = len(teams.bot_activities("alice"))  # her personal chat; no build reports there
     builds = len(stage.builds("auth"))
     status, _ = teams.send_text("alice", "deploy auth 4.0.3 to dev", conversation="personal",
                                 token=token)
     assert status == 401
     time.sleep(0.5)
-    assert len(teams.bot_activities()) == before
+    assert len(teams.bot_activities("alice")) == before
     assert len(stage.builds("auth")) == builds
 
 

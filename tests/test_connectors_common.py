@@ -1,0 +1,59 @@
+"""connectors._common: the marker the actions send, and which buttons become stale."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from actions.turn import OPERATIONS_KEY as ACTIONS_KEY
+from connectors._common import OPERATIONS_KEY, ButtonBook, operation_of, operation_states
+
+
+def test_actions_and_connectors_agree_on_the_marker() -> None:
+    assert ACTIONS_KEY == OPERATIONS_KEY
+
+
+def test_operation_of_reads_decision_payloads_only() -> None:
+    assert operation_of('/affirm{"operation_id":"op-1","digest":"ab"}') == "op-1"
+    assert operation_of('/deploy{"service":"payments"}') is None
+    assert operation_of("/affirm") is None
+    assert operation_of("/affirm{not json") is None
+    assert operation_of(None) is None
+
+
+def test_operation_states_ignore_malformed_items() -> None:
+    message = {OPERATIONS_KEY: [{"id": "op-1", "state": "executing"}, {"id": "op-2"}, "junk"]}
+    assert operation_states(message) == {"op-1": "executing"}
+    assert operation_states({}) == {}
+
+
+def test_a_message_is_stale_once_its_operation_changed_state() -> None:
+    book: ButtonBook[str] = ButtonBook()
+    confirm = ['/affirm{"operation_id":"op-1","digest":"d"}', '/deny{"operation_id":"op-1"}']
+    book.track("preview", confirm, {"op-1": "pending_confirmation"})
+    book.track("choices", ['/deploy{"environment":"prod"}'], {})
+    # Someone else's refused click leaves the operation as it was: the preview stays.
+    assert book.stale({"op-1": "pending_confirmation"}) == []
+    # The requester confirmed and a second approver is needed: the Confirm buttons are spent,
+    # while the Approve buttons sent in the same turn (same new state) stay.
+    book.track("approve", confirm, {"op-1": "pending_approval"})
+    assert book.stale({"op-1": "pending_approval"}) == [("preview", "pending_approval")]
+    assert book.stale({"op-1": "executing"}) == [("approve", "executing")]
+    assert book.stale({"op-1": "succeeded"}) == []  # each message is retired once
+
+
+def test_opsbot_run_adds_the_connectors_the_environment_enables(tmp_path: Path) -> None:
+    import dataclasses
+
+    from opsbot._processes import Stack
+    from opsbot.settings import Settings
+    from tests.conftest import ROOT
+
+    settings = dataclasses.replace(Settings.from_env(ROOT), state_dir=tmp_path)
+    stack = Stack(settings)
+    plain = stack.runtime_credentials({}).read_text(encoding="utf-8")
+    assert "rest:" in plain and "\nconnectors.telegram.TelegramInput:" not in plain
+    written = stack.runtime_credentials({"TELEGRAM_TOKEN": "1:secret-token", "TELEGRAM_MODE": "polling",
+                                         "TEAMS_APP_ID": "app"}).read_text(encoding="utf-8")
+    assert "\nconnectors.telegram.TelegramInput:\n  token: ${TELEGRAM_TOKEN}\n  mode: ${TELEGRAM_MODE}\n" in written
+    assert "\nconnectors.teams.TeamsInput:\n  app_id: ${TEAMS_APP_ID}\n" in written
+    assert "secret-token" not in written  # placeholders only: Rasa expands them

@@ -1,0 +1,217 @@
+"""connectors.telegram without Rasa: settings, splitting, escaping, buttons, odd updates.
+
+The connector's own python-telegram-bot Bot talks to the Telegram simulator; Rasa's
+message handler is replaced by a recorder, so each test sees exactly what would have
+reached the dialogue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from rasa.core.channels.channel import UserMessage
+from telegram import Update
+
+import connectors._common as common
+from connectors._common import ConnectorConfigError
+from connectors.telegram import TelegramInput, sender_id_for, split_text
+from simulators.telegram import ALICE, BOB, OPS_GROUP, TelegramSimulator
+
+_VARIABLES = ("TELEGRAM_TOKEN", "TELEGRAM_MODE", "TELEGRAM_WEBHOOK_URL",
+              "TELEGRAM_WEBHOOK_SECRET", "TELEGRAM_API_URL")
+
+
+@pytest.fixture(autouse=True)
+def _own_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    for name in _VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.delenv("OPSBOT_DB_URL", raising=False)
+    monkeypatch.setenv("OPSBOT_STATE_DIR", str(tmp_path))
+    common._store = None
+    yield
+    common._store = None
+
+
+@pytest.fixture(scope="module")
+def sim() -> Iterator[TelegramSimulator]:
+    with TelegramSimulator() as simulator:
+        yield simulator
+
+
+class Recorder:
+    """Stands in for Rasa: records each UserMessage and answers with ``replies``."""
+
+    def __init__(self, replies: list[dict[str, Any]] | None = None) -> None:
+        self.messages: list[UserMessage] = []
+        self.replies = replies or [{"text": "ok"}]
+
+    async def __call__(self, message: UserMessage) -> None:
+        self.messages.append(message)
+        for reply in self.replies:
+            await message.output_channel.send_response(message.sender_id, dict(reply))
+
+
+def _run(connector: TelegramInput, body: Any) -> Any:
+    async def main() -> Any:
+        await connector.bot.initialize()
+        try:
+            return await body()
+        finally:
+            await connector.bot.shutdown()
+    return asyncio.run(main())
+
+
+def _connector(sim: TelegramSimulator) -> TelegramInput:
+    return TelegramInput(sim.token, api_url=sim.api_url)
+
+
+# -- settings ----------------------------------------------------------------------------
+
+
+def test_a_missing_token_names_the_variable() -> None:
+    with pytest.raises(ConnectorConfigError, match="TELEGRAM_TOKEN is not set"):
+        TelegramInput.from_credentials({})
+
+
+def test_settings_come_from_credentials_or_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TELEGRAM_TOKEN", "42:abc_DEF-1")
+    monkeypatch.setenv("TELEGRAM_API_URL", "http://127.0.0.1:9/")
+    connector = TelegramInput.from_credentials({"mode": "polling"})
+    assert connector.mode == "polling" and connector.api_url == "http://127.0.0.1:9/"
+    assert "42:abc" not in repr(connector)  # the token never shows
+
+
+@pytest.mark.parametrize(("settings", "message"), [
+    ({"token": "not-a-token"}, "does not look like a bot token"),
+    ({"token": "1:a", "mode": "push"}, "use polling or webhook"),
+    ({"token": "1:a", "mode": "webhook"}, "needs TELEGRAM_WEBHOOK_URL"),
+    ({"token": "1:a", "mode": "webhook", "webhook_url": "https://x/h"}, "needs TELEGRAM_WEBHOOK_SECRET"),
+    ({"token": "1:a", "mode": "webhook", "webhook_url": "https://x/h", "webhook_secret": "sp ace"},
+     "TELEGRAM_WEBHOOK_SECRET"),
+    ({"token": "1:a", "api_url": "ftp://x"}, "TELEGRAM_API_URL must be an http"),
+])
+def test_bad_settings_are_refused_with_the_fix(settings: dict[str, str], message: str) -> None:
+    with pytest.raises(ConnectorConfigError, match=message):
+        TelegramInput.from_credentials(settings)
+
+
+# -- text --------------------------------------------------------------------------------
+
+
+def test_split_text_keeps_everything_within_the_limit() -> None:
+    paragraph = "word " * 300
+    text = "\n\n".join([paragraph.strip()] * 12)
+    pieces = split_text(text)
+    assert len(pieces) > 1 and all(len(p) <= 4096 for p in pieces)
+    assert " ".join(" ".join(pieces).split()) == " ".join(text.split())
+    # Characters outside the BMP count twice, as Telegram counts UTF-16 units.
+    emoji = "🚀" * 3000
+    assert all(len(p.encode("utf-16-le")) // 2 <= 4096 for p in split_text(emoji))
+    assert "".join(split_text(emoji)) == emoji
+
+
+def test_a_long_reply_arrives_in_pieces_and_special_characters_intact(sim: TelegramSimulator) -> None:
+    connector = _connector(sim)
+    tricky = "job data_pipeline.v2-nightly [main] (#87) *bold?* `tick` a>b c|d {x} ~y~ +1=2 !\\"
+    long = "\n".join(f"line {n}: {tricky}" for n in range(200))
+    before = len(sim.bot_messages(ALICE))
+
+    async def body() -> None:
+        await connector.send(ALICE, tricky, [], {})
+        await connector.send(ALICE, long, [{"title": "OK", "payload": "/affirm"}], {})
+
+    _run(connector, body)
+    sent = sim.bot_messages(ALICE)[before:]
+    assert sent[0]["plain_text"] == tricky
+    pieces = sent[1:]
+    assert len(pieces) >= 3 and all(len(p["plain_text"]) <= 4096 for p in pieces)
+    assert "\n".join(p["plain_text"] for p in pieces) == long
+    # The buttons come with the last piece only.
+    assert [bool(p["reply_markup"]) for p in pieces] == [False] * (len(pieces) - 1) + [True]
+
+
+def test_a_payload_longer_than_64_bytes_goes_through_the_store(sim: TelegramSimulator) -> None:
+    connector = _connector(sim)
+    payload = '/affirm{"operation_id":"op-0123456789ab","digest":"' + "f" * 40 + '"}'
+    recorder = Recorder()
+
+    async def body() -> None:
+        await connector.send(ALICE, "Deploy?", [{"title": "Confirm", "payload": payload}], {})
+        message = sim.bot_messages(ALICE)[-1]
+        data = message["reply_markup"]["inline_keyboard"][0][0]["callback_data"]
+        assert data.startswith("~") and len(data.encode()) <= 64
+        update = sim.press(ALICE, ALICE, int(message["message_id"]), title="Confirm")
+        await connector._handle(Update.de_json(update, connector.bot), recorder)
+
+    _run(connector, body)
+    assert [m.text for m in recorder.messages] == [payload]
+    assert recorder.messages[0].metadata["user_id"] == str(ALICE)
+    assert sim.callback_answers()[-1]["text"] == "ok"
+
+
+def test_an_unknown_long_payload_is_expired_not_run(sim: TelegramSimulator) -> None:
+    connector = _connector(sim)
+    recorder = Recorder()
+
+    async def body() -> None:
+        await connector.send(ALICE, "Pick", [{"title": "A", "payload": "/greet"}], {})
+        message = sim.bot_messages(ALICE)[-1]
+        update = sim.press(ALICE, ALICE, int(message["message_id"]), data="~" + "0" * 24, force=True)
+        await connector._handle(Update.de_json(update, connector.bot), recorder)
+
+    _run(connector, body)
+    assert recorder.messages == []
+    assert "expired" in sim.callback_answers()[-1]["text"]
+
+
+# -- updates -----------------------------------------------------------------------------
+
+
+def test_groups_key_the_conversation_by_chat_and_person(sim: TelegramSimulator) -> None:
+    connector = _connector(sim)
+    recorder = Recorder()
+
+    async def body() -> None:
+        for user in (ALICE, BOB):
+            update = sim.send_text(user, "@opsbot_demo_bot what's red in CI?", chat_id=OPS_GROUP)
+            await connector._handle(Update.de_json(update, connector.bot), recorder)
+
+    _run(connector, body)
+    assert [m.sender_id for m in recorder.messages] == [sender_id_for(OPS_GROUP, ALICE),
+                                                         sender_id_for(OPS_GROUP, BOB)]
+    assert [m.text for m in recorder.messages] == ["what's red in CI?"] * 2
+    assert recorder.messages[1].metadata == {**recorder.messages[1].metadata,
+                                             "user_id": str(BOB), "channel": "telegram"}
+
+
+def test_commands_become_plain_requests(sim: TelegramSimulator) -> None:
+    connector = _connector(sim)
+    recorder = Recorder()
+
+    async def body() -> None:
+        for text in ("/start", "/build_status@opsbot_demo_bot payments", "/deploy payments"):
+            update = sim.send_text(ALICE, text, chat_id=OPS_GROUP)
+            await connector._handle(Update.de_json(update, connector.bot), recorder)
+
+    _run(connector, body)
+    assert [m.text for m in recorder.messages] == ["hi", "build status payments", "deploy payments"]
+
+
+def test_stickers_edits_joins_and_redeliveries_change_nothing(sim: TelegramSimulator) -> None:
+    connector = _connector(sim)
+    recorder = Recorder()
+
+    async def body() -> None:
+        text = sim.send_text(ALICE, "hello")
+        updates = [sim.send_sticker(ALICE, OPS_GROUP),
+                   sim.edit_text(ALICE, ALICE, int(text["message"]["message_id"]), "hello again"),
+                   sim.member_joined(BOB, OPS_GROUP), text, text]
+        for update in updates:
+            await connector._handle(Update.de_json(update, connector.bot), recorder)
+
+    _run(connector, body)
+    assert [m.text for m in recorder.messages] == ["hello"]  # once, despite the redelivery

@@ -77,6 +77,10 @@ CONNECTOR_SETTINGS: dict[str, tuple[tuple[str, str], ...]] = {
 }
 
 
+# The endpoint `opsbot train --reload` calls; always part of a run's credentials.
+RELOAD_CHANNEL = "connectors.reload.ModelReload"
+
+
 @dataclass
 class Stack:
     """The processes behind one `opsbot run` / `opsbot demo`."""
@@ -99,6 +103,7 @@ class Stack:
         env.setdefault("SQLALCHEMY_SILENCE_UBER_WARNING", "1")
         env["OPSBOT_CACHE_DIR"] = str(self.settings.cache_dir)
         env.setdefault("OPSBOT_STATE_DIR", str(self.settings.state_dir))
+        env["OPSBOT_MODELS"] = str(self.settings.models)
         return env
 
     def start(self, name: str, command: list[str], extra_env: dict[str, str] | None = None) -> Child:
@@ -169,6 +174,8 @@ class Stack:
             lines = [f"{section}:"]
             lines += [f"  {key}: ${{{variable}}}" for key, variable in variables if env.get(variable)]
             sections.append("\n".join(lines))
+        if isinstance(configured, dict) and RELOAD_CHANNEL not in configured:
+            sections.append(f"{RELOAD_CHANNEL}:")  # POST /webhooks/opsbot/reload
         path = self.settings.state_dir / "credentials.yml"
         path.write_text(
             "# Written by opsbot for this run from credentials.yml and the environment; edit\n"

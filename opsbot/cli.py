@@ -17,6 +17,7 @@ import os
 import signal
 import sys
 import time
+import urllib.parse
 from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
@@ -162,8 +163,47 @@ def _serve_until_stopped(stack: Stack) -> None:
 
 
 def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
-    train_model(settings, force=args.force)
+    model = train_model(settings, force=args.force)
+    if args.reload:
+        reload_model(settings, model)
     return 0
+
+
+def reload_model(settings: Settings, model: Path) -> bool:
+    """Ask the running opsbot to switch to ``model`` (it checks it first); True if it did."""
+    import json
+    import urllib.error
+    import urllib.request
+
+    url = f"http://{settings.host}:{settings.port}/webhooks/opsbot/reload"
+    token = os.environ.get("OPSBOT_RASA_TOKEN")
+    if token:
+        url += f"?token={urllib.parse.quote(token)}"
+    request = urllib.request.Request(url, data=json.dumps({"model": str(model)}).encode(),
+                                     headers={"Content-Type": "application/json"}, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=300) as answer:
+            result = json.loads(answer.read().decode() or "{}")
+    except urllib.error.HTTPError as exc:
+        try:
+            reason = json.loads(exc.read().decode()).get("error")
+        except ValueError:
+            reason = None
+        if exc.code == 404:
+            raise CommandError(f"The server on port {settings.port} has no reload endpoint: is it "
+                               "an opsbot started with 'opsbot run' or 'opsbot demo'?") from None
+        raise CommandError(f"The running opsbot refused the new model (HTTP {exc.code}): "
+                           f"{reason or 'no reason given'}. It keeps answering with the old one.") from None
+    except (urllib.error.URLError, OSError):
+        print(f"No opsbot is running on {settings.host}:{settings.port}; it will use the new "
+              "model when it starts.", flush=True)
+        return False
+    if result.get("reloaded"):
+        print(f"The running opsbot now answers with {result.get('model')} (checked, no restart).",
+              flush=True)
+    else:
+        print(f"The running opsbot already uses {result.get('model')}.", flush=True)
+    return bool(result.get("reloaded"))
 
 
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
@@ -305,6 +345,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = commands.add_parser("train", help="train the model from data/ (only what changed)")
     train.add_argument("--force", action="store_true", help="retrain everything")
+    train.add_argument("--reload", action="store_true",
+                       help="then switch the running opsbot (on --port) to the new model, "
+                            "without a restart; a model that fails its check is refused")
+    with_ports(train)
     train.set_defaults(func=cmd_train)
 
     run = commands.add_parser("run", help="run the Rasa server and the action server")

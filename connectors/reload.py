@@ -1,0 +1,139 @@
+"""Hot reload: a running Rasa server takes a new model without a restart or a lost message.
+
+Rasa's own ``PUT /model`` loads the model on the server's event loop (every
+conversation waits meanwhile) and swaps it in unchecked. This channel adds
+``POST /webhooks/opsbot/reload`` (``{"model": "<path to .tar.gz>"}``, default the newest
+model in ``OPSBOT_MODELS``), which:
+
+1. loads the model in a worker thread, with the running agent's tracker store, lock
+   store, action endpoint and response generator, while the old model keeps answering;
+2. checks it: it must load, hold NLU and dialogue, and classify a few probe texts into
+   intents of its domain;
+3. only then swaps it in. A message already being handled finishes with the old model;
+   the next one gets the new. A model that fails to load or to pass the check is
+   refused (HTTP 422, with the reason) and the old one stays.
+
+``opsbot train --reload`` and an accepted review call it. Only models inside
+``OPSBOT_MODELS`` are loaded (a model archive is code, in effect); with
+``OPSBOT_RASA_TOKEN`` set, the request must carry it as ``?token=``, as Rasa's API does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+import os
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from rasa.core.agent import Agent
+from rasa.core.channels.channel import InputChannel, UserMessage
+from sanic import Blueprint, response
+from sanic.request import Request
+from sanic.response import HTTPResponse
+
+__all__ = ["ModelRefused", "ModelReload", "load_checked"]
+
+logger = logging.getLogger(__name__)
+
+PROBES = ("hi", "help", "deploy payments 2.4.1 to prod", "what's red in CI?")
+
+
+class ModelRefused(Exception):
+    """The model cannot replace the running one; the message says why."""
+
+
+def _models_dir() -> Path:
+    return Path(os.environ.get("OPSBOT_MODELS") or "models").expanduser().resolve()
+
+
+def _choose(requested: str | None) -> Path:
+    models = _models_dir()
+    if requested:
+        path = Path(requested).expanduser().resolve()
+        if models not in path.parents:
+            raise ModelRefused(f"{path} is not in the models directory {models} (OPSBOT_MODELS).")
+    else:
+        found = sorted(models.glob("*.tar.gz"), key=lambda p: p.stat().st_mtime)
+        if not found:
+            raise ModelRefused(f"There is no model in {models}.")
+        path = found[-1]
+    if not path.is_file():
+        raise ModelRefused(f"There is no model file {path}.")
+    return path
+
+
+async def load_checked(path: Path, running: Agent) -> Agent:
+    """The model at ``path`` as an agent sharing ``running``'s stores, checked; or ModelRefused."""
+    agent = Agent(generator=running.nlg, tracker_store=running.tracker_store,
+                  lock_store=running.lock_store, action_endpoint=running.action_endpoint,
+                  http_interpreter=running.http_interpreter)
+    try:
+        await asyncio.to_thread(agent.load_model, str(path))
+    except Exception as exc:  # noqa: BLE001 - whatever breaks loading, the old model stays
+        raise ModelRefused(f"{path.name} does not load: {type(exc).__name__}: {exc}") from None
+    if not agent.is_ready() or agent.processor is None:
+        raise ModelRefused(f"{path.name} loaded without a usable model.")
+    intents = set(agent.domain.intents) if agent.domain else set()
+    if not intents:
+        raise ModelRefused(f"{path.name} has no intents in its domain.")
+    for text in PROBES:
+        try:
+            parsed = await agent.parse_message(text)
+        except Exception as exc:  # noqa: BLE001
+            raise ModelRefused(f"{path.name} fails to parse {text!r}: {exc}") from None
+        intent = (parsed.get("intent") or {}).get("name")
+        if intent is None or (intent not in intents and intent != "nlu_fallback"):
+            raise ModelRefused(f"{path.name} classifies {text!r} as {intent!r}, not an intent "
+                               "of its domain.")
+    return agent
+
+
+class ModelReload(InputChannel):
+    """``connectors.reload.ModelReload`` in credentials.yml (``opsbot run`` adds it)."""
+
+    @classmethod
+    def name(cls) -> str:
+        return "opsbot"
+
+    @classmethod
+    def from_credentials(cls, credentials: dict[str, Any] | None) -> ModelReload:
+        return cls()
+
+    def __init__(self) -> None:
+        self._lock = asyncio.Lock()
+
+    def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
+        hook = Blueprint("opsbot_reload", __name__)
+
+        @hook.route("/reload", methods=["POST"])
+        async def reload(request: Request) -> HTTPResponse:
+            token = os.environ.get("OPSBOT_RASA_TOKEN")
+            if token and not hmac.compare_digest(str(request.args.get("token") or ""), token):
+                return response.json({"error": "a valid ?token= is required"}, status=401)
+            try:
+                body = request.json if request.body else {}
+            except Exception:  # noqa: BLE001 - Sanic's own JSON error
+                body = None
+            if not isinstance(body, dict) or not isinstance(body.get("model"), (str, type(None))):
+                return response.json({"error": 'the body must be {"model": "<path>"} or empty'},
+                                     status=400)
+            async with self._lock:  # one reload at a time
+                running = request.app.ctx.agent
+                try:
+                    path = _choose(body.get("model"))
+                    if running is not None and running.processor is not None and \
+                            Path(str(running.processor.model_filename or "")).name == path.name:
+                        return response.json({"model": path.name, "reloaded": False,
+                                              "reason": "that model is already running"})
+                    agent = await load_checked(path, running)
+                except ModelRefused as exc:
+                    logger.warning("model refused: %s", exc)
+                    return response.json({"error": str(exc), "reloaded": False}, status=422)
+                request.app.ctx.agent = agent
+            logger.info("now answering with model %s", path.name)
+            return response.json({"model": path.name, "reloaded": True})
+
+        return hook

@@ -9,14 +9,19 @@ Variables (README, "Configuration"):
   OPSBOT_DB_URL        the operation store and audit log (default: SQLite in the state dir)
   OPSBOT_POLICY        policy.yml to use (default: the project's)
   OPSBOT_RASA_URL      the Rasa server's HTTP API, for completion messages (http://127.0.0.1:5005)
+  OPSBOT_PROJECT       the project whose data/ accepted phrasings go to (default: this checkout)
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import subprocess
+import sys
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from actions.backends.jenkins import JenkinsBackend, JenkinsConfig
 from actions.backends.jira import JiraBackend, JiraConfig
@@ -24,6 +29,8 @@ from actions.backends.logs import LogSource, log_source_from_env
 from actions.guard import OperationStore, Policy
 
 PROJECT = Path(__file__).resolve().parent.parent
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -37,20 +44,69 @@ class Runtime:
     jira: JiraBackend | None = None
     logs: LogSource | None = None
     jira_project: str | None = None
+    project: Path = PROJECT
+    _retrain: _Retrainer | None = field(default=None, repr=False)
+
+    def retrain(self) -> bool:
+        """Retrain in the background and reload the Rasa server; False if it cannot start."""
+        if self._retrain is None:
+            self._retrain = _Retrainer(self.project, self.rasa_url)
+        return self._retrain.request()
 
     @classmethod
     def from_env(cls) -> Runtime:
         config = JenkinsConfig.from_env()
         jira = JiraConfig.from_env()
+        project = Path(os.environ.get("OPSBOT_PROJECT") or PROJECT)
         return cls(
+            project=project,
             jenkins=JenkinsBackend(config) if config else None,
             jira=JiraBackend(jira) if jira else None,
             logs=log_source_from_env(),
             jira_project=(os.environ.get("OPSBOT_JIRA_PROJECT") or "").strip().upper() or None,
             store=OperationStore.from_env(),
-            policy=Policy.from_env(PROJECT),
+            policy=Policy.from_env(project),
             rasa_url=(os.environ.get("OPSBOT_RASA_URL") or "http://127.0.0.1:5005").rstrip("/"),
         )
+
+
+class _Retrainer:
+    """Runs ``opsbot train --reload`` in a thread; a request during a run queues one more."""
+
+    def __init__(self, project: Path, rasa_url: str) -> None:
+        self.project = project
+        self.port = urlsplit(rasa_url).port or 5005
+        self._lock = threading.Lock()
+        self._running = False
+        self._again = False
+
+    def request(self) -> bool:
+        with self._lock:
+            if self._running:
+                self._again = True
+                return True
+            self._running = True
+        threading.Thread(target=self._run, name="opsbot-retrain", daemon=True).start()
+        return True
+
+    def _run(self) -> None:
+        while True:
+            command = [sys.executable, "-m", "opsbot", "train", "--reload", "--port", str(self.port)]
+            try:
+                done = subprocess.run(command, cwd=self.project, capture_output=True, text=True,
+                                      timeout=1800, stdin=subprocess.DEVNULL, check=False)
+                if done.returncode != 0:
+                    logger.error("retraining failed (exit %s): %s", done.returncode,
+                                 (done.stderr or done.stdout)[-2000:])
+                else:
+                    logger.info("retrained: %s", done.stdout.strip().splitlines()[-1:] or "")
+            except (OSError, subprocess.TimeoutExpired) as exc:
+                logger.error("retraining could not run: %s", exc)
+            with self._lock:
+                if not self._again:
+                    self._running = False
+                    return
+                self._again = False
 
 
 _lock = threading.Lock()

@@ -17,11 +17,11 @@ from rasa_sdk import Action, FormValidationAction, Tracker
 from rasa_sdk.events import ActionExecuted, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions import _runtime, confirmations, jira_flows
+from actions import _runtime, confirmations, jira_flows, teach_flows
 from actions.jira_flows import MAX_SUMMARY, summary_from
 from actions.errors import OpsbotError
 from actions.registry import handlers
-from actions.requests import BACKEND_OF_INTENT, OpsRequest
+from actions.requests import BACKEND_OF_INTENT, ENTITY_NAMES, OpsRequest
 from actions.turn import OPERATIONS_KEY, Turn, Who
 
 logger = logging.getLogger(__name__)
@@ -138,8 +138,12 @@ class ActionOpsRequest(Action):
         if handler is not None:
             return await _run_turn(dispatcher, tracker, self.name(), handler, request)
         if request.intent == "nlu_fallback":
-            dispatcher.utter_message(response="utter_default")
-            return []
+            message = dict(tracker.latest_message or {})
+
+            async def ask(turn: Turn) -> None:
+                teach_flows.offer_meanings(turn, message)
+
+            return await _run_turn(dispatcher, tracker, self.name(), ask, request)
         backend = BACKEND_OF_INTENT.get(request.intent)
         if backend is None:
             dispatcher.utter_message(response="utter_default")
@@ -180,6 +184,66 @@ class ActionCancel(Action):
 
         async def body(turn: Turn) -> None:
             await confirmations.cancel(turn, operation_id)
+
+        return await _run_turn(dispatcher, tracker, self.name(), body)
+
+
+class ActionChooseMeaning(Action):
+    """A "did you mean" button: records the phrasing and carries on as if it had been said."""
+
+    def name(self) -> str:
+        return "action_choose_meaning"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+    ) -> list[dict[str, Any]]:
+        meaning = _entity(tracker, "meaning")
+        pending = tracker.get_slot(teach_flows.PENDING_SLOT)
+        chosen: dict[str, Any] = {}
+
+        async def record(turn: Turn) -> None:
+            chosen.update(teach_flows.chosen(turn, meaning, pending) or {})
+
+        events = await _run_turn(dispatcher, tracker, self.name(), record,
+                                 OpsRequest("choose_meaning", "", 1.0, {}))
+        if not chosen:
+            return events
+        intent = str(chosen["intent"])
+        handler = handlers().get(intent)
+        if handler is not None:
+            request = OpsRequest(intent=intent, text=str(chosen["text"]), confidence=1.0,
+                                 entities={k: v for k, v in chosen["entities"].items()
+                                           if k in ENTITY_NAMES})
+            return [*events, *await _run_turn(dispatcher, tracker, self.name(), handler, request)]
+        dispatcher.utter_message(response=f"utter_{intent}")
+        return events
+
+
+class ActionTeach(Action):
+    """ "When I say 'ship it' I mean deploy": a candidate phrasing (policy decides who may)."""
+
+    def name(self) -> str:
+        return "action_teach"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+    ) -> list[dict[str, Any]]:
+        return await _run_turn(dispatcher, tracker, self.name(), teach_flows.teach)
+
+
+class ActionReviewTaught(Action):
+    """A reviewer in the chat lists taught phrasings, or accepts / rejects one (a button)."""
+
+    def name(self) -> str:
+        return "action_review_taught"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+    ) -> list[dict[str, Any]]:
+        taught_id, decision = _entity(tracker, "taught_id"), _entity(tracker, "decision")
+
+        async def body(turn: Turn) -> None:
+            await teach_flows.review(turn, taught_id, decision)
 
         return await _run_turn(dispatcher, tracker, self.name(), body)
 

@@ -104,6 +104,7 @@ class Stack:
         env["OPSBOT_CACHE_DIR"] = str(self.settings.cache_dir)
         env.setdefault("OPSBOT_STATE_DIR", str(self.settings.state_dir))
         env["OPSBOT_MODELS"] = str(self.settings.models)
+        env["OPSBOT_PROJECT"] = str(self.settings.project)
         return env
 
     def start(self, name: str, command: list[str], extra_env: dict[str, str] | None = None) -> Child:

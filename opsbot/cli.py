@@ -6,6 +6,8 @@
     opsbot run             the Rasa server and the action server
     opsbot shell           chat in the terminal (starts the servers if none answer)
     opsbot audit           the audit log: who asked for what, who confirmed, what ran
+    opsbot teach           teach a phrasing ("ship it" means deploy), reviewed later
+    opsbot review          accept or reject taught phrasings; retrain and reload
 """
 
 from __future__ import annotations
@@ -330,6 +332,21 @@ def cmd_audit(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_teach(args: argparse.Namespace, settings: Settings) -> int:
+    from opsbot._teach import cmd_teach as teach
+
+    return teach(args, settings, CommandError)
+
+
+def cmd_review(args: argparse.Namespace, settings: Settings) -> int:
+    from opsbot._teach import cmd_review as review
+
+    def retrain(s: Settings) -> None:
+        reload_model(s, train_model(s))
+
+    return review(args, settings, CommandError, retrain)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="opsbot", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -369,6 +386,10 @@ def build_parser() -> argparse.ArgumentParser:
                            "as a user of the simulated Telegram or Teams, through opsbot's connector")
     with_ports(demo)
     demo.set_defaults(func=cmd_demo)
+
+    from opsbot._teach import add_commands
+
+    add_commands(commands, with_ports, cmd_teach, cmd_review)
 
     audit = commands.add_parser(
         "audit", help="show the audit log: who asked for what, who confirmed, what ran",

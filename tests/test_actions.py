@@ -89,7 +89,8 @@ def test_every_ops_intent_names_its_backend(intent: str) -> None:
 
 
 def test_every_ops_intent_in_the_domain_has_a_backend() -> None:
-    chat_intents = {"greet", "goodbye", "thank", "help", "affirm", "deny", "out_of_scope"}
+    chat_intents = {"greet", "goodbye", "thank", "help", "affirm", "deny", "out_of_scope",
+                    "teach", "choose_meaning", "review_taught"}
     assert set(DOMAIN["intents"]) - chat_intents == set(BACKEND_OF_INTENT)
 
 

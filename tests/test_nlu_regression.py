@@ -25,12 +25,18 @@ def parsed(parser: Parser, examples: list) -> list[dict]:
     return [parser.parse(m.get("text")) for m in examples]
 
 
+# Intents that only buttons send (their payload names them); NLU never predicts them.
+BUTTON_ONLY = frozenset({"choose_meaning"})
+
+
 def test_regression_set_covers_every_intent_with_8_or_more(examples: list) -> None:
     import yaml
 
     domain = yaml.safe_load((Path(__file__).parent.parent / "domain.yml").read_text())
     counts = Counter(m.get("intent") for m in examples)
     for intent in domain["intents"]:
+        if intent in BUTTON_ONLY:
+            continue
         assert counts[intent] >= 8, f"{intent}: {counts[intent]} examples"
 
 

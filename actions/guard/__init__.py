@@ -22,15 +22,23 @@ from actions.guard.store import (
     REFUSED,
     SUCCEEDED,
     SUPERSEDED,
+    ACCEPTED,
+    CANDIDATE,
+    REJECTED,
     AuditEvent,
     AuditRecord,
     Operation,
     OperationStore,
     StoreError,
+    Taught,
     params_digest,
 )
 
 __all__ = [
+    "ACCEPTED",
+    "CANDIDATE",
+    "REJECTED",
+    "Taught",
     "CANCELLED",
     "ERROR",
     "EXECUTING",

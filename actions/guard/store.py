@@ -322,6 +322,44 @@ channel_state = sa.Table(
     sa.Column("updated_at", _UTCDateTime, nullable=False),
 )
 
+# Phrasings people taught opsbot (a fallback choice, "when I say ... I mean ...", opsbot
+# teach), waiting for review; accepted ones are written to data/nlu/taught.yml.
+taught = sa.Table(
+    "opsbot_taught", metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("text", sa.Text, nullable=False),
+    sa.Column("example", sa.Text, nullable=False),  # the text with [value](entity) marks
+    sa.Column("intent", sa.String(64), nullable=False),
+    sa.Column("source", sa.String(16), nullable=False),
+    sa.Column("taught_by", sa.String(255), nullable=False),
+    sa.Column("channel", sa.String(64), nullable=False),
+    sa.Column("created_at", _UTCDateTime, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("reviewed_by", sa.String(255)),
+    sa.Column("reviewed_at", _UTCDateTime),
+    sa.Index("ix_opsbot_taught_status", "status"),
+)
+
+CANDIDATE, ACCEPTED, REJECTED = "candidate", "accepted", "rejected"
+
+
+@dataclass(frozen=True)
+class Taught:
+    """A taught phrasing and what became of it."""
+
+    id: str
+    text: str
+    example: str
+    intent: str
+    source: str
+    taught_by: str
+    channel: str
+    created_at: datetime
+    status: str
+    reviewed_by: str | None
+    reviewed_at: datetime | None
+
+
 # The database itself refuses to change the audit log. The triggers are checked (and
 # made if missing) every time a store starts, not only when the table is created.
 _APPEND_ONLY = "audit log is append-only"
@@ -648,6 +686,44 @@ class OperationStore:
                 return False
             self._insert_audit(conn, operation_id, "notified", None, None, {}, now)
         return True
+
+    # -- taught phrasings -----------------------------------------------------------------
+
+    def add_taught(self, *, text: str, example: str, intent: str, source: str, taught_by: str,
+                   channel: str, now: datetime | None = None) -> Taught:
+        """Record a candidate phrasing for ``intent`` (reviewed later)."""
+        row = {"id": f"t-{secrets.token_hex(5)}", "text": text, "example": example,
+               "intent": intent, "source": source, "taught_by": taught_by, "channel": channel,
+               "created_at": _aware(now), "status": CANDIDATE, "reviewed_by": None,
+               "reviewed_at": None}
+        with self._begin() as conn:
+            conn.execute(taught.insert().values(**row))
+        return Taught(**row)
+
+    def taught_examples(self, status: str | None = CANDIDATE, limit: int = 200) -> list[Taught]:
+        """Taught phrasings, oldest first; ``status`` None lists all."""
+        query = sa.select(taught)
+        if status is not None:
+            query = query.where(taught.c.status == status)
+        query = query.order_by(taught.c.created_at, taught.c.id).limit(max(0, int(limit)))
+        with self._connect() as conn:
+            return [Taught(**dict(r._mapping)) for r in conn.execute(query)]
+
+    def review_taught(self, taught_id: str, status: str, reviewer: str,
+                      now: datetime | None = None) -> Taught | None:
+        """Accept or reject a candidate; None if it is not (or no longer) a candidate."""
+        if status not in (ACCEPTED, REJECTED):
+            raise ValueError(f"status must be {ACCEPTED} or {REJECTED}, got {status!r}")
+        with self._begin() as conn:
+            moved = conn.execute(
+                taught.update()
+                .where(taught.c.id == taught_id, taught.c.status == CANDIDATE)
+                .values(status=status, reviewed_by=reviewer, reviewed_at=_aware(now))
+            )
+            if moved.rowcount != 1:
+                return None
+            row = conn.execute(sa.select(taught).where(taught.c.id == taught_id)).one()
+        return Taught(**dict(row._mapping))
 
     # -- connector state ------------------------------------------------------------------
 

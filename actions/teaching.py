@@ -1,0 +1,180 @@
+"""Teaching opsbot phrasings: parse and write Rasa's example syntax, and the taught file.
+
+People teach in three ways: choosing a meaning when opsbot is unsure (the original
+text becomes a candidate for the chosen intent), saying "when I say 'ship it' I mean
+deploy" in the chat, and ``opsbot teach "ship [payments](service)" --intent deploy``.
+Candidates wait in opsbot's store for review (``opsbot review``, or a reviewer in the
+chat); accepted ones are appended to ``data/nlu/taught.yml`` in Rasa's YAML format, a
+file of their own, so hand-written data files are never rewritten and the examples are
+versioned with the project.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from actions.requests import ENTITY_NAMES
+
+__all__ = [
+    "INTENT_TITLES",
+    "TAUGHT_FILE",
+    "TeachingError",
+    "annotate",
+    "meaning_of",
+    "parse_example",
+    "quoted_phrase",
+    "write_accepted",
+]
+
+TAUGHT_FILE = Path("data") / "nlu" / "taught.yml"
+
+# What each intent a person can teach or choose means, in a few words (button titles).
+INTENT_TITLES: dict[str, str] = {
+    "deploy": "deploy a version",
+    "rollback": "roll back",
+    "deploy_history": "what is deployed where",
+    "run_build": "run a build",
+    "stop_build": "stop a build",
+    "build_status": "build status",
+    "list_jobs": "what's failing in CI",
+    "build_failure": "why a build failed",
+    "query_logs": "search the logs",
+    "create_issue": "open a ticket",
+    "issue_status": "status of a ticket",
+    "list_issues": "list tickets",
+    "comment_issue": "comment on a ticket",
+    "update_issue": "change a ticket",
+    "greet": "say hello",
+    "goodbye": "say goodbye",
+    "thank": "say thanks",
+    "help": "what opsbot can do",
+}
+
+_ALIASES = {
+    "ship": "deploy", "release": "deploy", "roll out": "deploy", "rollout": "deploy",
+    "roll back": "rollback", "revert": "rollback", "undo": "rollback",
+    "build": "run_build", "run": "run_build", "abort": "stop_build", "stop": "stop_build",
+    "cancel build": "stop_build", "status": "build_status", "green": "build_status",
+    "red": "list_jobs", "failing": "list_jobs", "why": "build_failure", "failure": "build_failure",
+    "logs": "query_logs", "errors": "query_logs", "log": "query_logs",
+    "ticket": "create_issue", "bug": "create_issue", "open ticket": "create_issue",
+    "tickets": "list_issues", "comment": "comment_issue", "assign": "update_issue",
+    "hello": "greet", "hi": "greet", "bye": "goodbye", "thanks": "thank",
+}
+
+_MARK = re.compile(r"\[([^\[\]]+)\]\(([a-z_]+)\)")
+_QUOTED = re.compile(r"[\"'“”‘’«](.+?)[\"'“”‘’»]")
+
+
+class TeachingError(ValueError):
+    """A phrasing or intent cannot be taught; the message says how to fix it."""
+
+
+def parse_example(example: str) -> tuple[str, list[dict[str, Any]]]:
+    """The plain text of a ``[value](entity)``-marked example and its entities.
+
+    TeachingError for an unknown entity or an empty example.
+    """
+    entities: list[dict[str, Any]] = []
+    plain: list[str] = []
+    position = 0
+    cursor = 0
+    for match in _MARK.finditer(example):
+        before = example[cursor:match.start()]
+        plain.append(before)
+        position += len(before)
+        value, entity = match.group(1), match.group(2)
+        if entity not in ENTITY_NAMES:
+            raise TeachingError(f"'{entity}' is not an entity opsbot knows; use one of "
+                                f"{', '.join(ENTITY_NAMES)}.")
+        entities.append({"entity": entity, "value": value, "start": position,
+                         "end": position + len(value)})
+        plain.append(value)
+        position += len(value)
+        cursor = match.end()
+    plain.append(example[cursor:])
+    text = " ".join("".join(plain).split())
+    if not text:
+        raise TeachingError("The phrasing is empty.")
+    if text.startswith("/"):
+        raise TeachingError("A phrasing cannot start with '/' (Rasa reads that as a button payload).")
+    return text, entities
+
+
+def annotate(text: str, entities: Iterable[Mapping[str, Any]]) -> str:
+    """``text`` with Rasa's ``[value](entity)`` marks for the entities NLU found in it."""
+    spans = sorted(
+        ((int(e["start"]), int(e["end"]), str(e["entity"])) for e in entities
+         if e.get("entity") in ENTITY_NAMES and isinstance(e.get("start"), int)
+         and isinstance(e.get("end"), int)),
+        reverse=True)
+    taken: list[tuple[int, int]] = []
+    for start, end, entity in spans:
+        if not 0 <= start < end <= len(text) or any(s < end and start < e for s, e in taken):
+            continue
+        taken.append((start, end))
+        text = f"{text[:start]}[{text[start:end]}]({entity}){text[end:]}"
+    return text
+
+
+def quoted_phrase(text: str) -> str | None:
+    """The phrase in quotes in "when I say 'ship it' I mean deploy"."""
+    found = _QUOTED.search(text)
+    return found.group(1).strip() if found and found.group(1).strip() else None
+
+
+def meaning_of(words: str, intents: Sequence[str]) -> str | None:
+    """The intent that ``words`` name ("deploy", "roll back", "build status"), or None."""
+    text = " ".join(re.sub(r"[^\w\s]", " ", words.lower()).split())
+    for intent in intents:
+        if text in (intent, intent.replace("_", " ")):
+            return intent
+    for alias in sorted(_ALIASES, key=len, reverse=True):
+        if re.search(rf"\b{re.escape(alias)}\b", text) and _ALIASES[alias] in intents:
+            return _ALIASES[alias]
+    for intent in sorted(intents, key=len, reverse=True):
+        if re.search(rf"\b{re.escape(intent.replace('_', ' '))}\b", text):
+            return intent
+    return None
+
+
+def write_accepted(project: Path, examples: Iterable[tuple[str, str]]) -> tuple[Path, int]:
+    """Append ``(intent, example)`` pairs to data/nlu/taught.yml; the file and how many were new.
+
+    Only that file is written; examples already in it are skipped.
+    """
+    path = project / TAUGHT_FILE
+    blocks: dict[str, list[str]] = {}
+    if path.exists():
+        try:
+            current = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as exc:
+            raise TeachingError(f"{path} is not valid YAML ({exc}); fix it before accepting more.") from None
+        for block in current.get("nlu") or []:
+            if isinstance(block, dict) and block.get("intent"):
+                lines = str(block.get("examples") or "").splitlines()
+                blocks.setdefault(str(block["intent"]), []).extend(
+                    line.strip()[2:].strip() for line in lines if line.strip().startswith("- "))
+    added = 0
+    for intent, example in examples:
+        known = blocks.setdefault(intent, [])
+        if example not in known:
+            known.append(example)
+            added += 1
+    lines = ["# Phrasings people taught opsbot, accepted with `opsbot review` (or by a reviewer",
+             "# in the chat). Written by opsbot; hand-written examples belong in the other files.",
+             'version: "3.1"', "nlu:"]
+    for intent in sorted(blocks):
+        if not blocks[intent]:
+            continue
+        lines.append(f"- intent: {intent}")
+        lines.append("  examples: |")
+        lines += [f"    - {example}" for example in blocks[intent]]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path, added

@@ -1,0 +1,152 @@
+"""Teaching, end to end: unsure -> buttons -> choice runs and is recorded -> review -> retrain -> understood.
+
+Runs on a copy of the project (data/ is written by the review), with the real CLI, the
+Rasa server, the action server and the Jenkins simulator.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+import yaml
+
+from opsbot._processes import Stack
+from opsbot.settings import Settings
+from actions.teaching import INTENT_TITLES
+from simulators.jenkins import JenkinsSimulator
+from tests.conftest import ROOT, free_port
+
+# Phrasings the model is likely unsure about; the test uses the first one it is.
+ODD = ("ship it", "the search one", "billing?", "bounce the api", "what now", "again",
+       "zorp payments onto prod", "payments, prod, now", "checkout: staging pls", "kick it")
+
+
+@dataclasses.dataclass
+class Project:
+    settings: Settings
+    env: dict[str, str]
+
+    def say(self, sender: str, text: str) -> list[dict[str, Any]]:
+        answer = requests.post(self.settings.rest_url, json={"sender": sender, "message": text},
+                               timeout=120)
+        answer.raise_for_status()
+        return list(answer.json())
+
+    def parse(self, text: str) -> dict[str, Any]:
+        base = f"http://{self.settings.host}:{self.settings.port}"
+        return dict(requests.post(f"{base}/model/parse", json={"text": text}, timeout=60).json())
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "opsbot", *args], cwd=self.settings.project,
+                              env=self.env, capture_output=True, text=True, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def project(trained_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Project]:
+    root = tmp_path_factory.mktemp("project")
+    for name in ("domain.yml", "config.yml", "credentials.yml", "endpoints.yml", "policy.yml"):
+        shutil.copy(ROOT / name, root / name)
+    shutil.copytree(ROOT / "data", root / "data")
+    for package in ("actions", "nlu", "connectors", "simulators", "opsbot"):
+        (root / package).symlink_to(ROOT / package)
+    models = root / "models"
+    models.mkdir()
+    shutil.copy(trained_model, models / trained_model.name)
+    port = free_port()
+    state = root / ".opsbot"
+    settings = dataclasses.replace(Settings.from_env(root), port=port, actions_port=free_port(),
+                                   state_dir=state, models=models)
+    jenkins = JenkinsSimulator(queue_delay=0.1, build_seconds=1.0)
+    jenkins.start()
+    env = {**os.environ, "OPSBOT_STATE_DIR": str(state), "OPSBOT_MODELS": str(models),
+           "OPSBOT_PORT": str(port), "PYTHONPATH": str(root)}
+    stack = Stack(settings)
+    try:
+        stack.start_action_server(jenkins.env())
+        stack.start_rasa_server(models / trained_model.name)
+        stack.wait_ready(timeout=180)
+        yield Project(settings, env)
+    finally:
+        stack.stop()
+        jenkins.stop()
+
+
+def _buttons(replies: list[dict[str, Any]]) -> dict[str, str]:
+    return {b["title"]: b["payload"] for r in replies for b in r.get("buttons") or []}
+
+
+def _text(replies: list[dict[str, Any]]) -> str:
+    return "\n".join(r.get("text") or "" for r in replies)
+
+
+def test_an_unsure_phrasing_is_asked_chosen_reviewed_and_then_understood(project: Project) -> None:
+    unsure = next((t for t in ODD if project.parse(t)["intent"]["name"] == "nlu_fallback"), None)
+    assert unsure is not None, "the model is sure of every odd phrasing; add a stranger one"
+
+    replies = project.say("alice", unsure)
+    assert "not sure what you mean" in _text(replies)
+    buttons = _buttons(replies)
+    assert "Something else" in buttons and 2 <= len(buttons) <= 4
+    title, payload = next(iter(buttons.items()))  # the likeliest meaning
+    meaning = next(i for i, t in INTENT_TITLES.items() if t.capitalize() == title)
+
+    # The choice carries on as if alice had said it.
+    carried = project.say("alice", payload)
+    assert _text(carried) and "not sure" not in _text(carried)
+
+    listed = project.cli("review", "--json")
+    assert listed.returncode == 0, listed.stderr
+    candidates = [c for c in yaml.safe_load(listed.stdout) if c["text"] == unsure]
+    assert candidates and candidates[0]["intent"] == meaning
+    assert candidates[0]["taught_by"] == "alice" and candidates[0]["source"] == "fallback"
+
+    accepted = project.cli("review", "--accept", candidates[0]["id"], "--reviewer", "carol")
+    assert accepted.returncode == 0, accepted.stderr + accepted.stdout
+    assert "now answers with" in accepted.stdout
+    taught = yaml.safe_load((project.settings.project / "data/nlu/taught.yml").read_text())
+    examples = [e for block in taught["nlu"] if block["intent"] == meaning
+                for e in block["examples"].splitlines()]
+    assert any(unsure.split()[0] in e for e in examples)
+    # The hand-written files are untouched.
+    assert (project.settings.project / "data/nlu/jenkins.yml").read_text() == \
+        (ROOT / "data/nlu/jenkins.yml").read_text()
+
+    assert project.parse(unsure)["intent"]["name"] == meaning
+    direct = project.say("alice", unsure)
+    assert "not sure" not in _text(direct)
+
+
+def test_something_else_records_nothing(project: Project) -> None:
+    unsure = next((t for t in reversed(ODD) if project.parse(t)["intent"]["name"] == "nlu_fallback"),
+                  None)
+    if unsure is None:
+        pytest.skip("no phrasing left that the model is unsure about")
+    before = project.cli("review", "--json", "--all").stdout
+    replies = project.say("bob", unsure)
+    answer = project.say("bob", _buttons(replies)["Something else"])
+    assert "other words" in _text(answer)
+    assert project.cli("review", "--json", "--all").stdout == before
+
+
+def test_teaching_in_the_chat_needs_a_role(project: Project) -> None:
+    refused = project.say("mallory", "when I say 'spin it up' I mean deploy")
+    assert "can't take phrasings from you" in _text(refused) and "Nothing was recorded" in _text(refused)
+    noted = project.say("bob", "when I say 'spin it up' I mean deploy")
+    assert "Noted" in _text(noted) and "deploy" in _text(noted)
+    # bob is no reviewer: he cannot accept it from the chat; alice can.
+    assert "can't let you review" in _text(project.say("bob", "review taught phrases"))
+    listing = project.say("alice", "review taught phrases")
+    assert "spin it up" in _text(listing)
+    reject = next(b["payload"] for r in listing for b in r.get("buttons") or []
+                  if b["title"] == "Reject" and "spin it up" in (r.get("text") or ""))
+    assert "Rejected" in _text(project.say("alice", reject))
+    assert "not waiting for review" in _text(project.say("alice", reject))

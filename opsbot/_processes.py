@@ -252,8 +252,14 @@ class Stack:
             return ""
         return "\n".join(text.splitlines()[-lines:])
 
+    def start_trainer(self) -> Child:
+        """The warm trainer (opsbot/_trainer.py): fast retrains for ``opsbot train``."""
+        return self.start("trainer", [sys.executable, "-m", "opsbot._trainer"])
+
     def any_exited(self) -> Child | None:
-        return next((c for c in self.children if c.process.poll() is not None), None)
+        """A server that stopped; the trainer is optional (``opsbot train`` works without it)."""
+        return next((c for c in self.children
+                     if c.name != "trainer" and c.process.poll() is not None), None)
 
     def stop(self, grace: float = 10.0) -> None:
         """SIGTERM every child's process group, then SIGKILL what is left after ``grace``."""

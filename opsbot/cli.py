@@ -133,6 +133,7 @@ def _start_servers(stack: Stack, model: Path, backend_env: dict[str, str] | None
     stack.start_action_server(backend_env)
     stack.start_rasa_server(model, channel_env)
     stack.wait_ready()
+    stack.start_trainer()  # after the servers are up: its imports would slow them down
 
 
 def _print_urls(settings: Settings, env: dict[str, str] | None = None) -> None:
@@ -164,8 +165,22 @@ def _serve_until_stopped(stack: Stack) -> None:
         time.sleep(0.5)
 
 
+def train_fast(settings: Settings, force: bool = False) -> Path:
+    """Train through the warm trainer of a running opsbot if one answers, else here."""
+    from opsbot._trainer import train_remotely
+
+    answer = train_remotely(settings.state_dir, force)
+    if answer is None:
+        return train_model(settings, force=force)
+    if answer.get("error") or not answer.get("model"):
+        raise CommandError(str(answer.get("error") or "the trainer gave no model"))
+    print(f"Model ready in {answer.get('seconds')}s (the running opsbot's trainer): "
+          f"{answer['model']}", flush=True)
+    return Path(str(answer["model"]))
+
+
 def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
-    model = train_model(settings, force=args.force)
+    model = train_fast(settings, force=args.force)
     if args.reload:
         reload_model(settings, model)
     return 0
@@ -342,7 +357,7 @@ def cmd_review(args: argparse.Namespace, settings: Settings) -> int:
     from opsbot._teach import cmd_review as review
 
     def retrain(s: Settings) -> None:
-        reload_model(s, train_model(s))
+        reload_model(s, train_fast(s))
 
     return review(args, settings, CommandError, retrain)
 

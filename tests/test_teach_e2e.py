@@ -23,7 +23,7 @@ from opsbot._processes import Stack
 from opsbot.settings import Settings
 from actions.teaching import INTENT_TITLES
 from simulators.jenkins import JenkinsSimulator
-from tests.conftest import ROOT, free_port
+from tests.conftest import ROOT, free_port, wait_until
 
 # Phrasings the model is likely unsure about; the test uses the first one it is.
 ODD = ("ship it", "the search one", "billing?", "bounce the api", "what now", "again",
@@ -74,6 +74,8 @@ def project(trained_model: Path, tmp_path_factory: pytest.TempPathFactory) -> It
         stack.start_action_server(jenkins.env())
         stack.start_rasa_server(models / trained_model.name)
         stack.wait_ready(timeout=180)
+        stack.start_trainer()  # as opsbot run does: the review below retrains through it
+        wait_until(lambda: (state / "trainer.port").exists(), "the trainer did not start", 180)
         yield Project(settings, env)
     finally:
         stack.stop()
@@ -112,6 +114,7 @@ def test_an_unsure_phrasing_is_asked_chosen_reviewed_and_then_understood(project
     accepted = project.cli("review", "--accept", candidates[0]["id"], "--reviewer", "carol")
     assert accepted.returncode == 0, accepted.stderr + accepted.stdout
     assert "now answers with" in accepted.stdout
+    assert "the running opsbot's trainer" in accepted.stdout  # the warm trainer did it
     taught = yaml.safe_load((project.settings.project / "data/nlu/taught.yml").read_text())
     examples = [e for block in taught["nlu"] if block["intent"] == meaning
                 for e in block["examples"].splitlines()]

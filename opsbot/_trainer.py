@@ -1,0 +1,122 @@
+"""A trainer that stays running, so retraining after a few new phrases takes seconds.
+
+Why: a fresh ``opsbot train`` spends most of its time importing Rasa, TensorFlow and
+torch and loading the embedding model (bench/retrain.py measures it); the training
+itself, with Rasa's fingerprint cache and opsbot's embedding cache, takes a few seconds.
+``opsbot run`` and ``opsbot demo`` start this process next to the servers; it imports
+all that once, then trains on request, one job at a time:
+
+    POST http://127.0.0.1:<port>/train  {"force": false}  ->  {"model": "<path>", "seconds": 6.1}
+
+It listens on loopback only, on a free port written to ``<state dir>/trainer.port``;
+``opsbot train`` uses it when it answers and trains in its own process otherwise.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+__all__ = ["PORT_FILE", "main", "train_remotely"]
+
+PORT_FILE = "trainer.port"
+
+
+def train_remotely(state_dir: Path, force: bool, timeout: float = 1800.0) -> dict[str, Any] | None:
+    """Train through a running trainer: its answer, or None if none answers."""
+    try:
+        port = int((state_dir / PORT_FILE).read_text(encoding="utf-8").strip())
+    except (OSError, ValueError):
+        return None
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/train", data=json.dumps({"force": force}).encode(),
+        headers={"Content-Type": "application/json"}, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as answer:
+            return dict(json.loads(answer.read().decode()))
+    except urllib.error.HTTPError as exc:
+        try:
+            return dict(json.loads(exc.read().decode()))
+        except ValueError:
+            return {"error": f"the trainer answered HTTP {exc.code}"}
+    except (urllib.error.URLError, OSError, ValueError):
+        return None
+
+
+def main() -> int:
+    """Warm up, then serve /train until killed."""
+    from opsbot.cli import CommandError, quiet_library_warnings, train_model
+    from opsbot.settings import Settings
+
+    settings = Settings.from_env()
+    quiet_library_warnings(all_user_warnings=True)
+    os.environ["OPSBOT_CACHE_DIR"] = str(settings.cache_dir)
+    import rasa.api  # noqa: F401 - the slow imports, once
+    import rasa.model_training  # noqa: F401
+    from nlu._encoder import load_model
+
+    load_model(None, "float32")
+    lock = threading.Lock()
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+            return
+
+        def _answer(self, status: int, body: dict[str, Any]) -> None:
+            data = json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def do_GET(self) -> None:
+            self._answer(200, {"status": "ok"})
+
+        def do_POST(self) -> None:
+            if self.path != "/train":
+                self._answer(404, {"error": "POST /train"})
+                return
+            try:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = json.loads(self.rfile.read(length) or b"{}")
+            except ValueError:
+                self._answer(400, {"error": "the body must be JSON"})
+                return
+            with lock:
+                started = time.perf_counter()
+                try:
+                    model = train_model(settings, force=bool(body.get("force")), quiet=True)
+                except CommandError as exc:
+                    self._answer(422, {"error": str(exc)})
+                    return
+                except Exception as exc:  # noqa: BLE001 - the caller gets it; we keep serving
+                    self._answer(500, {"error": f"{type(exc).__name__}: {exc}"})
+                    return
+            self._answer(200, {"model": str(model), "seconds": round(time.perf_counter() - started, 2)})
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    port_file = settings.state_dir / PORT_FILE
+    port_file.write_text(str(server.server_address[1]), encoding="utf-8")
+    print(f"trainer ready on 127.0.0.1:{server.server_address[1]}", flush=True)
+    try:
+        server.serve_forever()
+    finally:
+        try:
+            port_file.unlink()
+        except OSError:
+            pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -17,6 +17,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+OUT_OF_SCOPE_SCORE_KEY = "out_of_scope_score"
+"""Set by nlu.LinearIntentClassifier (nlu/classifier.py); other pipelines lack it."""
+
 
 def load_examples(path: Path) -> Any:
     """Rasa TrainingData from JSON Lines ({"text","intent"}) or Rasa NLU YAML/dir."""
@@ -51,46 +54,56 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[index]
 
 
-async def _evaluate(model_path: str, test: Any, oos_label: str | None) -> dict[str, Any]:
+def _prediction(gold: str, result: dict[str, Any]) -> dict[str, Any]:
+    """One parse as the bench scores it (bench/_metrics.py)."""
+    intent = result.get("intent") or {}
+    confidence = float(intent.get("confidence") or 0.0)
+    # The confidence the classifier gave, before a FallbackClassifier replaced it.
+    ranked = [r for r in result.get("intent_ranking") or [] if r.get("name") != "nlu_fallback"]
+    raw = float(ranked[0].get("confidence") or 0.0) if ranked else confidence
+    score = result.get(OUT_OF_SCOPE_SCORE_KEY)
+    return {
+        "gold": gold,
+        "predicted": intent.get("name") or "nlu_fallback",
+        "confidence": confidence,
+        "score": float(score) if score is not None else raw,
+    }
+
+
+async def _evaluate(
+    model_path: str, test: Any, oos_label: str | None, valid: Any | None = None
+) -> dict[str, Any]:
     from rasa.core.agent import Agent
-    from sklearn.metrics import f1_score
+
+    from bench._metrics import score_predictions
 
     agent = Agent.load(model_path)
     examples = [m for m in test.training_examples if m.get("text") and m.get("intent")]
-    gold, predicted, latencies, confidences = [], [], [], []
+    predictions, latencies, scored = [], [], False
     # One warm-up parse: the first call pays for lazy initialisation in every pipeline.
     await agent.parse_message(examples[0].get("text"))
     for message in examples:
         start = time.perf_counter()
         result = await agent.parse_message(message.get("text"))
         latencies.append(time.perf_counter() - start)
-        gold.append(message.get("intent"))
-        predicted.append((result.get("intent") or {}).get("name") or "nlu_fallback")
-        confidences.append(float((result.get("intent") or {}).get("confidence") or 0.0))
-    in_scope = [i for i, g in enumerate(gold) if g != oos_label]
-    out_scope = [i for i, g in enumerate(gold) if g == oos_label]
-    accuracy = sum(gold[i] == predicted[i] for i in in_scope) / max(1, len(in_scope))
-    labels = sorted({gold[i] for i in in_scope})
-    macro_f1 = f1_score(
-        [gold[i] for i in in_scope], [predicted[i] for i in in_scope],
-        labels=labels, average="macro", zero_division=0,
-    )
-    rejected = {oos_label, "nlu_fallback", "out_of_scope"}
-    oos_recall = (
-        sum(predicted[i] in rejected for i in out_scope) / len(out_scope) if out_scope else None
-    )
-    return {
+        predictions.append(_prediction(message.get("intent"), result))
+        scored = scored or OUT_OF_SCOPE_SCORE_KEY in result
+    results: dict[str, Any] = {
         "examples": len(examples),
-        "accuracy": accuracy,
-        "macro_f1": float(macro_f1),
-        "oos_recall": oos_recall,
+        **score_predictions(predictions, oos_label),
         "latency_p50_ms": _percentile(latencies, 0.5) * 1000,
         "latency_p99_ms": _percentile(latencies, 0.99) * 1000,
-        "predictions": [
-            {"gold": g, "predicted": p, "confidence": c}
-            for g, p, c in zip(gold, predicted, confidences)
-        ],
+        # What the out-of-scope threshold applies to in this pipeline.
+        "oos_score": OUT_OF_SCOPE_SCORE_KEY if scored else "confidence",
+        "predictions": predictions,
     }
+    if valid is not None:
+        # For choosing the out-of-scope threshold (bench/nlu.py); never timed.
+        results["valid_predictions"] = [
+            _prediction(m.get("intent"), await agent.parse_message(m.get("text")))
+            for m in valid.training_examples if m.get("text") and m.get("intent")
+        ]
+    return results
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -100,6 +113,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--test", required=True, type=Path)
     parser.add_argument("--out", required=True, type=Path)
     parser.add_argument("--oos-label", default=None)
+    parser.add_argument("--valid", type=Path, default=None,
+                        help="also parse this split (for the out-of-scope threshold)")
     args = parser.parse_args(argv)
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -115,6 +130,7 @@ def main(argv: list[str] | None = None) -> int:
 
     train = load_examples(args.train)
     test = load_examples(args.test)
+    valid = load_examples(args.valid) if args.valid else None
     with tempfile.TemporaryDirectory(prefix="opsbot-bench-") as scratch:
         data_path = Path(scratch) / "nlu.yml"
         if args.train.suffix == ".jsonl":
@@ -132,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"trained in {train_seconds:.1f}s; parsing {len(test.training_examples)} test messages ...",
               file=sys.stderr, flush=True)
         configure_logging_and_warnings(logging.WARNING)  # nothing logged per parse
-        results = asyncio.run(_evaluate(model, test, args.oos_label))
+        results = asyncio.run(_evaluate(model, test, args.oos_label, valid))
     results["train_seconds"] = train_seconds
     results["train_examples"] = len(train.training_examples)
     results["peak_memory_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

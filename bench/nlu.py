@@ -6,9 +6,14 @@ the same test set. Prints one table: intent accuracy, macro-F1, out-of-scope rec
 (when the test set has out-of-scope examples), training seconds, parse latency p50
 and p99, and peak memory.
 
+With out-of-scope examples and a validation split (``valid.jsonl`` next to the data,
+or ``--valid``), each pipeline's out-of-scope threshold is chosen on validation only
+(bench/_metrics.py: the highest out-of-scope recall that keeps in-scope accuracy at
+94% or more there) and then applied to the test predictions.
+
     python -m bench.nlu --data ../shared/data/banking77
     python -m bench.nlu --data ../shared/data/clinc150
-    python -m bench.nlu --train train.jsonl --test test.jsonl
+    python -m bench.nlu --train train.jsonl --test test.jsonl [--valid valid.jsonl]
     python -m bench.nlu                      # the project's own ops data
 """
 
@@ -21,11 +26,14 @@ import os
 import subprocess
 import sys
 import tempfile
+import textwrap
 import time
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from bench._metrics import TARGET_ACCURACY, choose_threshold, score_predictions
 
 ROOT = Path(__file__).resolve().parent.parent
 PIPELINES = {
@@ -33,15 +41,26 @@ PIPELINES = {
     "rasa-default": ROOT / "bench" / "configs" / "rasa_default.yml",
 }
 OOS_LABELS = ("oos", "out_of_scope")
+VALIDATION_FILES = ("valid.jsonl", "validation.jsonl", "dev.jsonl")
 
 
-def _opsbot_config(source: Path, cache_dir: Path, target: Path) -> None:
-    """config.yml without policies and with a fresh (cold) embedding cache."""
+def _opsbot_config(
+    source: Path, cache_dir: Path, target: Path, oos_label: str | None = None,
+    threshold_from_validation: bool = False,
+) -> None:
+    """config.yml without policies and with a fresh (cold) embedding cache; the
+    classifier told the data's out-of-scope label, and with no threshold of its own
+    when the bench chooses one on validation."""
     config = yaml.safe_load(source.read_text(encoding="utf-8"))
     config["policies"] = []
     for component in config.get("pipeline", []):
         if component.get("name", "").endswith("SentenceEmbeddingFeaturizer"):
             component["cache_dir"] = str(cache_dir)
+        if component.get("name", "").endswith("LinearIntentClassifier"):
+            if oos_label:
+                component["out_of_scope_intent"] = oos_label
+            if threshold_from_validation:
+                component["out_of_scope_threshold"] = None
     target.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
 
 
@@ -53,13 +72,13 @@ def _oos_label(test: Path) -> str | None:
     return next((label for label in OOS_LABELS if label in intents), None)
 
 
-def fingerprint(name: str, train: Path, test: Path) -> str:
+def fingerprint(name: str, train: Path, test: Path, valid: Path | None = None) -> str:
     """What a result depends on: the pipeline's config, the data and the bench code."""
     digest = hashlib.sha256(name.encode())
-    sources = [PIPELINES[name], ROOT / "bench" / "_nlu_worker.py"]
+    sources = [PIPELINES[name], ROOT / "bench" / "_nlu_worker.py", ROOT / "bench" / "_metrics.py"]
     if name == "opsbot":
         sources += sorted((ROOT / "nlu").glob("*.py"))
-    for path in [*sources, train, test]:
+    for path in [*sources, train, test, *([valid] if valid else [])]:
         files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
         for file in files:
             digest.update(file.name.encode())
@@ -67,20 +86,44 @@ def fingerprint(name: str, train: Path, test: Path) -> str:
     return digest.hexdigest()[:16]
 
 
-def run_pipeline(name: str, train: Path, test: Path, scratch: Path) -> dict[str, Any]:
+def apply_validation_threshold(result: dict[str, Any], oos_label: str) -> None:
+    """Choose the out-of-scope threshold on the validation predictions only, then
+    score the test predictions with it (in place; the numbers without it are kept)."""
+    choice = choose_threshold(result["valid_predictions"], oos_label)
+    keys = ("accuracy", "macro_f1", "oos_recall", "oos_precision", "oos_f1")
+    result["without_threshold"] = {k: result.get(k) for k in keys}
+    result.update(score_predictions(result["predictions"], oos_label, choice.threshold))
+    result["oos_threshold"] = {
+        "threshold": choice.threshold,
+        "score": result.get("oos_score", "confidence"),
+        "target_accuracy": TARGET_ACCURACY,
+        "reached_on_validation": choice.feasible,
+        "valid_accuracy": choice.accuracy,
+        "valid_oos_recall": choice.oos_recall,
+    }
+
+
+def run_pipeline(
+    name: str, train: Path, test: Path, scratch: Path, valid: Path | None = None
+) -> dict[str, Any]:
     """Train and evaluate one pipeline in a child process; its progress shows live."""
+    oos = _oos_label(test)
+    # The validation split serves only the out-of-scope threshold.
+    threshold_split = valid if oos else None
     config = PIPELINES[name]
     if name == "opsbot":
         config = scratch / "opsbot_config.yml"
-        _opsbot_config(PIPELINES["opsbot"], scratch / "embedding-cache", config)
+        _opsbot_config(PIPELINES["opsbot"], scratch / "embedding-cache", config, oos,
+                       threshold_from_validation=threshold_split is not None)
     out = scratch / f"{name}.json"
     command = [
         sys.executable, "-m", "bench._nlu_worker", "--config", str(config),
         "--train", str(train), "--test", str(test), "--out", str(out),
     ]
-    oos = _oos_label(test)
     if oos:
         command += ["--oos-label", oos]
+    if threshold_split:
+        command += ["--valid", str(threshold_split)]
     print(f"\n== {name}: {config.name} ==", file=sys.stderr, flush=True)
     # A cold start for every pipeline: Rasa's training cache (.rasa/cache) would otherwise
     # restore components trained by an earlier run and make training look instant.
@@ -92,8 +135,10 @@ def run_pipeline(name: str, train: Path, test: Path, scratch: Path) -> dict[str,
         raise SystemExit(f"bench: the {name} pipeline failed (exit {completed.returncode}).")
     result = json.loads(out.read_text(encoding="utf-8"))
     result["pipeline"] = name
+    if threshold_split and oos:
+        apply_validation_threshold(result, oos)
     result["wall_seconds"] = time.perf_counter() - started
-    result["fingerprint"] = fingerprint(name, train, test)
+    result["fingerprint"] = fingerprint(name, train, test, valid)
     result["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     return result
 
@@ -101,14 +146,20 @@ def run_pipeline(name: str, train: Path, test: Path, scratch: Path) -> dict[str,
 def format_table(results: list[dict[str, Any]], title: str) -> str:
     """The results as a Markdown table (it reads well in a terminal too)."""
     has_oos = any(r.get("oos_recall") is not None for r in results)
+    thresholded = any(r.get("oos_threshold") for r in results)
     header = ["pipeline", "intent accuracy", "macro-F1"]
     header += ["out-of-scope recall"] if has_oos else []
+    header += ["OOS precision", "threshold (valid)"] if thresholded else []
     header += ["train s", "parse p50 ms", "parse p99 ms", "peak memory MB"]
     rows = []
     for r in results:
         row = [r["pipeline"], f"{r['accuracy'] * 100:.2f}%", f"{r['macro_f1'] * 100:.2f}"]
         if has_oos:
             row.append("n/a" if r.get("oos_recall") is None else f"{r['oos_recall'] * 100:.1f}%")
+        if thresholded:
+            precision = r.get("oos_precision")
+            row.append("n/a" if precision is None else f"{precision * 100:.1f}%")
+            row.append(_threshold_cell(r.get("oos_threshold")))
         row += [f"{r['train_seconds']:.1f}", f"{r['latency_p50_ms']:.1f}",
                 f"{r['latency_p99_ms']:.1f}", f"{r['peak_memory_mb']:.0f}"]
         rows.append(row)
@@ -125,7 +176,43 @@ def format_table(results: list[dict[str, Any]], title: str) -> str:
             f"{a['pipeline']} trains {b['train_seconds'] / a['train_seconds']:.1f}x faster than "
             f"{b['pipeline']}; accuracy {(a['accuracy'] - b['accuracy']) * 100:+.2f} points."
         )
+    if thresholded:
+        lines += ["", _threshold_notes(results)]
     return "\n".join(lines)
+
+
+def _threshold_cell(choice: dict[str, Any] | None) -> str:
+    if not choice:
+        return "n/a"
+    if choice["threshold"] is None:
+        if choice["reached_on_validation"]:
+            return "none"
+        return f"none (<{choice.get('target_accuracy', TARGET_ACCURACY):.0%} on valid)"
+    return f"{choice['threshold']:.6g} ({choice['score']})"
+
+
+def _threshold_notes(results: list[dict[str, Any]]) -> str:
+    """How the thresholds were chosen, and each pipeline's numbers without one."""
+    notes = [
+        "Out-of-scope threshold chosen on the validation split only: the highest out-of-scope "
+        f"recall there with in-scope accuracy >= {TARGET_ACCURACY:.0%}. On test a message is "
+        "rejected when the pipeline predicts the out-of-scope intent or falls back, or its "
+        "score (opsbot: out_of_scope_score; others: the top intent's confidence) is below "
+        "the threshold. Intent accuracy is in-scope accuracy; a rejection counts as wrong."
+    ]
+    for r in results:
+        choice, before = r.get("oos_threshold"), r.get("without_threshold")
+        if not choice or not before:
+            continue
+        note = (f"{r['pipeline']}: without the threshold {before['accuracy'] * 100:.2f}% in scope, "
+                f"{(before['oos_recall'] or 0) * 100:.1f}% out-of-scope recall; on validation "
+                f"with it {choice['valid_accuracy'] * 100:.2f}% and "
+                f"{choice['valid_oos_recall'] * 100:.1f}%.")
+        if not choice["reached_on_validation"]:
+            note += (f" In-scope accuracy is below {TARGET_ACCURACY:.0%} on validation even "
+                     "without one.")
+        notes.append(note)
+    return "\n".join(textwrap.fill(note, 92) for note in notes)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -136,6 +223,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--data", type=Path, help="a folder with train.jsonl and test.jsonl")
     parser.add_argument("--train", type=Path, help="training data: JSON Lines or Rasa NLU YAML")
     parser.add_argument("--test", type=Path, help="test data: JSON Lines or Rasa NLU YAML")
+    parser.add_argument("--valid", type=Path,
+                        help="validation data (JSON Lines or Rasa NLU YAML): the out-of-scope "
+                             "threshold is chosen on it; with --data, found there")
     parser.add_argument("--pipelines", default="opsbot,rasa-default",
                         help="comma-separated, from: " + ", ".join(PIPELINES))
     parser.add_argument("--save", type=Path,
@@ -148,12 +238,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if args.data:
         if args.train or args.test:
             parser.error("give either --data or --train/--test, not both")
+        if args.valid:
+            parser.error("with --data the validation split is found in the folder")
         args.train, args.test = args.data / "train.jsonl", args.data / "test.jsonl"
+        args.valid = next(
+            (args.data / n for n in VALIDATION_FILES if (args.data / n).exists()), None
+        )
     elif bool(args.train) != bool(args.test):
         parser.error("--train and --test go together")
     elif not args.train:
+        if args.valid:
+            parser.error("--valid goes with --train and --test")
         args.train, args.test = ROOT / "data" / "nlu", ROOT / "tests" / "nlu" / "regression.yml"
-    for path in (args.train, args.test):
+    for path in (args.train, args.test, *([args.valid] if args.valid else [])):
         if not path.exists():
             parser.error(f"{path} does not exist")
     names = [n.strip() for n in args.pipelines.split(",") if n.strip()]
@@ -174,9 +271,14 @@ def _load_saved(path: Path) -> dict[str, dict[str, Any]]:
     return {r["pipeline"]: r for r in saved.get("results", []) if "pipeline" in r}
 
 
-def _save(path: Path, train: Path, test: Path, results: list[dict[str, Any]]) -> None:
+def _save(
+    path: Path, train: Path, test: Path, results: list[dict[str, Any]], valid: Path | None = None
+) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    summary = {"train": str(train), "test": str(test), "results": results}
+    summary: dict[str, Any] = {"train": str(train), "test": str(test)}
+    if valid:
+        summary["valid"] = str(valid)
+    summary["results"] = results
     path.write_text(json.dumps(summary, indent=1), encoding="utf-8")
 
 
@@ -187,17 +289,22 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="opsbot-bench-") as scratch:
         for name in args.names:
             previous = saved.get(name)
-            if previous and previous.get("fingerprint") == fingerprint(name, args.train, args.test):
+            current = fingerprint(name, args.train, args.test, args.valid)
+            if previous and previous.get("fingerprint") == current:
                 print(f"== {name}: unchanged since {previous.get('finished_at')}, result reused ==",
                       file=sys.stderr)
                 results.append(previous)
             else:
-                results.append(run_pipeline(name, args.train, args.test, Path(scratch)))
+                results.append(
+                    run_pipeline(name, args.train, args.test, Path(scratch), args.valid)
+                )
             if args.save:
                 # Results of pipelines not run this time stay in the file.
                 others = [r for n, r in _load_saved(args.save).items() if n not in args.names]
-                _save(args.save, args.train, args.test, [*results, *others])
+                _save(args.save, args.train, args.test, [*results, *others], args.valid)
     title = f"NLU benchmark: train {args.train} / test {args.test}"
+    if args.valid and any(r.get("oos_threshold") for r in results):
+        title += f" / out-of-scope threshold from {args.valid}"
     print("\n" + format_table(results, title))
     return 0
 

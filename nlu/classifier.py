@@ -5,6 +5,12 @@ n-grams, each dense featurizer's embedding) is weighted and normalised on its ow
 then a linear model is trained on their concatenation. Sparse counts get TF-IDF
 weights learnt from the training data. Sentence embeddings alone, or n-grams alone,
 each miss what the other catches; together they beat both (see bench/nlu.py).
+
+Out-of-scope detection: every parse reports an ``out_of_scope_score``, how far the best
+in-scope intent is ahead of the out-of-scope intent (difference of their linear
+scores) plus how close the text's embedding is to that intent's training examples
+(cosine to their centroid, weighted). Below ``out_of_scope_threshold`` the message is
+classified as the out-of-scope intent instead of the nearest in-scope one.
 """
 
 from __future__ import annotations
@@ -35,6 +41,8 @@ from rasa.shared.nlu.training_data.training_data import TrainingData
 logger = logging.getLogger(__name__)
 
 _MODEL_FILE = "linear_intent_classifier.npz"
+OUT_OF_SCOPE_SCORE_KEY = "out_of_scope_score"
+"""Where a parse result carries the out-of-scope score (higher: more in scope)."""
 
 
 @dataclass
@@ -57,6 +65,10 @@ def _sentence_features(message: Message) -> dict[str, Any]:
     return found
 
 
+def _sigmoid(value: float) -> float:
+    return float(1.0 / (1.0 + np.exp(-np.clip(value, -500.0, 500.0))))
+
+
 def _softmax(scores: np.ndarray) -> np.ndarray:
     shifted = scores - scores.max(axis=1, keepdims=True)
     exp = np.exp(shifted)
@@ -75,6 +87,11 @@ class LinearIntentClassifier(IntentClassifier, GraphComponent):
       C: inverse regularisation strength
       dense_weight / sparse_weight: how much each kind of block counts
       ranking_length: how many intents to report in intent_ranking
+      out_of_scope_intent: the intent whose training examples are out of scope
+      out_of_scope_threshold: null (off), or a number: a message whose
+        out-of-scope score is below it is classified as out_of_scope_intent
+      out_of_scope_similarity_weight: how much the cosine to the best intent's
+        centroid counts in the out-of-scope score
     """
 
     @classmethod
@@ -96,6 +113,10 @@ class LinearIntentClassifier(IntentClassifier, GraphComponent):
             "svm_temperature": 10.0,
             "ranking_length": 10,
             "random_state": 42,
+            "out_of_scope_intent": "out_of_scope",
+            "out_of_scope_threshold": None,
+            # Chosen on clinc150's validation split (bench/nlu.py, README).
+            "out_of_scope_similarity_weight": 2.0,
         }
 
     @classmethod
@@ -111,6 +132,26 @@ class LinearIntentClassifier(IntentClassifier, GraphComponent):
                 raise InvalidConfigException(
                     f"LinearIntentClassifier: {key} must be a positive number, got {value!r}."
                 )
+        threshold = config.get("out_of_scope_threshold")
+        if threshold is not None and (
+            isinstance(threshold, bool) or not isinstance(threshold, (int, float))
+        ):
+            raise InvalidConfigException(
+                "LinearIntentClassifier: out_of_scope_threshold must be a number or null "
+                f"(off), got {threshold!r}."
+            )
+        weight = config.get("out_of_scope_similarity_weight")
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or weight < 0:
+            raise InvalidConfigException(
+                "LinearIntentClassifier: out_of_scope_similarity_weight must be a number "
+                f">= 0, got {weight!r}."
+            )
+        intent = config.get("out_of_scope_intent")
+        if not isinstance(intent, str) or not intent:
+            raise InvalidConfigException(
+                "LinearIntentClassifier: out_of_scope_intent must be an intent name, "
+                f"got {intent!r}."
+            )
 
     def __init__(
         self,
@@ -122,6 +163,7 @@ class LinearIntentClassifier(IntentClassifier, GraphComponent):
         coef: np.ndarray | None = None,
         intercept: np.ndarray | None = None,
         scale: float = 1.0,
+        centroids: np.ndarray | None = None,
     ) -> None:
         self.config = {**self.get_default_config(), **config}
         self.validate_config(self.config)
@@ -132,6 +174,9 @@ class LinearIntentClassifier(IntentClassifier, GraphComponent):
         self.coef = coef
         self.intercept = intercept
         self.scale = scale
+        # Per class, the unit-length mean of its training embeddings (dense blocks
+        # only, each block normalised on its own): for the out-of-scope score.
+        self.centroids = centroids
         self._weights_by_feature: np.ndarray | None = None
 
     @classmethod
@@ -238,24 +283,42 @@ class LinearIntentClassifier(IntentClassifier, GraphComponent):
             coef = np.vstack([-coef, coef]) / 2
             intercept = np.concatenate([-intercept, intercept]) / 2
         self.coef, self.intercept = coef, intercept
+        self.centroids = self._centroids(features, labels)
         self._weights_by_feature = None
         self.persist()
         return self._resource
 
+    def _centroids(self, features: sp.csr_matrix, labels: np.ndarray) -> np.ndarray | None:
+        """Each class's centroid in the dense blocks, every block unit length."""
+        offset, parts = 0, []
+        for block in self.blocks:
+            if not block.sparse:
+                vectors = features[:, offset : offset + block.width].toarray() / block.weight
+                means = np.vstack([vectors[labels == c].mean(axis=0) for c in self.classes])
+                norms = np.linalg.norm(means, axis=1, keepdims=True)
+                norms[norms == 0] = 1.0
+                parts.append(means / norms)
+            offset += block.width
+        return np.hstack(parts).astype(np.float32) if parts else None
+
     # -- prediction -------------------------------------------------------------
 
-    def _scores(self, message: Message) -> np.ndarray:
+    def _scores(self, message: Message) -> tuple[np.ndarray, np.ndarray | None]:
         """Linear scores of one message, block by block: no sparse-matrix assembly,
-        which would cost more than the arithmetic at parse time."""
+        which would cost more than the arithmetic at parse time. Also its dense
+        blocks, each unit length (zeros where missing), for the out-of-scope score."""
         assert self.coef is not None and self.intercept is not None
         if self._weights_by_feature is None:
             self._weights_by_feature = np.ascontiguousarray(self.coef.T)
         weights = self._weights_by_feature
         scores = self.intercept.astype(np.float64).copy()
         features = _sentence_features(message)
+        dense: list[np.ndarray] = []
         offset = 0
         for block in self.blocks:
             value = features.get(block.origin)
+            if not block.sparse:
+                dense.append(np.zeros(block.width))
             if value is not None:
                 if block.sparse:
                     row = sp.csr_matrix(value)
@@ -268,31 +331,76 @@ class LinearIntentClassifier(IntentClassifier, GraphComponent):
                     vec = np.asarray(value, dtype=np.float64).reshape(-1)
                     norm = float(np.sqrt(vec @ vec)) or 1.0
                     scores += (block.weight / norm) * (vec @ weights[offset : offset + block.width])
+                    dense[-1] = vec / norm
             offset += block.width
-        return scores
+        return scores, (np.concatenate(dense) if dense else None)
 
     def predict_proba(self, messages: list[Message]) -> np.ndarray:
-        """Probabilities per message over ``self.classes``."""
-        scores = np.vstack([self._scores(m) for m in messages])
+        """Probabilities per message over ``self.classes`` (no out-of-scope rejection)."""
+        scores = np.vstack([self._scores(m)[0] for m in messages])
         return _softmax(scores * self.scale)
+
+    def _out_of_scope_index(self) -> int | None:
+        matches = np.flatnonzero(self.classes == self.config["out_of_scope_intent"])
+        return int(matches[0]) if len(matches) else None
+
+    def out_of_scope_score(self, scores: np.ndarray, dense: np.ndarray | None) -> float:
+        """How clearly a message is in scope (higher: more), from its linear scores
+        and dense blocks: the best in-scope intent's lead over the out-of-scope intent
+        (or its score alone, with no out-of-scope intent in the training data), plus
+        the weighted cosine of the text to that intent's centroid."""
+        oos = self._out_of_scope_index()
+        in_scope = scores.copy()
+        if oos is not None:
+            in_scope[oos] = -np.inf
+        best = int(np.argmax(in_scope))
+        score = float(scores[best] - (scores[oos] if oos is not None else 0.0))
+        weight = float(self.config["out_of_scope_similarity_weight"])
+        if weight and dense is not None and self.centroids is not None:
+            dense_blocks = sum(not b.sparse for b in self.blocks)
+            score += weight * float(dense @ self.centroids[best]) / dense_blocks
+        return score
+
+    def _ranking(self, scores: np.ndarray, oos_score: float) -> list[tuple[str, float]]:
+        """(intent, confidence), best first; the out-of-scope intent first when the
+        message is rejected as out of scope."""
+        probabilities = _softmax(scores[None, :] * self.scale)[0]
+        threshold = self.config["out_of_scope_threshold"]
+        oos = self._out_of_scope_index()
+        predicted = int(np.argmax(probabilities))
+        order = np.argsort(-probabilities)
+        if threshold is None or predicted == oos or oos_score >= threshold:
+            return [(str(self.classes[i]), float(probabilities[i])) for i in order]
+        # Rejected: how far below the threshold, on the scale that turns scores into
+        # confidences, gives the out-of-scope intent a confidence above 0.5; the
+        # others share the rest in their old proportions.
+        in_scope_share = _sigmoid(self.scale * (oos_score - threshold))
+        others = [i for i in order if i != oos]
+        rest = float(sum(probabilities[i] for i in others)) or 1.0
+        return [(str(self.config["out_of_scope_intent"]), 1.0 - in_scope_share)] + [
+            (str(self.classes[i]), float(probabilities[i]) / rest * in_scope_share)
+            for i in others
+        ]
 
     def process(self, messages: list[Message]) -> list[Message]:
         if self.coef is None or not messages:
             for message in messages:
                 message.set(INTENT, {INTENT_NAME_KEY: None, PREDICTED_CONFIDENCE_KEY: 0.0}, add_to_output=True)
             return messages
-        probabilities = self.predict_proba(messages)
         length = self.config["ranking_length"]
-        for message, row in zip(messages, probabilities):
-            order = np.argsort(-row)
+        for message in messages:
+            scores, dense = self._scores(message)
+            oos_score = self.out_of_scope_score(scores, dense)
+            ranked = self._ranking(scores, oos_score)
             if length and length > 0:
-                order = order[:length]
+                ranked = ranked[:length]
             ranking = [
-                {INTENT_NAME_KEY: str(self.classes[i]), PREDICTED_CONFIDENCE_KEY: float(row[i])}
-                for i in order
+                {INTENT_NAME_KEY: name, PREDICTED_CONFIDENCE_KEY: confidence}
+                for name, confidence in ranked
             ]
             message.set(INTENT, ranking[0], add_to_output=True)
             message.set("intent_ranking", ranking, add_to_output=True)
+            message.set(OUT_OF_SCOPE_SCORE_KEY, oos_score, add_to_output=True)
         return messages
 
     # -- persistence ------------------------------------------------------------
@@ -305,6 +413,7 @@ class LinearIntentClassifier(IntentClassifier, GraphComponent):
                 coef=self.coef,
                 intercept=self.intercept,
                 scale=np.array(self.scale),
+                **({"centroids": self.centroids} if self.centroids is not None else {}),
                 origins=np.array([b.origin for b in self.blocks], dtype=str),
                 sparse=np.array([b.sparse for b in self.blocks]),
                 widths=np.array([b.width for b in self.blocks]),
@@ -345,6 +454,7 @@ class LinearIntentClassifier(IntentClassifier, GraphComponent):
                         coef=saved["coef"],
                         intercept=saved["intercept"],
                         scale=float(saved["scale"]),
+                        centroids=saved["centroids"] if "centroids" in saved.files else None,
                     )
         except (ValueError, FileNotFoundError):
             logger.debug("LinearIntentClassifier was not trained; it predicts nothing.")

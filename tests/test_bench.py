@@ -80,3 +80,58 @@ def test_a_small_real_run_of_opsbots_pipeline(tmp_path: Path, cache_dir: Path) -
     assert result["pipeline"] == "opsbot" and result["examples"] == len(rows) - 54
     assert result["accuracy"] >= 0.8
     assert result["latency_p50_ms"] > 0 and result["peak_memory_mb"] > 100
+
+
+def test_table_shows_the_validation_threshold_next_to_each_pipeline() -> None:
+    row = {"accuracy": 0.9429, "macro_f1": 0.9569, "oos_recall": 0.875, "oos_precision": 0.861,
+           "train_seconds": 100.0, "latency_p50_ms": 15.0, "latency_p99_ms": 40.0,
+           "peak_memory_mb": 1400.0}
+    opsbot = {**row, "pipeline": "opsbot",
+              "oos_threshold": {"threshold": 2.26555, "score": "out_of_scope_score",
+                                "reached_on_validation": True, "valid_accuracy": 0.94,
+                                "valid_oos_recall": 0.93},
+              "without_threshold": {"accuracy": 0.9618, "oos_recall": 0.312}}
+    diet = {**row, "pipeline": "rasa-default", "accuracy": 0.91, "oos_recall": 0.5,
+            "oos_threshold": {"threshold": None, "score": "confidence",
+                              "reached_on_validation": False, "valid_accuracy": 0.92,
+                              "valid_oos_recall": 0.5},
+            "without_threshold": {"accuracy": 0.91, "oos_recall": 0.5}}
+    table = bench.format_table([opsbot, diet], "t")
+    assert "OOS precision" in table and "threshold (valid)" in table
+    assert "94.29%" in table and "87.5%" in table and "2.26555 (out_of_scope_score)" in table
+    assert "none (<94% on valid)" in table
+    assert "without the threshold 96.18% in scope, 31.2% out-of-scope recall" in table
+
+
+def test_the_validation_split_is_found_next_to_the_data(tmp_path: Path) -> None:
+    for name in ("train.jsonl", "test.jsonl"):
+        write_jsonl(tmp_path / name, [("hi", "greet")])
+    assert bench.parse_args(["--data", str(tmp_path)]).valid is None
+    write_jsonl(tmp_path / "valid.jsonl", [("hey", "greet")])
+    assert bench.parse_args(["--data", str(tmp_path)]).valid == tmp_path / "valid.jsonl"
+    args = bench.parse_args([
+        "--train", str(tmp_path / "train.jsonl"), "--test", str(tmp_path / "test.jsonl"),
+        "--valid", str(tmp_path / "valid.jsonl"),
+    ])
+    assert args.valid == tmp_path / "valid.jsonl"
+
+
+def test_opsbots_config_names_the_out_of_scope_label_and_leaves_the_threshold_to_the_bench(
+    tmp_path: Path,
+) -> None:
+    import yaml
+
+    source = tmp_path / "config.yml"
+    source.write_text(yaml.safe_dump({"pipeline": [
+        {"name": "nlu.SentenceEmbeddingFeaturizer"},
+        {"name": "nlu.LinearIntentClassifier", "out_of_scope_threshold": 1.5},
+    ], "policies": [{"name": "RulePolicy"}]}))
+    target = tmp_path / "out.yml"
+    bench._opsbot_config(source, tmp_path / "cache", target, "oos", threshold_from_validation=True)
+    config = yaml.safe_load(target.read_text())
+    classifier = config["pipeline"][1]
+    assert classifier["out_of_scope_intent"] == "oos"
+    assert classifier["out_of_scope_threshold"] is None
+    assert config["policies"] == []
+    bench._opsbot_config(source, tmp_path / "cache", target, "out_of_scope")
+    assert yaml.safe_load(target.read_text())["pipeline"][1]["out_of_scope_threshold"] == 1.5

@@ -8,7 +8,7 @@ import threading
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, TextIO
 
 HELP = (
@@ -140,21 +140,28 @@ def chat(
             pusher.stopped.set()
 
 
-def _loop(url: str, user: str, read: Callable[[str], str], out: TextIO,
-          buttons: list[dict[str, Any]], pusher: _Announcements | None) -> int:
+def read_lines(read: Callable[[str], str], prompt: Callable[[], str], out: TextIO,
+               help_text: str) -> Iterator[str]:
+    """The user's lines until /quit, /exit or end of input; /help is answered here."""
     while True:
         try:
-            line = read(f"{user}> ").strip()
+            line = read(prompt()).strip()
         except (EOFError, KeyboardInterrupt):
             out.write("\n")
-            return 0
+            return
         if not line:
             continue
         if line in ("/quit", "/exit"):
-            return 0
+            return
         if line == "/help":
-            out.write(HELP + "\n")
+            out.write(help_text + "\n")
             continue
+        yield line
+
+
+def _loop(url: str, user: str, read: Callable[[str], str], out: TextIO,
+          buttons: list[dict[str, Any]], pusher: _Announcements | None) -> int:
+    for line in read_lines(read, lambda: f"{user}> ", out, HELP):
         message = line
         if line.isdigit() and buttons:
             index = int(line) - 1
@@ -172,3 +179,4 @@ def _loop(url: str, user: str, read: Callable[[str], str], out: TextIO,
                 out.write(f"error: {exc}\n")
             if pusher is not None:
                 pusher.sync([str(r.get("text")) for r in replies if r.get("text")])
+    return 0

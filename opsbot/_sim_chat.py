@@ -17,6 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol, TextIO
 
+from opsbot._chat import read_lines
+
 __all__ = ["SimChannel", "TeamsChannel", "TelegramChannel", "sim_chat"]
 
 
@@ -153,19 +155,8 @@ def sim_chat(channel: SimChannel, user: str = "alice", read: Callable[[str], str
     watcher = threading.Thread(target=follow, name="opsbot-sim-chat", daemon=True)
     watcher.start()
     try:
-        while True:
-            try:
-                line = read(f"{current[0]}> ").strip()
-            except (EOFError, KeyboardInterrupt):
-                out.write("\n")
-                return 0
-            if not line:
-                continue
-            if line in ("/quit", "/exit"):
-                return 0
-            if line == "/help":
-                out.write(HELP.format(where=channel.where, users=", ".join(channel.users)) + "\n")
-                continue
+        help_text = HELP.format(where=channel.where, users=", ".join(channel.users))
+        for line in read_lines(read, lambda: f"{current[0]}> ", out, help_text):
             if line.startswith("/as"):
                 name = line[3:].strip().lower()
                 if name not in channel.users:
@@ -188,6 +179,7 @@ def sim_chat(channel: SimChannel, user: str = "alice", read: Callable[[str], str
                     out.write(f"error: {exc}\n")
                     continue
                 _wait_for_replies(show_new, quiet_after)
+        return 0
     finally:
         stopped.set()
 

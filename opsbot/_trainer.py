@@ -6,7 +6,9 @@ itself, with Rasa's fingerprint cache and opsbot's embedding cache, takes a few 
 ``opsbot run`` and ``opsbot demo`` start this process next to the servers; it imports
 all that once, then trains on request, one job at a time:
 
-    POST http://127.0.0.1:<port>/train  {"force": false}  ->  {"model": "<path>", "seconds": 6.1}
+    POST http://127.0.0.1:<port>/train  {"force": false}
+      ->  {"model": "<path>", "seconds": 6.1,
+           "trained": ["LinearIntentClassifier", ...], "restored": ["RulePolicy", ...]}
 
 It listens on loopback only, on a free port written to ``<state dir>/trainer.port``;
 ``opsbot train`` uses it when it answers and trains in its own process otherwise.
@@ -18,7 +20,6 @@ import json
 import os
 import sys
 import threading
-import time
 import urllib.error
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -53,7 +54,7 @@ def train_remotely(state_dir: Path, force: bool, timeout: float = 1800.0) -> dic
 
 def main() -> int:
     """Warm up, then serve /train until killed."""
-    from opsbot.cli import CommandError, quiet_library_warnings, train_model
+    from opsbot.cli import CommandError, quiet_library_warnings, run_training
     from opsbot.settings import Settings
 
     settings = Settings.from_env()
@@ -92,16 +93,17 @@ def main() -> int:
                 self._answer(400, {"error": "the body must be JSON"})
                 return
             with lock:
-                started = time.perf_counter()
                 try:
-                    model = train_model(settings, force=bool(body.get("force")), quiet=True)
+                    training = run_training(settings, force=bool(body.get("force")), quiet=True)
                 except CommandError as exc:
                     self._answer(422, {"error": str(exc)})
                     return
                 except Exception as exc:  # noqa: BLE001 - the caller gets it; we keep serving
                     self._answer(500, {"error": f"{type(exc).__name__}: {exc}"})
                     return
-            self._answer(200, {"model": str(model), "seconds": round(time.perf_counter() - started, 2)})
+            self._answer(200, {"model": str(training.model), "seconds": round(training.seconds, 2),
+                               "trained": list(training.trained),
+                               "restored": list(training.restored)})
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     settings.state_dir.mkdir(parents=True, exist_ok=True)

@@ -16,6 +16,7 @@ import argparse
 import dataclasses
 import logging
 import os
+import re
 import signal
 import sys
 import time
@@ -82,8 +83,47 @@ def _configure_rasa_logging(level: int) -> None:
     configure_structlog(level)
 
 
+@dataclasses.dataclass(frozen=True)
+class Training:
+    """A finished training run: the model, how long the train call took, and which graph
+    components it trained and which it restored from Rasa's cache."""
+
+    model: Path
+    seconds: float
+    trained: tuple[str, ...]
+    restored: tuple[str, ...]
+
+    def summary(self) -> str:
+        return (f"trained: {', '.join(self.trained) or 'nothing'}; "
+                f"restored from the cache: {', '.join(self.restored) or 'nothing'}")
+
+
+class _ComponentLog(logging.Handler):
+    """Collects the component names in the messages of Rasa's training hook:
+    "Finished training component 'X'." and "Restored component 'X' from cache."."""
+
+    LOGGER = "rasa.engine.training.hooks"
+    _MESSAGE = re.compile(r"^(Finished training|Restored) component '([^']+)'")
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.trained: list[str] = []
+        self.restored: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        match = self._MESSAGE.match(record.getMessage())
+        if match:
+            (self.trained if match.group(1) == "Finished training" else self.restored).append(
+                match.group(2))
+
+
 def train_model(settings: Settings, force: bool = False, quiet: bool = False) -> Path:
     """Train from data/ (only what changed, unless ``force``); return the model path."""
+    return run_training(settings, force, quiet).model
+
+
+def run_training(settings: Settings, force: bool = False, quiet: bool = False) -> Training:
+    """Train from data/ (only what changed, unless ``force``) and say what was retrained."""
     settings.check_project()
     os.environ["OPSBOT_CACHE_DIR"] = str(settings.cache_dir)
     sys.path.insert(0, str(settings.project))
@@ -94,6 +134,12 @@ def train_model(settings: Settings, force: bool = False, quiet: bool = False) ->
 
     project = settings.project
     print(f"Training opsbot's model from {project / 'data'} ...", flush=True)
+    components = _ComponentLog()
+    hook_logger = logging.getLogger(_ComponentLog.LOGGER)
+    level, propagate = hook_logger.level, hook_logger.propagate
+    hook_logger.addHandler(components)
+    hook_logger.setLevel(logging.INFO)
+    hook_logger.propagate = propagate and not quiet  # quiet: collected, not printed
     started = time.perf_counter()
     try:
         result = train(
@@ -107,12 +153,19 @@ def train_model(settings: Settings, force: bool = False, quiet: bool = False) ->
         raise CommandError(f"The training data is invalid: {exc}") from exc
     except SystemExit as exc:  # Rasa exits on some validation errors after printing them
         raise CommandError("Training stopped: the training data is invalid (see above).") from exc
+    finally:
+        hook_logger.removeHandler(components)
+        hook_logger.setLevel(level)
+        hook_logger.propagate = propagate
     if result.code != 0 or not result.model:
         raise CommandError(
             "Training failed (see the messages above). Check data/ with 'rasa data validate'."
         )
-    print(f"Model ready in {time.perf_counter() - started:.1f}s: {result.model}", flush=True)
-    return Path(result.model)
+    training = Training(Path(result.model), time.perf_counter() - started,
+                        tuple(components.trained), tuple(components.restored))
+    print(f"Model ready in {training.seconds:.1f}s ({training.summary()}): {training.model}",
+          flush=True)
+    return training
 
 
 def _require_model(settings: Settings) -> Path:
@@ -174,9 +227,11 @@ def train_fast(settings: Settings, force: bool = False) -> Path:
         return train_model(settings, force=force)
     if answer.get("error") or not answer.get("model"):
         raise CommandError(str(answer.get("error") or "the trainer gave no model"))
-    print(f"Model ready in {answer.get('seconds')}s (the running opsbot's trainer): "
-          f"{answer['model']}", flush=True)
-    return Path(str(answer["model"]))
+    training = Training(Path(str(answer["model"])), float(answer.get("seconds") or 0.0),
+                        tuple(answer.get("trained") or ()), tuple(answer.get("restored") or ()))
+    print(f"Model ready in {training.seconds:.1f}s by the running opsbot's trainer "
+          f"({training.summary()}): {training.model}", flush=True)
+    return training.model
 
 
 def cmd_train(args: argparse.Namespace, settings: Settings) -> int:

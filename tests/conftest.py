@@ -7,7 +7,10 @@ import contextlib
 import dataclasses
 import os
 import socket
+import subprocess
 import sys
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -38,6 +41,26 @@ def wait_until(predicate: Any, what: str, timeout: float = 60.0) -> Any:
             return value
         time.sleep(0.2)
     raise AssertionError(what)
+
+
+def serve_demo(cwd: Path, env: dict[str, str], *args: str) -> tuple[subprocess.Popen[str], list[str], float]:
+    """``opsbot demo --serve ARGS`` in ``cwd``: the process, what it printed until it was
+    ready, and the seconds that took. Its later output is drained, so it never blocks."""
+    started = time.monotonic()
+    process = subprocess.Popen([sys.executable, "-m", "opsbot", "demo", "--serve", *args],
+                               cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               text=True)
+    output: list[str] = []
+    assert process.stdout is not None
+    for line in process.stdout:
+        output.append(line)
+        if "Stop it with Ctrl-C" in line:
+            break
+    else:
+        process.wait()
+        pytest.fail("opsbot demo --serve exited early:\n" + "".join(output))
+    threading.Thread(target=process.stdout.read, daemon=True).start()
+    return process, output, time.monotonic() - started
 
 
 @contextlib.contextmanager

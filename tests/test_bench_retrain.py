@@ -160,3 +160,68 @@ def test_the_saved_results_can_be_reread(tmp_path: Path) -> None:
     assert saved["command"].startswith("python -m bench.retrain --save")
     assert len(saved["phrases"]) == 10 and saved["results"][0]["pipeline"] == "opsbot"
     assert "rasa" in saved["machine"]
+
+
+def test_the_trainer_row_reads_what_opsbot_train_prints(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """bench.parse_trainer_answer against the real `opsbot train` code, with a trainer
+    that answers as opsbot/_trainer.py does."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from opsbot.cli import train_fast
+    from opsbot.settings import Settings
+
+    answer = {"model": str(tmp_path / "models" / "m.tar.gz"), "seconds": 6.04,
+              "trained": ["CountVectorsFeaturizer", "LinearIntentClassifier"],
+              "restored": ["RulePolicy", "MemoizationPolicy"]}
+
+    class Trainer(BaseHTTPRequestHandler):
+        def log_message(self, *args: Any) -> None:
+            return
+
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            body = json.dumps(answer).encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Trainer)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    settings = Settings.from_env(ROOT)
+    settings = type(settings)(**{**settings.__dict__, "state_dir": tmp_path})
+    (tmp_path / "trainer.port").write_text(str(server.server_address[1]))
+    try:
+        model = train_fast(settings)
+    finally:
+        server.shutdown()
+    assert str(model) == answer["model"]
+    parsed = bench.parse_trainer_answer(capsys.readouterr().out)
+    assert parsed == {"train_seconds": 6.0, "model": answer["model"],
+                      "trained_components": answer["trained"],
+                      "restored_components": answer["restored"]}
+    assert bench.parse_trainer_answer("Model ready in 19.6s (trained: X; ...): /m.tar.gz") is None
+
+
+def test_the_policies_are_named_from_the_config(tmp_path: Path) -> None:
+    (tmp_path / "config.yml").write_text(
+        "policies:\n  - name: RulePolicy\n  - name: my.module.CustomPolicy\n")
+    assert bench.policy_names(tmp_path) == {"RulePolicy", "CustomPolicy"}
+    assert bench.policy_names(ROOT) == {"RulePolicy", "MemoizationPolicy"}
+
+
+def test_the_trainer_row_is_judged_on_the_whole_command() -> None:
+    trainer = {**result("opsbot", 30.0, [6.0]), "mode": "trainer",
+               "retrain_process_seconds_all": [11.0]}
+    table = bench.format_table([result("opsbot", 30.0, [19.0]), trainer,
+                                result("rasa-default", 240.0, [300.0])])
+    assert "| opsbot (opsbot train, trainer running) " in table and "Trainer running:" in table
+    assert "opsbot (opsbot train, trainer running): retrain 11.0s (limit 10s: TOO SLOW)" in table
+    trainer["retrain_process_seconds_all"] = [7.5]
+    table = bench.format_table([trainer, result("rasa-default", 240.0, [300.0])])
+    assert "retrain 7.5s (limit 10s: ok)" in table
+    trainer["retrain"] = {**trainer["retrain"], "phases": {}, "trained_components": ["A"],
+                          "restored_components": ["RulePolicy"]}
+    assert "retrained: A; restored from cache: RulePolicy" in bench.format_breakdown(trainer)

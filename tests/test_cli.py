@@ -130,6 +130,9 @@ def test_train_writes_a_model_and_reports_it(tmp_path: Path, cache_dir: Path) ->
     models = list((tmp_path / "models").glob("*.tar.gz"))
     assert len(models) == 1
     assert f"Model ready in" in result.stdout and str(models[0]) in result.stdout
+    # A first training trains every component and says so.
+    trained = result.stdout.split("(trained: ", 1)[1].split(";", 1)[0]
+    assert "LinearIntentClassifier" in trained and "RulePolicy" in trained
 
 
 def test_demo_uses_the_latest_model_only_while_it_is_current(tmp_path: Path) -> None:

@@ -20,7 +20,7 @@ import requests
 from opsbot._chat import chat
 from opsbot._sim_chat import TelegramChannel, sim_chat
 from simulators.telegram import ALICE, BOB, TelegramSimulator
-from tests.conftest import free_port
+from tests.conftest import free_port, serve_demo
 
 ROOT = Path(__file__).parent.parent
 
@@ -71,25 +71,13 @@ def served(trained_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Ite
     # An outside Telegram client on loopback, given to opsbot as TELEGRAM_API_URL (issue 5).
     telegram = TelegramSimulator()
     telegram.start()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "opsbot", "demo", "--serve",
-         "--port", str(port), "--actions-port", str(actions_port)],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        env={**os.environ, "OPSBOT_MODELS": str(trained_model.parent), "OPSBOT_STATE_DIR": str(state),
-             "OPSBOT_DEMO_BUILD_SECONDS": "2", "OPSBOT_WATCH_POLL": "0.3",
-             **telegram.env(), "TELEGRAM_POLL_TIMEOUT": "5"},
-    )
+    process, output, ready_after = serve_demo(
+        ROOT, {**os.environ, "OPSBOT_MODELS": str(trained_model.parent),
+               "OPSBOT_STATE_DIR": str(state), "OPSBOT_DEMO_BUILD_SECONDS": "2",
+               "OPSBOT_WATCH_POLL": "0.3", **telegram.env(), "TELEGRAM_POLL_TIMEOUT": "5"},
+        "--port", str(port), "--actions-port", str(actions_port))
     url = f"http://127.0.0.1:{port}/webhooks/rest/webhook"
-    started = time.monotonic()
-    output: list[str] = []
-    assert process.stdout is not None
-    for line in process.stdout:
-        output.append(line)
-        if "Stop it with Ctrl-C" in line:
-            break
-    else:
-        pytest.fail("opsbot demo --serve exited early:\n" + "".join(output))
-    info = {"process": process, "url": url, "ready_after": time.monotonic() - started,
+    info = {"process": process, "url": url, "ready_after": ready_after,
             "output": output, "port": port, "state": state, "telegram": telegram}
     yield info
     if process.poll() is None:

@@ -9,6 +9,10 @@
   their states (``opsbot_operations``). :class:`ButtonBook` remembers which chat
   message carries buttons for which operation in which state, and says which ones are
   stale after a turn, so a connector can edit them away before anyone presses them.
+* In a group, choice buttons ("which service?", "did you mean ...?") answer the person
+  who was asked: :func:`claim_keyboard` notes whose they are, :func:`pressed_by_other`
+  tells a connector to refuse someone else's press. Buttons that decide an operation
+  need no owner: the guard binds those to their requester and says so in the chat.
 * :func:`channel_store` is opsbot's store (``OPSBOT_DB_URL`` or the state directory),
   where connectors keep conversation references, long button payloads and the ids of
   updates already handled, so a restart or a second replica changes nothing.
@@ -36,16 +40,22 @@ __all__ = [
     "ButtonBook",
     "ReplyChannel",
     "ConnectorConfigError",
+    "NOT_YOURS",
     "channel_store",
+    "claim_keyboard",
     "decision_note",
     "operation_of",
     "operation_states",
+    "pressed_by_other",
     "setting",
 ]
 
 # The same key as actions.turn.OPERATIONS_KEY (tests check they agree).
 OPERATIONS_KEY = "opsbot_operations"
 OPEN_STATES = frozenset({"pending_confirmation", "pending_approval"})
+NOT_YOURS = ("Those buttons answer someone else's question, so nothing was done. "
+             "Ask me yourself and you get your own.")
+_OWNER_KIND = "keyboard-owner"
 
 _L = TypeVar("_L")
 
@@ -81,6 +91,21 @@ def operation_of(payload: str | None) -> str | None:
         return None
     value = entities.get("operation_id") if isinstance(entities, dict) else None
     return str(value) if value else None
+
+
+def claim_keyboard(location: str, owner: str, payloads: Iterable[str]) -> None:
+    """Note that the choice buttons of the group message at ``location`` answer ``owner``
+    (a conversation id). A keyboard of operation buttons only is not noted."""
+    if any(operation_of(p) is None for p in payloads):
+        channel_store().remember(_OWNER_KIND, location, {"owner": owner})
+
+
+def pressed_by_other(location: str, presser: str, payload: str) -> bool:
+    """True if ``presser`` pressed a choice button of a message sent to someone else."""
+    if operation_of(payload) is not None:
+        return False
+    claimed = channel_store().recall(_OWNER_KIND, location)
+    return bool(claimed) and claimed.get("owner") != presser
 
 
 def operation_states(message: Mapping[str, Any]) -> dict[str, str]:

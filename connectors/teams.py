@@ -57,13 +57,16 @@ from sanic.request import Request
 from sanic.response import HTTPResponse
 
 from connectors._common import (
+    NOT_YOURS,
     OPEN_STATES,
     ButtonBook,
     ConnectorConfigError,
     ReplyChannel,
     channel_store,
+    claim_keyboard,
     decision_note,
     operation_of,
+    pressed_by_other,
     setting,
 )
 
@@ -247,7 +250,8 @@ class TeamsOutput(ReplyChannel):
     async def deliver(self, recipient_id: str, text: str, buttons: list[dict[str, Any]],
                       states: Mapping[str, str]) -> None:
         reference = await self._where(recipient_id)
-        await self._connector.send(reference, text, buttons, states, reply_to=self._reply_to)
+        await self._connector.send(reference, text, buttons, states, reply_to=self._reply_to,
+                                   owner=recipient_id)
 
 
 class TeamsInput(InputChannel):
@@ -410,6 +414,13 @@ class TeamsInput(InputChannel):
             "bot_name": activity.recipient.name if activity.recipient else None,
         }
         await asyncio.to_thread(channel_store().remember, _REF_KIND, sender, reference)
+        if pressed and await asyncio.to_thread(pressed_by_other, f"{conversation.id}:{pressed}",
+                                               sender, text):
+            if activity.type == "invoke":
+                return NOT_YOURS  # shown on the card, to the one who clicked
+            await self.send(reference, f"{user.name}: {NOT_YOURS}" if user.name else NOT_YOURS,
+                            [], {}, reply_to=activity.id)
+            return None
         output = TeamsOutput(self, reference, reply_to=activity.id)
         await on_new_message(UserMessage(
             text, output, sender, input_channel=CHANNEL, message_id=f"teams-{activity.id}",
@@ -446,8 +457,12 @@ class TeamsInput(InputChannel):
 
     async def send(self, reference: Mapping[str, Any], text: str,
                    buttons: Sequence[Mapping[str, Any]], states: Mapping[str, str], *,
-                   reply_to: str | None = None) -> None:
-        """One reply: plain text, or an Adaptive Card when there are buttons."""
+                   reply_to: str | None = None, owner: str | None = None) -> None:
+        """One reply: plain text, or an Adaptive Card when there are buttons.
+
+        In a channel or group chat, choice buttons belong to ``owner``, the conversation
+        that was asked.
+        """
         if buttons:
             activity = self._activity(reference, attachments=[
                 Attachment(content_type=CARD, content=adaptive_card(text, buttons))])
@@ -464,8 +479,12 @@ class TeamsInput(InputChannel):
             await client.close()
         if buttons and sent.id:
             location = (str(reference["service_url"]), str(reference["conversation_id"]), str(sent.id))
+            payloads = [str(b.get("payload") or "") for b in buttons]
             self._texts[location] = text
-            self._book.track(location, [str(b.get("payload") or "") for b in buttons], states)
+            self._book.track(location, payloads, states)
+            if owner and reference.get("conversation_type") not in (None, "personal"):
+                await asyncio.to_thread(claim_keyboard, f"{reference['conversation_id']}:{sent.id}",
+                                        owner, payloads)
             while len(self._texts) > 5000:
                 self._texts.pop(next(iter(self._texts)))
 

@@ -69,13 +69,16 @@ from telegram.helpers import escape_markdown
 from telegram.request import HTTPXRequest
 
 from connectors._common import (
+    NOT_YOURS,
     OPEN_STATES,
     ButtonBook,
     ConnectorConfigError,
     ReplyChannel,
     channel_store,
+    claim_keyboard,
     decision_note,
     operation_of,
+    pressed_by_other,
     setting,
 )
 
@@ -161,7 +164,7 @@ class TelegramOutput(ReplyChannel):
     async def deliver(self, recipient_id: str, text: str, buttons: list[dict[str, Any]],
                       states: Mapping[str, str]) -> None:
         await self._connector.send(self._chat(recipient_id), text, buttons, states,
-                                   thread_id=self._thread_id)
+                                   thread_id=self._thread_id, owner=recipient_id)
 
 
 class TelegramInput(InputChannel):
@@ -437,9 +440,14 @@ class TelegramInput(InputChannel):
                 toast = "That button has expired; ask again for fresh ones."
                 await self._remove_keyboard((message.chat.id, message.message_id), None)
                 return
+            sender = sender_id_for(message.chat.id, query.from_user.id)
+            if await asyncio.to_thread(pressed_by_other, f"{message.chat.id}:{message.message_id}",
+                                       sender, payload):
+                toast = NOT_YOURS
+                return
             output = TelegramOutput(self, message.chat.id, _thread(message))
             await on_new_message(UserMessage(
-                payload, output, sender_id_for(message.chat.id, query.from_user.id),
+                payload, output, sender,
                 input_channel=CHANNEL, message_id=f"tg-{update.update_id}",
                 metadata=self._metadata(message, query.from_user, update.update_id,
                                         pressed=message.message_id)))
@@ -483,8 +491,12 @@ class TelegramInput(InputChannel):
     # -- outbound ------------------------------------------------------------------------
 
     async def send(self, chat_id: int, text: str, buttons: Sequence[Mapping[str, Any]],
-                   states: Mapping[str, str], *, thread_id: int | None = None) -> None:
-        """Send one reply: escaped, split at the limit, buttons on the last piece."""
+                   states: Mapping[str, str], *, thread_id: int | None = None,
+                   owner: str | None = None) -> None:
+        """Send one reply: escaped, split at the limit, buttons on the last piece.
+
+        In a group, choice buttons belong to ``owner``, the conversation that was asked.
+        """
         pieces = split_text(text) or ["…"]
         markup = await self._keyboard(buttons) if buttons else None
         for index, piece in enumerate(pieces):
@@ -505,8 +517,12 @@ class TelegramInput(InputChannel):
                 return
             if last and markup is not None:
                 location = (chat_id, sent.message_id)
+                payloads = [str(b.get("payload") or "") for b in buttons]
                 self._texts[location] = escaped
-                self._book.track(location, [str(b.get("payload") or "") for b in buttons], states)
+                self._book.track(location, payloads, states)
+                if owner and chat_id < 0:  # group and channel ids are negative
+                    await asyncio.to_thread(claim_keyboard, f"{chat_id}:{sent.message_id}",
+                                            owner, payloads)
                 while len(self._texts) > 5000:
                     self._texts.pop(next(iter(self._texts)))
 

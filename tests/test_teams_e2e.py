@@ -139,3 +139,13 @@ def test_channel_messages_need_a_mention_and_personal_chats_do_not(stage: Stage)
     assert "search-ci" in text_of(answer)
     _, refused = stage.ask("bob", "deploy checkout 5.13.1 to prod", contains="release-manager")
     assert "Nothing ran" in text_of(refused)
+
+
+def test_in_a_channel_choice_buttons_answer_only_the_person_asked(stage: Stage) -> None:
+    thread, card = stage.ask("alice", "deploy to staging", contains="Which service?")
+    assert "search" in _titles(card)
+    refused = stage.click("bob", card, "search", contains="someone else's question")
+    assert "nothing was done" in text_of(refused)
+    # bob's click neither answered alice's question nor spent her buttons.
+    assert card_actions(next(a for a in stage.teams.bot_activities(thread) if a["id"] == card["id"]))
+    stage.click("alice", card, "search", contains="Which version of search")

@@ -215,3 +215,32 @@ def test_stickers_edits_joins_and_redeliveries_change_nothing(sim: TelegramSimul
 
     _run(connector, body)
     assert [m.text for m in recorder.messages] == ["hello"]  # once, despite the redelivery
+
+
+def test_in_a_group_choice_buttons_answer_only_the_person_asked(sim: TelegramSimulator) -> None:
+    connector = _connector(sim)
+    recorder = Recorder()
+    alice = sender_id_for(OPS_GROUP, ALICE)
+    choice = '/inform{"service":"payments"}'
+    confirm = '/affirm{"operation_id":"op-1"}'
+
+    async def body() -> None:
+        await connector.send(OPS_GROUP, "Which service?", [{"title": "payments", "payload": choice}],
+                             {}, owner=alice)
+        asked = int(sim.bot_messages(OPS_GROUP)[-1]["message_id"])
+        await connector.send(OPS_GROUP, "Deploy?", [{"title": "Confirm", "payload": confirm}],
+                             {"op-1": "pending_confirmation"}, owner=alice)
+        preview = int(sim.bot_messages(OPS_GROUP)[-1]["message_id"])
+        for user, message, title in ((BOB, asked, "payments"), (BOB, preview, "Confirm"),
+                                     (ALICE, asked, "payments")):
+            update = sim.press(user, OPS_GROUP, message, title=title)
+            await connector._handle(Update.de_json(update, connector.bot), recorder)
+
+    _run(connector, body)
+    answers = [a["text"] for a in sim.callback_answers()[-3:]]
+    # bob's press on alice's question does nothing and tells him why.
+    assert "someone else's question" in answers[0]
+    # A confirmation goes through: the guard refuses bob and says so in the chat.
+    assert [(m.sender_id, m.text) for m in recorder.messages] == [
+        (sender_id_for(OPS_GROUP, BOB), confirm), (alice, choice)]
+    assert "someone else's" not in answers[2]

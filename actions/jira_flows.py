@@ -197,8 +197,12 @@ async def update_issue(turn: Turn) -> None:
                       f"Move {key} ({issue.summary}) from {issue.status} to {chosen}.")
         return
     if priority:
-        turn.say(f"I can assign {key} or move it to another status from the chat, but not "
-                 f"change its priority yet; set it to {priority} in Jira: {issue.url}")
+        if (issue.priority or "").lower() == priority.lower():
+            turn.say(f"{key} is already {issue.priority} priority. Nothing to change.")
+            return
+        await propose(turn, "update_issue", {"issue_key": key, "priority": priority},
+                      f"Change the priority of {key} ({issue.summary}) from "
+                      f"{issue.priority or 'none'} to {priority}.")
         return
     turn.say(f"What should I change on {key}? For example \"assign {key} to bob\", "
              f"\"move {key} to done\" or \"set {key} priority to high\".")
@@ -268,6 +272,9 @@ async def _execute_update(rt: Runtime, operation: Operation) -> Outcome:
     if "status" in p:
         issue = await jira.transition(key, p["status"])
         return Outcome(f"{key} is now {issue.status}. {issue.url}", {"issue_key": key})
+    if "priority" in p:
+        issue = await jira.set_priority(key, p["priority"])
+        return Outcome(f"{key} is now {issue.priority} priority. {issue.url}", {"issue_key": key})
     raise InvalidRequest(f"opsbot cannot change {sorted(p)} on {key}.", backend="Jira")
 
 

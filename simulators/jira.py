@@ -612,9 +612,12 @@ class _State:
 
     def edit(self, issue: _Issue, body: object, now: float) -> None:
         """``PUT issue/{key}``: summary, description, priority, assignee and labels."""
-        if not isinstance(body, dict) or set(body) - {"fields", "notifyUsers"}:
+        # python-jira's Issue.update sends an empty "update" next to "fields", as Jira allows.
+        extra = {k for k, v in body.items() if k not in ("fields", "notifyUsers")
+                 and not (k == "update" and v in ({}, None))} if isinstance(body, dict) else set()
+        if not isinstance(body, dict) or extra:
             raise _refuse(400, "The Jira simulator edits issues through 'fields' only "
-                               "(not 'update' or 'properties').")
+                               "(not 'update' operations or 'properties').")
         fields = dict(body.get("fields") or {})
         errors: dict[str, str] = {}
         changes: dict[str, Any] = {}

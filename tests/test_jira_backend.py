@@ -390,3 +390,14 @@ def test_dates_are_aware_and_recent(backend: JiraBackend) -> None:
     issue = run(backend.issue("PAY-79"))
     assert issue.created.tzinfo is not None
     assert datetime.now(UTC) - issue.created < timedelta(hours=1)
+
+
+def test_set_priority_and_unknown_priorities(sim: JiraSimulator, backend: JiraBackend) -> None:
+    assert run(backend.set_priority("OPS-102", "high")).priority == "High"
+    assert sim.issue("OPS-102").priority == "High"
+    unknown = failure(backend.set_priority("OPS-102", "urgent"))
+    assert isinstance(unknown, InvalidRequest)
+    assert str(unknown).startswith("Jira has no priority 'urgent'; use ") and "Lowest" in str(unknown)
+    assert sim.issue("OPS-102").priority == "High"
+    assert str(failure(backend.set_priority("OPS-999", "Low"))) == \
+        "There is no issue OPS-999 (or opsbot may not see it)."

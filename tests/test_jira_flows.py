@@ -84,3 +84,18 @@ def test_comment_and_transition(rt: _runtime.Runtime) -> None:
     assert "Commented on OPS-102" in _confirm(rt, turn)
     wrong = _run(rt, "update_issue", "move OPS-123 to reopened", issue_key="OPS-123")
     assert "Nothing changed" in wrong.replies[0]["text"]
+
+
+def test_priority_change_is_proposed_then_made_once(rt: _runtime.Runtime,
+                                                    sim: JiraSimulator) -> None:
+    before = sim.issue("OPS-102").priority
+    target = "Lowest" if before != "Lowest" else "Highest"
+    turn = _run(rt, "update_issue", f"set OPS-102 priority to {target}", issue_key="OPS-102",
+                priority=target.lower())
+    assert f"from {before} to {target}" in turn.replies[0]["text"]
+    assert sim.issue("OPS-102").priority == before  # nothing changes before the confirmation
+    assert f"OPS-102 is now {target} priority" in _confirm(rt, turn)
+    assert sim.issue("OPS-102").priority == target
+    same = _run(rt, "update_issue", f"set OPS-102 priority to {target}", issue_key="OPS-102",
+                priority=target.lower())
+    assert "already" in same.replies[0]["text"] and not rt.store.open_for("rest:alice")

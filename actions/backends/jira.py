@@ -509,6 +509,28 @@ class JiraBackend:
                         missing=self._no_issue(wanted), calls=2)
         return await self.issue(wanted)
 
+    async def set_priority(self, key: str, priority: str) -> Issue:
+        """Set the priority of ``key``; InvalidRequest, listing Jira's priorities, for a
+        name Jira does not know."""
+        wanted = _issue_key(key)
+        name = " ".join(priority.split())
+        if not _PRIORITY_NAME.fullmatch(name):
+            raise await self._unknown_priority(name or "(empty)")
+
+        def call() -> None:
+            # python-jira reads the issue, PUTs {"fields": {"priority": ...}} and reads it again.
+            self._jira().issue(wanted, fields="priority").update(fields={"priority": {"name": name}})
+
+        try:
+            await self._run(call, doing=f"change the priority of {wanted}",
+                            missing=self._no_issue(wanted), calls=3)
+        except InvalidRequest as exc:
+            cause = next((e for e in exception_chain(exc) if isinstance(e, jira.JIRAError)), None)
+            if cause is not None and "priority" in _field_errors(cause):
+                raise await self._unknown_priority(name) from exc
+            raise
+        return await self.issue(wanted)
+
     # -- explaining refusals ---------------------------------------------------------
 
     async def _transition_list(self, key: str) -> list[dict[str, Any]]:

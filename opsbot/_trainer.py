@@ -23,6 +23,7 @@ import threading
 import urllib.error
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -31,14 +32,26 @@ __all__ = ["PORT_FILE", "main", "train_remotely"]
 PORT_FILE = "trainer.port"
 
 
-def train_remotely(state_dir: Path, force: bool, timeout: float = 1800.0) -> dict[str, Any] | None:
-    """Train through a running trainer: its answer, or None if none answers."""
+def train_remotely(state_dir: Path, force: bool, timeout: float = 1800.0,
+                   on_start: Callable[[], None] | None = None) -> dict[str, Any] | None:
+    """Train through a running trainer: its answer, or None if none answers.
+
+    ``on_start`` is called once a trainer has answered and the training begins.
+    """
     try:
         port = int((state_dir / PORT_FILE).read_text(encoding="utf-8").strip())
     except (OSError, ValueError):
         return None
+    base = f"http://127.0.0.1:{port}"
+    try:  # a left-over port file of a trainer that is gone: train here instead
+        with urllib.request.urlopen(f"{base}/", timeout=5) as answer:
+            answer.read()
+    except (urllib.error.URLError, OSError, ValueError):
+        return None
+    if on_start is not None:
+        on_start()
     request = urllib.request.Request(
-        f"http://127.0.0.1:{port}/train", data=json.dumps({"force": force}).encode(),
+        f"{base}/train", data=json.dumps({"force": force}).encode(),
         headers={"Content-Type": "application/json"}, method="POST")
     try:
         with urllib.request.urlopen(request, timeout=timeout) as answer:
@@ -48,8 +61,9 @@ def train_remotely(state_dir: Path, force: bool, timeout: float = 1800.0) -> dic
             return dict(json.loads(exc.read().decode()))
         except ValueError:
             return {"error": f"the trainer answered HTTP {exc.code}"}
-    except (urllib.error.URLError, OSError, ValueError):
-        return None
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        return {"error": f"the running opsbot's trainer stopped answering ({exc}); "
+                         "run 'opsbot train' again"}
 
 
 def main() -> int:

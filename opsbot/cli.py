@@ -222,7 +222,8 @@ def train_fast(settings: Settings, force: bool = False) -> Path:
     """Train through the warm trainer of a running opsbot if one answers, else here."""
     from opsbot._trainer import train_remotely
 
-    answer = train_remotely(settings.state_dir, force)
+    answer = train_remotely(settings.state_dir, force, on_start=lambda: print(
+        "Training in the running opsbot's trainer ...", flush=True))
     if answer is None:
         return train_model(settings, force=force)
     if answer.get("error") or not answer.get("model"):

@@ -180,6 +180,12 @@ def test_the_trainer_row_reads_what_opsbot_train_prints(
         def log_message(self, *args: Any) -> None:
             return
 
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"{}")
+
         def do_POST(self) -> None:
             self.rfile.read(int(self.headers.get("Content-Length") or 0))
             body = json.dumps(answer).encode()
@@ -198,7 +204,9 @@ def test_the_trainer_row_reads_what_opsbot_train_prints(
     finally:
         server.shutdown()
     assert str(model) == answer["model"]
-    parsed = bench.parse_trainer_answer(capsys.readouterr().out)
+    printed = capsys.readouterr().out
+    assert printed.startswith("Training in the running opsbot's trainer ...")
+    parsed = bench.parse_trainer_answer(printed)
     assert parsed == {"train_seconds": 6.0, "model": answer["model"],
                       "trained_components": answer["trained"],
                       "restored_components": answer["restored"]}
@@ -225,3 +233,15 @@ def test_the_trainer_row_is_judged_on_the_whole_command() -> None:
     trainer["retrain"] = {**trainer["retrain"], "phases": {}, "trained_components": ["A"],
                           "restored_components": ["RulePolicy"]}
     assert "retrained: A; restored from cache: RulePolicy" in bench.format_breakdown(trainer)
+
+
+def test_a_left_over_port_file_means_training_here(tmp_path: Path) -> None:
+    """`opsbot train` falls back to training in its own process when no trainer answers."""
+    from opsbot._trainer import train_remotely
+    from tests.conftest import free_port
+
+    started: list[bool] = []
+    assert train_remotely(tmp_path, False, on_start=lambda: started.append(True)) is None
+    (tmp_path / "trainer.port").write_text(str(free_port()))  # nothing listens there
+    assert train_remotely(tmp_path, False, on_start=lambda: started.append(True)) is None
+    assert started == []

@@ -200,6 +200,10 @@ async def update_issue(turn: Turn) -> None:
         if (issue.priority or "").lower() == priority.lower():
             turn.say(f"{key} is already {issue.priority} priority. Nothing to change.")
             return
+        names = await jira.priorities()
+        if names and priority.lower() not in (n.lower() for n in names):
+            turn.say(f"Jira has no priority {priority}; use {', '.join(names)}. Nothing changed.")
+            return
         await propose(turn, "update_issue", {"issue_key": key, "priority": priority},
                       f"Change the priority of {key} ({issue.summary}) from "
                       f"{issue.priority or 'none'} to {priority}.")

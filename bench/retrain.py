@@ -300,7 +300,7 @@ def _row(name: str, config: Path, initial: dict[str, Any], runs: list[dict[str, 
 
 _TRAINED_BY_TRAINER = re.compile(
     r"^Model ready in (?P<seconds>[\d.]+)s by the running opsbot's trainer "
-    r"\(trained: (?P<trained>.*); restored from the cache: (?P<restored>.*)\): (?P<model>\S+)$",
+    r"\(trained: (?P<trained>.*); restored from the cache: (?P<restored>.*)\): (?P<model>.+)$",
     re.MULTILINE)
 
 
@@ -311,8 +311,12 @@ def parse_trainer_answer(output: str) -> dict[str, Any] | None:
     if match is None:
         return None
 
-    def names(text: str) -> list[str]:
-        return [] if text == "nothing" else [n.strip() for n in text.split(",") if n.strip()]
+    def names(text: str) -> list[str]:  # "A, B x2" -> [A, B, B]
+        found: list[str] = []
+        for item in ([] if text == "nothing" else text.split(",")):
+            name, _, count = item.strip().partition(" x")
+            found += [name] * (int(count) if count.isdigit() else 1)
+        return found
 
     return {"train_seconds": float(match.group("seconds")), "model": match.group("model"),
             "trained_components": names(match.group("trained")),
@@ -327,21 +331,38 @@ def policy_names(project: Path) -> set[str]:
 
 
 def _start_trainer(project: Path, work: Path, log: Path, timeout: float = 600.0) -> Any:
-    """opsbot/_trainer.py for ``project``, as `opsbot run` starts it; returns once it answers."""
+    """opsbot/_trainer.py for ``project``, as `opsbot run` starts it; returns once it has
+    written its port file (it listens before it writes it)."""
+    from opsbot._processes import _die_with_parent
+
     env = _environment(project, work)
     port_file = Path(env["OPSBOT_STATE_DIR"]) / "trainer.port"
     port_file.unlink(missing_ok=True)
     with log.open("w", encoding="utf-8") as handle:
         process = subprocess.Popen([sys.executable, "-m", "opsbot._trainer"], cwd=project, env=env,
-                                   stdout=handle, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + timeout
-    while not port_file.exists():
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            tail = "\n".join(log.read_text(encoding="utf-8").splitlines()[-30:])
-            raise SystemExit(f"bench: the trainer did not start (exit {process.poll()}).\n{tail}")
-        time.sleep(0.2)
+                                   stdout=handle, stderr=subprocess.STDOUT,
+                                   preexec_fn=_die_with_parent)
+    try:
+        deadline = time.monotonic() + timeout
+        while not port_file.exists():
+            if process.poll() is not None or time.monotonic() > deadline:
+                tail = "\n".join(log.read_text(encoding="utf-8").splitlines()[-30:])
+                raise SystemExit(f"bench: the trainer did not start within {timeout:.0f}s "
+                                 f"(exit {process.poll()}).\n{tail}")
+            time.sleep(0.2)
+    except BaseException:
+        _stop(process)
+        raise
     return process
+
+
+def _stop(process: Any) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def _trainer_retrains(name: str, project: Path, work: Path, initial: dict[str, Any],
@@ -367,8 +388,7 @@ def _trainer_retrains(name: str, project: Path, work: Path, initial: dict[str, A
                                        text=True)
             process_seconds = time.perf_counter() - launched
         finally:
-            trainer.terminate()
-            trainer.wait(timeout=30)
+            _stop(trainer)
         output = completed.stdout + completed.stderr
         (work / f"{label}.log").write_text(output, encoding="utf-8")
         if verbose:

@@ -23,9 +23,11 @@ from __future__ import annotations
 import json
 import os
 import threading
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from rasa.core.channels.channel import OutputChannel
@@ -56,6 +58,8 @@ OPEN_STATES = frozenset({"pending_confirmation", "pending_approval"})
 NOT_YOURS = ("Those buttons answer someone else's question, so nothing was done. "
              "Ask me yourself and you get your own.")
 _OWNER_KIND = "keyboard-owner"
+CLAIMS_KEPT = timedelta(days=7)
+_claims_pruned = float("-inf")
 
 _L = TypeVar("_L")
 
@@ -95,9 +99,17 @@ def operation_of(payload: str | None) -> str | None:
 
 def claim_keyboard(location: str, owner: str, payloads: Iterable[str]) -> None:
     """Note that the choice buttons of the group message at ``location`` answer ``owner``
-    (a conversation id). A keyboard of operation buttons only is not noted."""
-    if any(operation_of(p) is None for p in payloads):
-        channel_store().remember(_OWNER_KIND, location, {"owner": owner})
+    (a conversation id). A keyboard of operation buttons only is not noted. Claims older
+    than ``CLAIMS_KEPT`` are dropped (at most once an hour): by then nobody is waiting
+    for an answer, and a press on such a keyboard counts as anyone's."""
+    global _claims_pruned
+    if not any(operation_of(p) is None for p in payloads):
+        return
+    store = channel_store()
+    store.remember(_OWNER_KIND, location, {"owner": owner})
+    if time.monotonic() - _claims_pruned > 3600:
+        _claims_pruned = time.monotonic()
+        store.forget_older(_OWNER_KIND, datetime.now(timezone.utc) - CLAIMS_KEPT)
 
 
 def pressed_by_other(location: str, presser: str, payload: str) -> bool:

@@ -94,8 +94,16 @@ class Training:
     restored: tuple[str, ...]
 
     def summary(self) -> str:
-        return (f"trained: {', '.join(self.trained) or 'nothing'}; "
-                f"restored from the cache: {', '.join(self.restored) or 'nothing'}")
+        return (f"trained: {_names(self.trained)}; "
+                f"restored from the cache: {_names(self.restored)}")
+
+
+def _names(components: Sequence[str]) -> str:
+    """``A, B x2`` for [A, B, B] (a pipeline can use a component twice); ``nothing`` if none."""
+    counts = dict.fromkeys(components, 0)
+    for name in components:
+        counts[name] += 1
+    return ", ".join(n if c == 1 else f"{n} x{c}" for n, c in counts.items()) or "nothing"
 
 
 class _ComponentLog(logging.Handler):
@@ -230,8 +238,10 @@ def train_fast(settings: Settings, force: bool = False) -> Path:
         raise CommandError(str(answer.get("error") or "the trainer gave no model"))
     training = Training(Path(str(answer["model"])), float(answer.get("seconds") or 0.0),
                         tuple(answer.get("trained") or ()), tuple(answer.get("restored") or ()))
-    print(f"Model ready in {training.seconds:.1f}s by the running opsbot's trainer "
-          f"({training.summary()}): {training.model}", flush=True)
+    # A trainer started by an older opsbot does not say what it trained.
+    said = f" ({training.summary()})" if "trained" in answer else ""
+    print(f"Model ready in {training.seconds:.1f}s by the running opsbot's trainer{said}: "
+          f"{training.model}", flush=True)
     return training.model
 
 

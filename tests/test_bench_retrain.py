@@ -163,7 +163,8 @@ def test_the_saved_results_can_be_reread(tmp_path: Path) -> None:
 
 
 def test_the_trainer_row_reads_what_opsbot_train_prints(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
     """bench.parse_trainer_answer against the real `opsbot train` code, with a trainer
     that answers as opsbot/_trainer.py does."""
     import threading
@@ -173,7 +174,8 @@ def test_the_trainer_row_reads_what_opsbot_train_prints(
     from opsbot.settings import Settings
 
     answer = {"model": str(tmp_path / "models" / "m.tar.gz"), "seconds": 6.04,
-              "trained": ["CountVectorsFeaturizer", "LinearIntentClassifier"],
+              "trained": ["CountVectorsFeaturizer", "CountVectorsFeaturizer",
+                          "LinearIntentClassifier"],
               "restored": ["RulePolicy", "MemoizationPolicy"]}
 
     class Trainer(BaseHTTPRequestHandler):
@@ -194,6 +196,8 @@ def test_the_trainer_row_reads_what_opsbot_train_prints(
             self.end_headers()
             self.wfile.write(body)
 
+    monkeypatch.setattr("opsbot.cli.train_model",
+                        lambda *a, **k: pytest.fail("fell back to training in this process"))
     server = ThreadingHTTPServer(("127.0.0.1", 0), Trainer)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     settings = Settings.from_env(ROOT)
@@ -206,6 +210,7 @@ def test_the_trainer_row_reads_what_opsbot_train_prints(
     assert str(model) == answer["model"]
     printed = capsys.readouterr().out
     assert printed.startswith("Training in the running opsbot's trainer ...")
+    assert "trained: CountVectorsFeaturizer x2, LinearIntentClassifier;" in printed
     parsed = bench.parse_trainer_answer(printed)
     assert parsed == {"train_seconds": 6.0, "model": answer["model"],
                       "trained_components": answer["trained"],

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from actions.turn import OPERATIONS_KEY as ACTIONS_KEY
 from connectors._common import OPERATIONS_KEY, ButtonBook, operation_of, operation_states
 
@@ -57,3 +59,27 @@ def test_opsbot_run_adds_the_connectors_the_environment_enables(tmp_path: Path) 
     assert "\nconnectors.telegram.TelegramInput:\n  token: ${TELEGRAM_TOKEN}\n  mode: ${TELEGRAM_MODE}\n" in written
     assert "\nconnectors.teams.TeamsInput:\n  app_id: ${TEAMS_APP_ID}\n" in written
     assert "secret-token" not in written  # placeholders only: Rasa expands them
+
+
+def test_choice_keyboards_belong_to_who_was_asked_and_claims_expire(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from datetime import datetime, timedelta, timezone
+
+    import connectors._common as common
+
+    monkeypatch.delenv("OPSBOT_DB_URL", raising=False)
+    monkeypatch.setenv("OPSBOT_STATE_DIR", str(tmp_path))
+    monkeypatch.setattr(common, "_store", None)
+    monkeypatch.setattr(common, "_claims_pruned", float("-inf"))
+    choice, confirm = '/deploy{"service":"search"}', '/affirm{"operation_id":"op-1"}'
+    store = common.channel_store()
+    old = datetime.now(timezone.utc) - common.CLAIMS_KEPT - timedelta(hours=1)
+    store.remember("keyboard-owner", "chat:1", {"owner": "alice"}, now=old)
+    common.claim_keyboard("chat:2", "alice", [choice])
+    common.claim_keyboard("chat:3", "alice", [confirm])  # operation buttons: no owner needed
+    assert common.pressed_by_other("chat:2", "bob", choice)
+    assert not common.pressed_by_other("chat:2", "alice", choice)
+    assert not common.pressed_by_other("chat:2", "bob", confirm)  # the guard decides those
+    assert not common.pressed_by_other("chat:3", "bob", choice)
+    assert store.recall("keyboard-owner", "chat:1") is None  # a week old: pruned
+    assert not common.pressed_by_other("chat:1", "bob", choice)

@@ -240,7 +240,7 @@ def test_in_a_group_choice_buttons_answer_only_the_person_asked(sim: TelegramSim
     answers = [a["text"] for a in sim.callback_answers()[-3:]]
     # bob's press on alice's question does nothing and tells him why.
     assert "someone else's question" in answers[0]
-    # A confirmation goes through: the guard refuses bob and says so in the chat.
+    # A confirmation button is passed on (the guard, not the connector, refuses bob).
     assert [(m.sender_id, m.text) for m in recorder.messages] == [
         (sender_id_for(OPS_GROUP, BOB), confirm), (alice, choice)]
     assert "someone else's" not in answers[2]

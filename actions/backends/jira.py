@@ -527,7 +527,14 @@ class JiraBackend:
         except InvalidRequest as exc:
             cause = next((e for e in exception_chain(exc) if isinstance(e, jira.JIRAError)), None)
             if cause is not None and "priority" in _field_errors(cause):
-                raise await self._unknown_priority(name) from exc
+                # Jira also names the field when the priority exists but cannot be set
+                # here (not on the edit screen, not in the project's scheme): keep its words.
+                try:
+                    known = [p.lower() for p in await self.priorities()]
+                except BackendError:
+                    known = []
+                if name.lower() not in known:
+                    raise await self._unknown_priority(name) from exc
             raise
         return await self.issue(wanted)
 

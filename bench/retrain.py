@@ -477,8 +477,10 @@ def format_table(results: Sequence[dict[str, Any]]) -> str:
         seconds = _retrain_seconds(r)
         runs = r.get("retrain_seconds_all") or [seconds]
         speedup = "n/a"
-        if base is not None and seconds > 0:
-            speedup = f"{_retrain_seconds(base) / seconds:.1f}x"
+        # The trainer row is judged on the whole command, as in the verdict below.
+        judged = _process_seconds(r) if _mode(r) == "trainer" else seconds
+        if base is not None and judged > 0:
+            speedup = f"{_retrain_seconds(base) / judged:.1f}x"
         spread = f" ({min(runs):.1f}-{max(runs):.1f})" if len(runs) > 1 else ""
         rows.append([
             row_name(r), f"{r['initial']['train_seconds']:.1f}", f"{seconds:.1f}{spread}",
@@ -498,7 +500,8 @@ def format_table(results: Sequence[dict[str, Any]]) -> str:
     if any(_mode(r) == "trainer" for r in results):
         notes.append("Trainer running: `opsbot train` handed the job to the warm trainer that "
                      "`opsbot run` and `opsbot demo` start (opsbot/_trainer.py); its process "
-                     "seconds are the command's, launch to exit, and are what the verdict uses.")
+                     "seconds are the command's, launch to exit, and are what the verdict and "
+                     "the speed-up use.")
     if any(_mode(r) == "warm" for r in results):
         notes.append("Warm process: the train call alone, in a process that has already "
                      "imported Rasa and torch and loaded the embedding model.")

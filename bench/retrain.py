@@ -44,6 +44,8 @@ from typing import Any
 
 import yaml
 
+from opsbot._processes import _die_with_parent, stop_process
+
 ROOT = Path(__file__).resolve().parent.parent
 PIPELINES = {
     "opsbot": ROOT / "config.yml",
@@ -333,8 +335,6 @@ def policy_names(project: Path) -> set[str]:
 def _start_trainer(project: Path, work: Path, log: Path, timeout: float = 600.0) -> Any:
     """opsbot/_trainer.py for ``project``, as `opsbot run` starts it; returns once it has
     written its port file (it listens before it writes it)."""
-    from opsbot._processes import _die_with_parent
-
     env = _environment(project, work)
     port_file = Path(env["OPSBOT_STATE_DIR"]) / "trainer.port"
     port_file.unlink(missing_ok=True)
@@ -351,18 +351,9 @@ def _start_trainer(project: Path, work: Path, log: Path, timeout: float = 600.0)
                                  f"(exit {process.poll()}).\n{tail}")
             time.sleep(0.2)
     except BaseException:
-        _stop(process)
+        stop_process(process)
         raise
     return process
-
-
-def _stop(process: Any) -> None:
-    process.terminate()
-    try:
-        process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
 
 
 def _trainer_retrains(name: str, project: Path, work: Path, initial: dict[str, Any],
@@ -388,7 +379,7 @@ def _trainer_retrains(name: str, project: Path, work: Path, initial: dict[str, A
                                        text=True)
             process_seconds = time.perf_counter() - launched
         finally:
-            _stop(trainer)
+            stop_process(trainer)
         output = completed.stdout + completed.stderr
         (work / f"{label}.log").write_text(output, encoding="utf-8")
         if verbose:

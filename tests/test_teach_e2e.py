@@ -20,6 +20,7 @@ import requests
 import yaml
 
 from bench.retrain import parse_trainer_answer
+from opsbot._processes import stop_process
 from opsbot.settings import Settings
 from actions.teaching import INTENT_TITLES
 from tests.conftest import ROOT, free_port, serve_demo, wait_until
@@ -75,12 +76,7 @@ def project(trained_model: Path, tmp_path_factory: pytest.TempPathFactory) -> It
                    180)
         yield Project(settings, env)
     finally:
-        demo.terminate()
-        try:
-            demo.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            demo.kill()
-            demo.wait()
+        stop_process(demo, grace=60)
 
 
 def _buttons(replies: list[dict[str, Any]]) -> dict[str, str]:

@@ -4,3 +4,7 @@ Actions are thin: they read the tracker, call one backend or guard method and ut
 a response from domain.yml. Backends live in ``actions/backends``, the safety layer
 (policy, confirmations, audit, store) in ``actions/guard``.
 """
+
+from opsbot import _redact
+
+_redact.install()  # the action server's logs never show a secret (opsbot/_redact.py)

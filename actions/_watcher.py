@@ -6,6 +6,12 @@ started it. The watcher keeps no state of its own: what to follow is the store's
 ``executing`` operations, so after a restart of the action server it picks up
 where the last one stopped (``ensure_started`` resumes them).
 
+An operation whose start is ``unknown`` (Jenkins' answer was lost, or opsbot stopped
+between claiming and recording it) is reconciled first: the watcher looks for the build
+by its ``OPSBOT_OPERATION`` parameter (or, on a job without one, by time, parameters and
+opsbot's Jenkins user), follows it when found, and after ``OPSBOT_RECONCILE_WINDOW``
+seconds with nothing found reports that Jenkins did not start it.
+
 When a build ends, the operation moves to its final state (compare-and-set, so two
 watchers cannot both finish it) and the Rasa server is asked to run
 ``action_notify_operations`` in the requester's conversation
@@ -23,18 +29,39 @@ import threading
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Coroutine
-from datetime import datetime, timezone
+from collections.abc import Coroutine, Mapping
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 from actions import _runtime
+from actions.backends.jenkins import OPERATION_PARAMETER, JenkinsBackend
 from actions.errors import BackendError, OpsbotError
-from actions.guard import EXECUTING, FAILED, SUCCEEDED, ERROR, Operation
+from actions.guard import (
+    ERROR,
+    EXECUTING,
+    FAILED,
+    SUCCEEDED,
+    UNKNOWN,
+    Operation,
+    StoreError,
+)
 
 logger = logging.getLogger(__name__)
 
 NOTIFY_ACTION = "action_notify_operations"
 _GIVE_UP_AFTER = 6 * 3600.0  # a build nobody can see for six hours is reported as lost
+_FOLLOWED = frozenset({EXECUTING, UNKNOWN})
+_STARTS = frozenset({"deploy", "rollback", "run_build"})  # intents that start a build
+# Without OPSBOT_OPERATION a lost start is matched by time: allow this much clock skew.
+_CLOCK_SLACK = timedelta(seconds=30)
+
+
+def _reconcile_window() -> float:
+    """Seconds after a lost start request within which its build must show up in Jenkins."""
+    try:
+        return max(1.0, float(os.environ.get("OPSBOT_RECONCILE_WINDOW") or 120.0))
+    except ValueError:
+        return 120.0
 
 
 def _poll_seconds() -> float:
@@ -67,49 +94,65 @@ class Watcher:
         except OpsbotError:
             logger.exception("could not resume executing operations")
 
-    def follow(self, operation_id: str) -> None:
-        """Follow one operation's build until it ends (no-op if already followed)."""
+    def follow(self, operation_id: str, ref: Mapping[str, Any] | None = None) -> None:
+        """Follow one operation's build until it ends (no-op if already followed).
+
+        ``ref`` is what the caller knows of the build (queue id ...) when the store could
+        not record it; what the store holds wins.
+        """
         self.ensure_started()
         with self._lock:
             if operation_id in self._following:
                 return
             self._following.add(operation_id)
         assert self._loop is not None
-        self._submit(self._follow(operation_id))
+        self._submit(self._follow(operation_id, dict(ref or {})))
 
     def _submit(self, coroutine: Coroutine[Any, Any, None]) -> None:
         assert self._loop is not None
         asyncio.run_coroutine_threadsafe(coroutine, self._loop)
 
-    async def _follow(self, operation_id: str) -> None:
+    async def _follow(self, operation_id: str, hint: dict[str, Any]) -> None:
         try:
-            await self._follow_build(operation_id)
+            await self._follow_build(operation_id, hint)
         except Exception:  # noqa: BLE001 - a watcher must never die silently
             logger.exception("following operation %s failed", operation_id)
         finally:
             with self._lock:
                 self._following.discard(operation_id)
 
-    async def _follow_build(self, operation_id: str) -> None:
+    async def _follow_build(self, operation_id: str, hint: dict[str, Any]) -> None:
         rt = _runtime.runtime()
         store, jenkins = rt.store, rt.jenkins
-        operation = store.get(operation_id)
-        if operation is None or operation.state != EXECUTING or jenkins is None:
+        operation = await _read(operation_id)
+        if operation is None or operation.state not in _FOLLOWED or jenkins is None:
             return
-        ref = operation.backend_ref
-        job, queue_id, number = ref.get("job"), ref.get("queue_id"), ref.get("build_number")
-        if not job or (queue_id is None and number is None):
+        if operation.intent == "stop_build":
+            await self._reconcile_stop(operation, jenkins)
+            return
+        if operation.intent not in _STARTS:
+            return  # not a build (a Jira change): its unknown outcome was said with what to check
+        ref = {**hint, **operation.backend_ref}
+        job = ref.get("job") or operation.parameters.get("job")
+        queue_id, number = ref.get("queue_id"), ref.get("build_number")
+        if not job:
             self._finish(operation, ERROR, "interrupted",
                          "opsbot stopped before it could see whether Jenkins took the build; "
                          "check the job in Jenkins.")
             return
+        if queue_id is None and number is None:
+            found = await self._reconcile_start(operation, jenkins, str(job), ref)
+            if found is None:
+                return
+            queue_id, number = found
+        queue: Any = queue_id  # one of the two is set
         poll = _poll_seconds()
         started = asyncio.get_running_loop().time()
         failures = 0
         while True:
             try:
                 if number is None:
-                    build = await jenkins.wait_for_build(int(queue_id), poll=poll,
+                    build = await jenkins.wait_for_build(int(queue), poll=poll,
                                                          timeout=_GIVE_UP_AFTER)
                     number = build.number
                     store.update_backend_ref(operation_id, build_number=number, url=build.url)
@@ -117,7 +160,7 @@ class Watcher:
                 failures = 0
                 if not build.building:
                     break
-            except BackendError as exc:
+            except (BackendError, StoreError) as exc:
                 failures += 1
                 if asyncio.get_running_loop().time() - started > _GIVE_UP_AFTER:
                     self._finish(operation, ERROR, "lost", f"Lost track of the build: {exc}")
@@ -141,19 +184,156 @@ class Watcher:
         self._finish(operation, SUCCEEDED if result == "SUCCESS" else FAILED, result, detail,
                      duration_s=build.duration_s, build_url=build.url)
 
+    async def _reconcile_start(self, operation: Operation, jenkins: JenkinsBackend, job: str,
+                               ref: Mapping[str, Any]) -> tuple[int | None, int | None] | None:
+        """Find the build a start with a lost answer made: (queue id, build number).
+
+        None when the operation was finished here instead: nothing started within the
+        window (failed, NOT_STARTED), or several builds could be it (error, AMBIGUOUS).
+        """
+        store = _runtime.runtime().store
+        current = _unconfirmed(operation)
+        if current is None:
+            return None
+        what = _what(operation)
+        requested = ref.get("requested")
+        while requested is None:  # opsbot stopped mid-start: did the job take the id?
+            try:
+                declared = OPERATION_PARAMETER in (await jenkins.job(job)).parameters
+                requested = {OPERATION_PARAMETER: operation.id} if declared else {}
+            except BackendError as exc:
+                logger.warning("reconciling %s: %s", operation.id, exc)
+                await asyncio.sleep(min(30.0, _poll_seconds() * 4))
+        marker = requested.get(OPERATION_PARAMETER)
+        wanted = {OPERATION_PARAMETER: marker} if marker else dict(requested)
+        sent = (_when(ref.get("sent_at")) or operation.approved_at or operation.confirmed_at
+                or operation.created_at)
+        since = sent - (timedelta(days=1) if marker else _CLOCK_SLACK)
+        window = _reconcile_window()
+        deadline = sent + timedelta(seconds=window)
+        found_by = (f"its {OPERATION_PARAMETER} parameter" if marker
+                    else "its start time, parameters and Jenkins user")
+        while True:
+            try:
+                seen = await jenkins.find_started(job, wanted, since=since, by_me=not marker)
+            except BackendError as exc:
+                logger.warning("reconciling %s: %s", operation.id, exc)
+                if datetime.now(UTC) - sent > timedelta(seconds=_GIVE_UP_AFTER):
+                    self._finish(current, ERROR, "lost", f"Lost track of {what}: {exc}")
+                    return None
+            else:
+                if seen.count == 1 or (marker and seen.count):
+                    if seen.builds:
+                        build = seen.builds[0]
+                        store.update_backend_ref(operation.id, build_number=build.number,
+                                                 url=build.url, found_by=found_by)
+                        located: tuple[int | None, int | None] = (None, build.number)
+                    else:
+                        store.update_backend_ref(operation.id, queue_id=seen.queued[0],
+                                                 found_by=found_by)
+                        located = (seen.queued[0], None)
+                    store.transition(operation.id, {UNKNOWN}, EXECUTING, actor="jenkins",
+                                     event="reconciled", detail={"found_by": found_by})
+                    return located
+                if seen.count > 1:
+                    shown = [f"#{b.number}" for b in seen.builds] + \
+                        [f"queue item {q}" for q in seen.queued]
+                    self._finish(current, ERROR, "AMBIGUOUS", (
+                        f"I could not tell which build is {what}: since opsbot asked, {job} has "
+                        f"{seen.count} that could be it ({', '.join(shown)}). Check them in "
+                        "Jenkins before asking again."))
+                    return None
+                if datetime.now(UTC) >= deadline:
+                    self._finish(current, FAILED, "NOT_STARTED", (
+                        f"Jenkins did not start {what}: {window:g}s after opsbot asked, {job} "
+                        f"has no build or queued item for it"
+                        f"{f' (operation {operation.id})' if marker else ''}. Nothing ran; ask "
+                        "again if you still want it."))
+                    return None
+            await asyncio.sleep(_poll_seconds())
+
+    async def _reconcile_stop(self, operation: Operation, jenkins: JenkinsBackend) -> None:
+        """Find out whether a stop whose answer was lost took effect, and say so."""
+        current = _unconfirmed(operation)
+        if current is None:
+            return
+        job, number = operation.parameters["job"], int(operation.parameters["build_number"])
+        sent = (_when(operation.backend_ref.get("sent_at")) or operation.approved_at
+                or operation.confirmed_at or operation.created_at)
+        window = _reconcile_window()
+        while True:
+            try:
+                build = await jenkins.build(job, number)
+            except BackendError as exc:
+                logger.warning("reconciling %s: %s", operation.id, exc)
+                if datetime.now(UTC) - sent > timedelta(seconds=_GIVE_UP_AFTER):
+                    self._finish(current, ERROR, "lost", f"Lost track of {job} #{number}: {exc}")
+                    return
+            else:
+                if not build.building:
+                    ended = ("it was stopped (ABORTED)" if build.result == "ABORTED"
+                             else f"it had ended by itself: {build.result}")
+                    self._finish(current, SUCCEEDED, "STOPPED", f"Checked: {job} #{number} is no "
+                                 f"longer running; {ended}.", duration_s=build.duration_s)
+                    return
+                if datetime.now(UTC) >= sent + timedelta(seconds=window):
+                    self._finish(current, FAILED, "STILL_RUNNING", (
+                        f"{job} #{number} is still running {window:g}s after opsbot asked Jenkins "
+                        "to stop it, so the stop did not take effect. Ask again to stop it."))
+                    return
+            await asyncio.sleep(_poll_seconds())
+
     def _finish(self, operation: Operation, state: str, result: str, detail: str | None,
                 **ref: Any) -> None:
         rt = _runtime.runtime()
         if ref:
             rt.store.update_backend_ref(operation.id, **ref)
         won = rt.store.transition(
-            operation.id, {EXECUTING}, state, actor="jenkins", event="finished",
+            operation.id, _FOLLOWED, state, actor="jenkins", event="finished",
             detail={"result": result, "detail": detail},
             result=result, result_detail=detail, finished_at=datetime.now(timezone.utc),
         )
         if won is not None:
             threading.Thread(target=notify, args=(operation.sender_id,), daemon=True,
                              name="opsbot-notify").start()
+
+
+async def _read(operation_id: str) -> Operation | None:
+    """The operation, retrying a failing store for a few minutes (it may come back)."""
+    delay = 1.0
+    for _ in range(10):
+        try:
+            return _runtime.runtime().store.get(operation_id)
+        except StoreError as exc:
+            logger.warning("reading operation %s: %s", operation_id, exc)
+            await asyncio.sleep(delay)
+            delay = min(30.0, delay * 2)
+    return None
+
+
+def _unconfirmed(operation: Operation) -> Operation | None:
+    """The operation in state unknown: an executing one whose start was never recorded
+    (opsbot stopped, or its store failed, mid-start) is moved there first."""
+    if operation.state == UNKNOWN:
+        return operation
+    return _runtime.runtime().store.transition(
+        operation.id, {EXECUTING}, UNKNOWN, actor="opsbot", event="unconfirmed",
+        detail={"reason": "no answer from Jenkins was recorded for it"})
+
+
+def _what(operation: Operation) -> str:
+    p = operation.parameters
+    if operation.intent in ("deploy", "rollback"):
+        return f"the {operation.intent} of {p.get('service')} {p.get('version')} to " \
+               f"{p.get('environment')}"
+    return f"a build of {p.get('job')}"
+
+
+def _when(text: object) -> datetime | None:
+    try:
+        return datetime.fromisoformat(str(text)) if text else None
+    except ValueError:
+        return None
 
 
 _PCHAR = "!$&'()*+,;=:@-._~"
@@ -169,9 +349,9 @@ def notify(sender_id: str) -> bool:
     body = json.dumps({"name": NOTIFY_ACTION}).encode()
     request = urllib.request.Request(url, data=body, method="POST",
                                      headers={"Content-Type": "application/json"})
-    token = os.environ.get("OPSBOT_RASA_TOKEN")
+    token = os.environ.get("OPSBOT_API_TOKEN")
     if token:
-        request.full_url = f"{url}&token={urllib.parse.quote(token)}"
+        request.full_url = f"{url}&token={urllib.parse.quote(token, safe='')}"
     try:
         with urllib.request.urlopen(request, timeout=30) as response:
             response.read()

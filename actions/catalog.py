@@ -28,12 +28,15 @@ __all__ = [
     "ago",
     "deployments",
     "duration",
+    "environment_parameter",
     "live_version",
     "previous_version",
     "resolve_name",
 ]
 
 ENVIRONMENTS = ("dev", "staging", "prod")
+# ENVIRONMENT, ENV, TARGET_ENV, DEPLOY_ENVIRONMENT ...: a parameter that picks where a job acts.
+_ENVIRONMENT_PARAMETER = re.compile(r"^(?:\w*_)?env(?:ironment)?$", re.IGNORECASE)
 _FILLER = re.compile(
     r"^(?:the|our|a)\s+|\s+(?:service|svc|api|app|application|build|job|pipeline|ci|deploy(?:ment)?)$"
 )
@@ -54,6 +57,11 @@ class Resolution:
     @property
     def ambiguous(self) -> bool:
         return self.match is None and len(self.candidates) > 1
+
+
+def environment_parameter(job: Job) -> str | None:
+    """The job's parameter that picks an environment (``ENVIRONMENT``, ``ENV`` ...), or None."""
+    return next((p for p in job.parameters if _ENVIRONMENT_PARAMETER.match(p)), None)
 
 
 def _clean(name: str) -> str:
@@ -84,6 +92,31 @@ class Catalog:
 
     def deployable(self) -> list[str]:
         return sorted(s for s, jobs in self.services.items() if "deploy" in jobs)
+
+    def deploys(self, job_name: str) -> bool:
+        """Whether the job deploys: a service's deploy job, or any job taking an environment.
+
+        Such a job is run only through the deploy intents (or stopped under the deploy
+        rules), never as a plain build: its defaults could deploy anywhere, prod included.
+        """
+        job = self.jobs.get(job_name)
+        return job is not None and (self.service_deployed_by(job_name) is not None
+                                    or environment_parameter(job) is not None)
+
+    def service_deployed_by(self, job_name: str) -> str | None:
+        """The service whose deploy job this is, or None."""
+        return next((s for s, jobs in self.services.items() if jobs.get("deploy") == job_name),
+                    None)
+
+    def environment_of(self, job_name: str, build: Build | None = None) -> str | None:
+        """Where a deploy job (or one of its builds) deploys: the build's environment
+        parameter, else the environment named in the job's name (``deploy-x-prod``)."""
+        job = self.jobs.get(job_name)
+        param = environment_parameter(job) if job is not None else None
+        if build is not None and param and build.parameters.get(param):
+            return build.parameters[param].strip().lower()
+        words = re.split(r"[-_/.]", job_name.lower())
+        return next((env for env in ENVIRONMENTS if env in words), None)
 
     def resolve_service(self, name: str, *, deployable: bool = False) -> Resolution:
         """``"the checkout api"`` -> ``checkout``; ``"paymnts"`` -> ``payments`` (not exact)."""

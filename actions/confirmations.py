@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from datetime import datetime, timezone
-from actions.errors import BackendError, BackendUnavailable
+from actions.errors import BackendError, BackendUnavailable, OutcomeUnknown, Refused
 from actions.guard import (
     CANCELLED,
     ERROR,
@@ -27,8 +27,11 @@ from actions.guard import (
     REFUSED,
     SUCCEEDED,
     SUPERSEDED,
+    UNKNOWN,
     Operation,
+    StoreError,
 )
+from actions.registry import Outcome
 from actions.requests import BACKEND_OF_INTENT
 from actions.turn import Turn, button
 
@@ -60,9 +63,18 @@ def _create(turn: Turn, intent: str, parameters: Mapping[str, str], risk: str,
 
 
 def record_read(turn: Turn, parameters: Mapping[str, str]) -> None:
-    """Audit a read request that was answered (reads need no confirmation)."""
+    """Check and audit a read request (reads need no confirmation).
+
+    The policy decides on the parameters the answer resolved (the job, the service):
+    when it refuses, the refusal is audited and ``Refused`` raised, and ``_run_turn``
+    drops the answer the handler prepared, so nothing of it reaches the chat.
+    """
     clean = {k: v for k, v in parameters.items() if v}
     decision = turn.runtime.policy.decide(turn.request.intent, clean, turn.who.person)
+    if not decision.allowed:
+        reason = decision.reason or "policy.yml does not allow it."
+        record_refusal(turn, turn.request.intent, clean, decision.risk, reason)
+        raise Refused(reason)
     operation = _create(turn, turn.request.intent, clean, decision.risk)
     turn.runtime.store.transition(operation.id, {PENDING_CONFIRMATION}, SUCCEEDED,
                                   actor=turn.who.person, channel=turn.who.channel,
@@ -145,6 +157,11 @@ def _which(turn: Turn, operation_id: str | None, verb: str) -> Operation | None:
 
 def _closed_reason(operation: Operation) -> str:
     state = operation.state
+    if state == UNKNOWN:
+        backend = BACKEND_OF_INTENT.get(operation.intent, "the backend")
+        return (f"That operation ({operation.id}) was already confirmed; I could not yet confirm "
+                f"whether {backend} did it, and I am checking. It runs once and only once, so "
+                "nothing new ran; I will post what I find.")
     if state in (EXECUTING, SUCCEEDED, FAILED, ERROR):  # it was confirmed and has run
         ref = operation.backend_ref
         build = f" as {ref.get('job')} #{ref['build_number']}" if ref.get("build_number") else ""
@@ -192,6 +209,12 @@ async def confirm(turn: Turn, operation_id: str | None, digest: str | None) -> N
             turn.say(f"Only {operation.requester}, who asked for it, can confirm this "
                      f"{operation.intent.replace('_', ' ')} ({operation.id}); nothing ran.")
             return
+        if who.channel == "rest" and operation.channel != "rest":
+            rt.store.audit(operation.id, "refused_confirm", actor=who.person, channel=who.channel,
+                           detail={"reason": f"asked in {operation.channel}, confirmed via REST"})
+            turn.say(f"{operation.id} was asked for in {operation.channel}: confirm it there. "
+                     "Nothing ran.")
+            return
         decision = rt.policy.decide(operation.intent, operation.parameters, who.person)
         if not decision.allowed:
             rt.store.transition(operation.id, _OPEN, REFUSED, actor="policy", channel=who.channel,
@@ -229,6 +252,15 @@ async def confirm(turn: Turn, operation_id: str | None, digest: str | None) -> N
                      f"{'; ' + _holders(turn, operation.approval_roles) + ' have it' if _holders(turn, operation.approval_roles) else ''}."
                      " Nothing ran.")
             return
+        if who.channel == "rest":
+            # One REST token speaks for everyone policy.yml maps to it: an approval through
+            # it proves no second person.
+            rt.store.audit(operation.id, "refused_approval", actor=who.person, channel=who.channel,
+                           detail={"reason": "approved through the REST channel"})
+            turn.say(f"An approval of {operation.id} must come from a chat (Telegram or Teams), "
+                     "where the approver is proven to be a different person; the REST channel "
+                     "cannot prove that. Nothing ran.")
+            return
         moved = rt.store.transition(operation.id, {PENDING_APPROVAL}, EXECUTING,
                                     actor=who.person, channel=who.channel, event="approved",
                                     approved_by=who.person, approved_at=_now())
@@ -248,28 +280,53 @@ async def _execute(turn: Turn, operation: Operation) -> None:
         return
     backend = BACKEND_OF_INTENT.get(operation.intent, "the backend")
     executor = executors().get(operation.intent)
+    what = operation.intent.replace('_', ' ')
     try:
         if executor is None:
             raise BackendUnavailable(f"opsbot has no way to run {operation.intent}.",
                                      backend=backend)
         outcome = await executor(rt, operation)
-    except BackendError as exc:
+    except OutcomeUnknown as exc:  # an executor that does not say it in its own words
+        outcome = Outcome(f"I could not confirm that {backend} did the {what}: {exc} It may "
+                          f"have happened: check in {backend} before asking again (opsbot will "
+                          "not run this one again).", {"error": str(exc)}, unknown=True)
+    except BackendError as exc:  # known not to have happened: refused, or never sent
         rt.store.transition(operation.id, {EXECUTING}, ERROR, actor=backend.lower(),
                             event="failed", detail={"error": str(exc)}, result="error",
                             result_detail=str(exc), finished_at=_now())
         rt.store.mark_notified(operation.id)  # said right here; nothing to announce later
-        turn.say(f"{exc} The {operation.intent.replace('_', ' ')} did not start; nothing is "
+        turn.say(f"{exc} The {what} did not start; nothing is "
                  f"recorded as done. Ask again when {backend} is back.")
         return
-    if outcome.ref:
-        rt.store.update_backend_ref(operation.id, **outcome.ref)
+    try:
+        if outcome.unknown:
+            rt.store.transition(operation.id, {EXECUTING}, UNKNOWN, actor=backend.lower(),
+                                event="unconfirmed", backend_ref=dict(outcome.ref))
+        elif outcome.ref:
+            rt.store.update_backend_ref(operation.id, **outcome.ref)
+        if not outcome.follow and not outcome.unknown:
+            rt.store.transition(operation.id, {EXECUTING}, SUCCEEDED, actor=backend.lower(),
+                                event="finished", detail=outcome.ref, result="SUCCESS",
+                                result_detail=outcome.reply, finished_at=_now())
+            rt.store.mark_notified(operation.id)  # the reply below is the announcement
+    except StoreError as exc:
+        # The backend has acted (or may have); only the record failed. Never "did not start".
+        logger.error("operation %s: %s accepted it but the store failed: %s", operation.id,
+                     backend, exc)
+        if outcome.follow:
+            WATCHER.follow(operation.id, ref=outcome.ref)
+        if outcome.unknown:
+            turn.say(f"{outcome.reply}\n(I could not record this in opsbot's operation store "
+                     f"either: {exc})")
+        elif outcome.follow:
+            turn.say(f"{backend} accepted the {what}, but I could not record it ({exc}). It may "
+                     "be running. I am checking and will post what I find; do not ask again yet.")
+        else:
+            turn.say(f"{outcome.reply}\n(I could not record this in opsbot's operation store: "
+                     f"{exc})")
+        return
     if outcome.follow:
         WATCHER.follow(operation.id)
-    else:
-        rt.store.transition(operation.id, {EXECUTING}, SUCCEEDED, actor=backend.lower(),
-                            event="finished", detail=outcome.ref, result="SUCCESS",
-                            result_detail=outcome.reply, finished_at=_now())
-        rt.store.mark_notified(operation.id)  # the reply below is the announcement
     turn.say(outcome.reply)
 
 

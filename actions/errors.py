@@ -15,6 +15,8 @@ __all__ = [
     "InvalidRequest",
     "NotFound",
     "OpsbotError",
+    "Refused",
+    "OutcomeUnknown",
     "Secret",
 ]
 
@@ -27,6 +29,10 @@ class ConfigError(OpsbotError):
     """Configuration is missing or wrong; the message names the setting and the fix."""
 
 
+class Refused(OpsbotError):
+    """policy.yml does not allow what was asked; the message is the reason, for the chat."""
+
+
 class BackendError(OpsbotError):
     """A backend (Jenkins, Jira, a log source) could not do what was asked."""
 
@@ -37,6 +43,15 @@ class BackendError(OpsbotError):
 
 class BackendUnavailable(BackendError):
     """The backend is down, timed out or answered with a server error (5xx)."""
+
+
+class OutcomeUnknown(BackendUnavailable):
+    """A change was sent, but whether the backend made it is unknown.
+
+    The answer was lost after the request left (a timeout, a 5xx, a reset connection):
+    the build may be queued, the issue may exist. Never report this as "did not happen";
+    the caller finds out (``actions._watcher``) or says it does not know.
+    """
 
 
 class BackendAuthError(BackendError):

@@ -14,12 +14,12 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime, timezone
 from typing import Any
 
 from rasa_sdk.events import SlotSet
 
-from actions.backends.jenkins import Build, Job, JenkinsBackend
+from actions.backends.jenkins import OPERATION_PARAMETER, Build, Job, JenkinsBackend
 from actions.catalog import (
     ENVIRONMENTS,
     Catalog,
@@ -27,17 +27,23 @@ from actions.catalog import (
     ago,
     deployments,
     duration,
+    environment_parameter,
     live_version,
     previous_version,
 )
 from actions.confirmations import propose, record_read, record_refusal
 from actions._runtime import Runtime
-from actions.errors import BackendUnavailable, NotFound
+from actions.errors import BackendUnavailable, InvalidRequest, NotFound, OutcomeUnknown
 from actions.guard import Operation
+from actions.guard.policy import JOB_KIND
 from actions.registry import Executor, Outcome
 from actions.turn import Turn, button
 
-__all__ = ["EXECUTORS", "HANDLERS", "completion_message"]
+__all__ = ["EXECUTORS", "HANDLERS", "UNRESOLVED_RESULTS", "completion_message"]
+
+# Results the watcher gives an operation whose start was unconfirmed and that it could
+# not follow to a build's end; their result_detail is the whole message.
+UNRESOLVED_RESULTS = frozenset({"NOT_STARTED", "AMBIGUOUS", "STILL_RUNNING", "STOPPED"})
 
 Handler = Callable[[Turn], Awaitable[None]]
 
@@ -220,12 +226,33 @@ def _started(operation: Operation, what: str, ref: dict[str, Any]) -> Outcome:
         ref, follow=True)
 
 
+async def _start(rt: Runtime, operation: Operation, job: Job, parameters: dict[str, str],
+                 what: str) -> Outcome:
+    """Start ``job`` for ``operation``; an unconfirmed start is said as unknown and followed.
+
+    A job that declares ``OPERATION_PARAMETER`` gets the operation id, so the watcher can
+    find this very build should Jenkins' answer be lost.
+    """
+    values = dict(parameters)
+    if OPERATION_PARAMETER in job.parameters:
+        values[OPERATION_PARAMETER] = operation.id
+    ref: dict[str, Any] = {"job": job.full_name, "requested": values,
+                           "sent_at": datetime.now(UTC).isoformat()}
+    try:
+        queue_id = await _connected(rt).start(job.full_name, values or None)
+    except OutcomeUnknown as exc:
+        return Outcome(f"I could not confirm that Jenkins started {what}; it may be running. "
+                       "I am checking and will post what I find; do not ask again yet. "
+                       f"({exc})", ref, follow=True, unknown=True)
+    return _started(operation, what, {**ref, "queue_id": queue_id})
+
+
 async def _execute_deploy(rt: Runtime, operation: Operation) -> Outcome:
     p = operation.parameters
-    queue_id = await _connected(rt).start(p["job"], {
-        "SERVICE": p["service"], "VERSION": p["version"], "ENVIRONMENT": p["environment"]})
-    return _started(operation, f"the {operation.intent} of {p['service']} {p['version']} to "
-                               f"{p['environment']}", {"job": p["job"], "queue_id": queue_id})
+    job = await _connected(rt).job(p["job"])
+    return await _start(rt, operation, job, {
+        "SERVICE": p["service"], "VERSION": p["version"], "ENVIRONMENT": p["environment"]},
+        f"the {operation.intent} of {p['service']} {p['version']} to {p['environment']}")
 
 
 async def deploy_history(turn: Turn) -> None:
@@ -297,11 +324,18 @@ async def run_build(turn: Turn) -> None:
         return
     catalog = await _catalog(jenkins)
     ci_jobs = [j for s in sorted(catalog.services) if (j := catalog.ci_job(s))]
-    resolved = _resolve_job(turn, catalog, ci_jobs + [j for j in catalog.jobs if j not in ci_jobs])
+    others = [j for j in catalog.jobs if j not in ci_jobs and not catalog.deploys(j)]
+    resolved = _resolve_job(turn, catalog, ci_jobs + others)
     if resolved is None:
         return
     job_name, note = resolved
     job = catalog.jobs[job_name]
+    if catalog.deploys(job_name):
+        reason = _deploy_job_reason(catalog, job)
+        _done_asking(turn)
+        record_refusal(turn, "run_build", {"job": job_name}, "change", reason)
+        turn.say(f"{reason} Nothing ran.{note}")
+        return
     branch = turn.request.get("branch")
     parameters = {"job": job_name}
     if branch and "BRANCH" not in job.parameters:
@@ -319,13 +353,25 @@ async def run_build(turn: Turn) -> None:
     await propose(turn, "run_build", parameters, summary + note)
 
 
+def _deploy_job_reason(catalog: Catalog, job: Job) -> str:
+    """Why a deploy job is not run as a plain build, and what to say instead."""
+    service = catalog.service_deployed_by(job.full_name)
+    if service is not None:
+        return (f"{job.full_name} is a deploy job; say \"deploy {service} <version> to "
+                "<environment>\" so the deploy rules apply.")
+    param = environment_parameter(job) or "an environment"
+    return (f"{job.full_name} takes an environment ({param}), so I don't run it as a plain "
+            "build: its defaults could deploy anywhere, prod included, without the deploy rules.")
+
+
 async def _execute_run(rt: Runtime, operation: Operation) -> Outcome:
     p = operation.parameters
-    jenkins = _connected(rt)
-    job = await jenkins.job(p["job"])
-    params = {"BRANCH": p["branch"]} if p.get("branch") and "BRANCH" in job.parameters else None
-    queue_id = await jenkins.start(p["job"], params)
-    return _started(operation, f"a build of {p['job']}", {"job": p["job"], "queue_id": queue_id})
+    job = await _connected(rt).job(p["job"])
+    catalog = Catalog([job])
+    if catalog.deploys(job.full_name):  # it became a deploy job since the preview
+        raise InvalidRequest(_deploy_job_reason(catalog, job), backend="Jenkins")
+    params = {"BRANCH": p["branch"]} if p.get("branch") and "BRANCH" in job.parameters else {}
+    return await _start(rt, operation, job, params, f"a build of {p['job']}")
 
 
 async def stop_build(turn: Turn) -> None:
@@ -360,15 +406,36 @@ async def stop_build(turn: Turn) -> None:
         _done_asking(turn)
         return
     by = f", started by {build.started_by}" if build.started_by else ""
-    summary = f"Stop {job_name} #{build.number} (running for {duration(build.duration_s)}{by})."
+    parameters = {"job": job_name, "build_number": str(build.number)}
+    deploying = ""
+    if catalog.deploys(job_name):
+        # The deploy rules apply to stopping a deploy: the environment it deploys to (prod
+        # when that cannot be told, so the strictest rule decides) goes in the request.
+        environment = catalog.environment_of(job_name, build) or "prod"
+        service = build.parameters.get("SERVICE") or catalog.service_deployed_by(job_name)
+        parameters.update({JOB_KIND: "deploy", "environment": environment})
+        if service:
+            parameters["service"] = service
+        version = build.parameters.get("VERSION")
+        deploying = (f"deploying {service or job_name}{' ' + version if version else ''} "
+                     f"to {environment}, ")
+    summary = (f"Stop {job_name} #{build.number} ({deploying}running for "
+               f"{duration(build.duration_s)}{by}).")
     _done_asking(turn)
-    await propose(turn, "stop_build", {"job": job_name, "build_number": str(build.number)},
-                  summary + note)
+    await propose(turn, "stop_build", parameters, summary + note)
 
 
 async def _execute_stop(rt: Runtime, operation: Operation) -> Outcome:
     p = operation.parameters
-    await _connected(rt).stop(p["job"], int(p["build_number"]))
+    try:
+        await _connected(rt).stop(p["job"], int(p["build_number"]))
+    except OutcomeUnknown as exc:
+        return Outcome(f"I could not confirm that Jenkins stopped {p['job']} #{p['build_number']}; "
+                       "it may have. I am checking and will post what I find; do not ask again "
+                       f"yet. ({exc})",
+                       {"job": p["job"], "build_number": int(p["build_number"]), "stop": True,
+                        "sent_at": datetime.now(UTC).isoformat()},
+                       follow=True, unknown=True)
     return Outcome(f"Stopped {p['job']} #{p['build_number']} (asked by {operation.requester}).",
                    {"job": p["job"], "build_number": int(p["build_number"]), "stopped": True})
 
@@ -497,15 +564,20 @@ def completion_message(operation: Operation) -> str:
     build = f"{ref.get('job', p.get('job'))} #{ref['build_number']}" if ref.get("build_number") else \
         str(ref.get("job", p.get("job")))
     result = operation.result or "UNKNOWN"
+    if result in UNRESOLVED_RESULTS and operation.result_detail:
+        return operation.result_detail
     detail = f" {operation.result_detail}." if operation.result_detail else ""
+    found = (" (Jenkins' answer to the start had been lost; this is the build opsbot started, "
+             f"found by {ref['found_by']}.)" if ref.get("found_by") else "")
     if operation.intent in ("deploy", "rollback"):
         if result == "SUCCESS":
             return (f"{p['service']} {p['version']} is live on {p['environment']}: SUCCESS{took} "
-                    f"({build}).")
+                    f"({build}).{found}")
         return (f"Deploying {p['service']} {p['version']} to {p['environment']} did not succeed: "
                 f"{result}{took} ({build}).{detail} {p['environment']} keeps its previous version "
-                f"unless the job says otherwise; say \"why did {ref.get('job', '')} fail?\" for details.")
+                f"unless the job says otherwise; say \"why did {ref.get('job', '')} fail?\" for "
+                f"details.{found}")
     if result == "SUCCESS":
-        return f"{build} finished: SUCCESS{took}."
-    return f"{build} finished: {result}{took}.{detail}"
+        return f"{build} finished: SUCCESS{took}.{found}"
+    return f"{build} finished: {result}{took}.{detail}{found}"
 

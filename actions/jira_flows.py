@@ -18,7 +18,7 @@ from actions._runtime import Runtime
 from actions.backends.jira import Issue, JiraBackend
 from actions.catalog import ago
 from actions.confirmations import propose, record_read
-from actions.errors import BackendUnavailable, InvalidRequest
+from actions.errors import BackendUnavailable, InvalidRequest, OutcomeUnknown
 from actions.guard import Operation
 from actions.registry import Executor, Outcome
 from actions.turn import Turn, button
@@ -250,23 +250,46 @@ def _connected(rt: Runtime) -> JiraBackend:
     return rt.jira
 
 
+def _unconfirmed(exc: OutcomeUnknown, what: str, check: str) -> Outcome:
+    """The honest reply when Jira's answer to a change was lost: it may have happened."""
+    return Outcome(f"I could not confirm that Jira {what}: {exc} It may have happened: {check} "
+                   "before asking again (opsbot will not run this request again).",
+                   {"error": str(exc)}, unknown=True)
+
+
 async def _execute_create(rt: Runtime, operation: Operation) -> Outcome:
     p = operation.parameters
-    issue = await _connected(rt).create_issue(
-        p["project"], p["summary"], p["issue_type"], p["priority"],
-        description=f"Opened from chat by {operation.requester}: \"{operation.text}\"")
+    try:
+        issue = await _connected(rt).create_issue(
+            p["project"], p["summary"], p["issue_type"], p["priority"],
+            description=f"Opened from chat by {operation.requester}: \"{operation.text}\"")
+    except OutcomeUnknown as exc:
+        return _unconfirmed(exc, "opened the issue",
+                            f"look in {p['project']} for \"{p['summary']}\"")
     return Outcome(f"Opened {issue.key}: {issue.summary} ({issue.priority}). {issue.url}",
                    {"issue_key": issue.key, "url": issue.url})
 
 
 async def _execute_comment(rt: Runtime, operation: Operation) -> Outcome:
     p = operation.parameters
-    await _connected(rt).comment(p["issue_key"],
-                                 f"{p['comment']}\n\n(from {operation.requester} via opsbot)")
+    try:
+        await _connected(rt).comment(p["issue_key"],
+                                     f"{p['comment']}\n\n(from {operation.requester} via opsbot)")
+    except OutcomeUnknown as exc:
+        return _unconfirmed(exc, f"added the comment to {p['issue_key']}",
+                            f"look at {p['issue_key']}'s comments")
     return Outcome(f"Commented on {p['issue_key']}.", {"issue_key": p["issue_key"]})
 
 
 async def _execute_update(rt: Runtime, operation: Operation) -> Outcome:
+    try:
+        return await _update(rt, operation)
+    except OutcomeUnknown as exc:
+        key = operation.parameters["issue_key"]
+        return _unconfirmed(exc, f"changed {key}", f"look at {key} in Jira")
+
+
+async def _update(rt: Runtime, operation: Operation) -> Outcome:
     p = operation.parameters
     key = p["issue_key"]
     jira = _connected(rt)

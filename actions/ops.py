@@ -19,13 +19,16 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from actions import _runtime, confirmations, jira_flows, teach_flows
 from actions.jira_flows import MAX_SUMMARY, summary_from
-from actions.errors import OpsbotError
+from actions.errors import OpsbotError, Refused
 from actions.registry import handlers
 from actions.requests import BACKEND_OF_INTENT, ENTITY_NAMES, OpsRequest
 from actions.turn import OPERATIONS_KEY, Turn, Who
 
 logger = logging.getLogger(__name__)
 
+# Reads: answered at once, but shown only once the policy allowed them and they are audited.
+READ_INTENTS = frozenset({"deploy_history", "build_status", "list_jobs", "build_failure",
+                          "query_logs", "issue_status", "list_issues"})
 # Slots the handlers read (the create_issue form's answers, entities kept across turns).
 _TURN_SLOTS = ("issue_summary", "issue_request_text", "project", "priority")
 # How long a question opsbot asked ("Which environment?") waits for a typed answer.
@@ -42,11 +45,33 @@ def _entity(tracker: Tracker, name: str) -> str | None:
     return None
 
 
+def _stranger_refused(turn: Turn, decides: bool = False) -> bool:
+    """Default deny: someone policy.yml does not name gets help only, unless a rule says so.
+
+    ``decides``: a yes or no to a pending operation, which a stranger can only have if
+    some rule lets strangers ask for something (the guard binds it to its requester).
+    """
+    policy, who = turn.runtime.policy, turn.who
+    if policy.knows(who.person) or policy.strangers_may(turn.request.intent):
+        return False
+    if decides and policy.strangers_may_ask():
+        return False
+    reason = policy.stranger_reason(who.person)
+    confirmations.record_refusal(turn, turn.request.intent, {}, "read", reason)
+    turn.say(f"{reason} Say 'help' to see what I do.")
+    return True
+
+
 async def _run_turn(
     dispatcher: CollectingDispatcher, tracker: Tracker, name: str,
     body: Callable[[Turn], Awaitable[None]], request: OpsRequest | None = None,
+    gated: bool = True, decides: bool = False,
 ) -> list[dict[str, Any]]:
-    """Build the turn, run ``body``, utter its replies; errors become chat messages."""
+    """Build the turn, run ``body``, utter its replies; errors become chat messages.
+
+    ``gated``: a stranger's turn stops at the door (all but proactive notifications);
+    ``decides``: the turn confirms or cancels (see ``_stranger_refused``).
+    """
     turn: Turn | None = None
     try:
         rt = _runtime.runtime()
@@ -56,7 +81,18 @@ async def _run_turn(
 
         WATCHER.ensure_started()
         confirmations.deliver_completions(turn)
-        await body(turn)
+        if not (gated and _stranger_refused(turn, decides)):
+            answered = len(turn.replies)
+            try:
+                await body(turn)
+            except Refused as exc:  # a read the policy refuses: its answer is not shown
+                del turn.replies[answered:]
+                turn.say(f"I can't show you that: {exc} Nothing was shown.")
+            except Exception:
+                if turn.request.intent in READ_INTENTS:
+                    # A read that could not be checked and audited is not shown either.
+                    del turn.replies[answered:]
+                raise
     except OpsbotError as exc:
         logger.warning("%s: %s", name, exc)
         if turn is None:
@@ -168,7 +204,8 @@ class ActionConfirm(Action):
         async def body(turn: Turn) -> None:
             await confirmations.confirm(turn, operation_id, digest)
 
-        return await _run_turn(dispatcher, tracker, self.name(), body)
+        # The guard binds a decision to the operation's requester and roles.
+        return await _run_turn(dispatcher, tracker, self.name(), body, decides=True)
 
 
 class ActionCancel(Action):
@@ -185,7 +222,8 @@ class ActionCancel(Action):
         async def body(turn: Turn) -> None:
             await confirmations.cancel(turn, operation_id)
 
-        return await _run_turn(dispatcher, tracker, self.name(), body)
+        # The guard binds a decision to the operation's requester and roles.
+        return await _run_turn(dispatcher, tracker, self.name(), body, decides=True)
 
 
 class ActionChooseMeaning(Action):
@@ -261,7 +299,7 @@ class ActionNotifyOperations(Action):
             return None  # _run_turn delivers the completions before every body
 
         events = await _run_turn(dispatcher, tracker, self.name(), body,
-                                 OpsRequest("notify", "", 1.0, {}))
+                                 OpsRequest("notify", "", 1.0, {}), gated=False)
         # Run through Rasa's /execute endpoint, outside a user turn: end the turn with a
         # listen, so the rules see the next user message as they would without us.
         return [*events, ActionExecuted("action_listen")]

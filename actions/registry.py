@@ -26,6 +26,9 @@ class Outcome:
     reply: str
     ref: dict[str, Any] = field(default_factory=dict)
     follow: bool = False  # True: the watcher follows the build and reports its end
+    # True: the request was sent but its answer lost, so whether it happened is not known;
+    # the operation goes to ``unknown`` and (with ``follow``) the watcher finds out.
+    unknown: bool = False
 
 
 Handler = Callable[["Turn"], Awaitable[None]]

@@ -14,7 +14,15 @@ from typing import Any
 
 from rasa_sdk.events import SlotSet
 
-from actions.teaching import INTENT_TITLES, TeachingError, annotate, meaning_of, parse_example, quoted_phrase
+from actions.teaching import (
+    INTENT_TITLES,
+    MAX_PHRASE,
+    TeachingError,
+    annotate,
+    meaning_of,
+    parse_example,
+    quoted_phrase,
+)
 from actions.turn import Turn, button
 
 __all__ = ["OFFERABLE", "PENDING_SLOT", "chosen", "offer_meanings", "review", "teach"]
@@ -66,12 +74,20 @@ def chosen(turn: Turn, meaning: str | None, pending: Any) -> dict[str, Any] | No
                  "'ship it' I mean deploy.")
         return None
     who = turn.who
-    taught = turn.runtime.store.add_taught(
-        text=str(pending["text"]), example=str(pending.get("example") or pending["text"]),
-        intent=meaning, source="fallback", taught_by=who.person, channel=who.channel)
-    turn.runtime.store.audit(None, "taught", actor=who.person, channel=who.channel,
-                             detail={"id": taught.id, "text": taught.text, "intent": meaning,
-                                     "source": "fallback"})
+    try:
+        taught = turn.runtime.store.add_taught(
+            text=str(pending["text"]), example=str(pending.get("example") or pending["text"]),
+            intent=meaning, source="fallback", taught_by=who.person, channel=who.channel)
+    except TeachingError as exc:
+        # The request still goes ahead; only the phrasing is not kept for training.
+        turn.runtime.store.audit(None, "refused_teach", actor=who.person, channel=who.channel,
+                                 detail={"text": str(pending["text"])[:MAX_PHRASE],
+                                         "intent": meaning, "reason": str(exc)})
+        turn.say(f"(I won't learn from how you said it: {exc})")
+    else:
+        turn.runtime.store.audit(None, "taught", actor=who.person, channel=who.channel,
+                                 detail={"id": taught.id, "text": taught.text, "intent": meaning,
+                                         "source": "fallback"})
     return {"intent": meaning, "text": str(pending["text"]),
             "entities": dict(pending.get("entities") or {})}
 
@@ -79,6 +95,10 @@ def chosen(turn: Turn, meaning: str | None, pending: Any) -> dict[str, Any] | No
 async def teach(turn: Turn) -> None:
     """ "When I say 'ship it' I mean deploy": a candidate example, for people allowed to teach."""
     text = turn.request.text
+    if len(text.splitlines()) > 1:
+        turn.say("Teach me one phrasing at a time, on one line, like this: when I say "
+                 "'ship it' I mean deploy. Nothing was recorded.")
+        return
     phrase = quoted_phrase(text)
     if phrase is None:
         turn.say("Teach me like this: when I say 'ship it' I mean deploy. Put the phrase in "
@@ -137,7 +157,11 @@ async def review(turn: Turn, taught_id: str | None, decision: str | None) -> Non
     if status is None:
         turn.say("Accept or reject? Use the buttons of the list ('review taught phrases').")
         return
-    done = rt.store.review_taught(taught_id, status, who.person)
+    try:
+        done = rt.store.review_taught(taught_id, status, who.person)
+    except TeachingError as exc:
+        turn.say(f"I can't accept {taught_id}: {exc} Reject it instead; nothing changed.")
+        return
     if done is None:
         turn.say(f"{taught_id} is not waiting for review (any more); nothing changed.")
         return

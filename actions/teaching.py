@@ -7,11 +7,17 @@ Candidates wait in opsbot's store for review (``opsbot review``, or a reviewer i
 chat); accepted ones are appended to ``data/nlu/taught.yml`` in Rasa's YAML format, a
 file of their own, so hand-written data files are never rewritten and the examples are
 versioned with the project.
+
+Taught text is data, never markup: ``check_phrase`` refuses anything but one short line
+of printable text whose only brackets are ``[value](entity)`` marks of known entities,
+wherever a phrasing enters (chat, CLI, the store, review), and the file is written by a
+YAML serializer from those lines.
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -22,9 +28,11 @@ from actions.requests import ENTITY_NAMES
 
 __all__ = [
     "INTENT_TITLES",
+    "MAX_PHRASE",
     "TAUGHT_FILE",
     "TeachingError",
     "annotate",
+    "check_phrase",
     "meaning_of",
     "parse_example",
     "quoted_phrase",
@@ -32,6 +40,8 @@ __all__ = [
 ]
 
 TAUGHT_FILE = Path("data") / "nlu" / "taught.yml"
+# The longest phrasing opsbot takes, in characters (with its [value](entity) marks).
+MAX_PHRASE = 200
 
 # What each intent a person can teach or choose means, in a few words (button titles).
 INTENT_TITLES: dict[str, str] = {
@@ -75,11 +85,45 @@ class TeachingError(ValueError):
     """A phrasing or intent cannot be taught; the message says how to fix it."""
 
 
+# Everything str.splitlines() breaks at: any of them would start a new line of examples.
+_LINE_BREAKS = frozenset("\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029")
+# Format characters that reorder how text is shown (a reviewer would read another phrase).
+_BIDI = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def check_phrase(phrase: object) -> str:
+    """``phrase`` if it can be one example line of taught.yml; TeachingError saying why not.
+
+    One line, at most MAX_PHRASE characters, no control or bidirectional-override
+    characters, and no brackets other than ``[value](entity)`` marks of known entities
+    (Rasa would read ``[x](entity:value)``, ``[x]{...}`` or ``[x][...]`` as annotations).
+    """
+    if not isinstance(phrase, str):
+        raise TeachingError("A phrasing must be text.")
+    if any(ch in _LINE_BREAKS for ch in phrase):
+        raise TeachingError("A phrasing must be one line: this one has a line break. Teach "
+                            "each phrasing on its own.")
+    for ch in phrase:
+        if unicodedata.category(ch) in ("Cc", "Cs") or ch in _BIDI:
+            raise TeachingError(f"A phrasing cannot hold control characters: this one has "
+                                f"U+{ord(ch):04X}. Type it as plain text.")
+    if len(phrase) > MAX_PHRASE:
+        raise TeachingError(f"That phrasing is {len(phrase)} characters long; the limit is "
+                            f"{MAX_PHRASE}. Teach a shorter one.")
+    outside = _MARK.sub("", phrase)
+    if any(ch in outside for ch in "[]{}"):
+        raise TeachingError("Brackets in a phrasing are only for marking values, like "
+                            "'ship [payments](service)'; entity names are lower-case letters "
+                            f"and _ ({', '.join(ENTITY_NAMES)}). Remove the other brackets.")
+    return phrase
+
+
 def parse_example(example: str) -> tuple[str, list[dict[str, Any]]]:
     """The plain text of a ``[value](entity)``-marked example and its entities.
 
-    TeachingError for an unknown entity or an empty example.
+    TeachingError for an unknown entity, an empty example, or one ``check_phrase`` refuses.
     """
+    check_phrase(example)
     entities: list[dict[str, Any]] = []
     plain: list[str] = []
     position = 0
@@ -146,7 +190,9 @@ def meaning_of(words: str, intents: Sequence[str]) -> str | None:
 def write_accepted(project: Path, examples: Iterable[tuple[str, str]]) -> tuple[Path, int]:
     """Append ``(intent, example)`` pairs to data/nlu/taught.yml; the file and how many were new.
 
-    Only that file is written; examples already in it are skipped.
+    Only that file is written; examples already in it are skipped. Every example (new or
+    already there) is checked with ``check_phrase`` first: on any TeachingError the file
+    is left as it was.
     """
     path = project / TAUGHT_FILE
     blocks: dict[str, list[str]] = {}
@@ -160,21 +206,45 @@ def write_accepted(project: Path, examples: Iterable[tuple[str, str]]) -> tuple[
                 lines = str(block.get("examples") or "").splitlines()
                 blocks.setdefault(str(block["intent"]), []).extend(
                     line.strip()[2:].strip() for line in lines if line.strip().startswith("- "))
+    for intent, known in blocks.items():
+        for example in known:
+            try:
+                check_phrase(example)
+            except TeachingError as exc:
+                raise TeachingError(f"{path} has an example of {intent} opsbot would not write "
+                                    f"({exc}); fix it before accepting more.") from None
     added = 0
     for intent, example in examples:
+        if intent not in INTENT_TITLES:
+            raise TeachingError(f"'{intent}' is not an intent opsbot can be taught.")
+        parse_example(example)
         known = blocks.setdefault(intent, [])
         if example not in known:
             known.append(example)
             added += 1
-    lines = ["# Phrasings people taught opsbot, accepted with `opsbot review` (or by a reviewer",
-             "# in the chat). Written by opsbot; hand-written examples belong in the other files.",
-             'version: "3.1"', "nlu:"]
-    for intent in sorted(blocks):
-        if not blocks[intent]:
-            continue
-        lines.append(f"- intent: {intent}")
-        lines.append("  examples: |")
-        lines += [f"    - {example}" for example in blocks[intent]]
+    document = {"version": "3.1", "nlu": [
+        {"intent": intent, "examples": _Examples("".join(f"- {e}\n" for e in blocks[intent]))}
+        for intent in sorted(blocks) if blocks[intent]]}
+    text = _TAUGHT_HEADER + yaml.dump(document, Dumper=_TaughtDumper, sort_keys=False,
+                                      allow_unicode=True, width=1 << 16)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    path.write_text(text, encoding="utf-8")
     return path, added
+
+
+_TAUGHT_HEADER = (
+    "# Phrasings people taught opsbot, accepted with `opsbot review` (or by a reviewer\n"
+    "# in the chat). Written by opsbot; hand-written examples belong in the other files.\n")
+
+
+class _Examples(str):
+    """Rasa's ``examples``: ``- `` lines of checked phrasings, written as a YAML block."""
+
+
+class _TaughtDumper(yaml.SafeDumper):
+    """yaml.safe_dump's dumper, writing ``_Examples`` as a literal block (``|``) when it can."""
+
+
+_TaughtDumper.add_representer(
+    _Examples, lambda dumper, value: dumper.represent_scalar("tag:yaml.org,2002:str", str(value),
+                                                              style="|"))

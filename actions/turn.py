@@ -1,15 +1,14 @@
 """One user turn as the actions see it: who is asking, what they asked, and the replies.
 
-Who is asking: connectors put the person's own id in the message metadata
-(``{"user_id": ..., "channel": ...}``), because in a group chat the conversation
-(sender id) is shared by many people. The REST channel and the terminal chat have no
-metadata: there the sender id is the user. ``Policy.person`` maps (channel, user id)
-to a person of ``policy.yml``.
+Who is asking comes only from ``actions.guard.identity``: the connector that
+authenticated a message signs the person's channel and user id into its metadata (in a
+group chat the conversation, the sender id, is shared by many people). A message
+without a valid signature is a stranger's. ``Policy.person`` maps (channel, user id) to
+a person of ``policy.yml``.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,6 +16,7 @@ from rasa_sdk import Tracker
 
 from actions._runtime import Runtime
 from actions.guard import Operation
+from actions.guard.identity import UNVERIFIED, sign_payload, verified_identity
 from actions.requests import OpsRequest
 
 __all__ = ["OPERATIONS_KEY", "Turn", "Who", "button", "payload"]
@@ -37,11 +37,20 @@ class Who:
 
     @classmethod
     def from_tracker(cls, tracker: Tracker, runtime: Runtime) -> Who:
+        """The person a connector vouched for; a stranger when no connector did."""
         message = tracker.latest_message or {}
-        metadata = message.get("metadata") or {}
-        channel = str(metadata.get("channel") or tracker.get_latest_input_channel() or "rest")
-        user_id = str(metadata.get("user_id") or tracker.sender_id)
+        identity = verified_identity(message.get("metadata"), tracker.sender_id,
+                                     message.get("message_id"))
+        if identity is None:
+            channel, user_id = UNVERIFIED, tracker.sender_id
+        else:
+            channel, user_id = identity.channel, identity.user_id
         return cls(channel, user_id, tracker.sender_id, runtime.policy.person(channel, user_id))
+
+    @property
+    def verified(self) -> bool:
+        """Whether a connector authenticated the message (else: a stranger, whoever it says)."""
+        return self.channel != UNVERIFIED
 
     def reply_to(self) -> dict[str, Any]:
         """The conversation reference stored with an operation, for proactive messages."""
@@ -49,10 +58,8 @@ class Who:
 
 
 def payload(intent: str, entities: dict[str, str] | None = None) -> str:
-    """A button payload Rasa parses without NLU: ``/deploy{"service": "payments"}``."""
-    if not entities:
-        return f"/{intent}"
-    return f"/{intent}{json.dumps(entities, separators=(',', ':'))}"
+    """A signed button payload Rasa parses without NLU: ``/deploy{"service": "payments", "_sig": ...}``."""
+    return sign_payload(intent, entities)
 
 
 def button(title: str, intent: str, entities: dict[str, str] | None = None) -> dict[str, str]:

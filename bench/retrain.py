@@ -33,6 +33,7 @@ import json
 import os
 import platform
 import re
+import secrets
 import shutil
 import subprocess
 import sys
@@ -187,6 +188,9 @@ def make_project(name: str, target: Path, opsbot_config: Path = PIPELINES["opsbo
     return target
 
 
+_BENCH_TOKEN = secrets.token_urlsafe(32)
+
+
 def _environment(project: Path, work: Path) -> dict[str, str]:
     """The environment of every process that trains ``project``: its caches in ``work``."""
     env = {
@@ -199,6 +203,8 @@ def _environment(project: Path, work: Path) -> dict[str, str]:
         "RASA_CACHE_DIRECTORY": str(work / "rasa-cache"),
         "OPSBOT_MODELS": str(project / "models"),
         "OPSBOT_STATE_DIR": str(work / "opsbot-state"),
+        # The warm trainer serves only callers with the run's API token, as in opsbot run.
+        "OPSBOT_API_TOKEN": os.environ.get("OPSBOT_API_TOKEN") or _BENCH_TOKEN,
     }
     env.pop("RASA_MAX_CACHE_SIZE", None)  # Rasa's default (1000 MB): the cache must work
     return env

@@ -33,22 +33,26 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from rasa.core.channels.channel import OutputChannel
 from rasa.shared.exceptions import RasaException
 
+from opsbot._redact import add_secret, is_secret_name
+
 if TYPE_CHECKING:  # pragma: no cover
     from actions.guard.store import OperationStore
 
 __all__ = [
+    "NOT_YOURS",
     "OPEN_STATES",
     "OPERATIONS_KEY",
     "ButtonBook",
-    "ReplyChannel",
     "ConnectorConfigError",
-    "NOT_YOURS",
+    "ReplyChannel",
     "channel_store",
     "claim_keyboard",
     "decision_note",
+    "known_person",
     "operation_of",
     "operation_states",
     "pressed_by_other",
+    "refuse_forged_payload",
     "setting",
 ]
 
@@ -76,6 +80,8 @@ def setting(credentials: Mapping[str, Any] | None, key: str, variable: str, *,
         value = os.environ.get(variable)
     text = str(value).strip() if value is not None else ""
     if text:
+        if is_secret_name(variable):
+            add_secret(text)  # a token written into credentials.yml is masked in logs too
         return text
     if required:
         raise ConnectorConfigError(
@@ -258,3 +264,36 @@ def channel_store() -> OperationStore:
 
             _store = OperationStore.from_env()
         return _store
+
+
+async def refuse_forged_payload(channel: str, user: str, text: str, reason: str) -> None:
+    """Record a button payload that opsbot did not sign (or that was edited): nothing runs."""
+    import asyncio
+    import logging
+
+    logging.getLogger(__name__).warning(
+        "refused a forged button payload from %s:%s (%s)", channel, user, reason)
+    try:
+        await asyncio.to_thread(channel_store().audit, None, "forged_payload",
+                                actor=f"{channel}:{user}", channel=channel,
+                                detail={"payload": text[:500], "reason": reason})
+    except Exception:  # noqa: BLE001 - the refusal stands even if the audit cannot be written
+        logging.getLogger(__name__).exception("could not audit a forged payload")
+
+
+_policy_lock = threading.Lock()
+_policy: Any = None
+
+
+def known_person(channel: str, user_id: str) -> bool:
+    """Whether policy.yml names the person behind ``user_id`` on ``channel``."""
+    global _policy
+    with _policy_lock:
+        if _policy is None:
+            from pathlib import Path
+
+            from actions.guard.policy import Policy
+
+            _policy = Policy.from_env(Path(os.environ.get("OPSBOT_PROJECT") or Path.cwd()))
+        policy = _policy
+    return bool(policy.knows(policy.person(channel, user_id)))

@@ -14,8 +14,10 @@ model in ``OPSBOT_MODELS``), which:
    refused (HTTP 422, with the reason) and the old one stays.
 
 ``opsbot train --reload`` and an accepted review call it. Only models inside
-``OPSBOT_MODELS`` are loaded (a model archive is code, in effect); with
-``OPSBOT_RASA_TOKEN`` set, the request must carry it as ``?token=``, as Rasa's API does.
+``OPSBOT_MODELS`` are loaded (a model archive is code, in effect), and the request must
+carry ``OPSBOT_API_TOKEN`` as ``?token=`` (as Rasa's API takes it) or as
+``Authorization: Bearer``; without that variable the endpoint refuses every request.
+``GET /webhooks/opsbot/health`` says that an opsbot is running, and nothing else.
 """
 
 from __future__ import annotations
@@ -108,11 +110,20 @@ class ModelReload(InputChannel):
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         hook = Blueprint("opsbot_reload", __name__)
 
+        @hook.route("/health", methods=["GET"])
+        async def health(_request: Request) -> HTTPResponse:
+            return response.json({"status": "ok", "opsbot": True})
+
         @hook.route("/reload", methods=["POST"])
         async def reload(request: Request) -> HTTPResponse:
-            token = os.environ.get("OPSBOT_RASA_TOKEN")
-            if token and not hmac.compare_digest(str(request.args.get("token") or ""), token):
-                return response.json({"error": "a valid ?token= is required"}, status=401)
+            from opsbot._rasa_server import api_token_of
+
+            token = os.environ.get("OPSBOT_API_TOKEN") or ""
+            if not token:
+                return response.json({"error": "reloading is off: OPSBOT_API_TOKEN is not set"},
+                                     status=403)
+            if not hmac.compare_digest(api_token_of(request).encode(), token.encode()):
+                return response.json({"error": "the API token is required (?token=)"}, status=401)
             try:
                 body = request.json if request.body else {}
             except Exception:  # noqa: BLE001 - Sanic's own JSON error

@@ -8,9 +8,16 @@ request, hard-codes the multi-tenant token endpoint and cannot push into Teams. 
   the channel's OpenID metadata, issuer, audience (this app), expiry, the key's
   endorsement of the channel and the ``serviceurl`` claim. A missing, forged, expired or
   misaddressed token gets 401 and changes nothing. Single-tenant and multi-tenant app
-  registrations are both supported (for single-tenant, tokens from the tenant's Entra
-  issuer are accepted too, and outbound tokens come from the tenant).
-* **Who.** The person is ``from.aadObjectId`` (or ``from.id``), the conversation is
+  registrations are both supported (outbound tokens come from the tenant for
+  single-tenant apps). Only the Bot Framework issuer is accepted, checked against the
+  Bot Framework's keys: a token issued by Entra is refused rather than checked against
+  keys that did not sign it.
+* **Whose.** After the token: ``channelId`` must be ``msteams`` (the bot's other
+  channels, Web Chat and Direct Line, let the client choose ``from.id``), the tenant
+  must be ``TEAMS_TENANT_ID`` or one of ``TEAMS_ALLOWED_TENANTS``, and ``from`` must
+  carry an ``aadObjectId``. Anything else gets 403 and changes nothing.
+* **Who.** The person is ``from.aadObjectId`` (signed into the message metadata,
+  ``actions.guard.identity``), the conversation is
   ``conversation.id``; each person has their own dialogue state in a conversation
   (``teams:<conversation id>~<user>``). In channels and group chats opsbot answers when
   mentioned, with the mention stripped from the text.
@@ -30,6 +37,7 @@ from the environment variable):
     app_id               TEAMS_APP_ID               the app registration's client id (required)
     app_password         TEAMS_APP_PASSWORD         its client secret (required)
     tenant_id            TEAMS_TENANT_ID            the tenant (required for single-tenant)
+    allowed_tenants      TEAMS_ALLOWED_TENANTS      a multi-tenant app: the tenant ids it serves
     app_type             TEAMS_APP_TYPE             SingleTenant (default with a tenant) or MultiTenant
     openid_metadata_url  TEAMS_OPENID_METADATA_URL  default https://login.botframework.com/v1/.well-known/openidconfiguration
     token_issuer         TEAMS_TOKEN_ISSUER         default https://api.botframework.com
@@ -41,8 +49,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import re
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
@@ -56,6 +64,7 @@ from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
+from actions.guard.identity import FORGED, IDENTITY_KEY, open_payload, sign_identity
 from connectors._common import (
     NOT_YOURS,
     OPEN_STATES,
@@ -67,6 +76,7 @@ from connectors._common import (
     decision_note,
     operation_of,
     pressed_by_other,
+    refuse_forged_payload,
     setting,
 )
 
@@ -201,6 +211,17 @@ class TokenProvider:
             return self._token
 
 
+def _tenant_of(activity: Activity, body: Mapping[str, Any]) -> str:
+    """The tenant an activity comes from: ``conversation.tenantId``, else ``channelData.tenant.id``."""
+    conversation = activity.conversation
+    tenant = conversation.tenant_id if conversation is not None else None
+    if not tenant:
+        data = body.get("channelData")
+        inner = data.get("tenant") if isinstance(data, Mapping) else None
+        tenant = inner.get("id") if isinstance(inner, Mapping) else None
+    return str(tenant or "")
+
+
 def adaptive_card(text: str, buttons: Sequence[Mapping[str, Any]] = (),
                   note: str | None = None) -> dict[str, Any]:
     """An Adaptive Card with ``text`` and one ``Action.Submit`` per button (payload in data)."""
@@ -279,12 +300,15 @@ class TeamsInput(InputChannel):
                                      default=BOT_FRAMEWORK_ISSUER)),
             authority_url=str(setting(credentials, "authority_url", "TEAMS_AUTHORITY_URL",
                                       default=ENTRA_AUTHORITY)),
+            allowed_tenants=tuple(re.split(r"[\s,]+", str(setting(
+                credentials, "allowed_tenants", "TEAMS_ALLOWED_TENANTS") or "").strip())),
         )
 
     def __init__(self, *, app_id: str, app_password: str, tenant_id: str | None = None,
                  app_type: str = "MultiTenant", openid_metadata_url: str = BOT_FRAMEWORK_METADATA,
                  token_issuer: str = BOT_FRAMEWORK_ISSUER,
-                 authority_url: str = ENTRA_AUTHORITY) -> None:
+                 authority_url: str = ENTRA_AUTHORITY,
+                 allowed_tenants: Sequence[str] = ()) -> None:
         kind = app_type.replace("-", "").replace("_", "").lower()
         if kind not in ("singletenant", "multitenant"):
             raise ConnectorConfigError(f"TEAMS_APP_TYPE={app_type!r}: use SingleTenant or MultiTenant.")
@@ -299,12 +323,17 @@ class TeamsInput(InputChannel):
         self.app_id = app_id
         self.single_tenant = kind == "singletenant"
         self.tenant_id = tenant_id
-        issuers = [token_issuer]
-        if self.single_tenant:
-            issuers += [f"https://login.microsoftonline.com/{tenant_id}/v2.0",
-                        f"https://sts.windows.net/{tenant_id}/"]
+        tenants = {t.strip().lower() for t in allowed_tenants if t.strip()}
+        if tenant_id:
+            tenants.add(tenant_id.strip().lower())
+        if not tenants:
+            raise ConnectorConfigError(
+                "A multi-tenant Teams app needs TEAMS_ALLOWED_TENANTS: the tenant ids "
+                "(comma separated) whose people opsbot serves. Without it anyone who installs "
+                "the app in their own tenant could talk to it.")
+        self.allowed_tenants = frozenset(tenants)
         self.validator = TokenValidator(app_id=app_id, metadata_url=openid_metadata_url,
-                                        issuers=issuers)
+                                        issuers=[token_issuer])
         token_tenant = tenant_id if self.single_tenant else "botframework.com"
         self.tokens = TokenProvider(app_id=app_id, app_password=app_password,
                                     token_url=f"{authority_url.rstrip('/')}/{token_tenant}/oauth2/v2.0/token")
@@ -359,6 +388,10 @@ class TeamsInput(InputChannel):
         except ValueError as exc:
             logger.warning("unreadable Teams activity: %s", exc)
             return response.json({"error": "the body is not a valid activity"}, status=400)
+        refused = self._not_ours(activity, body)
+        if refused:
+            logger.warning("refused a Teams activity %s: %s", activity.id, refused)
+            return response.json({"error": f"Forbidden: {refused}"}, status=403)
         if activity.type not in ("message", "invoke"):
             return response.empty(status=200)  # conversationUpdate, typing, reactions, ...
         if activity.id and not await asyncio.to_thread(
@@ -375,6 +408,19 @@ class TeamsInput(InputChannel):
                                   "value": answered or "Done."}, status=200)
         return response.empty(status=201)
 
+    def _not_ours(self, activity: Activity, body: Mapping[str, Any]) -> str | None:
+        """Why an authenticated activity is still not one opsbot serves (None: it is)."""
+        if str(activity.channel_id or "") != "msteams":
+            return f"channelId {activity.channel_id!r} is not msteams"
+        tenant = _tenant_of(activity, body)
+        if not tenant or tenant.lower() not in self.allowed_tenants:
+            return f"tenant {tenant!r} is not TEAMS_TENANT_ID or in TEAMS_ALLOWED_TENANTS"
+        if activity.type in ("message", "invoke"):
+            user = activity.from_property
+            if user is None or not user.aad_object_id:
+                return "from.aadObjectId is missing"
+        return None
+
     async def _on_activity(self, activity: Activity,
                            on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> str | None:
         user = activity.from_property
@@ -383,6 +429,7 @@ class TeamsInput(InputChannel):
             return None
         pressed: str | None = None
         text: str | None = None
+        from_card = True  # the text is a card's payload (checked below), not typed words
         value = activity.value if isinstance(activity.value, dict) else None
         if activity.type == "invoke":
             action = (value or {}).get("action") if activity.name == "adaptiveCard/action" else None
@@ -396,13 +443,14 @@ class TeamsInput(InputChannel):
             group = (conversation.conversation_type or "personal") != "personal" or bool(conversation.is_group)
             if group and not activity.is_recipient_mentioned():
                 return None  # in a channel, opsbot answers when mentioned
+            from_card = False
             text = activity.remove_recipient_mention() if group else (activity.text or "")
             text = " ".join(text.split())
             if text.startswith("/"):
                 text = text.lstrip("/")  # Rasa would read it as an intent payload
         if not text:
             return None
-        person = user.aad_object_id or user.id
+        person = str(user.aad_object_id)
         sender = sender_id_for(conversation.id, person)
         reference = {
             "service_url": activity.service_url,
@@ -414,6 +462,14 @@ class TeamsInput(InputChannel):
             "bot_name": activity.recipient.name if activity.recipient else None,
         }
         await asyncio.to_thread(channel_store().remember, _REF_KIND, sender, reference)
+        if from_card:
+            checked = open_payload(text)
+            if checked.text is None:
+                await refuse_forged_payload(CHANNEL, person, text, checked.refused or "")
+                if activity.type != "invoke":
+                    await self.send(reference, FORGED, [], {}, reply_to=activity.id)
+                return FORGED
+            text = checked.text
         if pressed and await asyncio.to_thread(pressed_by_other, f"{conversation.id}:{pressed}",
                                                sender, text):
             if activity.type == "invoke":
@@ -424,7 +480,8 @@ class TeamsInput(InputChannel):
         output = TeamsOutput(self, reference, reply_to=activity.id)
         await on_new_message(UserMessage(
             text, output, sender, input_channel=CHANNEL, message_id=f"teams-{activity.id}",
-            metadata={"channel": CHANNEL, "user_id": person, "user_name": user.name,
+            metadata={IDENTITY_KEY: sign_identity(CHANNEL, person, sender, f"teams-{activity.id}"),
+                      "channel": CHANNEL, "user_id": person, "user_name": user.name,
                       "conversation_id": conversation.id, "teams_user_id": user.id}))
         await self._retire(reference, output.states)
         if pressed:

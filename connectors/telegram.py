@@ -5,8 +5,14 @@ pressed a button, never checks a webhook's secret and has no long polling. Here:
 
 * **Who.** Each person has their own conversation, keyed by chat and user
   (``telegram:<chat id>:<user id>``); replies go to the chat. The message metadata
-  carries the person's own id (``user_id``), which ``policy.yml`` maps to a person,
-  and a button press is a callback query whose ``from`` is the person who pressed it.
+  carries the person's own id, signed (``actions.guard.identity``): this connector read
+  it from an update that came through the bot's own polling connection or a webhook
+  request with the secret token. ``policy.yml`` maps it to a person, and a button
+  press is a callback query whose ``from`` is the person who pressed it.
+* **Which chats.** Private chats of people in policy.yml, and the chats listed in
+  ``TELEGRAM_ALLOWED_CHATS``. Any other chat gets one polite refusal (with the ids an
+  admin needs) and is otherwise ignored. Button payloads carry opsbot's signature; an
+  edited or made-up one is refused and audited.
 * **Groups.** The bot answers when addressed: a mention of its @username, a reply to
   one of its messages, or a command (``/deploy@opsbot_bot payments``). Everything else
   in a group is ignored.
@@ -36,6 +42,8 @@ is read from the environment variable):
     webhook_secret  TELEGRAM_WEBHOOK_SECRET  1-256 characters of A-Z a-z 0-9 _ -
     api_url         TELEGRAM_API_URL         the Bot API server (default https://api.telegram.org;
                                              a self-hosted server or the simulator)
+    allowed_chats   TELEGRAM_ALLOWED_CHATS   chat ids (comma or space separated) opsbot
+                                             answers in besides known people's private chats
 """
 
 from __future__ import annotations
@@ -68,6 +76,7 @@ from telegram.error import (
 from telegram.helpers import escape_markdown
 from telegram.request import HTTPXRequest
 
+from actions.guard.identity import FORGED, IDENTITY_KEY, open_payload, sign_identity
 from connectors._common import (
     NOT_YOURS,
     OPEN_STATES,
@@ -77,8 +86,10 @@ from connectors._common import (
     channel_store,
     claim_keyboard,
     decision_note,
+    known_person,
     operation_of,
     pressed_by_other,
+    refuse_forged_payload,
     setting,
 )
 
@@ -95,6 +106,7 @@ _LONG_PAYLOAD = "~"  # callback_data that starts with this is a key into the sto
 _MAX_CALLBACK_BYTES = 64
 _SEEN_KIND = "telegram-update"
 _BUTTON_KIND = "telegram-button"
+_REFUSED_KIND = "telegram-refused-chat"
 _KEEP_SEEN = timedelta(days=7)
 
 Location = tuple[int, int]  # (chat id, message id) of a message the bot sent
@@ -187,11 +199,13 @@ class TelegramInput(InputChannel):
             or DEFAULT_API_URL,
             poll_timeout=float(setting(credentials, "poll_timeout", "TELEGRAM_POLL_TIMEOUT",
                                        default="25") or 25),
+            allowed_chats=parse_chat_ids(setting(credentials, "allowed_chats",
+                                                 "TELEGRAM_ALLOWED_CHATS") or ""),
         )
 
     def __init__(self, token: str, *, mode: str = "polling", webhook_url: str | None = None,
                  webhook_secret: str | None = None, api_url: str = DEFAULT_API_URL,
-                 poll_timeout: float = 25.0) -> None:
+                 poll_timeout: float = 25.0, allowed_chats: frozenset[int] = frozenset()) -> None:
         if not re.fullmatch(r"\d+:[A-Za-z0-9_-]+", token):
             raise ConnectorConfigError(
                 "TELEGRAM_TOKEN does not look like a bot token (digits, a colon, then letters, "
@@ -211,6 +225,7 @@ class TelegramInput(InputChannel):
         if not api_url.startswith(("https://", "http://")):
             raise ConnectorConfigError(f"TELEGRAM_API_URL must be an http(s) URL, got {api_url!r}.")
         self.mode = mode
+        self.allowed_chats = allowed_chats
         self.webhook_url = webhook_url
         self._secret = webhook_secret or ""
         self.api_url = api_url
@@ -382,6 +397,8 @@ class TelegramInput(InputChannel):
         text = self._addressed_text(message)
         if text is None:
             return
+        if not await self._chat_allowed(message, user):
+            return
         output = TelegramOutput(self, message.chat.id, _thread(message))
         await on_new_message(UserMessage(
             text, output, sender_id_for(message.chat.id, user.id), input_channel=CHANNEL,
@@ -435,11 +452,21 @@ class TelegramInput(InputChannel):
             if message is None or not isinstance(message, Message):
                 toast = "That message is too old for its buttons; ask again."
                 return
+            if not await self._chat_allowed(message, query.from_user):
+                toast = "opsbot does not work in this chat."
+                return
             payload = await self._payload_of(query.data or "")
             if payload is None:
                 toast = "That button has expired; ask again for fresh ones."
                 await self._remove_keyboard((message.chat.id, message.message_id), None)
                 return
+            checked = open_payload(payload)
+            if checked.text is None:
+                await refuse_forged_payload(CHANNEL, str(query.from_user.id), payload,
+                                            checked.refused or "")
+                toast = FORGED
+                return
+            payload = checked.text
             sender = sender_id_for(message.chat.id, query.from_user.id)
             if await asyncio.to_thread(pressed_by_other, f"{message.chat.id}:{message.message_id}",
                                        sender, payload):
@@ -471,6 +498,9 @@ class TelegramInput(InputChannel):
     def _metadata(self, message: Message, user: Any, update_id: int,
                   pressed: int | None = None) -> dict[str, Any]:
         meta: dict[str, Any] = {
+            IDENTITY_KEY: sign_identity(CHANNEL, str(user.id),
+                                        sender_id_for(message.chat.id, user.id),
+                                        f"tg-{update_id}"),
             "channel": CHANNEL,
             "user_id": str(user.id),
             "user_name": user.username or user.full_name,
@@ -481,6 +511,27 @@ class TelegramInput(InputChannel):
         if pressed is not None:
             meta["pressed_message_id"] = pressed
         return meta
+
+    async def _chat_allowed(self, message: Message, user: Any) -> bool:
+        """Known people's private chats and TELEGRAM_ALLOWED_CHATS; others get one refusal."""
+        chat = message.chat
+        if chat.id in self.allowed_chats:
+            return True
+        if chat.type == "private" and await asyncio.to_thread(known_person, CHANNEL, str(user.id)):
+            return True
+        first = await asyncio.to_thread(channel_store().first_time, _REFUSED_KIND, str(chat.id))
+        logger.info("Telegram: ignored a message in chat %s (not allowed)%s", chat.id,
+                    "; sent the refusal" if first else "")
+        if first:
+            if chat.type == "private":
+                text = (f"Hello! I only work for my team, and you are not in its list yet. "
+                        f"To be added, give an admin your Telegram id: {user.id} "
+                        f"(policy.yml, people.<name>.identities.telegram).")
+            else:
+                text = (f"I only work in the chats my team allows, and this is not one yet. "
+                        f"To allow it, an admin adds {chat.id} to TELEGRAM_ALLOWED_CHATS.")
+            await self.send(chat.id, text, [], {}, thread_id=_thread(message))
+        return False
 
     async def _payload_of(self, data: str) -> str | None:
         if not data.startswith(_LONG_PAYLOAD):
@@ -569,6 +620,21 @@ class TelegramInput(InputChannel):
 
 
 _COMMANDS = {"start": "hi", "help": "help"}
+
+
+def parse_chat_ids(text: str) -> frozenset[int]:
+    """``TELEGRAM_ALLOWED_CHATS``: chat ids separated by commas or spaces."""
+    ids = set()
+    for part in re.split(r"[\s,]+", text.strip()):
+        if not part:
+            continue
+        try:
+            ids.add(int(part))
+        except ValueError:
+            raise ConnectorConfigError(
+                f"TELEGRAM_ALLOWED_CHATS: {part!r} is not a chat id. List numeric ids "
+                "(groups are negative, e.g. -1001234567890), separated by commas.") from None
+    return frozenset(ids)
 
 
 def _agent_ready(app: Any) -> bool:

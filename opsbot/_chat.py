@@ -21,16 +21,27 @@ class ChatError(RuntimeError):
     """The REST channel did not answer; the message says what to check."""
 
 
-def send(url: str, sender: str, message: str, timeout: float = 60.0) -> list[dict[str, Any]]:
-    """Post one message to the REST channel and return the bot's replies."""
+def send(url: str, sender: str, message: str, timeout: float = 60.0,
+         token: str | None = None) -> list[dict[str, Any]]:
+    """Post one message to the REST channel (with its bearer ``token``); the bot's replies."""
     body = json.dumps({"sender": sender, "message": message}).encode()
-    request = urllib.request.Request(
-        url, data=body, headers={"Content-Type": "application/json"}, method="POST"
-    )
+    headers = {"Content-Type": "application/json"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    request = urllib.request.Request(url, data=body, headers=headers, method="POST")
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             replies = json.loads(response.read().decode() or "[]")
     except urllib.error.HTTPError as exc:
+        if exc.code == 401:
+            raise ChatError(
+                f"opsbot refused the REST token at {url} (HTTP 401). Set OPSBOT_REST_TOKEN to "
+                "the running opsbot's token (opsbot demo writes its token to "
+                "<state dir>/rest-token).") from exc
+        if exc.code == 404:
+            raise ChatError(
+                f"opsbot has no REST channel at {url} (HTTP 404): start it with "
+                "OPSBOT_REST_TOKEN set (opsbot run) or use opsbot demo.") from exc
         raise ChatError(f"opsbot answered HTTP {exc.code} at {url}.") from exc
     except (urllib.error.URLError, OSError) as exc:
         raise ChatError(f"Cannot reach opsbot at {url} ({exc}). Is it running?") from exc
@@ -64,10 +75,13 @@ class _Announcements(threading.Thread):
     (Rasa's HTTP API) for bot messages that no request of ours returned.
     """
 
-    def __init__(self, url: str, user: str, out: TextIO, interval: float = 1.0) -> None:
+    def __init__(self, url: str, user: str, out: TextIO, interval: float = 1.0,
+                 api_token: str | None = None) -> None:
         super().__init__(name="opsbot-announcements", daemon=True)
         base = url.split("/webhooks/", 1)[0]
         self.tracker_url = f"{base}/conversations/{urllib.parse.quote(user, safe='')}/tracker"
+        if api_token:
+            self.tracker_url += "?token=" + urllib.parse.quote(api_token, safe="")
         self.user, self.out, self.interval = user, out, interval
         self.lock = threading.Lock()
         self.stopped = threading.Event()
@@ -125,16 +139,23 @@ def chat(
     read: Callable[[str], str] = input,
     out: TextIO | None = None,
     announcements: bool = True,
+    token: str | None = None,
+    api_token: str | None = None,
 ) -> int:
-    """Run the chat loop until /quit or end of input."""
+    """Run the chat loop until /quit or end of input.
+
+    ``token`` is the REST channel's bearer token; ``api_token`` lets the chat read the
+    conversation for announcements (without it, none are shown).
+    """
     out = out or sys.stdout
     out.write(f"Chatting with opsbot as '{user}'. {HELP}\n")
     buttons: list[dict[str, Any]] = []
-    pusher = _Announcements(url, user, out) if announcements else None
+    pusher = _Announcements(url, user, out, api_token=api_token) \
+        if announcements and api_token else None
     if pusher is not None:
         pusher.start()
     try:
-        return _loop(url, user, read, out, buttons, pusher)
+        return _loop(url, user, read, out, buttons, pusher, token)
     finally:
         if pusher is not None:
             pusher.stopped.set()
@@ -160,7 +181,8 @@ def read_lines(read: Callable[[str], str], prompt: Callable[[], str], out: TextI
 
 
 def _loop(url: str, user: str, read: Callable[[str], str], out: TextIO,
-          buttons: list[dict[str, Any]], pusher: _Announcements | None) -> int:
+          buttons: list[dict[str, Any]], pusher: _Announcements | None,
+          token: str | None = None) -> int:
     for line in read_lines(read, lambda: f"{user}> ", out, HELP):
         message = line
         if line.isdigit() and buttons:
@@ -173,7 +195,7 @@ def _loop(url: str, user: str, read: Callable[[str], str], out: TextIO,
         with lock:
             replies: list[dict[str, Any]] = []
             try:
-                replies = send(url, user, message)
+                replies = send(url, user, message, token=token)
                 buttons = render(replies, out)
             except ChatError as exc:
                 out.write(f"error: {exc}\n")

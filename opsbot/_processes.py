@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +19,8 @@ from typing import IO, Any
 
 import yaml
 
+from opsbot._private import UMASK, open_private, private_dir, secure_state_dir, write_private
+from opsbot._tokens import ACTIONS_SECRET, API_TOKEN, REST_TOKEN, forget_tokens, run_tokens
 from opsbot.settings import Settings
 
 
@@ -89,6 +92,8 @@ CONNECTOR_SETTINGS: dict[str, tuple[tuple[str, str], ...]] = {
 
 # The endpoint `opsbot train --reload` calls; always part of a run's credentials.
 RELOAD_CHANNEL = "connectors.reload.ModelReload"
+# The REST channel with a bearer token; a run adds it when it has a REST token.
+REST_CHANNEL = "connectors.rest.RestInput"
 
 
 @dataclass
@@ -97,6 +102,21 @@ class Stack:
 
     settings: Settings
     children: list[Child] = field(default_factory=list)
+    # Whether the REST channel is on without OPSBOT_REST_TOKEN (``opsbot demo``: a token
+    # is generated for the terminal chat).
+    rest: bool = False
+    _tokens: dict[str, str] | None = None
+
+    @property
+    def tokens(self) -> dict[str, str]:
+        """This run's API token, action-server secret and (when on) REST token."""
+        if self._tokens is None:
+            self._tokens = run_tokens(self.settings.state_dir, rest=self.rest)
+        return self._tokens
+
+    def api_query(self) -> str:
+        """``?token=...`` for Rasa's HTTP API."""
+        return "?token=" + urllib.parse.quote(self.tokens[API_TOKEN], safe="")
 
     @property
     def log_dir(self) -> Path:
@@ -111,16 +131,20 @@ class Stack:
         env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         env.setdefault("PYTHONWARNINGS", "ignore")  # the pinned libraries' deprecation noise
         env.setdefault("SQLALCHEMY_SILENCE_UBER_WARNING", "1")
+        env.setdefault("PYTHONUNBUFFERED", "1")  # a server's log is complete when it stops
         env["OPSBOT_CACHE_DIR"] = str(self.settings.cache_dir)
-        env.setdefault("OPSBOT_STATE_DIR", str(self.settings.state_dir))
+        env["OPSBOT_STATE_DIR"] = str(self.settings.state_dir)
         env["OPSBOT_MODELS"] = str(self.settings.models)
         env["OPSBOT_PROJECT"] = str(self.settings.project)
+        env.update(self.tokens)
+        if REST_TOKEN not in self.tokens:
+            env.pop(REST_TOKEN, None)
         return env
 
     def start(self, name: str, command: list[str], extra_env: dict[str, str] | None = None) -> Child:
-        self.log_dir.mkdir(parents=True, exist_ok=True)
-        log_path = self.log_dir / f"{name}.log"
-        log = log_path.open("ab")
+        secure_state_dir(self.settings.state_dir)  # 0700, and what earlier runs left: 0600
+        log_path = private_dir(self.log_dir) / f"{name}.log"
+        log = open_private(log_path)
         process = subprocess.Popen(
             command,
             cwd=self.settings.project,
@@ -130,6 +154,7 @@ class Stack:
             stderr=subprocess.STDOUT,
             start_new_session=True,
             preexec_fn=_die_with_parent,
+            umask=UMASK,  # what the servers create in the state dir is theirs only
         )
         child = Child(name, process, log_path, log)
         self.children.append(child)
@@ -137,12 +162,15 @@ class Stack:
 
     def runtime_endpoints(self) -> Path:
         """endpoints.yml for this run: the action server's port and a SQLite tracker store."""
-        self.settings.state_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(self.settings.state_dir)
         path = self.settings.state_dir / "endpoints.yml"
         tracker_db = self.settings.state_dir / "tracker.db"
-        path.write_text(
-            "# Written by opsbot for this run; edit endpoints.yml instead.\n"
+        write_private(path,
+            "# Written by opsbot for this run; edit endpoints.yml instead. The secret is read\n"
+            "# from the environment, never written here.\n"
             f"action_endpoint:\n  url: \"{self.settings.actions_url}\"\n"
+            # unquoted: Rasa replaces ${VAR} only in plain YAML scalars
+            f"  headers:\n    X-Opsbot-Secret: ${{{ACTIONS_SECRET}}}\n"
             "tracker_store:\n  type: SQL\n  dialect: sqlite\n"
             f"  db: \"{tracker_db}\"\n",
             encoding="utf-8",
@@ -153,14 +181,14 @@ class Stack:
         """The action server, told where the Rasa server (for notifications) and the store are."""
         s = self.settings
         env = {
-            "SANIC_HOST": s.host,
             "OPSBOT_RASA_URL": f"http://{s.host}:{s.port}",
             "OPSBOT_STATE_DIR": str(s.state_dir),
             **(extra_env or {}),
         }
         return self.start(
             "actions",
-            [sys.executable, "-m", "rasa_sdk", "--actions", "actions", "--port", str(s.actions_port)],
+            [sys.executable, "-m", "opsbot._action_server", "--actions", "actions",
+             "--host", s.actions_host, "--port", str(s.actions_port)],
             env,
         )
 
@@ -171,12 +199,17 @@ class Stack:
         ``${VAR}`` placeholders, so no secret is written to disk, unless the project's
         credentials.yml configures it already.
         """
-        self.settings.state_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(self.settings.state_dir)
         project = (self.settings.project / "credentials.yml").read_text(encoding="utf-8")
         try:
             configured = yaml.safe_load(project) or {}
         except yaml.YAMLError as exc:
             raise StartupError(f"credentials.yml is not valid YAML: {exc}") from None
+        if isinstance(configured, dict) and "rest" in configured:
+            raise StartupError(
+                "credentials.yml enables Rasa's own `rest:` channel, which believes any sender "
+                f"it is sent. Remove it: opsbot adds its REST channel ({REST_CHANNEL}, "
+                f"behind {REST_TOKEN}) when that variable is set.")
         sections = []
         for section, variables in CONNECTOR_SETTINGS.items():
             required = variables[0][1]
@@ -187,8 +220,11 @@ class Stack:
             sections.append("\n".join(lines))
         if isinstance(configured, dict) and RELOAD_CHANNEL not in configured:
             sections.append(f"{RELOAD_CHANNEL}:")  # POST /webhooks/opsbot/reload
+        if isinstance(configured, dict) and REST_CHANNEL not in configured \
+                and (env.get(REST_TOKEN) or REST_TOKEN in self.tokens):
+            sections.append(f"{REST_CHANNEL}:\n  token: ${{{REST_TOKEN}}}")
         path = self.settings.state_dir / "credentials.yml"
-        path.write_text(
+        write_private(path,
             "# Written by opsbot for this run from credentials.yml and the environment; edit\n"
             "# credentials.yml instead.\n" + project.rstrip() + "\n"
             + "".join(f"\n{section}\n" for section in sections),
@@ -202,7 +238,7 @@ class Stack:
         return self.start(
             "rasa",
             [
-                sys.executable, "-m", "rasa", "run", "--enable-api",
+                sys.executable, "-m", "opsbot._rasa_server", "run", "--enable-api",
                 "--interface", s.host, "--port", str(s.port),
                 "--model", str(model), "--endpoints", str(self.runtime_endpoints()),
                 "--credentials", str(self.runtime_credentials(env)),
@@ -212,13 +248,13 @@ class Stack:
 
     def check_ports(self) -> None:
         s = self.settings
-        for what, port, variable in (
-            ("Rasa server", s.port, "OPSBOT_PORT / --port"),
-            ("action server", s.actions_port, "OPSBOT_ACTIONS_PORT / --actions-port"),
+        for what, host, port, variable in (
+            ("Rasa server", s.host, s.port, "OPSBOT_PORT / --port"),
+            ("action server", s.actions_host, s.actions_port, "OPSBOT_ACTIONS_PORT / --actions-port"),
         ):
-            if port_in_use(s.host, port):
+            if port_in_use(host, port):
                 raise StartupError(
-                    f"Port {port} on {s.host} is in use, so the {what} cannot start. "
+                    f"Port {port} on {host} is in use, so the {what} cannot start. "
                     f"Stop whatever holds it (another opsbot or rasa?) or choose another port "
                     f"with {variable}."
                 )
@@ -228,8 +264,8 @@ class Stack:
         s = self.settings
         deadline = time.monotonic() + timeout
         checks = {
-            "actions": f"http://{s.host}:{s.actions_port}/health",
-            "rasa": f"http://{s.host}:{s.port}/status",
+            "actions": f"http://{s.actions_host}:{s.actions_port}/health",
+            "rasa": f"http://{s.host}:{s.port}/status{self.api_query()}",
         }
         pending = {c.name for c in self.children if c.name in checks}
         while pending:
@@ -297,3 +333,5 @@ class Stack:
                 pass
             child.log.close()
         self.children.clear()
+        if self._tokens is not None:
+            forget_tokens(self.settings.state_dir, self._tokens)

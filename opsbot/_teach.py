@@ -69,12 +69,17 @@ def cmd_teach(args: argparse.Namespace, settings: Settings,
     return 0
 
 
+def _shown(text: str) -> str:
+    """``text`` for the terminal: control characters (from before phrasings were checked) escaped."""
+    return "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in text)
+
+
 def _table(rows: list[Any]) -> str:
     lines = [f"{'id':<13} {'status':<9} {'intent':<14} {'who':<10} {'when':<16} text"]
     for t in rows:
         when = t.created_at.strftime("%Y-%m-%d %H:%M")
         lines.append(f"{t.id:<13} {t.status:<9} {t.intent:<14} {t.taught_by[:10]:<10} {when:<16} "
-                     f"{t.example}  ({t.source})")
+                     f"{_shown(t.example)}  ({t.source})")
     return "\n".join(lines)
 
 
@@ -82,7 +87,7 @@ def cmd_review(args: argparse.Namespace, settings: Settings,
                fail: Callable[[str], Exception], retrain: Callable[[Settings], None]) -> int:
     from actions.errors import OpsbotError
     from actions.guard import ACCEPTED, CANDIDATE, REJECTED
-    from actions.teaching import TeachingError, write_accepted
+    from actions.teaching import TeachingError, parse_example, write_accepted
 
     reviewer = args.reviewer or os.environ.get("OPSBOT_USER") or getpass.getuser()
     try:
@@ -101,6 +106,12 @@ def cmd_review(args: argparse.Namespace, settings: Settings,
                 raise fail(f"{wanted} is {state}; 'opsbot review' lists the candidates.")
         if set(accept) & set(reject):
             raise fail(f"Accept or reject, not both: {', '.join(sorted(set(accept) & set(reject)))}.")
+        for wanted in accept:
+            try:
+                parse_example(ids[wanted].example)
+            except TeachingError as exc:
+                raise fail(f"{wanted} cannot be accepted: {exc} Reject it with: opsbot review "
+                           f"--reject {wanted}. Nothing changed.") from None
         if not accept and not reject:
             rows = store.taught_examples(None if args.all else CANDIDATE)
             if args.json:

@@ -12,16 +12,22 @@ all that once, then trains on request, one job at a time:
 
 It listens on loopback only, on a free port written to ``<state dir>/trainer.port``;
 ``opsbot train`` uses it when it answers and trains in its own process otherwise.
+``/train`` needs the run's API token (``Authorization: Bearer $OPSBOT_API_TOKEN``, or
+the state dir's ``api-token``): any local user can reach a loopback port, and a forced
+retrain costs minutes of both cores and leaves a model behind.
 """
 
 from __future__ import annotations
 
+import hmac
 import json
+import logging
 import os
 import sys
 import threading
 import urllib.error
 import urllib.request
+import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from collections.abc import Callable
 from pathlib import Path
@@ -48,11 +54,15 @@ def train_remotely(state_dir: Path, force: bool, timeout: float = 1800.0,
             answer.read()
     except (urllib.error.URLError, OSError, ValueError):
         return None
+    from opsbot._tokens import API_TOKEN, read_token
+
     if on_start is not None:
         on_start()
     request = urllib.request.Request(
         f"{base}/train", data=json.dumps({"force": force}).encode(),
-        headers={"Content-Type": "application/json"}, method="POST")
+        headers={"Content-Type": "application/json",
+                 "Authorization": f"Bearer {read_token(state_dir, API_TOKEN) or ''}"},
+        method="POST")
     try:
         with urllib.request.urlopen(request, timeout=timeout) as answer:
             return dict(json.loads(answer.read().decode()))
@@ -68,9 +78,12 @@ def train_remotely(state_dir: Path, force: bool, timeout: float = 1800.0,
 
 def main() -> int:
     """Warm up, then serve /train until killed."""
+    from opsbot import _redact
+    from opsbot._private import private_dir, write_private
     from opsbot.cli import CommandError, quiet_library_warnings, run_training
     from opsbot.settings import Settings
 
+    _redact.install()
     settings = Settings.from_env()
     quiet_library_warnings(all_user_warnings=True)
     os.environ["OPSBOT_CACHE_DIR"] = str(settings.cache_dir)
@@ -80,6 +93,7 @@ def main() -> int:
 
     load_model(None, "float32")
     lock = threading.Lock()
+    token = (os.environ.get("OPSBOT_API_TOKEN") or "").strip()
 
     class Handler(BaseHTTPRequestHandler):
         def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
@@ -100,6 +114,12 @@ def main() -> int:
             if self.path != "/train":
                 self._answer(404, {"error": "POST /train"})
                 return
+            scheme, _, given = (self.headers.get("Authorization") or "").partition(" ")
+            if not token or scheme.lower() != "bearer" or not hmac.compare_digest(
+                    given.strip().encode(), token.encode()):
+                self._answer(401, {"error": "the trainer needs the running opsbot's API token "
+                                            "(OPSBOT_API_TOKEN, or its state dir's api-token)"})
+                return
             try:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = json.loads(self.rfile.read(length) or b"{}")
@@ -112,17 +132,20 @@ def main() -> int:
                 except CommandError as exc:
                     self._answer(422, {"error": str(exc)})
                     return
-                except Exception as exc:  # noqa: BLE001 - the caller gets it; we keep serving
-                    self._answer(500, {"error": f"{type(exc).__name__}: {exc}"})
+                except Exception as exc:  # noqa: BLE001 - the caller gets a reference; we keep serving
+                    reference = uuid.uuid4().hex[:8]
+                    logging.getLogger("opsbot.trainer").exception(
+                        "training failed (reference %s)", reference)
+                    self._answer(500, {"error": f"training failed ({type(exc).__name__}); the "
+                                                f"trainer's log has reference {reference}"})
                     return
             self._answer(200, {"model": str(training.model), "seconds": round(training.seconds, 2),
                                "trained": list(training.trained),
                                "restored": list(training.restored)})
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    settings.state_dir.mkdir(parents=True, exist_ok=True)
-    port_file = settings.state_dir / PORT_FILE
-    port_file.write_text(str(server.server_address[1]), encoding="utf-8")
+    port_file = write_private(private_dir(settings.state_dir) / PORT_FILE,
+                              str(server.server_address[1]))
     print(f"trainer ready on 127.0.0.1:{server.server_address[1]}", flush=True)
     try:
         server.serve_forever()

@@ -26,9 +26,10 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from opsbot import __version__
+from opsbot import __version__, _redact
 from opsbot._chat import chat
 from opsbot._processes import Stack, StartupError, http_get_json
+from opsbot._tokens import API_TOKEN, REST_TOKEN, read_token
 from opsbot.settings import Settings, SettingsError
 
 
@@ -197,11 +198,16 @@ def _start_servers(stack: Stack, model: Path, backend_env: dict[str, str] | None
     stack.start_trainer()  # after the servers are up: its imports would slow them down
 
 
-def _print_urls(settings: Settings, env: dict[str, str] | None = None) -> None:
+def _print_urls(settings: Settings, env: dict[str, str] | None, stack: Stack) -> None:
     base = f"http://{settings.host}:{settings.port}"
     env = {**os.environ, **(env or {})}
+    where = settings.state_dir
     print("opsbot is running:")
-    print(f"  REST channel  POST {settings.rest_url}")
+    if REST_TOKEN in stack.tokens:
+        told = "from OPSBOT_REST_TOKEN" if os.environ.get(REST_TOKEN) else f"in {where}/rest-token"
+        print(f"  REST channel  POST {settings.rest_url}  (Authorization: Bearer <token {told}>)")
+    else:
+        print(f"  REST channel  off (set {REST_TOKEN} to turn it on)")
     if env.get("TELEGRAM_TOKEN"):
         if (env.get("TELEGRAM_MODE") or "polling").lower() == "webhook":
             print(f"  Telegram      webhook {base}/webhooks/telegram/webhook "
@@ -210,7 +216,9 @@ def _print_urls(settings: Settings, env: dict[str, str] | None = None) -> None:
             print(f"  Telegram      polling {env.get('TELEGRAM_API_URL') or 'https://api.telegram.org'}")
     if env.get("TEAMS_APP_ID"):
         print(f"  Teams         POST {base}/webhooks/teams/api/messages")
-    print(f"  Rasa HTTP API {base}/  (e.g. GET {base}/conversations/<sender>/tracker)")
+    told = "OPSBOT_API_TOKEN" if os.environ.get(API_TOKEN) else f"the token in {where}/api-token"
+    print(f"  Rasa HTTP API {base}/  (e.g. GET {base}/conversations/<sender>/tracker?token=..., "
+          f"with {told})")
     print(f"  action server {settings.actions_url}")
     print("Stop it with Ctrl-C or SIGTERM.", flush=True)
 
@@ -259,9 +267,9 @@ def reload_model(settings: Settings, model: Path) -> bool:
     import urllib.request
 
     url = f"http://{settings.host}:{settings.port}/webhooks/opsbot/reload"
-    token = os.environ.get("OPSBOT_RASA_TOKEN")
+    token = read_token(settings.state_dir, API_TOKEN)
     if token:
-        url += f"?token={urllib.parse.quote(token)}"
+        url += f"?token={urllib.parse.quote(token, safe='')}"
     request = urllib.request.Request(url, data=json.dumps({"model": str(model)}).encode(),
                                      headers={"Content-Type": "application/json"}, method="POST")
     try:
@@ -275,6 +283,10 @@ def reload_model(settings: Settings, model: Path) -> bool:
         if exc.code == 404:
             raise CommandError(f"The server on port {settings.port} has no reload endpoint: is it "
                                "an opsbot started with 'opsbot run' or 'opsbot demo'?") from None
+        if exc.code == 401:
+            raise CommandError(
+                f"The running opsbot refused the API token (HTTP 401). Set {API_TOKEN} to its "
+                f"token, or run this where its state dir ({settings.state_dir}) is.") from None
         raise CommandError(f"The running opsbot refused the new model (HTTP {exc.code}): "
                            f"{reason or 'no reason given'}. It keeps answering with the old one.") from None
     except (urllib.error.URLError, OSError):
@@ -295,7 +307,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     stack = Stack(settings)
     try:
         _start_servers(stack, model)
-        _print_urls(settings)
+        _print_urls(settings, None, stack)
         _serve_until_stopped(stack)
     except KeyboardInterrupt:
         print("\nStopping ...", flush=True)
@@ -304,15 +316,30 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _running(settings: Settings) -> bool:
+    """Whether an opsbot answers on the configured port (an open route of its server)."""
+    return isinstance(http_get_json(
+        f"http://{settings.host}:{settings.port}/webhooks/opsbot/health"), dict)
+
+
 def cmd_shell(args: argparse.Namespace, settings: Settings) -> int:
-    if isinstance(http_get_json(f"http://{settings.host}:{settings.port}/status"), dict):
-        return chat(settings.rest_url, args.user or settings.user)
+    if _running(settings):
+        token = read_token(settings.state_dir, REST_TOKEN)
+        if not token:
+            raise CommandError(
+                f"An opsbot is running on {settings.host}:{settings.port}, but its REST channel "
+                f"token is not known here. Set {REST_TOKEN} to the value that opsbot was "
+                f"started with (its REST channel is off unless it was), or run opsbot shell "
+                f"where its state dir is ({settings.state_dir}/rest-token).")
+        return chat(settings.rest_url, args.user or settings.user, token=token,
+                    api_token=read_token(settings.state_dir, API_TOKEN))
     settings.check_project()
     model = _require_model(settings)
-    stack = Stack(settings)
+    stack = Stack(settings, rest=True)
     try:
         _start_servers(stack, model)
-        return chat(settings.rest_url, args.user or settings.user)
+        return chat(settings.rest_url, args.user or settings.user,
+                    token=stack.tokens[REST_TOKEN], api_token=stack.tokens[API_TOKEN])
     except KeyboardInterrupt:
         return 0
     finally:
@@ -321,7 +348,7 @@ def cmd_shell(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     settings.check_project()
-    stack = Stack(settings)
+    stack = Stack(settings, rest=True)
     stack.check_ports()
     model = current_model(settings) or train_model(settings, quiet=True)
     from simulators import demo_backends
@@ -342,7 +369,7 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
             print(f"  {backend.describe()}", flush=True)
         _start_servers(stack, model, backend_env, channel_env)
         if args.serve:
-            _print_urls(settings, channel_env)
+            _print_urls(settings, channel_env, stack)
             if chat_sim is not None:
                 print(f"  {args.channel} simulator: play its users with POST "
                       f"{chat_sim.url.rstrip('/')}/_sim/users/<user>/send (the module docstring of "
@@ -354,7 +381,8 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
 
             driven = TelegramChannel(chat_sim) if args.channel == "telegram" else TeamsChannel(chat_sim)
             return sim_chat(driven, args.user or "alice")
-        return chat(settings.rest_url, args.user or "alice")
+        return chat(settings.rest_url, args.user or "alice", token=stack.tokens[REST_TOKEN],
+                    api_token=stack.tokens[API_TOKEN])
     except KeyboardInterrupt:
         print("\nStopping ...", flush=True)
         return 0
@@ -382,12 +410,14 @@ def _chat_simulator(channel: str, settings: Settings) -> Any:
 
 
 def cmd_audit(args: argparse.Namespace, settings: Settings) -> int:
-    """Print the latest audited operations, newest first, as a table or JSON."""
+    """Print the latest audited operations, newest first, as a table or JSON; or --verify them."""
     os.environ.setdefault("OPSBOT_STATE_DIR", str(settings.state_dir))
     from actions.errors import OpsbotError
     from actions.guard import OperationStore
     from actions.guard._audit_view import format_json, format_table, parse_since
 
+    if args.verify:
+        return _verify_audit(OperationStore, OpsbotError)
     try:
         since = parse_since(args.since) if args.since else None
     except ValueError as exc:
@@ -411,6 +441,29 @@ def cmd_audit(args: argparse.Namespace, settings: Settings) -> int:
     else:
         print(format_table(records))
     return 0
+
+
+def _verify_audit(store_class: Any, error: type[Exception]) -> int:
+    """``opsbot audit --verify``: 0 and OK when the chain holds, else 1 and the first problem."""
+    try:
+        store = store_class.from_env()
+        try:
+            found = store.verify_audit()
+        finally:
+            store.close()
+    except error as exc:
+        raise CommandError(str(exc)) from None
+    before = (f"; {found.before_chain} row{'s' if found.before_chain != 1 else ''} from before "
+              "the chain, sealed by its first row" if found.before_chain else "")
+    copies = f"; {found.copies} checked against OPSBOT_AUDIT_FILE" if found.copies else ""
+    if found.ok:
+        head = f" Head: {found.head}." if found.head else ""
+        print(f"OK: {found.rows} audit row{'s' if found.rows != 1 else ''} in the hash chain"
+              f"{before}{copies}.{head}")
+        return 0
+    print(f"opsbot audit: the audit log was tampered with: {found.problem} "
+          f"({found.rows} rows verified before it{before}.)", file=sys.stderr)
+    return 1
 
 
 def cmd_teach(args: argparse.Namespace, settings: Settings) -> int:
@@ -481,11 +534,15 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_argument("--since", help="only newer than this: 30m, 2h, 7d or an ISO date/time")
     audit.add_argument("--limit", type=int, default=50, help="at most this many (default 50)")
     audit.add_argument("--json", action="store_true", help="JSON instead of a table")
+    audit.add_argument("--verify", action="store_true",
+                       help="walk the audit log's hash chain: print OK, or the first row that was "
+                            "changed, deleted or inserted and exit 1")
     audit.set_defaults(func=cmd_audit)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    _redact.install()
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

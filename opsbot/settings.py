@@ -5,6 +5,7 @@ Every variable (see README, "Configuration"):
   OPSBOT_HOST          interface the servers bind to            (127.0.0.1)
   OPSBOT_PORT          Rasa server port (REST channel, HTTP API) (5005)
   OPSBOT_ACTIONS_PORT  action server port                        (5055)
+  OPSBOT_ACTIONS_HOST  interface the action server binds to      (127.0.0.1)
   OPSBOT_MODELS        where trained models go                   (models)
   OPSBOT_STATE_DIR     runtime state: logs, tracker store        (.opsbot)
   OPSBOT_CACHE_DIR     the embedding cache                       ($OPSBOT_STATE_DIR/cache)
@@ -55,6 +56,7 @@ class Settings:
     state_dir: Path
     cache_dir: Path
     user: str
+    actions_host: str = "127.0.0.1"
 
     @classmethod
     def from_env(cls, project: Path | None = None) -> Settings:
@@ -71,6 +73,7 @@ class Settings:
             state_dir=state if state.is_absolute() else root / state,
             cache_dir=cache if cache.is_absolute() else root / cache,
             user=os.environ.get("OPSBOT_USER") or _default_user(),
+            actions_host=os.environ.get("OPSBOT_ACTIONS_HOST") or "127.0.0.1",
         )
 
     def check_project(self) -> None:
@@ -88,4 +91,5 @@ class Settings:
 
     @property
     def actions_url(self) -> str:
-        return f"http://{self.host}:{self.actions_port}/webhook"
+        host = "127.0.0.1" if self.actions_host in ("0.0.0.0", "") else self.actions_host
+        return f"http://{host}:{self.actions_port}/webhook"

@@ -44,6 +44,7 @@ class _Fault:
     delay: float
     remaining: int
     path: str | None
+    after: bool = False  # True: handle the request first, then hold the response
 
 
 class Faults:
@@ -53,10 +54,15 @@ class Faults:
         self._lock = threading.Lock()
         self._waiting: list[_Fault] = []
 
-    def add(self, status: int | None, delay: float, times: int, path: str | None) -> None:
-        """Fail (with ``status``) or delay the next ``times`` requests whose path holds ``path``."""
+    def add(self, status: int | None, delay: float, times: int, path: str | None, *,
+            after: bool = False) -> None:
+        """Fail (with ``status``) or delay the next ``times`` requests whose path holds ``path``.
+
+        ``after``: the request is handled as usual and only its response is held for
+        ``delay`` (the server acted; the client times out waiting for the answer).
+        """
         with self._lock:
-            self._waiting.append(_Fault(status, delay, times, path))
+            self._waiting.append(_Fault(status, delay, times, path, after))
 
     def hold(self, path: str) -> int | None:
         """Apply the oldest fault for a request to ``path`` (one without a path matches any).
@@ -64,17 +70,28 @@ class Faults:
         Sleeps out its delay, then returns the status to fail the request with, or None to
         answer it normally. Call it outside any lock: other clients carry on meanwhile.
         """
-        with self._lock:
-            fault = next((f for f in self._waiting if f.path is None or f.path in path), None)
-            if fault is not None:
-                fault.remaining -= 1
-                if fault.remaining <= 0:
-                    self._waiting.remove(fault)
+        fault = self._take(path, after=False)
         if fault is None:
             return None
         if fault.delay:
             time.sleep(fault.delay)
         return fault.status
+
+    def hold_response(self, path: str) -> None:
+        """Sleep out the oldest ``after`` fault for ``path``, once the request was handled."""
+        fault = self._take(path, after=True)
+        if fault is not None and fault.delay:
+            time.sleep(fault.delay)
+
+    def _take(self, path: str, *, after: bool) -> _Fault | None:
+        with self._lock:
+            fault = next((f for f in self._waiting if f.after == after
+                          and (f.path is None or f.path in path)), None)
+            if fault is not None:
+                fault.remaining -= 1
+                if fault.remaining <= 0:
+                    self._waiting.remove(fault)
+        return fault
 
 
 class RequestLog(Generic[_R]):
@@ -174,6 +191,17 @@ class SimulatorBase(ABC, Generic[_R]):
     def delay_next(self, seconds: float, *, times: int = 1, path: str | None = None) -> None:
         """Hold the next ``times`` matching requests for ``seconds`` (to test client timeouts)."""
         self._faults.add(None, seconds, times, path)
+
+    def respond_delay(self, seconds: float, *, times: int = 1, path: str | None = None) -> None:
+        """Handle the next ``times`` matching requests, then hold each answer for ``seconds``.
+
+        The server has acted (a build is queued, an issue exists) but a client with a
+        shorter timeout never hears so: the case where opsbot cannot tell what happened.
+        Only simulators that call ``Faults.hold_response`` honour it (Jenkins, Jira).
+        """
+        if seconds <= 0:
+            raise ValueError(f"seconds must be above 0, got {seconds}")
+        self._faults.add(None, seconds, times, path, after=True)
 
 
 # ---------------------------------------------------------------------------------------

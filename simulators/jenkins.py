@@ -1197,6 +1197,7 @@ class _App:
         response.with_header("X-Jenkins-Session", self.node)
         self.state.log.append(RecordedRequest(request.method, request.target, response.status,
                                               user, request.header(_CRUMB_FIELD)))
+        self.state.faults.hold_response(unquote(request.raw_path))  # respond_delay()
         return response
 
     # -- auth ----------------------------------------------------------------------
@@ -1484,7 +1485,7 @@ class JenkinsSimulator(SimulatorBase[RecordedRequest]):
                 return snapshot
         raise KeyError(f"{job} has no build #{number}")
 
-    # -- steering (and fail_next, delay_next: SimulatorBase) -----------------------
+    # -- steering (and fail_next, delay_next, respond_delay: SimulatorBase) --------
 
     def set_outcome(self, job: str, result: str, *, log: str | None = None) -> None:
         """Make the next build of ``job`` end with ``result`` (queued: calls stack up).

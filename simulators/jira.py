@@ -1656,6 +1656,7 @@ class _App:
         self.state.log.append(RecordedRequest(
             request.method, request.target, response.status, user,
             request.body[:10000].decode("utf-8", errors="replace")))
+        self.state.faults.hold_response(unquote(request.raw_path))  # respond_delay()
         return response
 
     def _authenticate(self, request: Request) -> str | None:

@@ -1673,8 +1673,10 @@ class TelegramSimulator(SimulatorBase[RecordedRequest]):
         return f"Telegram Bot API at {self.url} (bot @{self.bot_username})"
 
     def env(self) -> dict[str, str]:
-        """TELEGRAM_TOKEN and TELEGRAM_API_URL (the root; clients add /bot<token>/<method>)."""
-        return {"TELEGRAM_TOKEN": self.token, "TELEGRAM_API_URL": self.api_url}
+        """TELEGRAM_TOKEN and TELEGRAM_API_URL (the root; clients add /bot<token>/<method>),
+        and TELEGRAM_ALLOWED_CHATS: the team's ops group, where the demo talks."""
+        return {"TELEGRAM_TOKEN": self.token, "TELEGRAM_API_URL": self.api_url,
+                "TELEGRAM_ALLOWED_CHATS": str(OPS_GROUP)}
 
     # -- the world -------------------------------------------------------------------
 

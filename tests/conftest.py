@@ -20,8 +20,35 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# The tokens every opsbot the tests start uses (opsbot/_tokens.py), fixed so that tests
+# can talk to it; tests of generated tokens and of refusals set their own environment.
+TEST_REST_TOKEN = "opsbot-test-rest-token-0123456789"
+TEST_API_TOKEN = "opsbot-test-api-token-0123456789"
+os.environ["OPSBOT_REST_TOKEN"] = TEST_REST_TOKEN
+os.environ["OPSBOT_API_TOKEN"] = TEST_API_TOKEN
+os.environ["OPSBOT_ACTIONS_SECRET"] = "opsbot-test-actions-secret-0123456789"
+REST_AUTH = {"Authorization": f"Bearer {TEST_REST_TOKEN}"}
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+
+
+def api(url: str) -> str:
+    """``url`` of Rasa's HTTP API with the tests' API token."""
+    return f"{url}{'&' if '?' in url else '?'}token={TEST_API_TOKEN}"
+
+
+def team_policy(directory: Path, *names: str) -> Path:
+    """The project's policy.yml with ``names`` added as developers (their REST identity is
+    their name), written to ``directory``: strangers get nothing, so tests that talk as
+    many people name them."""
+    import yaml
+
+    data = yaml.safe_load((ROOT / "policy.yml").read_text(encoding="utf-8"))
+    for name in names:
+        data["people"][name] = {"roles": ["developer"], "identities": {"rest": name}}
+    path = directory / "policy.yml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    return path
 
 
 def free_port() -> int:
@@ -46,8 +73,13 @@ def wait_until(predicate: Any, what: str, timeout: float = 60.0) -> Any:
 def serve_demo(cwd: Path, env: dict[str, str], *args: str) -> tuple[subprocess.Popen[str], list[str], float]:
     """``opsbot demo --serve ARGS`` in ``cwd``: the process, what it printed until it was
     ready, and the seconds that took. Its later output is drained, so it never blocks."""
+    return serve_opsbot(cwd, env, "demo", "--serve", *args)
+
+
+def serve_opsbot(cwd: Path, env: dict[str, str], *args: str) -> tuple[subprocess.Popen[str], list[str], float]:
+    """``opsbot ARGS`` (``run``, or ``demo --serve``) in ``cwd``, as :func:`serve_demo` says."""
     started = time.monotonic()
-    process = subprocess.Popen([sys.executable, "-m", "opsbot", "demo", "--serve", *args],
+    process = subprocess.Popen([sys.executable, "-m", "opsbot", *args],
                                cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                text=True)
     output: list[str] = []
@@ -58,9 +90,20 @@ def serve_demo(cwd: Path, env: dict[str, str], *args: str) -> tuple[subprocess.P
             break
     else:
         process.wait()
-        pytest.fail("opsbot demo --serve exited early:\n" + "".join(output))
+        pytest.fail(f"opsbot {' '.join(args)} exited early:\n" + "".join(output))
     threading.Thread(target=process.stdout.read, daemon=True).start()
     return process, output, time.monotonic() - started
+
+
+def button_payload(replies: list[dict[str, Any]], title: str) -> str:
+    """The payload of the button titled ``title`` among the bot's ``replies``."""
+    import json
+
+    for reply in replies:
+        for button in reply.get("buttons") or []:
+            if button["title"] == title:
+                return str(button["payload"])
+    raise AssertionError(f"no {title!r} button in {json.dumps(replies, indent=1)}")
 
 
 @contextlib.contextmanager

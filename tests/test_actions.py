@@ -13,6 +13,7 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from actions import _runtime
 from actions.guard import OperationStore, Policy
+from actions.guard.identity import IDENTITY_KEY, sign_identity
 from actions.ops import ActionCancel, ActionConfirm, ActionOpsRequest
 from actions.requests import BACKEND_OF_INTENT, OpsRequest
 
@@ -37,6 +38,8 @@ def tracker(text: str, intent: str, entities: list[dict[str, Any]] | None = None
         "text": text,
         "intent": {"name": intent, "confidence": 0.97},
         "entities": entities or [],
+        "message_id": "rest-1",
+        "metadata": {IDENTITY_KEY: sign_identity("rest", "alice", "alice", "rest-1")},
     }
     return Tracker("alice", {}, message, [], False, None, {}, "action_listen")
 

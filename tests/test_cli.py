@@ -91,7 +91,7 @@ def test_train_with_invalid_data_fails_readably(tmp_path: Path) -> None:
 def test_chat_presses_buttons_by_number(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     sent: list[str] = []
 
-    def fake_send(url: str, sender: str, message: str, timeout: float = 60) -> list[dict]:
+    def fake_send(url: str, sender: str, message: str, timeout: float = 60, token: str | None = None) -> list[dict]:
         sent.append(message)
         if message == "deploy":
             return [{"text": "Sure?", "buttons": [{"title": "Confirm", "payload": "/affirm"},

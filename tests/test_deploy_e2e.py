@@ -19,17 +19,18 @@ import jenkins
 import pytest
 import requests
 
+from actions.guard.identity import IDENTITY_KEY, open_payload, sign_identity, sign_payload
 from opsbot._processes import Stack
 from opsbot.settings import Settings
 from simulators.jenkins import JenkinsSimulator
-from tests.conftest import ROOT, free_port
+from tests.conftest import REST_AUTH, ROOT, api, button_payload, free_port
 
 POLICY = """\
 confirmation_ttl: 5m
 people:
   alice: {roles: [release-manager, developer], identities: {rest: alice}}
   bob: {roles: [developer], identities: {rest: bob}}
-  carol: {roles: [release-manager, developer], identities: {rest: carol}}
+  carol: {roles: [release-manager, developer], identities: {rest: carol, teams: aad-carol}}
   dave: {roles: [release-manager], identities: {rest: dave}}
 everyone_roles: []
 rules:
@@ -44,8 +45,10 @@ rules:
     roles: [release-manager]
   - intents: [run_build, stop_build, deploy, rollback, create_issue, comment_issue, update_issue]
     risk: change
+    unknown: true   # the tests' other senders (erin, ivan, ...) are not named above
   - intents: [deploy_history, build_status, list_jobs, build_failure, query_logs, issue_status, list_issues]
     risk: read
+    unknown: true
 """
 
 
@@ -59,13 +62,13 @@ class Bot:
 
     def say(self, sender: str, text: str) -> list[dict[str, Any]]:
         response = requests.post(self.settings.rest_url, json={"sender": sender, "message": text},
-                                 timeout=60)
+                                 headers=REST_AUTH, timeout=60)
         response.raise_for_status()
         return list(response.json())
 
     def tracker(self, sender: str) -> dict[str, Any]:
         base = f"http://{self.settings.host}:{self.settings.port}"
-        response = requests.get(f"{base}/conversations/{sender}/tracker", timeout=30)
+        response = requests.get(api(f"{base}/conversations/{sender}/tracker"), timeout=30)
         response.raise_for_status()
         return dict(response.json())
 
@@ -85,6 +88,30 @@ class Bot:
         self.stack.start_action_server(self.action_env)
         self.stack.wait_ready()
 
+    def press_in_teams(self, user: str, conversation: str, payload: str) -> list[dict[str, Any]]:
+        """What the Rasa server sends the action server when ``user`` (an AAD object id)
+        presses a card button in Teams: the payload's entities and the identity the Teams
+        connector signed, with the secret the Rasa server holds."""
+        checked = open_payload(payload)
+        assert checked.text is not None
+        intent, _, entities = checked.text[1:].partition("{")
+        sender, message_id = f"teams:{conversation}~{user}", "teams-1700000000001"
+        latest = {"text": checked.text, "intent": {"name": intent, "confidence": 1.0},
+                  "entities": [{"entity": k, "value": v}
+                               for k, v in json.loads("{" + entities).items()],
+                  "message_id": message_id,
+                  "metadata": {IDENTITY_KEY: sign_identity("teams", user, sender, message_id)}}
+        tracker = {"sender_id": sender, "slots": {}, "latest_message": latest, "events": [],
+                   "paused": False, "followup_action": None, "active_loop": {},
+                   "latest_action_name": "action_listen"}
+        answer = requests.post(
+            f"http://127.0.0.1:{self.settings.actions_port}/webhook",
+            json={"next_action": "action_confirm", "sender_id": sender, "tracker": tracker,
+                  "domain": {}, "version": "3.6.21"},
+            headers={"X-Opsbot-Secret": os.environ["OPSBOT_ACTIONS_SECRET"]}, timeout=60)
+        answer.raise_for_status()
+        return list(answer.json()["responses"])
+
     def operation_state(self, operation_id: str) -> str:
         with sqlite3.connect(self.db_path) as db:
             row = db.execute("SELECT state FROM opsbot_operations WHERE id = ?", (operation_id,)).fetchone()
@@ -103,7 +130,9 @@ def bot(trained_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     sim = JenkinsSimulator(queue_delay=0.1, build_seconds=1.5)
     sim.start()
     action_env = {**sim.env(), "OPSBOT_DB_URL": f"sqlite:///{db_path}",
-                  "OPSBOT_POLICY": str(policy), "OPSBOT_WATCH_POLL": "0.2"}
+                  "OPSBOT_POLICY": str(policy), "OPSBOT_WATCH_POLL": "0.2",
+                  # Short enough for the unknown-outcome tests' lost answers and searches.
+                  "JENKINS_TIMEOUT": "3", "OPSBOT_RECONCILE_WINDOW": "5"}
     stack = Stack(settings)
     try:
         stack.start_action_server(action_env)
@@ -115,12 +144,7 @@ def bot(trained_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         sim.stop()
 
 
-def _button(replies: list[dict[str, Any]], title: str) -> str:
-    for reply in replies:
-        for button in reply.get("buttons") or []:
-            if button["title"] == title:
-                return str(button["payload"])
-    raise AssertionError(f"no {title!r} button in {json.dumps(replies, indent=1)}")
+_button = button_payload
 
 
 def _text(replies: list[dict[str, Any]]) -> str:
@@ -161,7 +185,8 @@ def test_confirmed_deploy_runs_exactly_once_and_reports_back(bot: Bot) -> None:
     new = builds[before:]
     assert len(new) == 1
     assert new[0].parameters == {"SERVICE": "payments", "VERSION": "2.4.1",
-                                 "ENVIRONMENT": "staging"}
+                                 "ENVIRONMENT": "staging",
+                                 "OPSBOT_OPERATION": _operation_id(confirm)}
 
     again = _text(bot.say("alice", confirm))
     assert "already" in again and "Nothing new ran" in again
@@ -195,7 +220,8 @@ def test_cancel_and_a_changed_digest_run_nothing(bot: Bot) -> None:
     replies = bot.say("erin", "deploy auth 4.0.3 to dev")
     confirm = _button(replies, "Confirm")
     forged = confirm.replace(json.loads(confirm[confirm.index("{"):])["digest"], "0" * 16)
-    assert "does not match" in _text(bot.say("erin", forged))
+    # The payload's signature no longer matches: refused before the guard's digest check.
+    assert "I did not make it" in _text(bot.say("erin", forged))
     assert "Cancelled" in _text(bot.say("erin", _button(replies, "Cancel")))
     assert "cancelled" in _text(bot.say("erin", confirm))
     time.sleep(0.5)
@@ -232,7 +258,12 @@ def test_second_approver(bot: Bot) -> None:
     assert "role" in _text(bot.say("bob", approve))
     time.sleep(0.5)
     assert len(_deploy_builds(bot, "search")) == before
-    assert "started" in _text(bot.say("carol", approve))
+    # Asked through the REST channel, approved through it: one token, not two people.
+    refused = _text(bot.say("carol", approve))
+    assert "must come from a chat" in refused and "Nothing ran" in refused
+    assert bot.operation_state(_operation_id(confirm)) == "pending_approval"
+    # carol presses Approve in Teams: a second person, proven by the Teams connector.
+    assert "started" in _text(bot.press_in_teams("aad-carol", "19:ops", approve))
     _wait_for(lambda: len(_deploy_builds(bot, "search")) == before + 1)
     assert "Nothing new ran" in _text(bot.say("dave", approve))
     # The completion message goes to the requester's conversation.
@@ -244,11 +275,34 @@ def test_jenkins_errors_are_reported_and_not_recorded_as_success(bot: Bot) -> No
     confirm = _button(bot.say("gina", "deploy notifications 1.7.1 to dev"), "Confirm")
     bot.sim.fail_next(500, times=1, path="buildWithParameters")
     text = _text(bot.say("gina", confirm))
-    assert "Jenkins" in text and "did not start" in text
-    assert bot.operation_state(_operation_id(confirm)) == "error"
-    assert len(_deploy_builds(bot, "notifications")) == before
+    # A 500 after the request was sent proves nothing: said as unknown, never "did not start".
+    assert "could not confirm that Jenkins started" in text and "did not start" not in text
     # Clicking again does not retry behind anyone's back.
-    assert "Nothing new ran" in _text(bot.say("gina", confirm))
+    assert "nothing new ran" in _text(bot.say("gina", confirm)).lower()
+    # The watcher finds no build within its window and says so, clearly.
+    said = _wait_for(lambda: [t for t in bot.bot_texts("gina")
+                              if "Jenkins did not start the deploy of notifications" in t])
+    assert "Nothing ran" in said[0]
+    assert bot.operation_state(_operation_id(confirm)) == "failed"
+    assert len(_deploy_builds(bot, "notifications")) == before
+
+
+def test_a_lost_answer_is_unknown_then_the_real_result(bot: Bot) -> None:
+    """The simulated Jenkins takes the build but answers after the client's timeout."""
+    before = len(_deploy_builds(bot, "search"))
+    confirm = _button(bot.say("lena", "deploy search 1.10.1 to dev"), "Confirm")
+    bot.sim.respond_delay(6.0, path="deploy-search/buildWithParameters")
+    text = _text(bot.say("lena", confirm))
+    assert "I could not confirm that Jenkins started the deploy of search 1.10.1 to dev" in text
+    assert "do not ask again yet" in text and "did not start" not in text
+    done = _wait_for(lambda: [t for t in bot.bot_texts("lena")
+                              if "search 1.10.1 is live on dev: SUCCESS" in t])
+    assert "found by its OPSBOT_OPERATION parameter" in done[0]
+    assert bot.operation_state(_operation_id(confirm)) == "succeeded"
+    new = _deploy_builds(bot, "search")[before:]
+    assert len(new) == 1 and new[0].parameters["OPSBOT_OPERATION"] == _operation_id(confirm)
+    assert "Nothing new ran" in _text(bot.say("lena", confirm))
+    assert len(_deploy_builds(bot, "search")) == before + 1
 
 
 def test_confirmation_survives_an_action_server_restart(bot: Bot) -> None:
@@ -276,7 +330,8 @@ def test_fuzzy_service_names_and_unknown_ones(bot: Bot) -> None:
     # A name NLU does not tag as a service gets the question, with the known services.
     replies = bot.say("ivan", "deploy warpdrive 1.0.0 to dev")
     assert "Which service?" in _text(replies) and _button(replies, "payments")
-    unknown = '/deploy{"service":"warpdrive","version":"1.0.0","environment":"dev"}'
+    unknown = sign_payload("deploy", {"service": "warpdrive", "version": "1.0.0",
+                                      "environment": "dev"})
     text = _text(bot.say("ivan", unknown))
     assert "can't find a service called \"warpdrive\"" in text and "payments" in text
 

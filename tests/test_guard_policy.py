@@ -134,11 +134,36 @@ def test_refusal_with_several_roles_and_one_holder(policy: Policy) -> None:
                               "developer or sre, which alice, bob and carol have.")
 
 
-def test_unknown_person_is_refused_where_a_role_is_needed(policy: Policy) -> None:
+def test_strangers_get_only_what_a_rule_gives_them(policy: Policy) -> None:
+    """Default deny: a rule that names no role serves the people in policy.yml only."""
     stranger = policy.person("telegram", "999")
+    assert not policy.knows(stranger) and policy.knows("bob")
     assert not policy.decide("deploy", PROD, stranger).allowed
-    assert policy.decide("run_build", {"job": "checkout"}, stranger).allowed
+    refused = policy.decide("run_build", {"job": "checkout"}, stranger)
+    assert not refused.allowed
+    assert refused.reason is not None and "your telegram id, 999" in refused.reason
+    assert policy.decide("run_build", {"job": "checkout"}, "bob").allowed
     assert policy.decide("build_status", {}, stranger).allowed  # via everyone_roles
+    assert policy.strangers_may("build_status") and not policy.strangers_may("run_build")
+
+
+def test_a_rule_for_unknown_people(tmp_path: Path) -> None:
+    policy = Policy.load(write(tmp_path, """
+        people: {alice: {roles: [dev], identities: {rest: alice}}}
+        rules:
+          - intents: [list_jobs]
+            risk: read
+            unknown: true
+          - intents: [run_build]
+            risk: change
+        """))
+    stranger = policy.person("teams", "aad-x")
+    assert policy.decide("list_jobs", {}, stranger).allowed
+    assert not policy.decide("run_build", {}, stranger).allowed
+    unverified = policy.person("unverified", "alice")
+    assert "cannot tell who you are" in (policy.decide("run_build", {}, unverified).reason or "")
+    with pytest.raises(PolicyError, match="unknown must be true or false"):
+        Policy.parse({"rules": [{"intents": ["x"], "risk": "read", "unknown": "yes"}]})
 
 
 def test_first_matching_rule_wins(policy: Policy) -> None:
@@ -215,7 +240,13 @@ def test_demo_policy() -> None:
     assert policy.decide("rollback", {"service": "checkout", "environment": "prod"}, alice).allowed
     assert not policy.decide("rollback", {"service": "x", "environment": "prod"}, bob).allowed
     assert policy.may("alice", "reviewer") and not policy.may("bob", "reviewer")
-    for person in (alice, bob, policy.person("telegram", "123456789")):
+    stranger = policy.person("telegram", "123456789")
+    for intent in ("run_build", "stop_build", "create_issue", "comment_issue", "update_issue",
+                   "deploy", "rollback", "deploy_history", "build_status", "list_jobs",
+                   "build_failure", "query_logs", "issue_status", "list_issues", "teach"):
+        assert not policy.strangers_may(intent), intent  # the shipped policy: default deny
+        assert not policy.decide(intent, {"environment": "staging"}, stranger).allowed, intent
+    for person in (alice, bob):
         for intent in ("run_build", "stop_build", "create_issue", "comment_issue", "update_issue"):
             assert policy.decide(intent, {}, person).risk == "change", intent
             assert policy.decide(intent, {}, person).allowed

@@ -110,7 +110,8 @@ def test_jobs_lists_every_job_through_folders_in_one_request(sim: JenkinsSimulat
     assert (nightly.name, nightly.building, nightly.color) == ("nightly-integration", True,
                                                               "blue_anime")
     assert nightly.url.endswith("/job/platform/job/nightly-integration/")
-    assert by_name["deploy-payments"].parameters == ("SERVICE", "VERSION", "ENVIRONMENT")
+    assert by_name["deploy-payments"].parameters == ("SERVICE", "VERSION", "ENVIRONMENT",
+                                                     "OPSBOT_OPERATION")
     assert by_name["platform/infra/terraform-plan"].parameters == ()
     assert by_name["payments-ci"].last_build == sim.builds("payments-ci")[-1].number
     assert not any(job.building for name, job in by_name.items() if name != nightly.full_name)

@@ -137,7 +137,7 @@ def test_job_info_parameters_and_history(clock: ManualClock, server: jenkins.Jen
     assert info["color"] == "blue" and info["nextBuildNumber"] == info["lastBuild"]["number"] + 1
     definitions = {d["name"]: d for d in info["property"][0]["parameterDefinitions"]}
     assert definitions["ENVIRONMENT"]["choices"] == ["dev", "staging", "prod"]
-    assert set(definitions) == {"SERVICE", "VERSION", "ENVIRONMENT"}
+    assert set(definitions) == {"SERVICE", "VERSION", "ENVIRONMENT", "OPSBOT_OPERATION"}
     # payments prod runs 2.4.0, deployed by alice about three hours ago
     prod = [server.get_build_info("deploy-payments", b["number"]) for b in info["builds"]]
     prod = [b for b in prod if {"name": "ENVIRONMENT", "value": "prod"} in
@@ -192,7 +192,9 @@ def test_unknown_jobs_builds_and_queue_items(server: jenkins.Jenkins) -> None:
 def test_build_with_parameters_goes_queue_to_success(sim: JenkinsSimulator, clock: ManualClock,
                                                      server: jenkins.Jenkins) -> None:
     expected = server.get_job_info("deploy-payments")["nextBuildNumber"]
-    queue_id = server.build_job("deploy-payments", DEPLOY)
+    # OPSBOT_OPERATION is declared by the deploy jobs, so Jenkins keeps it in the build.
+    sent = {**DEPLOY, "OPSBOT_OPERATION": "op-0123456789ab"}
+    queue_id = server.build_job("deploy-payments", sent)
     waiting = server.get_queue_item(queue_id)
     assert waiting["_class"] == "hudson.model.Queue$WaitingItem"
     assert waiting["why"].startswith("In the quiet period")
@@ -209,10 +211,10 @@ def test_build_with_parameters_goes_queue_to_success(sim: JenkinsSimulator, cloc
     assert (done["building"], done["result"], done["duration"]) == (False, "SUCCESS", 60000)
     assert done["queueId"] == queue_id
     parameters = {p["name"]: p["value"] for p in done["actions"][0]["parameters"]}
-    assert parameters == DEPLOY
+    assert parameters == sent
     assert done["actions"][1]["causes"][0]["userId"] == "opsbot"
     snapshot = sim.builds("deploy-payments")[-1]
-    assert (snapshot.number, snapshot.result, snapshot.parameters) == (expected, "SUCCESS", DEPLOY)
+    assert (snapshot.number, snapshot.result, snapshot.parameters) == (expected, "SUCCESS", sent)
     info = server.get_job_info("deploy-payments")
     assert info["lastSuccessfulBuild"]["number"] == info["lastCompletedBuild"]["number"] == expected
 

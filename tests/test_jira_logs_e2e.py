@@ -7,7 +7,6 @@ to switch the log source from the Loki simulator to the file source.
 from __future__ import annotations
 
 import dataclasses
-import json
 import re
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
@@ -23,7 +22,7 @@ from opsbot.settings import Settings
 from simulators.jira import JiraSimulator
 from simulators.logs import generate, write_files
 from simulators.loki import LokiSimulator
-from tests.conftest import ROOT, free_port
+from tests.conftest import REST_AUTH, ROOT, button_payload, free_port, team_policy
 
 NOW = datetime.now(timezone.utc)
 
@@ -39,7 +38,7 @@ class Bot:
 
     def say(self, sender: str, text: str) -> list[dict[str, Any]]:
         response = requests.post(self.settings.rest_url, json={"sender": sender, "message": text},
-                                 timeout=60)
+                                 headers=REST_AUTH, timeout=60)
         response.raise_for_status()
         return list(response.json())
 
@@ -69,7 +68,10 @@ def bot(trained_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     jira_sim, loki = JiraSimulator(), LokiSimulator(records)
     jira_sim.start()
     loki.start()
-    env = {**jira_sim.env(), **loki.env(), "OPSBOT_DB_URL": f"sqlite:///{state / 'opsbot.db'}"}
+    policy = team_policy(state, "dave", "erin", "frank", "gina", "hank", "henry", "ivan", "judy",
+                         "kim")
+    env = {**jira_sim.env(), **loki.env(), "OPSBOT_DB_URL": f"sqlite:///{state / 'opsbot.db'}",
+           "OPSBOT_POLICY": str(policy)}
     stack = Stack(settings)
     try:
         stack.start_action_server(env)
@@ -86,12 +88,7 @@ def _text(replies: list[dict[str, Any]]) -> str:
     return "\n".join(r.get("text") or "" for r in replies)
 
 
-def _button(replies: list[dict[str, Any]], title: str) -> str:
-    for reply in replies:
-        for button in reply.get("buttons") or []:
-            if button["title"] == title:
-                return str(button["payload"])
-    raise AssertionError(f"no {title!r} button in {json.dumps(replies, indent=1)}")
+_button = button_payload
 
 
 def test_create_issue_with_the_summary_in_the_request(bot: Bot) -> None:

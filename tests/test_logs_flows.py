@@ -67,3 +67,56 @@ def test_unknown_service_bad_range_and_no_source(tmp_path: Path, log_dir: Path) 
 ])
 def test_free_text(text: str, expected: str | None) -> None:
     assert free_text(text) == expected
+
+
+READ_POLICY = """
+people: {alice: {roles: [sre], identities: {rest: alice}}}
+rules:
+  - intents: [query_logs]
+    when: {service: billing}
+    risk: read
+    unknown: true
+  - intents: [query_logs]
+    risk: read
+    roles: [sre]
+"""
+
+
+def test_reads_are_decided_by_the_policy_and_a_refused_one_shows_nothing(
+        tmp_path: Path, log_dir: Path) -> None:
+    """A rule that opens billing's logs to strangers opens no other service's (issue 12)."""
+    import yaml
+    from rasa_sdk import Tracker
+    from rasa_sdk.executor import CollectingDispatcher
+
+    from actions.guard.identity import IDENTITY_KEY, sign_identity
+    from actions.ops import ActionOpsRequest
+
+    store = OperationStore(f"sqlite:///{tmp_path / 'o.db'}")
+    _runtime.reset(_runtime.Runtime(jenkins=None, store=store, logs=FileLogSource(log_dir),
+                                    policy=Policy.parse(yaml.safe_load(READ_POLICY)),
+                                    rasa_url="http://127.0.0.1:9"))
+
+    def ask(sender: str, service: str) -> str:
+        message = {"text": f"errors from {service} in the last hour", "message_id": "rest-1",
+                   "intent": {"name": "query_logs", "confidence": 0.99},
+                   "entities": [{"entity": "service", "value": service},
+                                {"entity": "log_level", "value": "error"},
+                                {"entity": "time_range", "value": "in the last hour"}],
+                   "metadata": {IDENTITY_KEY: sign_identity("rest", sender, sender, "rest-1")}}
+        dispatcher = CollectingDispatcher()
+        tracker = Tracker(sender, {}, message, [], False, None, {}, "action_listen")
+        asyncio.run(ActionOpsRequest().run(dispatcher, tracker, {}))
+        return "\n".join(str(m.get("text") or "") for m in dispatcher.messages)
+
+    try:
+        refused = ask("mallory", "payments")
+        assert "I can't show you that" in refused and "rest id, mallory" in refused
+        assert "error lines" not in refused and not re.search(r"\d\d:\d\d:\d\d ", refused)
+        assert "error lines from billing" in ask("mallory", "billing")
+        assert "error lines from payments" in ask("alice", "payments")
+        kinds = [r.operation.result for r in store.audit_records(intent="query_logs")]
+        assert kinds.count("refused") == 1 and kinds.count("answered") == 2
+    finally:
+        _runtime.reset(None)
+        store.close()

@@ -14,7 +14,7 @@ import requests
 from opsbot._processes import Stack
 from opsbot.cli import CommandError, reload_model
 from opsbot.settings import Settings
-from tests.conftest import ROOT, free_port
+from tests.conftest import REST_AUTH, ROOT, api, free_port
 
 
 @pytest.fixture(scope="module")
@@ -34,12 +34,12 @@ def served(trained_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Ite
 
 
 def _running(settings: Settings) -> str:
-    status = requests.get(f"http://{settings.host}:{settings.port}/status", timeout=30).json()
+    status = requests.get(api(f"http://{settings.host}:{settings.port}/status"), timeout=30).json()
     return Path(status["model_file"]).name
 
 
 def _reload(settings: Settings, body: dict) -> requests.Response:
-    return requests.post(f"http://{settings.host}:{settings.port}/webhooks/opsbot/reload",
+    return requests.post(api(f"http://{settings.host}:{settings.port}/webhooks/opsbot/reload"),
                          json=body, timeout=300)
 
 
@@ -59,7 +59,8 @@ class Stream(threading.Thread):
             text = ("what can you do?", "hi", "what's red in CI?")[self.sent % 3]
             try:
                 answer = requests.post(self.url, json={"sender": f"stream-{self.sent}",
-                                                       "message": text}, timeout=60)
+                                                       "message": text},
+                                       headers=REST_AUTH, timeout=60)
                 if answer.status_code != 200 or not answer.json():
                     self.failures.append(f"{self.sent}: HTTP {answer.status_code} {answer.text[:200]}")
             except requests.RequestException as exc:
@@ -98,7 +99,7 @@ def test_a_broken_model_is_refused_and_the_old_one_stays(served: Settings) -> No
     with pytest.raises(CommandError, match="refused the new model"):
         reload_model(served, broken)
     reply = requests.post(served.rest_url, json={"sender": "after-broken", "message": "hi"},
-                          timeout=60)
+                          headers=REST_AUTH, timeout=60)
     assert reply.status_code == 200 and reply.json()
 
 

@@ -20,7 +20,7 @@ import requests
 from opsbot._chat import chat
 from opsbot._sim_chat import TelegramChannel, sim_chat
 from simulators.telegram import ALICE, BOB, TelegramSimulator
-from tests.conftest import free_port, serve_demo
+from tests.conftest import REST_AUTH, TEST_REST_TOKEN, api, free_port, serve_demo
 
 ROOT = Path(__file__).parent.parent
 
@@ -58,7 +58,7 @@ def alive(pid: int) -> bool:
 def post(url: str, sender: str, message: str) -> list[dict]:
     request = urllib.request.Request(
         url, data=json.dumps({"sender": sender, "message": message}).encode(),
-        headers={"Content-Type": "application/json"},
+        headers={"Content-Type": "application/json", **REST_AUTH},
     )
     with urllib.request.urlopen(request, timeout=60) as response:
         return json.loads(response.read())
@@ -124,7 +124,7 @@ def test_a_confirmed_deploy_in_the_demo(served: dict) -> None:
     completion: list[str] = []
     while time.monotonic() < deadline and not completion:
         time.sleep(0.5)
-        tracker = requests.get(f"http://127.0.0.1:{served['port']}/conversations/alice/tracker",
+        tracker = requests.get(api(f"http://127.0.0.1:{served['port']}/conversations/alice/tracker"),
                                timeout=10).json()
         completion = [e["text"] for e in tracker["events"]
                       if e["event"] == "bot" and "is live on staging" in (e.get("text") or "")]
@@ -134,6 +134,7 @@ def test_a_confirmed_deploy_in_the_demo(served: dict) -> None:
     build = server.get_build_info("deploy-payments", before + 1)
     parameters = {p["name"]: p["value"] for a in build["actions"] if a.get("parameters")
                   for p in a["parameters"]}
+    assert parameters.pop("OPSBOT_OPERATION").startswith("op-")  # how opsbot finds its build
     assert parameters == {"SERVICE": "payments", "VERSION": "2.4.1", "ENVIRONMENT": "staging"}
 
     out = subprocess.run([sys.executable, "-m", "opsbot", "audit", "--json", "--intent", "deploy"],
@@ -185,7 +186,7 @@ def test_out_of_scope_and_greeting(served: dict) -> None:
 
 def test_terminal_chat_against_the_server(served: dict, capsys: pytest.CaptureFixture[str]) -> None:
     lines = iter(["what can you do?", "/quit"])
-    chat(served["url"], "carol", read=lambda prompt: next(lines))
+    chat(served["url"], "carol", read=lambda prompt: next(lines), token=TEST_REST_TOKEN)
     assert "opsbot> I can help with builds" in capsys.readouterr().out
 
 

@@ -23,7 +23,7 @@ from bench.retrain import parse_trainer_answer
 from opsbot._processes import stop_process
 from opsbot.settings import Settings
 from actions.teaching import INTENT_TITLES
-from tests.conftest import ROOT, free_port, serve_demo, wait_until
+from tests.conftest import REST_AUTH, ROOT, api, free_port, serve_demo, wait_until
 
 # Phrasings the model is likely unsure about; the test uses the first one it is.
 ODD = ("ship it", "the search one", "billing?", "bounce the api", "what now", "again",
@@ -37,13 +37,13 @@ class Project:
 
     def say(self, sender: str, text: str) -> list[dict[str, Any]]:
         answer = requests.post(self.settings.rest_url, json={"sender": sender, "message": text},
-                               timeout=120)
+                               headers=REST_AUTH, timeout=120)
         answer.raise_for_status()
         return list(answer.json())
 
     def parse(self, text: str) -> dict[str, Any]:
         base = f"http://{self.settings.host}:{self.settings.port}"
-        return dict(requests.post(f"{base}/model/parse", json={"text": text}, timeout=60).json())
+        return dict(requests.post(api(f"{base}/model/parse"), json={"text": text}, timeout=60).json())
 
     def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run([sys.executable, "-m", "opsbot", *args], cwd=self.settings.project,
@@ -143,7 +143,8 @@ def test_something_else_records_nothing(project: Project) -> None:
 
 def test_teaching_in_the_chat_needs_a_role(project: Project) -> None:
     refused = project.say("mallory", "when I say 'spin it up' I mean deploy")
-    assert "can't take phrasings from you" in _text(refused) and "Nothing was recorded" in _text(refused)
+    # mallory is not in policy.yml: a stranger gets help only (default deny).
+    assert "I don't know you yet" in _text(refused) and "mallory" in _text(refused)
     noted = project.say("bob", "when I say 'spin it up' I mean deploy")
     assert "Noted" in _text(noted) and "deploy" in _text(noted)
     # bob is no reviewer: he cannot accept it from the chat; alice can.

@@ -13,6 +13,7 @@ from connectors.teams import AuthError, TeamsInput, TokenValidator, adaptive_car
 from simulators.teams import TeamsSimulator
 
 _VARIABLES = ("TEAMS_APP_ID", "TEAMS_APP_PASSWORD", "TEAMS_TENANT_ID", "TEAMS_APP_TYPE",
+              "TEAMS_ALLOWED_TENANTS",
               "TEAMS_OPENID_METADATA_URL", "TEAMS_TOKEN_ISSUER", "TEAMS_AUTHORITY_URL")
 
 
@@ -92,8 +93,14 @@ def test_single_and_multi_tenant_token_endpoints() -> None:
     single = TeamsInput.from_credentials({"app_id": "a", "app_password": "p", "tenant_id": "t-1"})
     assert single.single_tenant
     assert single.tokens.token_url == "https://login.microsoftonline.com/t-1/oauth2/v2.0/token"
-    assert "https://login.microsoftonline.com/t-1/v2.0" in single.validator.issuers
-    multi = TeamsInput.from_credentials({"app_id": "a", "app_password": "s3cr3t-value"})
+    # Entra-issued tokens are not accepted: they would be checked against Bot Framework keys.
+    assert single.validator.issuers == ("https://api.botframework.com",)
+    assert single.allowed_tenants == {"t-1"}
+    with pytest.raises(ConnectorConfigError, match="needs TEAMS_ALLOWED_TENANTS"):
+        TeamsInput.from_credentials({"app_id": "a", "app_password": "s3cr3t-value"})
+    multi = TeamsInput.from_credentials({"app_id": "a", "app_password": "s3cr3t-value",
+                                         "allowed_tenants": "T-1, t-2"})
+    assert multi.allowed_tenants == {"t-1", "t-2"}
     assert not multi.single_tenant
     assert multi.tokens.token_url.endswith("/botframework.com/oauth2/v2.0/token")
     assert "s3cr3t" not in repr(multi) and "s3cr3t" not in repr(multi.tokens)

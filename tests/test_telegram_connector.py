@@ -17,12 +17,13 @@ from rasa.core.channels.channel import UserMessage
 from telegram import Update
 
 import connectors._common as common
-from connectors._common import ConnectorConfigError
+from actions.guard.identity import Identity, open_payload, sign_payload, verified_identity
+from connectors._common import ConnectorConfigError, channel_store
 from connectors.telegram import TelegramInput, sender_id_for, split_text
 from simulators.telegram import ALICE, BOB, OPS_GROUP, TelegramSimulator
 
 _VARIABLES = ("TELEGRAM_TOKEN", "TELEGRAM_MODE", "TELEGRAM_WEBHOOK_URL",
-              "TELEGRAM_WEBHOOK_SECRET", "TELEGRAM_API_URL")
+              "TELEGRAM_WEBHOOK_SECRET", "TELEGRAM_API_URL", "TELEGRAM_ALLOWED_CHATS")
 
 
 @pytest.fixture(autouse=True)
@@ -66,7 +67,7 @@ def _run(connector: TelegramInput, body: Any) -> Any:
 
 
 def _connector(sim: TelegramSimulator) -> TelegramInput:
-    return TelegramInput(sim.token, api_url=sim.api_url)
+    return TelegramInput(sim.token, api_url=sim.api_url, allowed_chats=frozenset({OPS_GROUP}))
 
 
 # -- settings ----------------------------------------------------------------------------
@@ -136,7 +137,8 @@ def test_a_long_reply_arrives_in_pieces_and_special_characters_intact(sim: Teleg
 
 def test_a_payload_longer_than_64_bytes_goes_through_the_store(sim: TelegramSimulator) -> None:
     connector = _connector(sim)
-    payload = '/affirm{"operation_id":"op-0123456789ab","digest":"' + "f" * 40 + '"}'
+    plain = '/affirm{"operation_id":"op-0123456789ab","digest":"' + "f" * 40 + '"}'
+    payload = sign_payload("affirm", {"operation_id": "op-0123456789ab", "digest": "f" * 40})
     recorder = Recorder()
 
     async def body() -> None:
@@ -148,9 +150,45 @@ def test_a_payload_longer_than_64_bytes_goes_through_the_store(sim: TelegramSimu
         await connector._handle(Update.de_json(update, connector.bot), recorder)
 
     _run(connector, body)
-    assert [m.text for m in recorder.messages] == [payload]
+    assert [m.text for m in recorder.messages] == [plain]  # checked, then without its signature
     assert recorder.messages[0].metadata["user_id"] == str(ALICE)
+    received = recorder.messages[0]
+    assert verified_identity(received.metadata, received.sender_id, received.message_id) \
+        == Identity("telegram", str(ALICE))
     assert sim.callback_answers()[-1]["text"] == "ok"
+
+
+@pytest.mark.parametrize("forged", [
+    '/affirm{"operation_id":"op-0123456789ab"}',                      # no signature
+    sign_payload("affirm", {"operation_id": "op-0123456789ab"}).replace("op-01", "op-99"),
+])
+def test_a_forged_or_edited_payload_is_refused_and_audited(sim: TelegramSimulator,
+                                                          forged: str) -> None:
+    connector = _connector(sim)
+    recorder = Recorder()
+
+    async def body() -> None:
+        await connector.send(ALICE, "Pick", [{"title": "A", "payload": "/greet"}], {})
+        message = sim.bot_messages(ALICE)[-1]
+        update = sim.press(ALICE, ALICE, int(message["message_id"]), data=forged, force=True)
+        await connector._handle(Update.de_json(update, connector.bot), recorder)
+
+    _run(connector, body)
+    assert recorder.messages == []
+    assert "did not make it" in sim.callback_answers()[-1]["text"]
+    assert forged_audits() == [("forged_payload", f"telegram:{ALICE}")]
+
+
+def forged_audits() -> list[tuple[str, str]]:
+    """The audit rows of refused payloads in this test's store."""
+    import sqlalchemy as sa
+
+    from actions.guard.store import audit_log
+
+    with channel_store()._engine.connect() as conn:
+        rows = conn.execute(sa.select(audit_log.c.kind, audit_log.c.actor)
+                            .where(audit_log.c.kind == "forged_payload")).all()
+    return [(str(kind), str(actor)) for kind, actor in rows]
 
 
 def test_an_unknown_long_payload_is_expired_not_run(sim: TelegramSimulator) -> None:
@@ -221,8 +259,8 @@ def test_in_a_group_choice_buttons_answer_only_the_person_asked(sim: TelegramSim
     connector = _connector(sim)
     recorder = Recorder()
     alice = sender_id_for(OPS_GROUP, ALICE)
-    choice = '/inform{"service":"payments"}'
-    confirm = '/affirm{"operation_id":"op-1"}'
+    choice = sign_payload("inform", {"service": "payments"})
+    confirm = sign_payload("affirm", {"operation_id": "op-1"})
 
     async def body() -> None:
         await connector.send(OPS_GROUP, "Which service?", [{"title": "payments", "payload": choice}],
@@ -242,5 +280,6 @@ def test_in_a_group_choice_buttons_answer_only_the_person_asked(sim: TelegramSim
     assert "someone else's question" in answers[0]
     # A confirmation button is passed on (the guard, not the connector, refuses bob).
     assert [(m.sender_id, m.text) for m in recorder.messages] == [
-        (sender_id_for(OPS_GROUP, BOB), confirm), (alice, choice)]
+        (sender_id_for(OPS_GROUP, BOB), open_payload(confirm).text),
+        (alice, open_payload(choice).text)]
     assert "someone else's" not in answers[2]

@@ -21,6 +21,7 @@ from simulators.telegram import ALICE, BOB, OPS_GROUP, TelegramSimulator
 from tests.conftest import chat_stack, wait_until
 
 MENTION = "@opsbot_demo_bot"
+QUIET = -1001000000777  # an allowed group (TELEGRAM_ALLOWED_CHATS) with no build reports
 
 
 @dataclasses.dataclass
@@ -54,7 +55,8 @@ def stage(trained_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iter
     telegram = TelegramSimulator()
     telegram.start()
     with chat_stack(trained_model, tmp_path_factory.mktemp("state"), telegram,
-                    rasa_env={"TELEGRAM_POLL_TIMEOUT": "5"}) as jenkins:
+                    rasa_env={"TELEGRAM_POLL_TIMEOUT": "5",
+                              "TELEGRAM_ALLOWED_CHATS": f"{OPS_GROUP},{QUIET}"}) as jenkins:
         wait_until(lambda: telegram.waiting_polls() > 0, "the connector never polled getUpdates")
         yield Stage(telegram, jenkins)
 
@@ -117,7 +119,7 @@ def test_a_redelivered_confirmation_runs_nothing_twice(stage: Stage) -> None:
 
 
 def test_the_group_is_ignored_unless_the_bot_is_addressed(stage: Stage) -> None:
-    quiet = -1001000000777  # a group of its own: no build report from another test lands here
+    quiet = QUIET  # a group of its own: no build report from another test lands here
     stage.telegram.add_group(quiet, "qa", members=(ALICE, BOB))
     stage.telegram.send_text(BOB, "deploy payments 2.4.1 to prod, says the release plan",
                              chat_id=quiet)

@@ -80,7 +80,8 @@ def test_get_me_and_the_demo_face(sim: TelegramSimulator) -> None:
     me = asyncio.run(scenario())
     assert (me.id, me.is_bot, me.first_name) == (123456, True, "opsbot")
     assert me.can_join_groups is True
-    assert sim.env() == {"TELEGRAM_TOKEN": DEFAULT_TOKEN, "TELEGRAM_API_URL": sim.api_url}
+    assert sim.env() == {"TELEGRAM_TOKEN": DEFAULT_TOKEN, "TELEGRAM_API_URL": sim.api_url,
+                         "TELEGRAM_ALLOWED_CHATS": str(OPS_GROUP)}
     assert not sim.api_url.endswith("/") and sim.url == sim.api_url + "/"
     assert sim.describe() == f"Telegram Bot API at {sim.url} (bot @opsbot_demo_bot)"
     assert DEFAULT_TOKEN not in repr(sim)

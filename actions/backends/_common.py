@@ -26,6 +26,7 @@ __all__ = [
     "connection_message",
     "exception_chain",
     "masked",
+    "never_sent",
     "run_in_thread",
     "server_url_problem",
     "tidy",
@@ -171,6 +172,27 @@ def connection_message(exc: requests.ConnectionError, *, product: str, url: str,
     else:
         reason = "the connection failed"
     return f"Could not reach {product} at {url}: {reason}. Is it up, and is {variable} right?"
+
+
+def never_sent(exc: BaseException) -> bool:
+    """Whether the request behind ``exc`` provably never reached the server.
+
+    True only for failures before a byte of the request could be read: no connection
+    (refused, a name that does not resolve, a connect timeout, a failed TLS handshake)
+    or a refusal (an HTTP 4xx answer). A read timeout, a 5xx or a reset connection
+    after sending is not proof: the server may have acted (see ``OutcomeUnknown``).
+    """
+    for error in exception_chain(exc):
+        if isinstance(error, requests.HTTPError) and error.response is not None:
+            return error.response.status_code < 500
+        if isinstance(error, (requests.exceptions.ConnectTimeout, requests.exceptions.SSLError)):
+            return True
+        if isinstance(error, requests.ConnectionError) and re.search(
+                r"Connection refused|actively refused|Name or service not known|nodename nor "
+                r"servname|getaddrinfo failed|Temporary failure in name resolution|No address "
+                r"associated|NewConnectionError", str(error)):
+            return True
+    return False
 
 
 def masked(text: str, secret: str) -> str:

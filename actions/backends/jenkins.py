@@ -35,6 +35,7 @@ from actions.backends._common import (
     connection_message,
     exception_chain,
     masked,
+    never_sent,
     run_in_thread,
     server_url_problem,
     tidy,
@@ -46,17 +47,20 @@ from actions.errors import (
     BackendUnavailable,
     InvalidRequest,
     NotFound,
+    OutcomeUnknown,
     Secret,
 )
 
 __all__ = [
+    "OPERATION_PARAMETER",
+    "PERMALINKS",
     "Build",
     "FailureReport",
     "JenkinsBackend",
     "JenkinsConfig",
     "Job",
-    "PERMALINKS",
     "QueueState",
+    "Sightings",
 ]
 
 _BACKEND = "Jenkins"
@@ -66,11 +70,20 @@ PERMALINKS = ("lastBuild", "lastSuccessfulBuild", "lastFailedBuild", "lastComple
               "lastStableBuild", "lastUnstableBuild", "lastUnsuccessfulBuild")
 """The build permalinks Jenkins keeps for every job (see :meth:`JenkinsBackend.last_build`)."""
 
+OPERATION_PARAMETER = "OPSBOT_OPERATION"
+"""The build parameter that carries opsbot's operation id, on jobs that declare it.
+
+Jenkins drops parameters a job does not declare, so only such jobs get it; with it,
+opsbot finds the build it started even when Jenkins' answer to the start was lost.
+"""
+
 _T = TypeVar("_T")
 _FOLDER_LEVELS = 6  # folder levels fetched per request; deeper folders cost one more each
 _JOB_FIELDS = "name,url,color,lastBuild[number],property[parameterDefinitions[name]]"
 _BUILD_FIELDS = ("number,url,result,building,timestamp,duration,"
                  "actions[parameters[name,value],causes[userId,shortDescription]]")
+_QUEUE_FIELDS = ("items[id,inQueueSince,task[url],"
+                 "actions[parameters[name,value],causes[userId]]]")
 _DEFAULTS_TREE = "property[parameterDefinitions[name,defaultParameterValue[value]]]"
 _STATUS_BY_COLOR = {
     "blue": "success", "green": "success", "red": "failure", "yellow": "unstable",
@@ -170,6 +183,20 @@ class Build:
     duration_s: float
     parameters: dict[str, str]
     started_by: str | None
+    started_by_user: str | None = None  # the Jenkins user id of the cause, if a user
+    operation: str | None = None  # OPSBOT_OPERATION: the opsbot operation that started it
+
+
+@dataclass(frozen=True)
+class Sightings:
+    """Builds and queue items that may be the one a lost start request made."""
+
+    builds: tuple[Build, ...]
+    queued: tuple[int, ...]  # queue ids of matching items still waiting
+
+    @property
+    def count(self) -> int:
+        return len(self.builds) + len(self.queued)
 
 
 @dataclass(frozen=True)
@@ -244,6 +271,7 @@ def _build_from(data: Mapping[str, Any], job: str) -> Build:
     description = next((cause["shortDescription"] for cause in causes
                         if cause.get("shortDescription")), None)
     started_by = user if user is not None else description
+    operation = parameters.pop(OPERATION_PARAMETER, "") or None
     result = data.get("result")
     return Build(
         job=job,
@@ -256,6 +284,8 @@ def _build_from(data: Mapping[str, Any], job: str) -> Build:
                     else float(data.get("duration") or 0) / 1000),
         parameters=parameters,
         started_by=str(started_by) if started_by is not None else None,
+        started_by_user=str(user) if user is not None else None,
+        operation=operation,
     )
 
 
@@ -508,11 +538,16 @@ class JenkinsBackend:
             # POST /build on a parameterized job is refused; submit the defaults instead
             return int(self._server.build_job(name, self._defaults(name)))
 
-        return await self._run(call, doing=f"start {name}",
-                               missing=f"There is no Jenkins job called '{name}'.",
-                               refused={409: f"{name} is disabled in Jenkins, so it cannot be "
-                                             "started; enable it in Jenkins first."},
-                               suggest=name)
+        try:
+            return await self._run(call, doing=f"start {name}",
+                                   missing=f"There is no Jenkins job called '{name}'.",
+                                   refused={409: f"{name} is disabled in Jenkins, so it cannot "
+                                                 "be started; enable it in Jenkins first."},
+                                   suggest=name)
+        except BackendUnavailable as exc:
+            if never_sent(exc):
+                raise
+            raise self._unknown(exc, f"start {name}") from exc
 
     def _defaults(self, name: str) -> dict[str, str]:
         """The job's parameter defaults (in the worker thread); InvalidRequest if some lack one."""
@@ -524,7 +559,7 @@ class JenkinsBackend:
                                if isinstance(prop, dict) else ()):
                 default = definition.get("defaultParameterValue") or {}
                 value = _param_text(default.get("value") if isinstance(default, dict) else None)
-                if value:
+                if value or definition.get("name") == OPERATION_PARAMETER:  # empty: no operation
                     defaults[str(definition.get("name"))] = value
                 else:
                     lacking.append(str(definition.get("name")))
@@ -591,6 +626,45 @@ class JenkinsBackend:
                             missing=f"{name} has no build #{number}.")
         except NotFound as exc:
             raise await self._missing_build(name, number) from exc
+        except BackendUnavailable as exc:
+            if never_sent(exc):
+                raise
+            raise self._unknown(exc, f"stop {name} #{number}") from exc
+
+    async def find_started(self, full_name: str, parameters: Mapping[str, str], *,
+                           since: datetime, by_me: bool = True, limit: int = 50) -> Sightings:
+        """The job's builds and waiting queue items that a lost start request could have made.
+
+        A match has every one of ``parameters`` (``OPERATION_PARAMETER`` included, which
+        makes it unique), was started or queued at ``since`` or later and, with ``by_me``,
+        by opsbot's own Jenkins user. Used when Jenkins' answer to a start was lost.
+        """
+        name = _job_name(full_name)
+        wanted = {str(k): _param_text(v) for k, v in parameters.items()}
+        after = since.timestamp()
+        me = self._config.user if by_me else None
+
+        def fits(values: Mapping[str, str], user: str | None, at: float) -> bool:
+            return (at >= after and (me is None or user == me)
+                    and all(values.get(k) == v for k, v in wanted.items()))
+
+        # The queue first: an item that leaves it for a build meanwhile is then seen as a
+        # build; read the other way round, it could be missed by both.
+        data = await self._run(lambda: self._get("queue", _QUEUE_FIELDS),
+                               doing="read the build queue", missing="Jenkins has no queue.")
+        found = []
+        for build in await self.builds(name, limit=limit):
+            values = dict(build.parameters)
+            if build.operation is not None:
+                values[OPERATION_PARAMETER] = build.operation
+            if fits(values, build.started_by_user, build.started_at.timestamp()):
+                found.append(build)
+        queued = _parse(self, lambda: [
+            int(item["id"]) for item in data.get("items") or ()
+            if isinstance(item, dict) and _job_from_url(str((item.get("task") or {}).get("url")
+                                                            or "")) == name
+            and fits(*_queue_facts(item))])
+        return Sightings(builds=tuple(found), queued=tuple(queued))
 
     async def ping(self) -> str:
         """Jenkins' version, after checking that opsbot's credentials work."""
@@ -738,6 +812,20 @@ class JenkinsBackend:
                            f"{doing}; it may be restarting or overloaded. Try again in a "
                            "minute.")
 
+    def _unknown(self, exc: BackendUnavailable, doing: str) -> BackendError:
+        """OutcomeUnknown for a change request that may have reached Jenkins before ``exc``."""
+        chain = exception_chain(exc)
+        status, _ = _http_status(chain)
+        if status is not None:
+            why = f"Jenkins answered {status}"
+        elif any(isinstance(e, (jenkins.TimeoutException, requests.Timeout, TimeoutError))
+                 for e in chain):
+            why = f"Jenkins did not answer within {self._config.timeout:g}s"
+        else:
+            why = "the connection to Jenkins broke"
+        return self._error(OutcomeUnknown, f"{why} after opsbot asked it to {doing}, so opsbot "
+                           "cannot tell whether it did.")
+
     def _timed_out(self) -> BackendError:
         return self._error(BackendUnavailable, f"Jenkins at {self._url} did not answer within "
                            f"{self._config.timeout:g}s; is it up? (JENKINS_TIMEOUT sets the "
@@ -746,6 +834,22 @@ class JenkinsBackend:
     def _error(self, kind: type[BackendError], message: str) -> BackendError:
         """``kind(message)``, with the token masked should it ever appear."""
         return kind(masked(message, self._config.token.reveal()), backend=_BACKEND)
+
+
+def _queue_facts(item: Mapping[str, Any]) -> tuple[dict[str, str], str | None, float]:
+    """A queue item's parameters, the user who queued it, and when (epoch seconds)."""
+    values: dict[str, str] = {}
+    user: str | None = None
+    for action in item.get("actions") or ():
+        if not isinstance(action, dict):
+            continue
+        for parameter in action.get("parameters") or ():
+            if isinstance(parameter, dict) and parameter.get("name"):
+                values[str(parameter["name"])] = _param_text(parameter.get("value"))
+        for cause in action.get("causes") or ():
+            if isinstance(cause, dict) and cause.get("userId") and user is None:
+                user = str(cause["userId"])
+    return values, user, float(item.get("inQueueSince") or 0) / 1000
 
 
 def _parse(backend: JenkinsBackend, build: Callable[[], _T]) -> _T:

@@ -17,7 +17,8 @@ from __future__ import annotations
 import os
 import re
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from json import JSONDecodeError
@@ -32,6 +33,7 @@ from actions.backends._common import (
     connection_message,
     exception_chain,
     masked,
+    never_sent,
     run_in_thread,
     server_url_problem,
     tidy,
@@ -42,6 +44,7 @@ from actions.errors import (
     BackendUnavailable,
     InvalidRequest,
     NotFound,
+    OutcomeUnknown,
     Secret,
 )
 
@@ -439,13 +442,15 @@ class JiraBackend:
             fields["priority"] = {"name": priority.strip()}
         if description and description.strip():
             fields["description"] = description.strip()
+        doing = f"create an issue in {key}"
         try:
-            raw = await self._run(lambda: self._jira().create_issue(fields=fields).raw,
-                                  doing=f"create an issue in {key}",
-                                  missing=self._no_project(key), calls=2)
+            with self._may_have_changed(doing):
+                raw = await self._run(lambda: self._jira().create_issue(fields=fields).raw,
+                                      doing=doing, missing=self._no_project(key), calls=2)
         except InvalidRequest as exc:
             raise await self._explain_create(exc, key, fields) from exc
-        return self._parse(lambda: _issue_from(raw, self.url))
+        with self._may_have_changed(doing, sent=True):
+            return self._parse(lambda: _issue_from(raw, self.url))
 
     async def comment(self, key: str, body: str) -> Comment:
         """Add a comment (as opsbot's user) to ``key``."""
@@ -454,9 +459,12 @@ class JiraBackend:
         if not text:
             raise InvalidRequest(f"What should the comment on {wanted} say? It is empty.",
                                  backend=_BACKEND)
-        raw = await self._run(lambda: self._jira().add_comment(wanted, text).raw,
-                              doing=f"comment on {wanted}", missing=self._no_issue(wanted))
-        return self._parse(lambda: _comment_from(raw))
+        doing = f"comment on {wanted}"
+        with self._may_have_changed(doing):
+            raw = await self._run(lambda: self._jira().add_comment(wanted, text).raw,
+                                  doing=doing, missing=self._no_issue(wanted))
+        with self._may_have_changed(doing, sent=True):
+            return self._parse(lambda: _comment_from(raw))
 
     async def transition(self, key: str, status: str) -> Issue:
         """Move ``key`` to ``status`` (case-insensitive; a transition's name works too).
@@ -476,9 +484,12 @@ class JiraBackend:
         if chosen is None:
             raise await self._no_transition(wanted, target, available)
         transition_id = str(chosen.get("id"))
-        await self._run(lambda: self._jira().transition_issue(wanted, transition_id),
-                        doing=f"move {wanted} to {target}", missing=self._no_issue(wanted))
-        return await self.issue(wanted)
+        doing = f"move {wanted} to {target}"
+        with self._may_have_changed(doing):
+            await self._run(lambda: self._jira().transition_issue(wanted, transition_id),
+                            doing=doing, missing=self._no_issue(wanted))
+        with self._may_have_changed(doing, sent=True):
+            return await self.issue(wanted)
 
     async def assign(self, key: str, user: str) -> Issue:
         """Assign ``key`` to a user given by user name or a piece of the display name.
@@ -504,10 +515,12 @@ class JiraBackend:
             shown = ", ".join(f"{u.display_name} ({u.name})" for u in candidates[:8])
             raise InvalidRequest(f"'{query}' matches several Jira users: {shown}. Which one?",
                                  backend=_BACKEND)
-        await self._run(lambda: self._jira().assign_issue(wanted, chosen.name),
-                        doing=f"assign {wanted} to {chosen.display_name}",
-                        missing=self._no_issue(wanted), calls=2)
-        return await self.issue(wanted)
+        doing = f"assign {wanted} to {chosen.display_name}"
+        with self._may_have_changed(doing):
+            await self._run(lambda: self._jira().assign_issue(wanted, chosen.name),
+                            doing=doing, missing=self._no_issue(wanted), calls=2)
+        with self._may_have_changed(doing, sent=True):
+            return await self.issue(wanted)
 
     async def set_priority(self, key: str, priority: str) -> Issue:
         """Set the priority of ``key``; InvalidRequest, listing Jira's priorities, for a
@@ -521,9 +534,10 @@ class JiraBackend:
             # python-jira reads the issue, PUTs {"fields": {"priority": ...}} and reads it again.
             self._jira().issue(wanted, fields="priority").update(fields={"priority": {"name": name}})
 
+        doing = f"change the priority of {wanted}"
         try:
-            await self._run(call, doing=f"change the priority of {wanted}",
-                            missing=self._no_issue(wanted), calls=3)
+            with self._may_have_changed(doing):
+                await self._run(call, doing=doing, missing=self._no_issue(wanted), calls=3)
         except InvalidRequest as exc:
             cause = next((e for e in exception_chain(exc) if isinstance(e, jira.JIRAError)), None)
             if cause is not None and "priority" in _field_errors(cause):
@@ -536,7 +550,8 @@ class JiraBackend:
                 if name.lower() not in known:
                     raise await self._unknown_priority(name) from exc
             raise
-        return await self.issue(wanted)
+        with self._may_have_changed(doing, sent=True):
+            return await self.issue(wanted)
 
     # -- explaining refusals ---------------------------------------------------------
 
@@ -691,6 +706,36 @@ class JiraBackend:
         return self._error(BackendUnavailable, f"{where} answered {status} while trying to "
                            f"{doing}; it may be restarting or overloaded. Try again in a "
                            "minute.")
+
+    @contextmanager
+    def _may_have_changed(self, doing: str, *, sent: bool = False) -> Iterator[None]:
+        """Turn a failure after a change request may have reached Jira into OutcomeUnknown.
+
+        A refusal (4xx) or a request that never left stays what it is: nothing changed.
+        ``sent``: the change request itself succeeded; what failed came after it.
+        """
+        try:
+            yield
+        except OutcomeUnknown:
+            raise
+        except BackendUnavailable as exc:
+            chain = exception_chain(exc)
+            error = next((e for e in chain if isinstance(e, jira.JIRAError)), None)
+            refused = error is not None and error.status_code is not None \
+                and int(error.status_code) < 500
+            if not sent and (refused or never_sent(exc)):
+                raise
+            if sent:
+                raise self._error(OutcomeUnknown, f"Jira accepted opsbot's request to {doing}, "
+                                  "but opsbot could not read the result back.") from exc
+            if error is not None and error.status_code is not None:
+                why = f"Jira answered {error.status_code}"
+            elif any(isinstance(e, (requests.Timeout, TimeoutError)) for e in chain):
+                why = f"Jira did not answer within {self._config.timeout:g}s"
+            else:
+                why = "the connection to Jira broke"
+            raise self._error(OutcomeUnknown, f"{why} after opsbot asked it to {doing}, so "
+                              "opsbot cannot tell for sure whether it did.") from exc
 
     def _timed_out(self) -> BackendError:
         return self._error(BackendUnavailable, f"Jira at {self.url} did not answer within "

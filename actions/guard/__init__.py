@@ -5,6 +5,7 @@
 - ``store``: the operations (confirmation, approval, execution, result), the
   exactly-once execution key and the append-only audit log, in SQLite or PostgreSQL.
 - ``_audit_view``: the audit log as a table or JSON, for ``opsbot audit``.
+- ``_audit_chain``: the audit log's hash chain and its check, ``opsbot audit --verify``.
 """
 
 from actions.guard._audit_view import format_json, format_table, parse_since
@@ -22,6 +23,7 @@ from actions.guard.store import (
     REFUSED,
     SUCCEEDED,
     SUPERSEDED,
+    UNKNOWN,
     ACCEPTED,
     CANDIDATE,
     REJECTED,
@@ -52,6 +54,7 @@ __all__ = [
     "RISKS",
     "SUCCEEDED",
     "SUPERSEDED",
+    "UNKNOWN",
     "AuditEvent",
     "AuditRecord",
     "Decision",

@@ -20,14 +20,14 @@ import yaml
 
 from actions.errors import ConfigError
 
-__all__ = ["RISKS", "Decision", "Policy", "PolicyError", "parse_duration"]
+__all__ = ["JOB_KIND", "RISKS", "Decision", "Policy", "PolicyError", "parse_duration"]
 
 RISKS = ("read", "change", "critical")
 DEFAULT_CONFIRMATION_TTL = 300.0
 
 _TOP_KEYS = {"confirmation_ttl", "roles", "people", "everyone_roles", "rules"}
 _PERSON_KEYS = {"roles", "identities"}
-_RULE_KEYS = {"intents", "when", "risk", "roles", "approval"}
+_RULE_KEYS = {"intents", "when", "risk", "roles", "approval", "unknown"}
 
 # How a refusal names the request: "Deploying to prod needs ...".
 _GERUNDS = {
@@ -40,6 +40,15 @@ _GERUNDS = {
     "update_issue": "Updating an issue",
 }
 _ENVIRONMENT_PREPOSITION = {"deploy": "to"}
+
+JOB_KIND = "job_kind"
+"""The parameter by which a request says it reaches a deploy job (value ``deploy``).
+
+Jobs by kind: a rule for deploy or rollback with a ``when`` on ``environment`` applies
+to every intent that reaches a deploy job (stopping a running prod deploy, say), not
+only to the intents it lists; the request carries the job's environment for it.
+"""
+_DEPLOY_INTENTS = frozenset({"deploy", "rollback"})
 
 _DURATION = re.compile(
     r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|secs|seconds?|m|min|mins|minutes?|h|hours?)?\s*$",
@@ -102,15 +111,21 @@ class _Rule:
     risk: str
     roles: tuple[str, ...]
     approval: tuple[str, ...]
+    unknown: bool = False   # the rule applies to people policy.yml does not name, too
 
     def matches(self, intent: str, parameters: Mapping[str, str]) -> bool:
-        if intent not in self.intents:
+        if intent not in self.intents and not self._guards_deploy_job(parameters):
             return False
         for name, accepted in self.when:
             value = parameters.get(name)
             if value is None or str(value).casefold() not in accepted:
                 return False
         return True
+
+    def _guards_deploy_job(self, parameters: Mapping[str, str]) -> bool:
+        """A deploy rule on an environment, asked about a request that reaches a deploy job."""
+        return (parameters.get(JOB_KIND) == "deploy" and bool(self.intents & _DEPLOY_INTENTS)
+                and any(name == "environment" for name, _ in self.when))
 
 
 class Policy:
@@ -267,8 +282,12 @@ class Policy:
                 if role not in known:
                     raise fail(f"{where} names the role {role!r}, which nobody has "
                                f"(known roles: {', '.join(sorted(known)) or 'none'}).")
+            unknown = entry.get("unknown", False)
+            if not isinstance(unknown, bool):
+                raise fail(f"{where}: unknown must be true or false (true: the rule applies to "
+                           "people policy.yml does not name, too).")
             rules.append(_Rule(intents=frozenset(intents), when=when, risk=risk,
-                               roles=tuple(required), approval=tuple(approval)))
+                               roles=tuple(required), approval=tuple(approval), unknown=unknown))
 
         return cls(confirmation_ttl=ttl, people=people, identities=identities,
                    everyone_roles=everyone, rules=rules, source=source)
@@ -279,6 +298,10 @@ class Policy:
         """The person behind a connector's user id; unknown ones are ``channel:user_id``."""
         channel = str(channel).strip().lower()
         return self._identities.get((channel, str(user_id)), f"{channel}:{user_id}")
+
+    def knows(self, person: str) -> bool:
+        """Whether ``person`` is one of policy.yml's people (else a stranger)."""
+        return person in self._people
 
     def identity(self, person: str, channel: str) -> str | None:
         """A person's user id on one connector or backend (``jira``), if policy.yml gives one."""
@@ -316,9 +339,13 @@ class Policy:
         Pass the complete parameters shown in the preview: a ``when`` condition on a
         parameter the request lacks does not match.
         """
+        stranger = not self.knows(person)
         for rule in self._rules:
             if not rule.matches(intent, parameters):
                 continue
+            if stranger and not self._admits_strangers(rule):
+                return Decision(allowed=False, risk=rule.risk, approval_roles=rule.approval,
+                                reason=self.stranger_reason(person))
             if not rule.roles or self.roles_of(person) & set(rule.roles):
                 return Decision(allowed=True, risk=rule.risk, approval_roles=rule.approval,
                                 reason=None)
@@ -330,6 +357,29 @@ class Policy:
             reason=f"No rule in policy.yml allows {what[0].lower() + what[1:]}. "
                    "Ask whoever looks after policy.yml to add one.",
         )
+
+    def _admits_strangers(self, rule: _Rule) -> bool:
+        """Default deny: a rule serves strangers if it says so, or names a role everyone has."""
+        return rule.unknown or bool(set(rule.roles) & self._everyone_roles)
+
+    def strangers_may(self, intent: str) -> bool:
+        """Whether some rule lets people policy.yml does not name ask for ``intent`` at all."""
+        return any(intent in rule.intents and self._admits_strangers(rule) for rule in self._rules)
+
+    def strangers_may_ask(self) -> bool:
+        """Whether any rule serves people policy.yml does not name."""
+        return any(self._admits_strangers(rule) for rule in self._rules)
+
+    def stranger_reason(self, person: str) -> str:
+        """What a stranger is told: who opsbot thinks they are and how to be added."""
+        channel, _, user_id = person.partition(":")
+        if channel == "unverified" or not user_id:
+            return ("I cannot tell who you are: this message did not come through a chat that "
+                    "proves it (Telegram, Teams, or the REST channel with its token), so I can "
+                    "only show help.")
+        return (f"I don't know you yet, so I can only show help. To be added, give an admin "
+                f"your {channel} id, {user_id} (policy.yml: people.<your name>.identities."
+                f"{channel}).")
 
     def _needs_role(self, intent: str, parameters: Mapping[str, str], rule: _Rule) -> str:
         what = _describe(intent, parameters, [name for name, _ in rule.when])

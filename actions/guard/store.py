@@ -5,7 +5,8 @@ its replicas, the CLI): a SQLite file by default, PostgreSQL by URL (``OPSBOT_DB
 Every state change is a compare-and-set, so two processes or two clicks can race on an
 operation and exactly one wins. The audit log is append-only, enforced by the database
 itself (a trigger refuses UPDATE and DELETE), not only by this module having no method
-for it.
+for it, and tamper-evident: each row carries the hash of the one before it, and what
+its transaction wrote to the operations table (``_audit_chain``, ``opsbot audit --verify``).
 """
 
 from __future__ import annotations
@@ -31,6 +32,18 @@ from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, IntegrityError, OperationalError, SQLAlchemyError
 
 from actions.errors import OpsbotError
+from actions.guard._audit_chain import (
+    CHAIN_STARTED,
+    GENESIS,
+    AuditVerification,
+    _json_default,
+    append_lines,
+    chain_hash,
+    file_line,
+    legacy_digest,
+    read_anchors,
+    verify_chain,
+)
 
 __all__ = [
     "CANCELLED",
@@ -45,8 +58,10 @@ __all__ = [
     "REFUSED",
     "SUCCEEDED",
     "SUPERSEDED",
+    "UNKNOWN",
     "AuditEvent",
     "AuditRecord",
+    "AuditVerification",
     "Operation",
     "OperationStore",
     "StoreError",
@@ -65,6 +80,10 @@ EXPIRED = "expired"
 SUPERSEDED = "superseded"
 REFUSED = "refused"
 ERROR = "error"
+# Confirmed and sent, but whether the backend acted is not known (its answer was lost).
+# Neither open nor final: it cannot be confirmed or claimed again (the execution key is
+# taken), and the watcher moves it to succeeded/failed once it finds out.
+UNKNOWN = "unknown"
 OPEN_STATES = frozenset({PENDING_CONFIRMATION, PENDING_APPROVAL})
 FINAL_STATES = frozenset({SUCCEEDED, FAILED, CANCELLED, EXPIRED, SUPERSEDED, REFUSED, ERROR})
 # Final states reached only through execution: these are the ones worth a notification.
@@ -251,14 +270,6 @@ class _JSONText(sa.types.TypeDecorator):
         return None if value is None else json.loads(value)
 
 
-def _json_default(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, (set, frozenset, tuple)):
-        return list(value)
-    return str(value)
-
-
 metadata = sa.MetaData()
 
 operations = sa.Table(
@@ -309,6 +320,13 @@ audit_log = sa.Table(
     sa.Column("actor", sa.String(255)),
     sa.Column("channel", sa.String(64)),
     sa.Column("detail", _JSONText, nullable=False),
+    # The hash chain (actions/guard/_audit_chain.py): what the row's transaction wrote to
+    # opsbot_operations, the previous row's hash and this row's. NULL in rows from before it.
+    sa.Column("changes", _JSONText),
+    sa.Column("prev_hash", sa.String(64)),
+    sa.Column("hash", sa.String(64)),
+    # One successor per row: two writers appending after the same row cannot both commit.
+    sa.Index("ux_opsbot_audit_prev_hash", "prev_hash", unique=True),
 )
 
 # What the chat connectors must remember across restarts and replicas: conversation
@@ -385,6 +403,12 @@ _PG_TRIGGERS = {
 
 # Any constant: serialises creating the schema between processes sharing a PostgreSQL.
 _PG_SCHEMA_LOCK = 0x0B5B07
+# Another: serialises appends to the audit chain (held until the appending transaction ends).
+_PG_CHAIN_LOCK = 0x0B5B0A
+# The chain's columns, added to an audit log made before them.
+_CHAIN_COLUMNS = {"changes": "TEXT", "prev_hash": "VARCHAR(64)", "hash": "VARCHAR(64)"}
+# Where a transaction keeps the audit lines to append to OPSBOT_AUDIT_FILE once it commits.
+_UNSHIPPED = "opsbot_audit_unshipped"
 
 
 def _to_operation(row: Any) -> Operation:
@@ -420,8 +444,13 @@ class OperationStore:
     tables are created on first use.
     """
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, audit_file: str | Path | None = None) -> None:
         self._display = mask_url(url)
+        self._audit_file = Path(audit_file).expanduser() if audit_file else None
+        if self._audit_file is not None and not self._audit_file.parent.is_dir():
+            raise StoreError(
+                f"OPSBOT_AUDIT_FILE {self._audit_file}: its directory does not exist. Create "
+                "it, or unset OPSBOT_AUDIT_FILE.")
         self._password = self._password_of(url)
         try:
             parsed = make_url(url)
@@ -446,7 +475,10 @@ class OperationStore:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> OperationStore:
-        """The store at ``OPSBOT_DB_URL``, else opsbot.db in ``OPSBOT_STATE_DIR`` (./.opsbot)."""
+        """The store at ``OPSBOT_DB_URL``, else opsbot.db in ``OPSBOT_STATE_DIR`` (./.opsbot).
+
+        ``OPSBOT_AUDIT_FILE``, when set, also gets every audit row as a JSON line.
+        """
         env = os.environ if env is None else env
         url = (env.get("OPSBOT_DB_URL") or "").strip()
         if not url:
@@ -459,7 +491,7 @@ class OperationStore:
                     "Set OPSBOT_STATE_DIR to a writable directory, or OPSBOT_DB_URL."
                 ) from exc
             url = f"sqlite:///{state_dir.resolve() / 'opsbot.db'}"
-        return cls(url)
+        return cls(url, audit_file=(env.get("OPSBOT_AUDIT_FILE") or "").strip() or None)
 
     @property
     def url_for_display(self) -> str:
@@ -520,7 +552,8 @@ class OperationStore:
         }
         with self._begin() as conn:
             conn.execute(operations.insert().values(**values))
-            self._insert_audit(conn, values["id"], "requested", requester, channel, detail, now)
+            self._insert_audit(conn, values["id"], "requested", requester, channel, detail, now,
+                               changes=values)
             row = conn.execute(sa.select(operations).where(operations.c.id == values["id"])).one()
         return _to_operation(row)
 
@@ -575,7 +608,7 @@ class OperationStore:
             if result.rowcount != 1:
                 return None
             self._insert_audit(conn, operation_id, event or to_state, actor, channel,
-                               audit_detail, now)
+                               audit_detail, now, changes=values)
             row = conn.execute(sa.select(operations).where(operations.c.id == operation_id)).one()
         return _to_operation(row)
 
@@ -590,7 +623,7 @@ class OperationStore:
         self._ensure_schema()
         with self._translate():
             try:
-                with self._engine.begin() as conn:
+                with self._write() as conn:
                     conn.execute(executions.insert().values(
                         operation_id=operation_id, actor=actor, claimed_at=now))
                     self._insert_audit(conn, operation_id, "claimed", actor, None, {}, now)
@@ -602,9 +635,9 @@ class OperationStore:
         """Merges ``ref`` into the operation's backend_ref (no state change); audits "backend"."""
         now = utcnow()
         with self._begin() as conn:
-            # The audit INSERT first takes SQLite's write lock, so the read below cannot be
-            # overtaken by another writer (PostgreSQL locks the row with FOR UPDATE).
-            self._insert_audit(conn, operation_id, "backend", None, None, dict(ref), now)
+            # SQLite's write lock first, so the read below cannot be overtaken by another
+            # writer (PostgreSQL locks the row with FOR UPDATE); the audit row comes last.
+            _write_lock(conn)
             row = conn.execute(
                 sa.select(operations.c.backend_ref)
                 .where(operations.c.id == operation_id)
@@ -615,6 +648,8 @@ class OperationStore:
             merged = {**(row.backend_ref or {}), **ref}
             conn.execute(operations.update().where(operations.c.id == operation_id)
                          .values(backend_ref=merged))
+            self._insert_audit(conn, operation_id, "backend", None, None, dict(ref), now,
+                               changes={"backend_ref": merged})
             row = conn.execute(sa.select(operations).where(operations.c.id == operation_id)).one()
         return _to_operation(row)
 
@@ -650,10 +685,11 @@ class OperationStore:
         return expired
 
     def executing(self) -> list[Operation]:
-        """Operations whose backend call is under way, oldest first (for the status poller)."""
+        """Operations whose backend call is under way or whose outcome is unknown, oldest
+        first (for the watcher, which follows or reconciles them)."""
         with self._connect() as conn:
             rows = conn.execute(
-                sa.select(operations).where(operations.c.state == EXECUTING)
+                sa.select(operations).where(operations.c.state.in_([EXECUTING, UNKNOWN]))
                 .order_by(operations.c.created_at)
             )
             return [_to_operation(r) for r in rows]
@@ -684,14 +720,22 @@ class OperationStore:
             )
             if result.rowcount != 1:
                 return False
-            self._insert_audit(conn, operation_id, "notified", None, None, {}, now)
+            self._insert_audit(conn, operation_id, "notified", None, None, {}, now,
+                               changes={"notified_at": now})
         return True
 
     # -- taught phrasings -----------------------------------------------------------------
 
     def add_taught(self, *, text: str, example: str, intent: str, source: str, taught_by: str,
                    channel: str, now: datetime | None = None) -> Taught:
-        """Record a candidate phrasing for ``intent`` (reviewed later)."""
+        """Record a candidate phrasing for ``intent`` (reviewed later).
+
+        TeachingError (a ValueError) if ``text`` or ``example`` is not one short, plain line.
+        """
+        from actions.teaching import check_phrase, parse_example  # lazily: it loads rasa_sdk
+
+        check_phrase(text)
+        parse_example(example)
         row = {"id": f"t-{secrets.token_hex(5)}", "text": text, "example": example,
                "intent": intent, "source": source, "taught_by": taught_by, "channel": channel,
                "created_at": _aware(now), "status": CANDIDATE, "reviewed_by": None,
@@ -714,6 +758,14 @@ class OperationStore:
         """Accept or reject a candidate; None if it is not (or no longer) a candidate."""
         if status not in (ACCEPTED, REJECTED):
             raise ValueError(f"status must be {ACCEPTED} or {REJECTED}, got {status!r}")
+        if status == ACCEPTED:
+            from actions.teaching import parse_example
+
+            with self._connect() as conn:
+                example = conn.execute(
+                    sa.select(taught.c.example).where(taught.c.id == taught_id)).scalar()
+            if example is not None:
+                parse_example(example)  # one recorded before phrasings were checked
         with self._begin() as conn:
             moved = conn.execute(
                 taught.update()
@@ -835,21 +887,72 @@ class OperationStore:
                     events[row.operation_id].append(_to_event(row))
         return [AuditRecord(operation=op, events=tuple(events[op.id])) for op in ops]
 
+    def verify_audit(self) -> AuditVerification:
+        """Walks the audit chain and checks the operations table against it (``audit --verify``).
+
+        Also compares the rows copied to ``OPSBOT_AUDIT_FILE``, when it is set and exists.
+        One snapshot of the database, so writers carrying on meanwhile are not mistaken
+        for tampering.
+        """
+        copies = self._audit_file
+        anchors = list(read_anchors(copies)) if copies is not None and copies.exists() else []
+        with self._connect() as conn:
+            if conn.dialect.name == "postgresql":
+                conn = conn.execution_options(isolation_level="REPEATABLE READ")
+            elif conn.dialect.name == "sqlite" and not _sqlite_in_transaction(conn):
+                conn.exec_driver_sql("BEGIN")  # one read snapshot for both tables
+            ops = [dict(r._mapping) for r in conn.execute(sa.select(operations))]
+            rows = conn.execute(sa.select(audit_log).order_by(audit_log.c.id))
+            return verify_chain((dict(r._mapping) for r in rows), ops, anchors)
+
     # -- plumbing -----------------------------------------------------------------------
 
-    @staticmethod
-    def _insert_audit(conn: Connection, operation_id: str | None, kind: str,
+    def _insert_audit(self, conn: Connection, operation_id: str | None, kind: str,
                       actor: str | None, channel: str | None, detail: Mapping[str, Any],
-                      now: datetime) -> None:
-        conn.execute(audit_log.insert().values(
-            operation_id=operation_id, at=now, kind=kind, actor=actor, channel=channel,
-            detail=dict(detail)))
+                      now: datetime, *, changes: Mapping[str, Any] | None = None) -> None:
+        """Appends one row to the audit chain, in the caller's transaction.
+
+        ``changes`` is what the transaction wrote to the operation's row. Lock order (no
+        deadlocks on PostgreSQL): a transaction locks the operation rows it changes first
+        and the chain last, here, so nothing that holds the chain waits for a row.
+        """
+        _lock_chain(conn)
+        prev = conn.execute(
+            sa.select(audit_log.c.hash).where(audit_log.c.hash.is_not(None))
+            .order_by(audit_log.c.id.desc()).limit(1)
+        ).scalar()
+        row: dict[str, Any] = {
+            "operation_id": operation_id, "at": now, "kind": kind, "actor": actor,
+            "channel": channel, "detail": dict(detail),
+            "changes": dict(changes) if changes is not None else None,
+            "prev_hash": prev or GENESIS,
+        }
+        row["hash"] = chain_hash(row["prev_hash"], row)
+        inserted = conn.execute(audit_log.insert().values(**row))
+        if self._audit_file is not None:
+            line = file_line({"id": inserted.inserted_primary_key[0], **row})
+            conn.info.setdefault(_UNSHIPPED, []).append(line)
+
+    @contextmanager
+    def _write(self) -> Iterator[Connection]:
+        """A transaction; the audit rows it appended go to OPSBOT_AUDIT_FILE once it commits."""
+        with self._engine.begin() as conn:
+            conn.info[_UNSHIPPED] = []
+            yield conn
+            lines = conn.info.pop(_UNSHIPPED, [])
+        if lines and self._audit_file is not None:
+            try:
+                append_lines(self._audit_file, lines)
+            except OSError as exc:
+                # The rows are committed; the copy is what failed. Say so loudly, carry on.
+                logger.error("could not append %d audit row(s) to OPSBOT_AUDIT_FILE %s: %s",
+                             len(lines), self._audit_file, exc.strerror or exc)
 
     @contextmanager
     def _begin(self) -> Iterator[Connection]:
         """A transaction, committed on success; database errors become StoreError."""
         self._ensure_schema()
-        with self._translate(), self._engine.begin() as conn:
+        with self._translate(), self._write() as conn:
             yield conn
 
     @contextmanager
@@ -879,11 +982,12 @@ class OperationStore:
             self._schema_ready = True
 
     def _create_schema(self) -> None:
-        with self._engine.begin() as conn:
+        with self._write() as conn:
             if conn.dialect.name == "postgresql":
                 conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"),
                              {"key": _PG_SCHEMA_LOCK})
             metadata.create_all(conn)
+            self._migrate_audit(conn)
             if conn.dialect.name == "sqlite":
                 for statement in _SQLITE_TRIGGERS:
                     conn.exec_driver_sql(statement)
@@ -899,6 +1003,36 @@ class OperationStore:
             else:
                 logger.warning("the audit log is append-only by convention only on %s",
                                conn.dialect.name)
+
+    def _migrate_audit(self, conn: Connection) -> None:
+        """Gives an audit log from before the chain its columns, and seals the rows in it.
+
+        Those rows keep no hash of their own (the triggers forbid changing them); the first
+        chained row, ``chain_started``, records their count, last id and digest instead.
+        """
+        def missing() -> list[str]:
+            present = {c["name"] for c in sa.inspect(conn).get_columns(audit_log.name)}
+            return [name for name in _CHAIN_COLUMNS if name not in present]
+
+        if not missing():
+            return
+        _write_lock(conn)  # SQLite: DDL inside this transaction, one migrating process
+        todo = missing()
+        for name in todo:
+            conn.exec_driver_sql(
+                f"ALTER TABLE {audit_log.name} ADD COLUMN {name} {_CHAIN_COLUMNS[name]}")
+        conn.exec_driver_sql(f"CREATE UNIQUE INDEX IF NOT EXISTS ux_opsbot_audit_prev_hash "
+                             f"ON {audit_log.name} (prev_hash)")
+        if "hash" not in todo:
+            return
+        rows = [dict(r._mapping)
+                for r in conn.execute(sa.select(audit_log).order_by(audit_log.c.id))]
+        if rows:
+            count, last, digest = legacy_digest(rows)
+            self._insert_audit(conn, None, CHAIN_STARTED, None, None,
+                               {"rows_before": count, "last_id_before": last, "digest": digest},
+                               utcnow())
+            logger.info("audit log: %d rows from before the hash chain, sealed", count)
 
     @contextmanager
     def _translate(self) -> Iterator[None]:
@@ -938,6 +1072,29 @@ class _Rollback(Exception):
     def __init__(self, operation_id: str) -> None:
         super().__init__(operation_id)
         self.operation_id = operation_id
+
+
+def _sqlite_in_transaction(conn: Connection) -> bool:
+    """Whether pysqlite has begun a transaction here (it does so only before a write)."""
+    return bool(conn.connection.dbapi_connection.in_transaction)
+
+
+def _write_lock(conn: Connection) -> None:
+    """On SQLite, takes the database's write lock now, not at the transaction's first write.
+
+    pysqlite begins a transaction only before a write, so a read before it could see a
+    state another writer is replacing. A no-op elsewhere (PostgreSQL locks rows).
+    """
+    if conn.dialect.name == "sqlite" and not _sqlite_in_transaction(conn):
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _lock_chain(conn: Connection) -> None:
+    """Serialises appends to the audit chain until this transaction ends."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_CHAIN_LOCK})
+    else:
+        _write_lock(conn)  # other databases: the unique prev_hash refuses a fork
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -1,0 +1,180 @@
+"""Who is speaking: the one place opsbot derives a person's identity from a message.
+
+The trust model (README, "Trust model"):
+
+* Only a connector that authenticated a message may say who sent it: Telegram (the
+  bot's own polling connection, or a webhook request carrying the secret token), Teams
+  (a validated Bot Framework JWT, ``channelId`` msteams, an allowed tenant and the
+  ``aadObjectId``) and the REST channel (``Authorization: Bearer $OPSBOT_REST_TOKEN``:
+  the integration holding the token speaks for ``rest:<sender>``).
+* Such a connector, running inside the Rasa server, puts :func:`sign_identity`'s block
+  into the message metadata under ``opsbot_identity``: the channel, the user id, the
+  conversation (sender id) and the message id, with an HMAC keyed by the server secret.
+* The action server believes only that block, and only when its HMAC verifies and its
+  conversation and message are the tracker's latest (:func:`verified_identity`): a block
+  copied out of a tracker vouches for that one message, nothing else (and the routes of
+  Rasa's API that would add events to a tracker are closed, ``opsbot._rasa_server``).
+  Client-supplied metadata,
+  ``input_channel`` and sender ids never decide who someone is: a message without a
+  valid block comes from a stranger, ``unverified:<sender id>``.
+
+Button payloads are data that went out to a chat and come back; :func:`sign_payload`
+adds an HMAC (``_sig``) to a payload's entities and :func:`open_payload` checks it
+before a connector hands the payload to Rasa, so an edited or made-up payload is
+refused instead of being parsed as an intent with entities.
+
+The server secret is ``OPSBOT_ACTIONS_SECRET``: the same value authenticates the Rasa
+server to the action server (the ``X-Opsbot-Secret`` header). ``opsbot run`` and
+``opsbot demo`` generate it when it is unset and give it to both servers.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import os
+import re
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = [
+    "IDENTITY_KEY",
+    "SECRET_HEADER",
+    "SECRET_VARIABLE",
+    "UNVERIFIED",
+    "Identity",
+    "PayloadCheck",
+    "open_payload",
+    "secret_matches",
+    "sign_identity",
+    "sign_payload",
+    "verified_identity",
+]
+
+IDENTITY_KEY = "opsbot_identity"
+SECRET_VARIABLE = "OPSBOT_ACTIONS_SECRET"
+SECRET_HEADER = "X-Opsbot-Secret"
+# The channel of a message whose sender nobody vouched for.
+UNVERIFIED = "unverified"
+_SIG = "_sig"
+# A bare payload names an intent and nothing else: the same as saying it in words.
+_BARE = re.compile(r"^/[A-Za-z_][A-Za-z0-9_]*$")
+_PAYLOAD = re.compile(r"^/([A-Za-z_][A-Za-z0-9_]*)(\{.*\})$", re.DOTALL)
+# A key made once per process when no secret is configured (tests, plain `rasa run`):
+# then only what this process signed verifies, which is the safe direction to fail.
+_PROCESS_KEY = secrets.token_bytes(32)
+
+
+def _secret() -> bytes:
+    configured = os.environ.get(SECRET_VARIABLE, "")
+    return configured.encode() if configured else _PROCESS_KEY
+
+
+def _mac(purpose: str, message: str) -> str:
+    key = hmac.new(_secret(), f"opsbot {purpose}".encode(), hashlib.sha256).digest()
+    digest = hmac.new(key, message.encode(), hashlib.sha256).digest()[:18]
+    return base64.urlsafe_b64encode(digest).decode().rstrip("=")
+
+
+def secret_matches(given: str | None) -> bool:
+    """Whether ``given`` is the server secret (constant-time); never true for an empty one."""
+    configured = os.environ.get(SECRET_VARIABLE, "")
+    if not configured or not given:
+        return False
+    return hmac.compare_digest(given.encode(), configured.encode())
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who a connector says sent a message: its channel and the user id there."""
+
+    channel: str
+    user_id: str
+
+
+def _canonical(channel: str, user_id: str, sender_id: str, message_id: str) -> str:
+    return json.dumps([channel, user_id, sender_id, message_id], separators=(",", ":"))
+
+
+def sign_identity(channel: str, user_id: str, sender_id: str, message_id: str) -> dict[str, str]:
+    """The metadata block a connector that authenticated a message attaches to it."""
+    return {"channel": channel, "user_id": user_id, "sender_id": sender_id,
+            "message_id": message_id,
+            "sig": _mac("identity", _canonical(channel, user_id, sender_id, message_id))}
+
+
+def verified_identity(metadata: Any, sender_id: str, message_id: Any) -> Identity | None:
+    """The identity in a message's metadata, if a connector signed it for this message."""
+    block = metadata.get(IDENTITY_KEY) if isinstance(metadata, Mapping) else None
+    if not isinstance(block, Mapping):
+        return None
+    names = ("channel", "user_id", "sender_id", "message_id", "sig")
+    fields = [block.get(name) for name in names]
+    if not all(isinstance(value, str) and value for value in fields):
+        return None
+    channel, user_id, signed_sender, signed_message, sig = (str(value) for value in fields)
+    if signed_sender != sender_id or signed_message != message_id:
+        return None  # a signed block copied into another conversation or message
+    expected = _mac("identity", _canonical(channel, user_id, signed_sender, signed_message))
+    if not hmac.compare_digest(sig.encode(), expected.encode()):
+        return None
+    return Identity(channel, user_id)
+
+
+def _payload_message(intent: str, entities: Mapping[str, Any]) -> str:
+    return intent + json.dumps(dict(entities), sort_keys=True, separators=(",", ":"))
+
+
+def sign_payload(intent: str, entities: Mapping[str, Any] | None = None) -> str:
+    """A button payload Rasa parses without NLU, its entities protected by an HMAC."""
+    if not entities:
+        return f"/{intent}"
+    clean = {str(k): v for k, v in entities.items() if k != _SIG}
+    signed = {**clean, _SIG: _mac("payload", _payload_message(intent, clean))}
+    return f"/{intent}{json.dumps(signed, separators=(',', ':'))}"
+
+
+@dataclass(frozen=True)
+class PayloadCheck:
+    """What :func:`open_payload` found: the text to hand to Rasa, or why it is refused."""
+
+    text: str | None
+    refused: str | None = None
+
+    @property
+    def forged(self) -> bool:
+        return self.refused is not None
+
+
+FORGED = ("That looks like one of my buttons, but I did not make it (or it was changed), "
+          "so nothing was done. Ask me in words, or press a button I sent.")
+
+
+def open_payload(text: str) -> PayloadCheck:
+    """Check a message that may be a button payload (``/intent{...}``).
+
+    Plain text and bare ``/intent`` pass unchanged. A payload with entities passes only
+    with a valid ``_sig``, which is removed; anything else is refused.
+    """
+    if not text.startswith("/") or _BARE.match(text):
+        return PayloadCheck(text)
+    match = _PAYLOAD.match(text)
+    if match is None:
+        return PayloadCheck(None, "not a payload opsbot makes")
+    try:
+        entities = json.loads(match.group(2))
+    except ValueError:
+        return PayloadCheck(None, "its entities are not JSON")
+    if not isinstance(entities, dict):
+        return PayloadCheck(None, "its entities are not a mapping")
+    sig = entities.pop(_SIG, None)
+    if not isinstance(sig, str):
+        return PayloadCheck(None, "it carries no signature")
+    expected = _mac("payload", _payload_message(match.group(1), entities))
+    if not hmac.compare_digest(sig.encode(), expected.encode()):
+        return PayloadCheck(None, "its signature does not match its content")
+    return PayloadCheck(f"/{match.group(1)}{json.dumps(entities, separators=(',', ':'))}")

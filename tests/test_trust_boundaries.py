@@ -125,7 +125,7 @@ def run(trained_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterat
 
 
 def test_rest_without_or_with_a_wrong_token_is_refused(run: Run) -> None:
-    builds = run.builds()
+    builds, issues = run.builds(), run.issues()
     body = {"sender": "alice", "message": "deploy payments 2.4.1 to staging"}
     for headers in ({}, {"Authorization": "Bearer wrong-token-wrong-token"},
                     {"Authorization": "Basic YWxpY2U6eWVz"},
@@ -136,12 +136,12 @@ def test_rest_without_or_with_a_wrong_token_is_refused(run: Run) -> None:
     # Nothing reached the dialogue: alice has no conversation at all.
     tracker = requests.get(api(f"{run.base}/conversations/alice/tracker"), timeout=30).json()
     assert not [e for e in tracker["events"] if e.get("event") == "user"]
-    assert run.builds() == builds
+    assert run.builds() == builds and run.issues() == issues
 
 
 def test_client_metadata_and_input_channel_decide_nothing(run: Run) -> None:
     """The integration speaks for rest:<sender>; claiming to be Telegram's alice changes nothing."""
-    builds = run.builds()
+    builds, comments = run.builds(), len(run.jira.issue("OPS-101").comments)
     forged = {"metadata": {"channel": "telegram", "user_id": str(ALICE),
                            "opsbot_identity": {"channel": "telegram", "user_id": str(ALICE),
                                                "sender_id": "mallory", "sig": "x" * 24}},
@@ -151,8 +151,13 @@ def test_client_metadata_and_input_channel_decide_nothing(run: Run) -> None:
     assert "I don't know you yet" in text and "rest id, mallory" in text
     assert not any(r.get("buttons") for r in replies)
     assert "I don't know you yet" in _text(run.say("mallory", "yes", **forged))
+    issues = run.issues()
+    opened = _text(run.say("mallory", "open a high priority bug: checkout returns 502", **forged))
+    assert "I don't know you yet" in opened and "Confirm" not in opened
+    assert "I don't know you yet" in _text(run.say("mallory", "comment on OPS-101: fixed", **forged))
     time.sleep(1.0)
-    assert run.builds() == builds
+    assert run.builds() == builds and run.issues() == issues
+    assert len(run.jira.issue("OPS-101").comments) == comments
     # A sender that names another connector's conversation is refused outright.
     answer = requests.post(run.rest, json={"sender": f"telegram:{OPS_GROUP}:{ALICE}",
                                            "message": "yes"}, headers=REST_AUTH, timeout=30)

@@ -17,7 +17,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.pool import NullPool
 
-from actions.guard import EXECUTING, OPEN_STATES, SUCCEEDED, OperationStore
+from actions.guard import EXECUTING, OPEN_STATES, SUCCEEDED, OperationStore, StoreError
 from actions.guard._audit_chain import GENESIS, chain_hash
 from opsbot.cli import main
 
@@ -342,6 +342,20 @@ def test_an_old_log_is_sealed_and_the_chain_starts_after_it(
     assert found.row_id == 4 and "rows before the chain no longer match" in str(found.problem)
 
 
+def test_dropping_the_hash_columns_of_a_sealed_log_is_not_sealed_again(
+    open_store: Callable[..., OperationStore], engine: sa.engine.Engine,
+) -> None:
+    old_audit_log(engine, 3)
+    busy_log(open_store())  # sealed: a chain_started row, then the chain
+    statements = ["DROP INDEX IF EXISTS ux_opsbot_audit_prev_hash",
+                  "UPDATE opsbot_audit SET actor = 'mallory' WHERE id = 6"]
+    statements += [f"ALTER TABLE opsbot_audit DROP COLUMN {name}"
+                   for name in ("hash", "prev_hash", "changes")]
+    tamper(engine, *statements)
+    with pytest.raises(StoreError, match="hash columns were removed after its hash chain"):
+        open_store().audit(None, "note", actor="alice")  # the schema is checked on first use
+
+
 def test_removing_every_hash_does_not_pass_for_an_old_log(
     open_store: Callable[..., OperationStore], engine: sa.engine.Engine,
 ) -> None:
@@ -393,7 +407,6 @@ def test_a_transaction_that_rolls_back_ships_nothing(
 
 
 def test_audit_file_in_a_missing_directory_fails_at_start(tmp_path: Path) -> None:
-    from actions.guard import StoreError
 
     with pytest.raises(StoreError, match="OPSBOT_AUDIT_FILE .* directory does not exist"):
         OperationStore.from_env({"OPSBOT_STATE_DIR": str(tmp_path),

@@ -1027,6 +1027,14 @@ class OperationStore:
             return
         rows = [dict(r._mapping)
                 for r in conn.execute(sa.select(audit_log).order_by(audit_log.c.id))]
+        if any(row.get("kind") == CHAIN_STARTED for row in rows):
+            # This log had a chain, and its hash columns are gone: sealing the rows now
+            # would bless whatever was edited while they were missing.
+            raise StoreError(
+                "The audit log's hash columns were removed after its hash chain had started "
+                f"(a {CHAIN_STARTED} row is there): it was tampered with, and opsbot will not "
+                "re-seal it. Restore the database from a backup, or compare it with "
+                "OPSBOT_AUDIT_FILE, before opsbot runs on it again.")
         if rows:
             count, last, digest = legacy_digest(rows)
             self._insert_audit(conn, None, CHAIN_STARTED, None, None,

@@ -23,7 +23,6 @@ carry ``OPSBOT_API_TOKEN`` as ``?token=`` (as Rasa's API takes it) or as
 from __future__ import annotations
 
 import asyncio
-import hmac
 import logging
 import os
 from collections.abc import Awaitable, Callable
@@ -116,13 +115,14 @@ class ModelReload(InputChannel):
 
         @hook.route("/reload", methods=["POST"])
         async def reload(request: Request) -> HTTPResponse:
+            from actions.guard.identity import same_secret
             from opsbot._rasa_server import api_token_of
 
             token = os.environ.get("OPSBOT_API_TOKEN") or ""
             if not token:
                 return response.json({"error": "reloading is off: OPSBOT_API_TOKEN is not set"},
                                      status=403)
-            if not hmac.compare_digest(api_token_of(request).encode(), token.encode()):
+            if not same_secret(api_token_of(request), token):
                 return response.json({"error": "the API token is required (?token=)"}, status=401)
             try:
                 body = request.json if request.body else {}

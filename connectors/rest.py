@@ -16,7 +16,6 @@ keeps Rasa's URL and wire format (``POST /webhooks/rest/webhook`` with
 
 from __future__ import annotations
 
-import hmac
 import logging
 import re
 import uuid
@@ -28,7 +27,14 @@ from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
-from actions.guard.identity import FORGED, IDENTITY_KEY, open_payload, sign_identity
+from actions.guard.identity import (
+    FORGED,
+    IDENTITY_KEY,
+    bearer,
+    open_payload,
+    same_secret,
+    sign_identity,
+)
 from connectors._common import ConnectorConfigError, refuse_forged_payload, setting
 
 __all__ = ["CHANNEL", "RestInput"]
@@ -68,9 +74,7 @@ class RestInput(InputChannel):
         return "RestInput(token=**********)"
 
     def _authorized(self, request: Request) -> bool:
-        scheme, _, given = (request.headers.get("Authorization") or "").partition(" ")
-        return scheme.lower() == "bearer" and hmac.compare_digest(
-            given.strip().encode(), self._token.encode())
+        return same_secret(bearer(request.headers.get("Authorization")), self._token)
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         hook = Blueprint("opsbot_rest", __name__)

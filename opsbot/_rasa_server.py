@@ -23,7 +23,6 @@ predictions) or announces.
 
 from __future__ import annotations
 
-import hmac
 import logging
 import os
 import re
@@ -35,6 +34,7 @@ from sanic import Sanic, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
+from actions.guard.identity import bearer, same_secret
 from opsbot._tokens import API_TOKEN
 
 __all__ = ["EXECUTABLE", "api_token_of", "closed_because", "guard", "main"]
@@ -84,8 +84,7 @@ def api_token_of(request: Request) -> str:
     given = request.args.get("token")
     if given:
         return str(given)
-    scheme, _, value = (request.headers.get("Authorization") or "").partition(" ")
-    return value.strip() if scheme.lower() == "bearer" else ""
+    return bearer(request.headers.get("Authorization"))
 
 
 def guard(app: Sanic, token: str) -> None:
@@ -96,7 +95,7 @@ def guard(app: Sanic, token: str) -> None:
         path = request.path
         if path in _OPEN_PATHS or path.startswith(_OPEN_PREFIXES):
             return None
-        if hmac.compare_digest(api_token_of(request).encode(), token.encode()):
+        if same_secret(api_token_of(request), token):
             try:
                 body = request.json if request.body else None
             except Exception:  # noqa: BLE001 - Sanic's own error on bad JSON

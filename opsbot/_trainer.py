@@ -19,7 +19,6 @@ retrain costs minutes of both cores and leaves a model behind.
 
 from __future__ import annotations
 
-import hmac
 import json
 import logging
 import os
@@ -28,8 +27,8 @@ import threading
 import urllib.error
 import urllib.request
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -78,6 +77,7 @@ def train_remotely(state_dir: Path, force: bool, timeout: float = 1800.0,
 
 def main() -> int:
     """Warm up, then serve /train until killed."""
+    from actions.guard.identity import bearer, same_secret
     from opsbot import _redact
     from opsbot._private import private_dir, write_private
     from opsbot.cli import CommandError, quiet_library_warnings, run_training
@@ -89,6 +89,7 @@ def main() -> int:
     os.environ["OPSBOT_CACHE_DIR"] = str(settings.cache_dir)
     import rasa.api  # noqa: F401 - the slow imports, once
     import rasa.model_training  # noqa: F401
+
     from nlu._encoder import load_model
 
     load_model(None, "float32")
@@ -114,9 +115,7 @@ def main() -> int:
             if self.path != "/train":
                 self._answer(404, {"error": "POST /train"})
                 return
-            scheme, _, given = (self.headers.get("Authorization") or "").partition(" ")
-            if not token or scheme.lower() != "bearer" or not hmac.compare_digest(
-                    given.strip().encode(), token.encode()):
+            if not same_secret(bearer(self.headers.get("Authorization")), token):
                 self._answer(401, {"error": "the trainer needs the running opsbot's API token "
                                             "(OPSBOT_API_TOKEN, or its state dir's api-token)"})
                 return

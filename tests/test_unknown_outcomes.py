@@ -8,8 +8,7 @@ request and answers after the client's timeout: the case where opsbot cannot tel
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,10 +25,11 @@ from actions.requests import OpsRequest
 from actions.turn import Turn, Who
 from simulators.jenkins import JenkinsSimulator
 from simulators.jira import JiraSimulator
+from tests.conftest import wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
-TIMEOUT = 0.5  # the client's timeout; respond_delay answers well after it
-LATE = 2.5
+TIMEOUT = 3.0  # the client's timeout: long enough not to fire on a loaded machine
+LATE = 6.0  # respond_delay answers well after it
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +48,7 @@ def jira_sim() -> Iterator[JiraSimulator]:
 def rt(sim: JenkinsSimulator, jira_sim: JiraSimulator, tmp_path: Path,
        monkeypatch: pytest.MonkeyPatch) -> Iterator[_runtime.Runtime]:
     monkeypatch.setenv("OPSBOT_WATCH_POLL", "0.05")
-    monkeypatch.setenv("OPSBOT_RECONCILE_WINDOW", "4")
+    monkeypatch.setenv("OPSBOT_RECONCILE_WINDOW", "8")
     jira_env = {**jira_sim.env(), "JIRA_TIMEOUT": str(TIMEOUT)}
     runtime = _runtime.Runtime(
         jenkins=JenkinsBackend(JenkinsConfig(sim.url, sim.user, sim.token, timeout=TIMEOUT)),
@@ -82,25 +82,14 @@ def _confirm(rt: _runtime.Runtime, turn: Turn) -> tuple[str, str, str]:
     return _yes(rt, turn.who, operation.id, operation.digest), operation.id, operation.digest
 
 
-def _until(predicate: Callable[[], Any], what: str, limit: float = 60.0) -> Any:
-    """Poll until ``predicate`` holds (a generous bound, never an asserted timing)."""
-    deadline = time.monotonic() + limit
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"{what} did not happen")
-
-
 def _events(rt: _runtime.Runtime, operation_id: str) -> list[str]:
     record = next(r for r in rt.store.audit_records(limit=500) if r.operation.id == operation_id)
     return [e.kind for e in record.events]
 
 
 def _final(rt: _runtime.Runtime, operation_id: str) -> Any:
-    return _until(lambda: (op := rt.store.get(operation_id)) is not None and op.is_final and op,
-                  f"{operation_id} reaching a final state")
+    return wait_until(lambda: (op := rt.store.get(operation_id)) is not None and op.is_final and op,
+                      f"{operation_id} never reached a final state")
 
 
 def test_a_lost_answer_to_a_deploy_is_unknown_then_the_real_result(

@@ -48,7 +48,9 @@ __all__ = [
     "UNVERIFIED",
     "Identity",
     "PayloadCheck",
+    "bearer",
     "open_payload",
+    "same_secret",
     "secret_matches",
     "sign_identity",
     "sign_payload",
@@ -80,12 +82,22 @@ def _mac(purpose: str, message: str) -> str:
     return base64.urlsafe_b64encode(digest).decode().rstrip("=")
 
 
+def same_secret(given: str | None, expected: str | None) -> bool:
+    """Whether ``given`` is ``expected``, compared in constant time; never for an empty one."""
+    if not given or not expected:
+        return False
+    return hmac.compare_digest(given.encode(), expected.encode())
+
+
+def bearer(authorization: str | None) -> str:
+    """The token of an ``Authorization: Bearer <token>`` header; "" for anything else."""
+    scheme, _, token = (authorization or "").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else ""
+
+
 def secret_matches(given: str | None) -> bool:
     """Whether ``given`` is the server secret (constant-time); never true for an empty one."""
-    configured = os.environ.get(SECRET_VARIABLE, "")
-    if not configured or not given:
-        return False
-    return hmac.compare_digest(given.encode(), configured.encode())
+    return same_secret(given, os.environ.get(SECRET_VARIABLE, ""))
 
 
 @dataclass(frozen=True)

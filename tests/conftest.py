@@ -51,10 +51,38 @@ def team_policy(directory: Path, *names: str) -> Path:
     return path
 
 
+_handed_out: set[int] = set()
+
+
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+    """A loopback port nothing listens on, for a server a test starts later.
+
+    Chosen below the kernel's ephemeral range, where nothing that binds port 0 (a
+    simulator) and no outgoing connection can take it in the meantime, and never one this
+    session handed out before.
+    """
+    import random
+
+    high = min(_ephemeral_low(), 65536) - 1
+    for _ in range(1000):
+        port = random.randint(min(20000, high - 1000), high)
+        if port in _handed_out:
+            continue
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
+    raise RuntimeError("no free loopback port below the ephemeral range")
 
 
 def wait_until(predicate: Any, what: str, timeout: float = 60.0) -> Any:

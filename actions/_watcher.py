@@ -36,6 +36,7 @@ from typing import Any
 from actions import _runtime
 from actions.backends.jenkins import OPERATION_PARAMETER, JenkinsBackend
 from actions.errors import BackendError, OpsbotError
+from actions.registry import kind_of
 from actions.guard import (
     ERROR,
     EXECUTING,
@@ -90,7 +91,11 @@ class Watcher:
             self._loop = loop
         try:
             for operation in _runtime.runtime().store.executing():
-                self.follow(operation.id)
+                kind = kind_of(operation.intent)
+                if kind is not None and kind.resume is not None:
+                    kind.resume(operation)
+                else:
+                    self.follow(operation.id)
         except OpsbotError:
             logger.exception("could not resume executing operations")
 
@@ -130,8 +135,10 @@ class Watcher:
         if operation.intent == "stop_build":
             await self._reconcile_stop(operation, jenkins)
             return
-        if operation.intent not in _STARTS:
-            return  # not a build (a Jira change): its unknown outcome was said with what to check
+        if operation.intent not in _STARTS and not operation.backend_ref.get("starts_build"):
+            # Not a build (a Jira change, a team-defined command or request): its unknown
+            # outcome was said with what to check.
+            return
         ref = {**hint, **operation.backend_ref}
         job = ref.get("job") or operation.parameters.get("job")
         queue_id, number = ref.get("queue_id"), ref.get("build_number")
@@ -326,7 +333,7 @@ def _what(operation: Operation) -> str:
     if operation.intent in ("deploy", "rollback"):
         return f"the {operation.intent} of {p.get('service')} {p.get('version')} to " \
                f"{p.get('environment')}"
-    return f"a build of {p.get('job')}"
+    return f"a build of {operation.backend_ref.get('job') or p.get('job')}"
 
 
 def _when(text: object) -> datetime | None:

@@ -18,6 +18,7 @@ from datetime import datetime, timezone
 from actions.errors import BackendError, BackendUnavailable, OutcomeUnknown, Refused
 from actions.guard import (
     CANCELLED,
+    Decision,
     ERROR,
     EXECUTING,
     EXPIRED,
@@ -31,11 +32,10 @@ from actions.guard import (
     Operation,
     StoreError,
 )
-from actions.registry import Outcome
-from actions.requests import BACKEND_OF_INTENT
+from actions.registry import IntentKind, Outcome, kind_of
 from actions.turn import Turn, button
 
-__all__ = ["cancel", "confirm", "deliver_completions", "propose", "record_read",
+__all__ = ["cancel", "confirm", "decide", "deliver_completions", "propose", "record_read",
            "record_refusal"]
 
 logger = logging.getLogger(__name__)
@@ -62,7 +62,8 @@ def _create(turn: Turn, intent: str, parameters: Mapping[str, str], risk: str,
     )
 
 
-def record_read(turn: Turn, parameters: Mapping[str, str]) -> None:
+def record_read(turn: Turn, parameters: Mapping[str, str], *, result: str = "answered",
+                detail: Mapping[str, object] | None = None) -> None:
     """Check and audit a read request (reads need no confirmation).
 
     The policy decides on the parameters the answer resolved (the job, the service):
@@ -70,7 +71,7 @@ def record_read(turn: Turn, parameters: Mapping[str, str]) -> None:
     drops the answer the handler prepared, so nothing of it reaches the chat.
     """
     clean = {k: v for k, v in parameters.items() if v}
-    decision = turn.runtime.policy.decide(turn.request.intent, clean, turn.who.person)
+    decision = decide(turn, turn.request.intent, clean)
     if not decision.allowed:
         reason = decision.reason or "policy.yml does not allow it."
         record_refusal(turn, turn.request.intent, clean, decision.risk, reason)
@@ -78,7 +79,8 @@ def record_read(turn: Turn, parameters: Mapping[str, str]) -> None:
     operation = _create(turn, turn.request.intent, clean, decision.risk)
     turn.runtime.store.transition(operation.id, {PENDING_CONFIRMATION}, SUCCEEDED,
                                   actor=turn.who.person, channel=turn.who.channel,
-                                  event="answered", result="answered", finished_at=_now())
+                                  event="answered", detail=detail, result=result,
+                                  finished_at=_now())
 
 
 def record_refusal(turn: Turn, intent: str, parameters: Mapping[str, str], risk: str,
@@ -93,7 +95,7 @@ def record_refusal(turn: Turn, intent: str, parameters: Mapping[str, str], risk:
 async def propose(turn: Turn, intent: str, parameters: Mapping[str, str], summary: str) -> None:
     """Check the policy, record the pending operation and show its preview."""
     rt, who = turn.runtime, turn.who
-    decision = rt.policy.decide(intent, parameters, who.person)
+    decision = decide(turn, intent, parameters)
     if not decision.allowed:
         reason = decision.reason or "policy.yml does not allow it."
         record_refusal(turn, intent, parameters, decision.risk, reason)
@@ -158,7 +160,7 @@ def _which(turn: Turn, operation_id: str | None, verb: str) -> Operation | None:
 def _closed_reason(operation: Operation) -> str:
     state = operation.state
     if state == UNKNOWN:
-        backend = BACKEND_OF_INTENT.get(operation.intent, "the backend")
+        backend = _backend(operation.intent)
         return (f"That operation ({operation.id}) was already confirmed; I could not yet confirm "
                 f"whether {backend} did it, and I am checking. It runs once and only once, so "
                 "nothing new ran; I will post what I find.")
@@ -215,7 +217,7 @@ async def confirm(turn: Turn, operation_id: str | None, digest: str | None) -> N
             turn.say(f"{operation.id} was asked for in {operation.channel}: confirm it there. "
                      "Nothing ran.")
             return
-        decision = rt.policy.decide(operation.intent, operation.parameters, who.person)
+        decision = decide(turn, operation.intent, operation.parameters)
         if not decision.allowed:
             rt.store.transition(operation.id, _OPEN, REFUSED, actor="policy", channel=who.channel,
                                 event="refused", detail={"reason": decision.reason},
@@ -270,22 +272,31 @@ async def confirm(turn: Turn, operation_id: str | None, digest: str | None) -> N
     await _execute(turn, moved)
 
 
-async def _execute(turn: Turn, operation: Operation) -> None:
-    from actions._watcher import WATCHER
-    from actions.registry import executors
+def _backend(intent: str) -> str:
+    kind = kind_of(intent)
+    return kind.backend if kind else "the backend"
 
+
+def decide(turn: Turn, intent: str, parameters: Mapping[str, str]) -> Decision:
+    """The policy's decision, with the intent's own risk when no rule names it."""
+    kind = kind_of(intent)
+    return turn.runtime.policy.decide(intent, parameters, turn.who.person,
+                                      default_risk=kind.risk if kind else None)
+
+
+async def _execute(turn: Turn, operation: Operation) -> None:
     rt, who = turn.runtime, turn.who
     if not rt.store.claim_execution(operation.id, actor=who.person):
         turn.say(_closed_reason(operation))
         return
-    backend = BACKEND_OF_INTENT.get(operation.intent, "the backend")
-    executor = executors().get(operation.intent)
+    kind: IntentKind | None = kind_of(operation.intent)
+    backend = kind.backend if kind else "the backend"
     what = operation.intent.replace('_', ' ')
     try:
-        if executor is None:
+        if kind is None or kind.executor is None:
             raise BackendUnavailable(f"opsbot has no way to run {operation.intent}.",
                                      backend=backend)
-        outcome = await executor(rt, operation)
+        outcome = await kind.executor(rt, operation)
     except OutcomeUnknown as exc:  # an executor that does not say it in its own words
         outcome = Outcome(f"I could not confirm that {backend} did the {what}: {exc} It may "
                           f"have happened: check in {backend} before asking again (opsbot will "
@@ -298,6 +309,7 @@ async def _execute(turn: Turn, operation: Operation) -> None:
         turn.say(f"{exc} The {what} did not start; nothing is "
                  f"recorded as done. Ask again when {backend} is back.")
         return
+    follow = kind.follow if kind is not None else None
     try:
         if outcome.unknown:
             rt.store.transition(operation.id, {EXECUTING}, UNKNOWN, actor=backend.lower(),
@@ -305,16 +317,18 @@ async def _execute(turn: Turn, operation: Operation) -> None:
         elif outcome.ref:
             rt.store.update_backend_ref(operation.id, **outcome.ref)
         if not outcome.follow and not outcome.unknown:
-            rt.store.transition(operation.id, {EXECUTING}, SUCCEEDED, actor=backend.lower(),
-                                event="finished", detail=outcome.ref, result="SUCCESS",
+            rt.store.transition(operation.id, {EXECUTING},
+                                SUCCEEDED if outcome.succeeded else FAILED,
+                                actor=backend.lower(), event="finished",
+                                detail={**outcome.ref, **outcome.audit}, result=outcome.result,
                                 result_detail=outcome.reply, finished_at=_now())
             rt.store.mark_notified(operation.id)  # the reply below is the announcement
     except StoreError as exc:
         # The backend has acted (or may have); only the record failed. Never "did not start".
         logger.error("operation %s: %s accepted it but the store failed: %s", operation.id,
                      backend, exc)
-        if outcome.follow:
-            WATCHER.follow(operation.id, ref=outcome.ref)
+        if outcome.follow and follow is not None:
+            follow(operation.id, outcome.ref)
         if outcome.unknown:
             turn.say(f"{outcome.reply}\n(I could not record this in opsbot's operation store "
                      f"either: {exc})")
@@ -325,8 +339,8 @@ async def _execute(turn: Turn, operation: Operation) -> None:
             turn.say(f"{outcome.reply}\n(I could not record this in opsbot's operation store: "
                      f"{exc})")
         return
-    if outcome.follow:
-        WATCHER.follow(operation.id)
+    if outcome.follow and follow is not None:
+        follow(operation.id, None)
     turn.say(outcome.reply)
 
 
@@ -356,12 +370,17 @@ async def cancel(turn: Turn, operation_id: str | None) -> None:
 
 def deliver_completions(turn: Turn) -> None:
     """Say every finished operation of this conversation that has not been announced yet."""
-    from actions.jenkins_flows import completion_message
-
     store = turn.runtime.store
     for operation in store.finished_unnotified(turn.who.sender_id):
         if store.mark_notified(operation.id):
             current = store.get(operation.id) or operation
-            turn.say(completion_message(current))
+            kind = kind_of(current.intent)
+            if kind is not None and kind.completion is not None:
+                turn.say(kind.completion(current))
+            else:
+                result = current.result or "UNKNOWN"
+                detail = f": {current.result_detail}" if current.result_detail else ""
+                turn.say(f"{current.intent.replace('_', ' ')} ({current.id}) finished: "
+                         f"{result}{detail}")
 
 

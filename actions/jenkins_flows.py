@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime, timezone
 from typing import Any
 
@@ -33,13 +33,15 @@ from actions.catalog import (
 )
 from actions.confirmations import propose, record_read, record_refusal
 from actions._runtime import Runtime
+from actions._watcher import WATCHER
 from actions.errors import BackendUnavailable, InvalidRequest, NotFound, OutcomeUnknown
 from actions.guard import Operation
 from actions.guard.policy import JOB_KIND
-from actions.registry import Executor, Outcome
+from actions.registry import Executor, Outcome, register_all
 from actions.turn import Turn, button
 
-__all__ = ["EXECUTORS", "HANDLERS", "UNRESOLVED_RESULTS", "completion_message"]
+__all__ = ["EXECUTORS", "HANDLERS", "UNRESOLVED_RESULTS", "completion_message", "follow_build",
+           "start_job"]
 
 # Results the watcher gives an operation whose start was unconfirmed and that it could
 # not follow to a build's end; their result_detail is the whole message.
@@ -226,17 +228,20 @@ def _started(operation: Operation, what: str, ref: dict[str, Any]) -> Outcome:
         ref, follow=True)
 
 
-async def _start(rt: Runtime, operation: Operation, job: Job, parameters: dict[str, str],
-                 what: str) -> Outcome:
+async def start_job(rt: Runtime, operation: Operation, job: Job, parameters: dict[str, str],
+                 what: str, private: frozenset[str] = frozenset()) -> Outcome:
     """Start ``job`` for ``operation``; an unconfirmed start is said as unknown and followed.
 
     A job that declares ``OPERATION_PARAMETER`` gets the operation id, so the watcher can
-    find this very build should Jenkins' answer be lost.
+    find this very build should Jenkins' answer be lost. The parameters named in
+    ``private`` (they hold secrets) are sent but not kept in the operation's record; the
+    watcher matches builds on the others.
     """
     values = dict(parameters)
     if OPERATION_PARAMETER in job.parameters:
         values[OPERATION_PARAMETER] = operation.id
-    ref: dict[str, Any] = {"job": job.full_name, "requested": values,
+    kept = {k: v for k, v in values.items() if k not in private}
+    ref: dict[str, Any] = {"job": job.full_name, "requested": kept,
                            "sent_at": datetime.now(UTC).isoformat()}
     try:
         queue_id = await _connected(rt).start(job.full_name, values or None)
@@ -250,7 +255,7 @@ async def _start(rt: Runtime, operation: Operation, job: Job, parameters: dict[s
 async def _execute_deploy(rt: Runtime, operation: Operation) -> Outcome:
     p = operation.parameters
     job = await _connected(rt).job(p["job"])
-    return await _start(rt, operation, job, {
+    return await start_job(rt, operation, job, {
         "SERVICE": p["service"], "VERSION": p["version"], "ENVIRONMENT": p["environment"]},
         f"the {operation.intent} of {p['service']} {p['version']} to {p['environment']}")
 
@@ -371,7 +376,7 @@ async def _execute_run(rt: Runtime, operation: Operation) -> Outcome:
     if catalog.deploys(job.full_name):  # it became a deploy job since the preview
         raise InvalidRequest(_deploy_job_reason(catalog, job), backend="Jenkins")
     params = {"BRANCH": p["branch"]} if p.get("branch") and "BRANCH" in job.parameters else {}
-    return await _start(rt, operation, job, params, f"a build of {p['job']}")
+    return await start_job(rt, operation, job, params, f"a build of {p['job']}")
 
 
 async def stop_build(turn: Turn) -> None:
@@ -581,3 +586,12 @@ def completion_message(operation: Operation) -> str:
         return f"{build} finished: SUCCESS{took}.{found}"
     return f"{build} finished: {result}{took}.{detail}{found}"
 
+
+def follow_build(operation_id: str, ref: Mapping[str, Any] | None = None) -> None:
+    """The watcher follows the operation's build to its end (``Outcome.follow``)."""
+    WATCHER.follow(operation_id, ref=ref)
+
+
+register_all(HANDLERS, EXECUTORS, backend="Jenkins", completion=completion_message,
+             follow=follow_build,
+             read=frozenset({"deploy_history", "build_status", "list_jobs", "build_failure"}))

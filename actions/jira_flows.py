@@ -20,7 +20,7 @@ from actions.catalog import ago
 from actions.confirmations import propose, record_read
 from actions.errors import BackendUnavailable, InvalidRequest, OutcomeUnknown
 from actions.guard import Operation
-from actions.registry import Executor, Outcome
+from actions.registry import Executor, Outcome, register_all
 from actions.turn import Turn, button
 
 __all__ = ["EXECUTORS", "HANDLERS", "issue_type_from", "summary_from"]
@@ -319,3 +319,5 @@ EXECUTORS: dict[str, Executor] = {
     "update_issue": _execute_update,
 }
 
+register_all(HANDLERS, EXECUTORS, backend="Jira",
+             read=frozenset({"issue_status", "list_issues"}))

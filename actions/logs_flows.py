@@ -12,6 +12,7 @@ from datetime import datetime, timezone
 from actions.backends.logs import LogLine, LogQuery, LogResult, parse_time_range
 from actions.catalog import resolve_name
 from actions.confirmations import record_read
+from actions.registry import register_all
 from actions.turn import Turn
 
 __all__ = ["query_logs", "free_text", "format_result"]
@@ -114,3 +115,6 @@ async def query_logs(turn: Turn) -> None:
     record_read(turn, {"service": service or "", "environment": query.environment or "",
                        "log_level": level or "", "text": text or "",
                        "start": start.isoformat(), "end": end.isoformat()})
+
+
+register_all({"query_logs": query_logs}, backend="log source", read=frozenset({"query_logs"}))

@@ -8,6 +8,7 @@ user a short reference that is also in the log, never a trace.
 from __future__ import annotations
 
 import logging
+import re
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta, timezone
@@ -17,18 +18,25 @@ from rasa_sdk import Action, FormValidationAction, Tracker
 from rasa_sdk.events import ActionExecuted, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions import _runtime, confirmations, jira_flows, teach_flows
-from actions.jira_flows import MAX_SUMMARY, summary_from
+# Importing a flow module registers its intents (actions.registry).
+from actions import _runtime, confirmations, jenkins_flows, jira_flows, logs_flows, teach_flows
 from actions.errors import OpsbotError, Refused
-from actions.registry import handlers
-from actions.requests import BACKEND_OF_INTENT, ENTITY_NAMES, OpsRequest
+from actions.jira_flows import MAX_SUMMARY, summary_from
+from actions.operations import flow as operation_flow
+from actions.registry import kind_of
+from actions.requests import ENTITY_NAMES, OpsRequest
 from actions.turn import OPERATIONS_KEY, Turn, Who
+
+_FLOWS = (jenkins_flows, logs_flows, operation_flow)  # imported for their registrations
 
 logger = logging.getLogger(__name__)
 
-# Reads: answered at once, but shown only once the policy allowed them and they are audited.
-READ_INTENTS = frozenset({"deploy_history", "build_status", "list_jobs", "build_failure",
-                          "query_logs", "issue_status", "list_issues"})
+
+
+def _is_read(intent: str) -> bool:
+    """Reads are answered at once, but shown only once the policy allowed them and audited."""
+    kind = kind_of(intent)
+    return kind is not None and kind.read
 # Slots the handlers read (the create_issue form's answers, entities kept across turns).
 _TURN_SLOTS = ("issue_summary", "issue_request_text", "project", "priority")
 # How long a question opsbot asked ("Which environment?") waits for a typed answer.
@@ -89,7 +97,7 @@ async def _run_turn(
                 del turn.replies[answered:]
                 turn.say(f"I can't show you that: {exc} Nothing was shown.")
             except Exception:
-                if turn.request.intent in READ_INTENTS:
+                if _is_read(turn.request.intent):
                     # A read that could not be checked and audited is not shown either.
                     del turn.replies[answered:]
                 raise
@@ -167,12 +175,15 @@ class ActionOpsRequest(Action):
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> list[dict[str, Any]]:
         request = OpsRequest.from_tracker(tracker)
+        kind = kind_of(request.intent)
+        if kind is not None and kind.entities:
+            request = OpsRequest.from_tracker(tracker, kind.entities)
         answered = _with_pending_answer(tracker, request)
         if answered is not None:
             request = answered
-        handler = handlers().get(request.intent)
-        if handler is not None:
-            return await _run_turn(dispatcher, tracker, self.name(), handler, request)
+            kind = kind_of(request.intent)
+        if kind is not None:
+            return await _run_turn(dispatcher, tracker, self.name(), kind.handler, request)
         if request.intent == "nlu_fallback":
             message = dict(tracker.latest_message or {})
 
@@ -180,13 +191,7 @@ class ActionOpsRequest(Action):
                 teach_flows.offer_meanings(turn, message)
 
             return await _run_turn(dispatcher, tracker, self.name(), ask, request)
-        backend = BACKEND_OF_INTENT.get(request.intent)
-        if backend is None:
-            dispatcher.utter_message(response="utter_default")
-            return []
-        dispatcher.utter_message(
-            response="utter_not_connected", request=request.describe(), backend=backend
-        )
+        dispatcher.utter_message(response="utter_default")
         return []
 
 
@@ -247,12 +252,14 @@ class ActionChooseMeaning(Action):
         if not chosen:
             return events
         intent = str(chosen["intent"])
-        handler = handlers().get(intent)
-        if handler is not None:
+        kind = kind_of(intent)
+        if kind is not None:
+            names = set(ENTITY_NAMES) | set(kind.entities)
             request = OpsRequest(intent=intent, text=str(chosen["text"]), confidence=1.0,
                                  entities={k: v for k, v in chosen["entities"].items()
-                                           if k in ENTITY_NAMES})
-            return [*events, *await _run_turn(dispatcher, tracker, self.name(), handler, request)]
+                                           if k in names})
+            return [*events, *await _run_turn(dispatcher, tracker, self.name(), kind.handler,
+                                              request)]
         dispatcher.utter_message(response=f"utter_{intent}")
         return events
 
@@ -358,3 +365,106 @@ class ActionSubmitIssue(Action):
         events = await _run_turn(dispatcher, tracker, self.name(), jira_flows.create_issue, request)
         return [*events, SlotSet("issue_summary", None), SlotSet("issue_request_text", None),
                 SlotSet("project", None), SlotSet("priority", None)]
+
+
+class ValidateOperationForm(FormValidationAction):
+    """operation_form: the next message is the answer to the question a team operation asked."""
+
+    def name(self) -> str:
+        return "validate_operation_form"
+
+    async def extract_operation_answer(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+    ) -> dict[str, Any]:
+        if tracker.get_slot("requested_slot") != operation_flow.ANSWER_SLOT:
+            return {}
+        message = tracker.latest_message or {}
+        intent = (message.get("intent") or {}).get("name")
+        text = str(message.get("text") or "").strip()
+        # A "no" / "cancel" is not an answer: the form rejects it and the rules cancel.
+        if intent == "deny" or not text or text.startswith("/"):
+            return {}
+        return {operation_flow.ANSWER_SLOT: text}
+
+    def validate_operation_answer(
+        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker,
+        domain: dict[str, Any],
+    ) -> dict[str, Any]:
+        if value is None or not str(value).strip():
+            return {operation_flow.ANSWER_SLOT: None}  # cleared (the question is being asked)
+        request = tracker.get_slot(operation_flow.REQUEST_SLOT)
+        if not isinstance(request, dict):
+            return {operation_flow.ANSWER_SLOT: "complete"}  # the submit says what is wrong
+        updated, next_or_problem = operation_flow.answer(request, str(value or ""))
+        if updated is None:  # not acceptable: ask the same again, saying why
+            return {operation_flow.ANSWER_SLOT: None,
+                    operation_flow.REQUEST_SLOT: {**request, "problem": next_or_problem}}
+        if next_or_problem is None:
+            return {operation_flow.ANSWER_SLOT: "complete", operation_flow.REQUEST_SLOT: updated}
+        return {operation_flow.ANSWER_SLOT: None, operation_flow.REQUEST_SLOT: updated}
+
+
+class ActionAskOperationAnswer(Action):
+    """operation_form's question: the value a team operation still needs, with buttons."""
+
+    def name(self) -> str:
+        return "action_ask_operation_answer"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+    ) -> list[dict[str, Any]]:
+        request = tracker.get_slot(operation_flow.REQUEST_SLOT)
+        if not isinstance(request, dict):
+            dispatcher.utter_message(text="I lost track of that request; ask again. Nothing ran.")
+            return []
+        text, buttons = operation_flow.ask_message(request)
+        dispatcher.utter_message(text=text, buttons=buttons or None)
+        return []
+
+
+class ActionSubmitOperation(Action):
+    """operation_form is complete: carry on with the request, now with the answers."""
+
+    def name(self) -> str:
+        return "action_submit_operation"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+    ) -> list[dict[str, Any]]:
+        request = tracker.get_slot(operation_flow.REQUEST_SLOT)
+        cleared = [SlotSet(operation_flow.ANSWER_SLOT, None)]
+        if not isinstance(request, dict):
+            dispatcher.utter_message(text="I lost track of that request; ask again. Nothing ran.")
+            return cleared
+        intent = str(request.get("intent"))
+        values = {str(k): str(v) for k, v in (request.get("values") or {}).items()}
+        ops_request = OpsRequest(intent, str(request.get("text") or ""), 1.0, values)
+
+        async def body(turn: Turn) -> None:
+            spec = operation_flow.operations().get(intent)
+            if spec is None:
+                turn.say(f"The operation {intent} is no longer defined; nothing ran.")
+                return
+            await operation_flow.handle(turn, spec, from_text=False)
+
+        return [*cleared, *await _run_turn(dispatcher, tracker, self.name(), body, ops_request)]
+
+
+class ActionHelp(Action):
+    """What opsbot does: the built-in examples, then the team's own operations."""
+
+    def name(self) -> str:
+        return "action_help"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+    ) -> list[dict[str, Any]]:
+        lines = []
+        for spec in sorted(operation_flow.operations().values(), key=lambda s: s.name):
+            example = re.sub(r"\[([^\]]+)\]\([^)]+\)", r"\1", spec.examples[0]) if spec.examples else ""
+            risk = "" if spec.risk == "read" else f", {spec.risk}"
+            lines.append(f"• {spec.description.rstrip('.')}: \"{example}\"{risk}")
+        dispatcher.utter_message(response="utter_help")
+        if lines:
+            dispatcher.utter_message(text="Your team's operations:\n" + "\n".join(lines))
+        return []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,13 +34,16 @@ class OpsRequest:
     entities: dict[str, str] = field(default_factory=dict)
 
     @classmethod
-    def from_tracker(cls, tracker: Tracker) -> OpsRequest:
+    def from_tracker(cls, tracker: Tracker, extra: Iterable[str] = ()) -> OpsRequest:
+        """The latest message's request; ``extra``: entity names an intent reads besides
+        the built-in ones (a team-defined operation's parameters)."""
         message = tracker.latest_message or {}
         intent = (message.get("intent") or {}).get("name") or ""
+        names = set(ENTITY_NAMES) | set(extra)
         entities: dict[str, str] = {}
         for entity in message.get("entities") or []:
             name = entity.get("entity")
-            if name in ENTITY_NAMES and name not in entities and entity.get("value"):
+            if name in names and name not in entities and entity.get("value"):
                 entities[name] = str(entity["value"])
         return cls(
             intent=intent,

@@ -23,12 +23,23 @@ from actions.teaching import (
     parse_example,
     quoted_phrase,
 )
+from actions.registry import kinds
 from actions.turn import Turn, button
 
-__all__ = ["OFFERABLE", "PENDING_SLOT", "chosen", "offer_meanings", "review", "teach"]
+__all__ = ["OFFERABLE", "PENDING_SLOT", "chosen", "offer_meanings", "offerable", "review", "teach"]
 
 PENDING_SLOT = "pending_meaning"
-OFFERABLE = tuple(INTENT_TITLES)
+OFFERABLE = tuple(INTENT_TITLES)  # the built-in ones; offerable() adds the team's operations
+
+
+def offerable() -> dict[str, str]:
+    """Intents a person can teach or choose, with their titles: the built-ins, then the
+    team-defined operations (``actions.registry`` providers)."""
+    titles = dict(INTENT_TITLES)
+    for kind in kinds().values():
+        if kind.source != "built-in" and kind.title:
+            titles.setdefault(kind.intent, kind.title)
+    return titles
 _PENDING_TTL = timedelta(minutes=10)
 _NOTHING = "none"
 
@@ -36,12 +47,13 @@ _NOTHING = "none"
 def offer_meanings(turn: Turn, message: dict[str, Any]) -> None:
     """Ask which meaning an unsure text had: the top intents as buttons, and "something else"."""
     ranking = [r.get("name") for r in message.get("intent_ranking") or []]
-    top = [name for name in dict.fromkeys(ranking) if name in OFFERABLE][:3]
+    titles = offerable()
+    top = [name for name in dict.fromkeys(ranking) if name in titles][:3]
     text = str(message.get("text") or "")
     if not top or not text or text.startswith("/"):
         turn.say("Sorry, I'm not sure what you mean. Say \"help\" for examples of what I can do.")
         return
-    buttons = [button(INTENT_TITLES[name].capitalize(), "choose_meaning", {"meaning": name})
+    buttons = [button(titles[name].capitalize(), "choose_meaning", {"meaning": name})
                for name in top]
     buttons.append(button("Something else", "choose_meaning", {"meaning": _NOTHING}))
     turn.say(f"I'm not sure what you mean by \"{_short(text)}\". Did you mean:", buttons)
@@ -69,7 +81,7 @@ def chosen(turn: Turn, meaning: str | None, pending: Any) -> dict[str, Any] | No
     if datetime.now(timezone.utc) - asked > _PENDING_TTL:
         turn.say("That question has expired. Say it again, in your own words.")
         return None
-    if meaning == _NOTHING or meaning not in OFFERABLE:
+    if meaning == _NOTHING or meaning not in offerable():
         turn.say("OK. Say it in other words, or teach me, like this: when I say "
                  "'ship it' I mean deploy.")
         return None
@@ -105,10 +117,11 @@ async def teach(turn: Turn) -> None:
                  "quotes; mark values like 'ship [payments](service)'.")
         return
     rest = text[text.find(phrase) + len(phrase):]
-    meaning = meaning_of(rest, OFFERABLE)
+    known = tuple(offerable())
+    meaning = meaning_of(rest, known)
     if meaning is None:
         turn.say(f"What should \"{_short(phrase)}\" mean? Say it like: when I say '{phrase}' I "
-                 f"mean deploy. I know: {', '.join(OFFERABLE)}.")
+                 f"mean deploy. I know: {', '.join(known)}.")
         return
     rt, who = turn.runtime, turn.who
     decision = rt.policy.decide("teach", {}, who.person)
@@ -171,7 +184,7 @@ async def review(turn: Turn, taught_id: str | None, decision: str | None) -> Non
         turn.say(f"Rejected {done.id}: \"{_short(done.text)}\" stays unlearned.")
         return
     try:
-        write_accepted(rt.project, [(done.intent, done.example)])
+        write_accepted(rt.project, [(done.intent, done.example)], intents=offerable())
     except TeachingError as exc:
         turn.say(f"Accepted {done.id}, but {exc}")
         return

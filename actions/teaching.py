@@ -182,12 +182,13 @@ def meaning_of(words: str, intents: Sequence[str]) -> str | None:
         if re.search(rf"\b{re.escape(alias)}\b", text) and _ALIASES[alias] in intents:
             return _ALIASES[alias]
     for intent in sorted(intents, key=len, reverse=True):
-        if re.search(rf"\b{re.escape(intent.replace('_', ' '))}\b", text):
+        if re.search(rf"\b({re.escape(intent)}|{re.escape(intent.replace('_', ' '))})\b", text):
             return intent
     return None
 
 
-def write_accepted(project: Path, examples: Iterable[tuple[str, str]]) -> tuple[Path, int]:
+def write_accepted(project: Path, examples: Iterable[tuple[str, str]],
+                   intents: Iterable[str] | None = None) -> tuple[Path, int]:
     """Append ``(intent, example)`` pairs to data/nlu/taught.yml; the file and how many were new.
 
     Only that file is written; examples already in it are skipped. Every example (new or
@@ -215,7 +216,7 @@ def write_accepted(project: Path, examples: Iterable[tuple[str, str]]) -> tuple[
                                     f"({exc}); fix it before accepting more.") from None
     added = 0
     for intent, example in examples:
-        if intent not in INTENT_TITLES:
+        if intent not in (INTENT_TITLES if intents is None else set(intents)):
             raise TeachingError(f"'{intent}' is not an intent opsbot can be taught.")
         parse_example(example)
         known = blocks.setdefault(intent, [])

@@ -31,10 +31,13 @@ def _store(settings: Settings) -> Any:
 
 
 def _intents(settings: Settings) -> list[str]:
+    """The built-in intents one can teach, then the team-defined operations."""
+    from actions.operations import load_operations
     from actions.teach_flows import OFFERABLE
 
     domain = yaml.safe_load((settings.project / "domain.yml").read_text(encoding="utf-8")) or {}
-    return [i for i in domain.get("intents") or [] if i in OFFERABLE]
+    builtins = [i for i in domain.get("intents") or [] if i in OFFERABLE]
+    return builtins + sorted(load_operations(settings.project).operations)
 
 
 def cmd_teach(args: argparse.Namespace, settings: Settings,
@@ -138,7 +141,8 @@ def cmd_review(args: argparse.Namespace, settings: Settings,
     if not accepted:
         return 0
     try:
-        path, added = write_accepted(settings.project, [(t.intent, t.example) for t in accepted])
+        path, added = write_accepted(settings.project, [(t.intent, t.example) for t in accepted],
+                                     intents=_intents(settings))
     except TeachingError as exc:
         raise fail(str(exc)) from None
     for t in accepted:

@@ -80,7 +80,7 @@ def main() -> int:
     from actions.guard.identity import bearer, same_secret
     from opsbot import _redact
     from opsbot._private import private_dir, write_private
-    from opsbot.cli import CommandError, quiet_library_warnings, run_training
+    from opsbot._training import CommandError, quiet_library_warnings, run_training
     from opsbot.settings import Settings
 
     _redact.install()

@@ -8,19 +8,17 @@
     opsbot audit           the audit log: who asked for what, who confirmed, what ran
     opsbot teach           teach a phrasing ("ship it" means deploy), reviewed later
     opsbot review          accept or reject taught phrasings; retrain and reload
+    opsbot operations      team-defined operations: list, check, new, run (a dry run)
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import logging
 import os
-import re
 import signal
 import sys
 import time
-import urllib.parse
 from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
@@ -30,151 +28,18 @@ from opsbot import __version__, _redact
 from opsbot._chat import chat
 from opsbot._processes import Stack, StartupError, http_get_json
 from opsbot._tokens import API_TOKEN, REST_TOKEN, read_token
+from opsbot._training import (
+    CommandError,
+    Training,
+    current_model,
+    latest_model,
+    train_model,
+)
 from opsbot.settings import Settings, SettingsError
-
-
-class CommandError(RuntimeError):
-    """A command cannot go on; its message is shown to the user as is."""
 
 
 def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
-
-
-def latest_model(settings: Settings) -> Path | None:
-    if not settings.models.is_dir():
-        return None
-    models = sorted(settings.models.glob("*.tar.gz"), key=lambda p: p.stat().st_mtime)
-    return models[-1] if models else None
-
-
-def current_model(settings: Settings) -> Path | None:
-    """The latest model if it is newer than everything it is trained from, else None."""
-    model = latest_model(settings)
-    if model is None:
-        return None
-    project = settings.project
-    inputs = [project / "domain.yml", project / "config.yml", *(project / "data").rglob("*"),
-              *(project / "nlu").glob("*.py")]
-    newest = max((p.stat().st_mtime for p in inputs if p.is_file()), default=0.0)
-    return model if model.stat().st_mtime >= newest else None
-
-
-def quiet_library_warnings(all_user_warnings: bool = False) -> None:
-    """Hide the deprecation notices of Rasa's pinned dependencies; they are not the user's
-    to act on. Rasa's own data warnings (UserWarning) stay unless ``all_user_warnings``."""
-    import warnings
-
-    for category in (DeprecationWarning, PendingDeprecationWarning, FutureWarning):
-        warnings.filterwarnings("ignore", category=category)
-    warnings.filterwarnings("ignore", message=".*pkg_resources is deprecated.*")
-    warnings.filterwarnings("ignore", message=".*parseString.*")
-    if all_user_warnings:
-        warnings.filterwarnings("ignore", category=UserWarning)
-    os.environ.setdefault("PYTHONWARNINGS", "ignore")
-    os.environ.setdefault("SQLALCHEMY_SILENCE_UBER_WARNING", "1")
-
-
-def _configure_rasa_logging(level: int) -> None:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from rasa.utils.common import configure_logging_and_warnings
-    from rasa.utils.log_utils import configure_structlog
-
-    configure_logging_and_warnings(level, warn_only_once=True)
-    configure_structlog(level)
-
-
-@dataclasses.dataclass(frozen=True)
-class Training:
-    """A finished training run: the model, how long the train call took, and which graph
-    components it trained and which it restored from Rasa's cache."""
-
-    model: Path
-    seconds: float
-    trained: tuple[str, ...]
-    restored: tuple[str, ...]
-
-    def summary(self) -> str:
-        return (f"trained: {_names(self.trained)}; "
-                f"restored from the cache: {_names(self.restored)}")
-
-
-def _names(components: Sequence[str]) -> str:
-    """``A, B x2`` for [A, B, B] (a pipeline can use a component twice); ``nothing`` if none."""
-    counts = dict.fromkeys(components, 0)
-    for name in components:
-        counts[name] += 1
-    return ", ".join(n if c == 1 else f"{n} x{c}" for n, c in counts.items()) or "nothing"
-
-
-class _ComponentLog(logging.Handler):
-    """Collects the component names in the messages of Rasa's training hook:
-    "Finished training component 'X'." and "Restored component 'X' from cache."."""
-
-    LOGGER = "rasa.engine.training.hooks"
-    _MESSAGE = re.compile(r"^(Finished training|Restored) component '([^']+)'")
-
-    def __init__(self) -> None:
-        super().__init__(logging.INFO)
-        self.trained: list[str] = []
-        self.restored: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        match = self._MESSAGE.match(record.getMessage())
-        if match:
-            (self.trained if match.group(1) == "Finished training" else self.restored).append(
-                match.group(2))
-
-
-def train_model(settings: Settings, force: bool = False, quiet: bool = False) -> Path:
-    """Train from data/ (only what changed, unless ``force``); return the model path."""
-    return run_training(settings, force, quiet).model
-
-
-def run_training(settings: Settings, force: bool = False, quiet: bool = False) -> Training:
-    """Train from data/ (only what changed, unless ``force``) and say what was retrained."""
-    settings.check_project()
-    os.environ["OPSBOT_CACHE_DIR"] = str(settings.cache_dir)
-    sys.path.insert(0, str(settings.project))
-    quiet_library_warnings(all_user_warnings=quiet)
-    _configure_rasa_logging(logging.WARNING if quiet else logging.INFO)
-    from rasa.api import train
-    from rasa.shared.exceptions import RasaException
-
-    project = settings.project
-    print(f"Training opsbot's model from {project / 'data'} ...", flush=True)
-    components = _ComponentLog()
-    hook_logger = logging.getLogger(_ComponentLog.LOGGER)
-    level, propagate = hook_logger.level, hook_logger.propagate
-    hook_logger.addHandler(components)
-    hook_logger.setLevel(logging.INFO)
-    hook_logger.propagate = propagate and not quiet  # quiet: collected, not printed
-    started = time.perf_counter()
-    try:
-        result = train(
-            domain=str(project / "domain.yml"),
-            config=str(project / "config.yml"),
-            training_files=[str(project / "data")],
-            output=str(settings.models),
-            force_training=force,
-        )
-    except RasaException as exc:
-        raise CommandError(f"The training data is invalid: {exc}") from exc
-    except SystemExit as exc:  # Rasa exits on some validation errors after printing them
-        raise CommandError("Training stopped: the training data is invalid (see above).") from exc
-    finally:
-        hook_logger.removeHandler(components)
-        hook_logger.setLevel(level)
-        hook_logger.propagate = propagate
-    if result.code != 0 or not result.model:
-        raise CommandError(
-            "Training failed (see the messages above). Check data/ with 'rasa data validate'."
-        )
-    training = Training(Path(result.model), time.perf_counter() - started,
-                        tuple(components.trained), tuple(components.restored))
-    print(f"Model ready in {training.seconds:.1f}s ({training.summary()}): {training.model}",
-          flush=True)
-    return training
 
 
 def _require_model(settings: Settings) -> Path:
@@ -189,6 +54,11 @@ def _require_model(settings: Settings) -> Path:
 
 def _start_servers(stack: Stack, model: Path, backend_env: dict[str, str] | None = None,
                    channel_env: dict[str, str] | None = None) -> None:
+    from opsbot._operations_cli import check_operations
+
+    problems = check_operations(stack.settings, backend_env)
+    if problems:
+        raise CommandError(problems)
     stack.check_ports()
     print(f"Starting the action server on :{stack.settings.actions_port} and the Rasa server "
           f"on :{stack.settings.port} (logs in {stack.log_dir}) ...", flush=True)
@@ -521,9 +391,11 @@ def build_parser() -> argparse.ArgumentParser:
     with_ports(demo)
     demo.set_defaults(func=cmd_demo)
 
+    from opsbot._operations_cli import add_commands as add_operations
     from opsbot._teach import add_commands
 
     add_commands(commands, with_ports, cmd_teach, cmd_review)
+    add_operations(commands)
 
     audit = commands.add_parser(
         "audit", help="show the audit log: who asked for what, who confirmed, what ran",

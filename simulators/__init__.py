@@ -62,6 +62,7 @@ def demo_backends() -> list[DemoBackend]:
     """
     import os
 
+    from simulators.cdn import CdnSimulator
     from simulators.jenkins import JenkinsSimulator
     from simulators.jira import JiraSimulator
     from simulators.loki import LokiSimulator
@@ -81,4 +82,4 @@ def demo_backends() -> list[DemoBackend]:
     if logs_kind not in ("loki", "files"):
         raise ValueError(f"OPSBOT_DEMO_LOGS={logs_kind!r}: use loki or files")
     logs: DemoBackend = DemoLogFiles() if logs_kind == "files" else LokiSimulator()
-    return [jenkins, JiraSimulator(), logs]
+    return [jenkins, JiraSimulator(), logs, CdnSimulator()]

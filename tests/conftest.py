@@ -7,6 +7,7 @@ import contextlib
 import dataclasses
 import os
 import socket
+import shutil
 import subprocess
 import sys
 import threading
@@ -160,6 +161,20 @@ def chat_stack(model: Path, state: Path, chat: Any, *, port: int | None = None,
         stack.stop()
         chat.stop()
         jenkins.stop()
+
+
+def copy_project(root: Path, model: Path) -> Path:
+    """A copy of the project in ``root`` that a test may write to (config, data/, the model;
+    the code and the operation files linked), for ``opsbot demo`` there; its models dir."""
+    for name in ("domain.yml", "config.yml", "credentials.yml", "endpoints.yml", "policy.yml"):
+        shutil.copy(ROOT / name, root / name)
+    shutil.copytree(ROOT / "data", root / "data")
+    for package in ("actions", "nlu", "connectors", "simulators", "opsbot", "operations"):
+        (root / package).symlink_to(ROOT / package)
+    models = root / "models"
+    models.mkdir()
+    shutil.copy(model, models / model.name)
+    return models
 
 
 @pytest.fixture(scope="session")

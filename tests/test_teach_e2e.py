@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -23,7 +22,7 @@ from bench.retrain import parse_trainer_answer
 from opsbot._processes import stop_process
 from opsbot.settings import Settings
 from actions.teaching import INTENT_TITLES
-from tests.conftest import REST_AUTH, ROOT, api, free_port, serve_demo, wait_until
+from tests.conftest import REST_AUTH, ROOT, api, copy_project, free_port, serve_demo, wait_until
 
 # Phrasings the model is likely unsure about; the test uses the first one it is.
 ODD = ("ship it", "the search one", "billing?", "bounce the api", "what now", "again",
@@ -53,14 +52,7 @@ class Project:
 @pytest.fixture(scope="module")
 def project(trained_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Project]:
     root = tmp_path_factory.mktemp("project")
-    for name in ("domain.yml", "config.yml", "credentials.yml", "endpoints.yml", "policy.yml"):
-        shutil.copy(ROOT / name, root / name)
-    shutil.copytree(ROOT / "data", root / "data")
-    for package in ("actions", "nlu", "connectors", "simulators", "opsbot"):
-        (root / package).symlink_to(ROOT / package)
-    models = root / "models"
-    models.mkdir()
-    shutil.copy(trained_model, models / trained_model.name)
+    models = copy_project(root, trained_model)
     port, actions_port = free_port(), free_port()
     state = root / ".opsbot"
     settings = dataclasses.replace(Settings.from_env(root), port=port, actions_port=actions_port,

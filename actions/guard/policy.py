@@ -333,8 +333,11 @@ class Policy:
             return False
         return bool(self.roles_of(person) & set(operation_roles))
 
-    def decide(self, intent: str, parameters: Mapping[str, str], person: str) -> Decision:
-        """The first rule matching the intent and parameters decides; no rule means refused.
+    def decide(self, intent: str, parameters: Mapping[str, str], person: str,
+               default_risk: str | None = None) -> Decision:
+        """The first rule matching the intent and parameters decides; no rule means refused,
+        unless ``default_risk`` is given (a team-defined operation's own risk): then people
+        policy.yml knows may ask for it with that risk, and strangers may not.
 
         Pass the complete parameters shown in the preview: a ``when`` condition on a
         parameter the request lacks does not match.
@@ -343,14 +346,20 @@ class Policy:
         for rule in self._rules:
             if not rule.matches(intent, parameters):
                 continue
+            risk = max(rule.risk, default_risk or "read", key=RISKS.index)
             if stranger and not self._admits_strangers(rule):
-                return Decision(allowed=False, risk=rule.risk, approval_roles=rule.approval,
+                return Decision(allowed=False, risk=risk, approval_roles=rule.approval,
                                 reason=self.stranger_reason(person))
             if not rule.roles or self.roles_of(person) & set(rule.roles):
-                return Decision(allowed=True, risk=rule.risk, approval_roles=rule.approval,
+                return Decision(allowed=True, risk=risk, approval_roles=rule.approval,
                                 reason=None)
-            return Decision(allowed=False, risk=rule.risk, approval_roles=rule.approval,
+            return Decision(allowed=False, risk=risk, approval_roles=rule.approval,
                             reason=self._needs_role(intent, parameters, rule))
+        if default_risk is not None:
+            if stranger:
+                return Decision(allowed=False, risk=default_risk, approval_roles=(),
+                                reason=self.stranger_reason(person))
+            return Decision(allowed=True, risk=default_risk, approval_roles=(), reason=None)
         what = _describe(intent, parameters, [name for name in sorted(parameters)])
         return Decision(
             allowed=False, risk="critical", approval_roles=(),

@@ -1,0 +1,606 @@
+"""Team-defined operations in the dialogue: values, questions, previews, runs and their ends.
+
+Each operation file becomes an ``IntentKind`` (``actions.registry``) through the provider
+this module adds, re-read when the files change, so a new operation needs no Python and
+no restart of the action server. A request is handled like a built-in one:
+
+1. Values come from the message: the entities NLU found, and, when the message has the
+   shape of one of the operation's examples, the exact text at each marked place (so a
+   value with quotes or ``$(...)`` reaches the command as typed).
+2. A missing required value is asked for (``operation_form``: the next message is the
+   answer, whatever its words; buttons for types with choices); a bad one is named with
+   what is allowed, and asked again.
+3. ``read`` operations run at once, if the policy allows, and are audited; ``change`` and
+   ``critical`` ones get the preview and the bound confirmation of
+   ``actions.confirmations``, and run exactly once after it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import dataclasses
+import logging
+import os
+import re
+import shlex
+import threading
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from rasa_sdk.events import FollowupAction, SlotSet
+
+from actions import _runtime
+from actions._watcher import notify
+from actions.catalog import Catalog, duration
+from actions.confirmations import decide, propose, record_read, record_refusal
+from actions.errors import BackendUnavailable, NotFound, OpsbotError
+from actions.guard import ERROR, EXECUTING, FAILED, SUCCEEDED, Operation
+from actions.jenkins_flows import completion_message, follow_build, start_job
+from actions.operations._runners import (
+    CommandResult,
+    Prepared,
+    mask,
+    prepare,
+    run_command,
+    send_http,
+)
+from actions.operations._spec import CommandRun, HttpRun, JenkinsRun, OperationSpec, load_operations
+from actions.operations._types import Parameter
+from actions.registry import IntentKind, Outcome, add_provider
+from actions.turn import Turn
+from opsbot import _redact
+
+__all__ = ["ANSWER_SLOT", "FORM", "REQUEST_SLOT", "answer", "ask_message", "operations",
+           "team_kinds"]
+
+logger = logging.getLogger(__name__)
+
+FORM = "operation_form"
+REQUEST_SLOT = "operation_request"
+ANSWER_SLOT = "operation_answer"
+_ANNOTATION = re.compile(r"\[([^\]]+)\]\(([^)]+)\)")
+_TRAILING = " \t.!?"
+_MAX_BUTTONS = 8
+
+
+# -- the operations now on disk ------------------------------------------------------------
+
+
+class _Cache:
+    """The operation files as last read; read again when a file or the path changes."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._signature: tuple[Any, ...] | None = None
+        self._kinds: dict[str, IntentKind] = {}
+        self._specs: dict[str, OperationSpec] = {}
+
+    def _project(self) -> Path:
+        return Path(os.environ.get("OPSBOT_PROJECT") or _runtime.PROJECT)
+
+    def _current_signature(self, project: Path) -> tuple[Any, ...]:
+        from actions.operations._spec import operation_dirs, operation_files
+
+        files = operation_files(operation_dirs(project))
+        stamps = []
+        for path in files:
+            try:
+                stat = path.stat()
+                stamps.append((str(path), stat.st_mtime_ns, stat.st_size))
+            except OSError:
+                continue
+        return (str(project), os.environ.get("OPSBOT_OPERATIONS_PATH"), tuple(stamps))
+
+    def specs(self) -> dict[str, OperationSpec]:
+        self._refresh()
+        return self._specs
+
+    def kinds(self) -> dict[str, IntentKind]:
+        self._refresh()
+        return self._kinds
+
+    def _refresh(self) -> None:
+        project = self._project()
+        signature = self._current_signature(project)
+        with self._lock:
+            if signature == self._signature:
+                return
+            loaded = load_operations(project)
+            for error in loaded.errors:
+                logger.error("operation file: %s", error)
+            self._specs = dict(loaded.operations)
+            self._kinds = {name: _kind(spec) for name, spec in loaded.operations.items()}
+            self._signature = signature
+
+
+_CACHE = _Cache()
+
+
+def operations() -> dict[str, OperationSpec]:
+    """The team-defined operations that load without problems, by name."""
+    return _CACHE.specs()
+
+
+def team_kinds() -> dict[str, IntentKind]:
+    return _CACHE.kinds()
+
+
+def _backend_name(spec: OperationSpec) -> str:
+    run = spec.run
+    if isinstance(run, HttpRun):
+        from urllib.parse import urlsplit
+
+        host = urlsplit(run.url).hostname
+        return host if host and "$" not in host else "the HTTP endpoint"
+    if isinstance(run, JenkinsRun):
+        return "Jenkins"
+    return "the command"
+
+
+def _kind(spec: OperationSpec) -> IntentKind:
+    name = spec.name
+
+    async def handler(turn: Turn) -> None:
+        await handle(turn, operations().get(name) or spec)
+
+    return IntentKind(
+        intent=name, handler=handler, executor=execute, backend=_backend_name(spec),
+        title=spec.description[:1].lower() + spec.description[1:], risk=spec.risk,
+        read=spec.risk == "read", completion=completion,
+        follow=follow_build if isinstance(spec.run, JenkinsRun) else None,
+        resume=_interrupted if isinstance(spec.run, CommandRun) else None,
+        entities=tuple(p.name for p in spec.parameters), source=str(spec.path),
+        describe=lambda values: _describe(spec, values))
+
+
+add_provider(team_kinds)
+
+
+# -- values from the message ---------------------------------------------------------------
+
+
+def _template(example: str) -> tuple[re.Pattern[str], list[str]] | None:
+    """An example as a pattern: its words literally, each marked value as a group."""
+    parts: list[str] = []
+    names: list[str] = []
+    pos = 0
+    for match in _ANNOTATION.finditer(example):
+        parts.append(_words(example[pos:match.start()]))
+        parts.append("(.+?)")
+        names.append(match.group(2).strip())
+        pos = match.end()
+    parts.append(_words(example[pos:]))
+    if not names:
+        return None
+    return re.compile("^" + "".join(parts).strip() + "$", re.IGNORECASE | re.DOTALL), names
+
+
+def _words(text: str) -> str:
+    out = []
+    for chunk in re.split(r"(\s+)", text):
+        out.append(r"\s+" if chunk.isspace() else re.escape(chunk))
+    return "".join(out)
+
+
+def values_from_text(spec: OperationSpec, text: str) -> dict[str, str]:
+    """The values at the marked places of the example the text has the shape of (or none)."""
+    clean = text.strip().rstrip(_TRAILING)
+    best: dict[str, str] = {}
+    best_literal = -1
+    for example in spec.examples:
+        compiled = _template(example.rstrip(_TRAILING))
+        if compiled is None:
+            continue
+        pattern, names = compiled
+        match = pattern.match(clean)
+        if match is None:
+            continue
+        found: dict[str, str] = {}
+        for name, value in zip(names, match.groups(), strict=True):
+            found.setdefault(name, value.strip())
+        # A shape whose values do not fit their types is not this request's shape
+        # ("... on [staging](environment)" against "... on prod because it is stuck");
+        # free text fits any shape (a too long one is named when it is checked).
+        if any((p := spec.parameter(n)) is None or (p.type != "text" and p.normalise(v)[1])
+               for n, v in found.items()):
+            continue
+        literal = len(_ANNOTATION.sub("", example))
+        if literal > best_literal:
+            best_literal, best = literal, found
+    return best
+
+
+def _raw_values(turn: Turn, spec: OperationSpec) -> dict[str, str]:
+    names = {p.name for p in spec.parameters}
+    values = {k: v for k, v in turn.request.entities.items() if k in names}
+    if not turn.request.text.startswith("/"):
+        for name, value in values_from_text(spec, turn.request.text).items():
+            # Free text is taken exactly as written; NLU's value wins for the other types
+            # (its synonyms and normalised forms), the shape fills what NLU missed.
+            parameter = spec.parameter(name)
+            if name not in values or (parameter is not None and parameter.type == "text"):
+                values[name] = value
+    return values
+
+
+# -- the dialogue --------------------------------------------------------------------------
+
+
+def _describe(spec: OperationSpec, values: Mapping[str, str]) -> str:
+    shown = ", ".join(f"{p.name} {values[p.name]}" for p in spec.parameters if values.get(p.name))
+    return f"{spec.description.rstrip('.')}" + (f" ({shown})" if shown else "")
+
+
+def _ask(turn: Turn, spec: OperationSpec, parameter: Parameter, values: Mapping[str, str],
+         choices: list[str] | None = None, problem: str | None = None) -> None:
+    """Ask for one value through ``operation_form``: the next message is the answer."""
+    offered = list(choices if choices is not None else parameter.fixed_choices())
+    turn.events += [
+        SlotSet(REQUEST_SLOT, {"intent": spec.name, "values": dict(values),
+                               "asked": parameter.name, "choices": offered[:_MAX_BUTTONS],
+                               "problem": problem, "text": turn.request.text,
+                               "at": datetime.now(timezone.utc).isoformat()}),
+        SlotSet(ANSWER_SLOT, None),
+        FollowupAction(FORM),
+    ]
+
+
+def ask_message(request: Mapping[str, Any]) -> tuple[str, list[dict[str, str]]]:
+    """The question ``action_ask_operation_answer`` shows for a pending request."""
+    spec = operations().get(str(request.get("intent")))
+    if spec is None:
+        return ("That operation is no longer defined; nothing will run. Say \"cancel\".", [])
+    parameter = spec.parameter(str(request.get("asked")))
+    if parameter is None:
+        return (f"{spec.description}: say \"cancel\" to stop.", [])
+    problem = request.get("problem")
+    text = f"{problem}. " if problem else ""
+    text += f"{parameter.question()} (for: {spec.description.rstrip('.')}; say \"cancel\" to stop)"
+    # A button sends the value as text, exactly as if it had been typed.
+    buttons = [{"title": c, "payload": c} for c in request.get("choices") or []]
+    return text, buttons
+
+
+def answer(request: Mapping[str, Any], text: str) -> tuple[dict[str, Any] | None, str | None]:
+    """Take a typed answer for the asked value: the request with it, and the next one to ask
+    (None: complete), or ``(None, problem)`` when the answer is not acceptable."""
+    spec = operations().get(str(request.get("intent")))
+    if spec is None:
+        return None, "That operation is no longer defined"
+    asked = spec.parameter(str(request.get("asked")))
+    if asked is None:
+        return None, "That question is no longer asked"
+    value, problem = asked.normalise(text)
+    if problem:
+        return None, f"{problem[0].upper()}{problem[1:]}"
+    values = {**(request.get("values") or {}), asked.name: text.strip()}
+    updated = {**request, "values": values, "problem": None}
+    missing = next((p for p in spec.parameters
+                    if p.required and p.default is None and not values.get(p.name)), None)
+    if missing is None:
+        return updated, None
+    return {**updated, "asked": missing.name,
+            "choices": list(missing.fixed_choices())[:_MAX_BUTTONS]}, missing.name
+
+
+async def handle(turn: Turn, spec: OperationSpec, from_text: bool = True) -> None:
+    """Check every value, ask for what is missing, then answer (read) or propose (change).
+
+    ``from_text``: read values from the message's words too (not when the values are the
+    answers collected by ``operation_form``).
+    """
+    raw = _raw_values(turn, spec) if from_text else dict(turn.request.entities)
+    values: dict[str, str] = {}
+    notes: list[str] = []
+    catalog: Catalog | None = None
+    for parameter in spec.parameters:
+        given = raw.get(parameter.name)
+        if given is None or not str(given).strip():
+            if parameter.default is not None:
+                values[parameter.name] = parameter.default
+            elif parameter.required:
+                choices = None
+                if parameter.type in ("service", "job"):
+                    catalog = catalog or await _catalog(turn)
+                    choices = _catalog_choices(catalog, parameter)
+                _ask(turn, spec, parameter, raw, choices)
+                return
+            continue
+        value, problem = parameter.normalise(given)
+        if problem:
+            others = {k: v for k, v in raw.items() if k != parameter.name}
+            _ask(turn, spec, parameter, others, problem=f"{problem[0].upper()}{problem[1:]}")
+            return
+        assert value is not None
+        if parameter.type in ("service", "job"):
+            catalog = catalog or await _catalog(turn)
+            if catalog is not None:
+                resolved = _resolve(turn, spec, parameter, value, raw, catalog)
+                if resolved is None:
+                    return
+                value, note = resolved
+                if note:
+                    notes.append(note)
+        values[parameter.name] = value
+    turn.events.append(SlotSet(REQUEST_SLOT, None))
+    if spec.risk == "read":
+        await _answer_read(turn, spec, values)
+        return
+    prepared = _prepare_or_say(turn, spec, values)
+    if prepared is None:
+        return
+    if isinstance(spec.run, JenkinsRun) and not await _job_exists(turn, prepared.job):
+        return
+    summary = _preview(spec, values, prepared) + "".join(notes)
+    await propose(turn, spec.name, values, summary)
+
+
+async def _catalog(turn: Turn) -> Catalog | None:
+    jenkins = turn.runtime.jenkins
+    if jenkins is None:
+        return None
+    return Catalog(await jenkins.jobs())
+
+
+def _catalog_choices(catalog: Catalog | None, parameter: Parameter) -> list[str] | None:
+    if catalog is None:
+        return None
+    if parameter.type == "service":
+        return sorted(catalog.services)
+    return sorted(catalog.jobs)
+
+
+def _resolve(turn: Turn, spec: OperationSpec, parameter: Parameter, value: str,
+             raw: Mapping[str, str], catalog: Catalog) -> tuple[str, str] | None:
+    """A service or job named as Jenkins knows it, or a question (did you mean ...)."""
+    found = (catalog.resolve_service(value) if parameter.type == "service"
+             else catalog.resolve_job(value))
+    others = {k: v for k, v in raw.items() if k != parameter.name}
+    if found.match:
+        note = "" if found.exact else f" (I took \"{value}\" to mean {found.match}.)"
+        return found.match, note
+    what = "service" if parameter.type == "service" else "job"
+    if found.ambiguous:
+        _ask(turn, spec, parameter, others, list(found.candidates),
+             problem=f"\"{value}\" could be several {what}s")
+        return None
+    known = _catalog_choices(catalog, parameter) or []
+    turn.say(f"I can't find a {what} called \"{value}\" in Jenkins, so I can't "
+             f"{spec.description[:1].lower() + spec.description[1:].rstrip('.')} for it. "
+             f"Known {what}s: {', '.join(known[:12]) or 'none'}. Nothing ran.")
+    turn.events.append(SlotSet(REQUEST_SLOT, None))
+    return None
+
+
+def _prepare_or_say(turn: Turn, spec: OperationSpec, values: Mapping[str, str],
+                    operation_id: str = "") -> Prepared | None:
+    try:
+        return prepare(spec, values, requester=turn.who.person, operation_id=operation_id)
+    except OpsbotError as exc:
+        turn.say(f"I can't run {spec.name}: {exc} Nothing ran.")
+        return None
+
+
+def _preview(spec: OperationSpec, values: Mapping[str, str], prepared: Prepared) -> str:
+    shown = "; ".join(f"{p.name}: {values[p.name]}" for p in spec.parameters if p.name in values)
+    head = f"{spec.description.rstrip('.')}" + (f" with {shown}." if shown else ".")
+    return f"{head}\n{_call_line(prepared)}"
+
+
+def _call_line(prepared: Prepared) -> str:
+    if prepared.kind == "command":
+        shown = [Path(prepared.argv[0]).name, *prepared.argv[1:]]
+        return "It runs: " + mask(shlex.join(shown), prepared.secrets)
+    if prepared.kind == "http":
+        return f"It sends: {prepared.method} {mask(prepared.url, prepared.secrets)}"
+    params = ", ".join(f"{k}={v}" for k, v in prepared.shown_parameters().items())
+    return f"It starts the Jenkins job {prepared.job}" + (f" with {params}." if params else ".")
+
+
+async def _job_exists(turn: Turn, job: str) -> bool:
+    jenkins = turn.runtime.jenkins
+    if jenkins is None:
+        turn.say("No Jenkins is connected to opsbot (set JENKINS_URL, JENKINS_USER and "
+                 "JENKINS_TOKEN), so nothing ran.")
+        return False
+    try:
+        await jenkins.job(job)
+    except NotFound:
+        turn.say(f"Jenkins has no job {job}; check the operation file. Nothing ran.")
+        return False
+    return True
+
+
+async def _answer_read(turn: Turn, spec: OperationSpec, values: dict[str, str]) -> None:
+    decision = decide(turn, spec.name, values)
+    if not decision.allowed:
+        reason = decision.reason or "policy.yml does not allow it."
+        record_refusal(turn, spec.name, values, decision.risk, reason)
+        turn.say(f"I can't do that for you: {reason} Nothing ran.")
+        return
+    prepared = _prepare_or_say(turn, spec, values)
+    if prepared is None:
+        return
+    if isinstance(spec.run, CommandRun):
+        run = spec.run
+        result = await asyncio.to_thread(run_command, prepared, run.timeout, run.output_limit)
+        reply, outcome = _command_reply(spec, values, prepared, result)
+        turn.say(reply)
+        record_read(turn, values, result=outcome.result, detail=outcome.audit)
+        return
+    outcome = await _run_once(turn.runtime, spec, prepared, None)
+    turn.say(outcome.reply)
+    record_read(turn, values, result=outcome.result, detail=outcome.audit)
+
+
+# -- running -------------------------------------------------------------------------------
+
+
+def _fill(template: str, values: Mapping[str, str]) -> str:
+    def one(match: re.Match[str]) -> str:
+        token = match.group(0)
+        if token in ("{{", "}}"):
+            return token[0]
+        return values.get(match.group(1).strip(), "")
+
+    return re.sub(r"\{\{|\}\}|\{([^{}]*)\}", one, template)
+
+
+def _masked(text: str, prepared: Prepared) -> str:
+    return mask(_redact.mask(text), prepared.secrets)
+
+
+def _command_reply(spec: OperationSpec, values: Mapping[str, str], prepared: Prepared,
+                   result: CommandResult) -> tuple[str, Outcome]:
+    output = _masked(result.output, prepared)
+    tail = _masked(result.last_lines(), prepared)
+    took = duration(result.duration_s)
+    context = {**values, "exit_code": "" if result.exit_code is None else str(result.exit_code),
+               "output": tail}
+    if result.error:
+        head, code = f"{spec.description.rstrip('.')} did not start: {result.error}.", "NOT_STARTED"
+    elif result.timed_out:
+        head = (f"{spec.description.rstrip('.')} took longer than "
+                f"{duration(_timeout(spec))} and was stopped (its whole process group was killed).")
+        code = "TIMEOUT"
+    else:
+        ok = result.exit_code == 0
+        head = _headline(spec, ok, context, f"done in {took}",
+                         f"exit code {result.exit_code} after {took}")
+        code = "SUCCESS" if ok else f"EXIT_{result.exit_code}"
+    if result.dropped_bytes:
+        head += f" (The first {result.dropped_bytes} bytes of output were cut.)"
+    reply = head + (f"\n```\n{tail}\n```" if tail.strip() else "")
+    audit = {"call": prepared.as_audit(), "exit_code": result.exit_code,
+             "timed_out": result.timed_out, "duration_s": round(result.duration_s, 3),
+             "output": output, "output_bytes_cut": result.dropped_bytes}
+    return reply, Outcome(reply, {}, result=code, audit=audit)
+
+
+def _headline(spec: OperationSpec, ok: bool, context: Mapping[str, str], done: str,
+              failed: str) -> str:
+    """The file's ``success`` / ``failure`` message, or a plain sentence."""
+    what = spec.description.rstrip(".")
+    if ok:
+        return _fill(spec.success, context) if spec.success else f"{what}: {done}."
+    return _fill(spec.failure, context) if spec.failure else f"{what} failed: {failed}."
+
+
+def _timeout(spec: OperationSpec) -> float:
+    return spec.run.timeout if isinstance(spec.run, (CommandRun, HttpRun)) else 0.0
+
+
+async def _run_once(rt: _runtime.Runtime, spec: OperationSpec, prepared: Prepared,
+                    operation: Operation | None) -> Outcome:
+    """One HTTP request or Jenkins start (commands: ``_run_command``)."""
+    run = spec.run
+    values = operation.parameters if operation else {}
+    if isinstance(run, HttpRun):
+        answer_ = await send_http(prepared, run.timeout, run.expect)
+        context = {**values, "status": str(answer_.status), "output": answer_.excerpt}
+        head = _headline(spec, answer_.expected, context, f"done (HTTP {answer_.status})",
+                         f"HTTP {answer_.status}")
+        code = "SUCCESS" if answer_.expected else f"HTTP_{answer_.status}"
+        body = answer_.excerpt.strip()
+        reply = head + (f"\n```\n{body[-1500:]}\n```" if body else "")
+        return Outcome(reply, {"status": answer_.status}, result=code,
+                       audit={"call": prepared.as_audit(), "status": answer_.status,
+                              "response": body, "duration_s": round(answer_.duration_s, 3)})
+    assert isinstance(run, JenkinsRun) and operation is not None
+    if rt.jenkins is None:
+        raise BackendUnavailable("No Jenkins is connected any more.", backend="Jenkins")
+    job = await rt.jenkins.job(prepared.job)
+    what = f"{spec.description[:1].lower() + spec.description[1:].rstrip('.')}"
+    outcome = await start_job(rt, operation, job, dict(prepared.parameters), what,
+                              private=prepared.private)
+    ref = {**outcome.ref, "starts_build": True}
+    if run.follow:
+        return dataclasses.replace(outcome, ref=ref)
+    if outcome.unknown:
+        return dataclasses.replace(outcome, ref=ref, follow=True)
+    reply = outcome.reply.replace(" I'll post the result here when it finishes.", "")
+    return Outcome(reply, ref, audit={"call": prepared.as_audit()})
+
+
+async def execute(rt: _runtime.Runtime, operation: Operation) -> Outcome:
+    """Run a confirmed team-defined operation (exactly once: ``confirmations`` claimed it)."""
+    spec = operations().get(operation.intent)
+    if spec is None:
+        raise BackendUnavailable(f"the operation {operation.intent} is no longer defined (its "
+                                 "file was removed or has errors).", backend="the operation")
+    prepared = prepare(spec, operation.parameters, requester=operation.requester,
+                       operation_id=operation.id)
+    if not isinstance(spec.run, CommandRun):
+        return await _run_once(rt, spec, prepared, operation)
+    return await _run_command(spec, prepared, operation)
+
+
+async def _run_command(spec: OperationSpec, prepared: Prepared, operation: Operation) -> Outcome:
+    """Wait ``reply_within`` for the command; past that, its end is posted when it comes."""
+    run = spec.run
+    assert isinstance(run, CommandRun)
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=1,
+                                                 thread_name_prefix="opsbot-operation")
+    future = pool.submit(run_command, prepared, run.timeout, run.output_limit)
+    pool.shutdown(wait=False)
+    try:
+        result = await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(future)),
+                                        timeout=run.reply_within)
+    except asyncio.TimeoutError:
+        future.add_done_callback(lambda done: _finish_later(spec, prepared, operation, done))
+        return Outcome(
+            f"Confirmed by {operation.confirmed_by}: {spec.description[:1].lower()}"
+            f"{spec.description[1:].rstrip('.')} is running ({operation.id}). I'll post the "
+            "result here when it finishes.", {"call": prepared.as_audit()}, follow=True)
+    reply, outcome = _command_reply(spec, operation.parameters, prepared, result)
+    return outcome
+
+
+def _finish_later(spec: OperationSpec, prepared: Prepared, operation: Operation,
+                  done: concurrent.futures.Future[CommandResult]) -> None:
+    """A long command ended: record its result and post it in the conversation."""
+    try:
+        result = done.result()
+        reply, outcome = _command_reply(spec, operation.parameters, prepared, result)
+        store = _runtime.runtime().store
+        won = store.transition(operation.id, {EXECUTING},
+                               SUCCEEDED if outcome.succeeded else FAILED, actor="command",
+                               event="finished", detail=outcome.audit, result=outcome.result,
+                               result_detail=reply, finished_at=datetime.now(timezone.utc))
+        if won is not None:
+            notify(operation.sender_id)
+    except Exception:  # noqa: BLE001 - a background end must never die silently
+        logger.exception("finishing operation %s failed", operation.id)
+
+
+def _interrupted(operation: Operation) -> None:
+    """A command that was running when the action server stopped: its end is not known."""
+    command = " ".join(str(a) for a in operation.backend_ref.get("call", {}).get("argv", [])[:1])
+    message = (f"opsbot restarted while {operation.intent.replace('_', ' ')} ({operation.id}) was "
+               f"running{' (' + command + ')' if command else ''}, so I do not know how it "
+               "ended. Check its effect before asking again; it will not run again by itself.")
+    won = _runtime.runtime().store.transition(
+        operation.id, {EXECUTING}, ERROR, actor="opsbot", event="interrupted",
+        detail={"reason": "the action server restarted during the command"},
+        result="interrupted", result_detail=message, finished_at=datetime.now(timezone.utc))
+    if won is not None:
+        threading.Thread(target=notify, args=(operation.sender_id,), daemon=True,
+                         name="opsbot-notify").start()
+
+
+def completion(operation: Operation) -> str:
+    """What opsbot says when a followed team-defined operation has ended."""
+    spec = operations().get(operation.intent)
+    if operation.backend_ref.get("starts_build"):
+        if spec is not None and spec.success and operation.result == "SUCCESS":
+            ref = operation.backend_ref
+            build = f"{ref.get('job')} #{ref.get('build_number')}" if ref.get("build_number") \
+                else str(ref.get("job"))
+            return _fill(spec.success, {**operation.parameters, "build": build})
+        return completion_message(operation)
+    return operation.result_detail or (
+        f"{operation.intent.replace('_', ' ')} ({operation.id}) finished: "
+        f"{operation.result or 'UNKNOWN'}.")

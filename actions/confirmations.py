@@ -92,15 +92,16 @@ def record_refusal(turn: Turn, intent: str, parameters: Mapping[str, str], risk:
                                   result_detail=reason, finished_at=_now())
 
 
-async def propose(turn: Turn, intent: str, parameters: Mapping[str, str], summary: str) -> None:
-    """Check the policy, record the pending operation and show its preview."""
+async def propose(turn: Turn, intent: str, parameters: Mapping[str, str],
+                  summary: str) -> Operation | None:
+    """Check the policy, record the pending operation and show its preview (None: refused)."""
     rt, who = turn.runtime, turn.who
     decision = decide(turn, intent, parameters)
     if not decision.allowed:
         reason = decision.reason or "policy.yml does not allow it."
         record_refusal(turn, intent, parameters, decision.risk, reason)
         turn.say(f"I can't do that for you: {reason} Nothing ran.")
-        return
+        return None
     for older in rt.store.open_for(who.sender_id):
         rt.store.transition(older.id, _OPEN, SUPERSEDED, actor=who.person, channel=who.channel,
                             event="superseded")
@@ -119,6 +120,7 @@ async def propose(turn: Turn, intent: str, parameters: Mapping[str, str], summar
         f"(until {_clock(operation.expires_at)}); only {who.person} can confirm.",
         _decision_buttons(operation, "Confirm"),
     )
+    return operation
 
 
 def _decision_buttons(operation: Operation, verb: str) -> list[dict[str, str]]:
@@ -308,6 +310,18 @@ async def _execute(turn: Turn, operation: Operation) -> None:
         rt.store.mark_notified(operation.id)  # said right here; nothing to announce later
         turn.say(f"{exc} The {what} did not start; nothing is "
                  f"recorded as done. Ask again when {backend} is back.")
+        return
+    except Exception as exc:  # a bug in an executor: never leave the operation executing
+        logger.exception("operation %s: the executor of %s failed", operation.id,
+                         operation.intent)
+        message = (f"opsbot failed while running the {what} ({type(exc).__name__}); it may or "
+                   f"may not have happened. Check {backend} before asking again; opsbot will "
+                   "not run this one again.")
+        rt.store.transition(operation.id, {EXECUTING}, ERROR, actor="opsbot", event="failed",
+                            detail={"error": type(exc).__name__}, result="internal_error",
+                            result_detail=message, finished_at=_now())
+        rt.store.mark_notified(operation.id)
+        turn.say(message)
         return
     follow = kind.follow if kind is not None else None
     try:

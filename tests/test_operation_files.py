@@ -657,3 +657,103 @@ def test_cli_list_json_reports_problems(tmp_path: Path) -> None:
     listing = json.loads(result.stdout)
     assert "restart_thing" not in {row["name"] for row in listing["operations"]}
     assert [e for e in listing["errors"] if "broken.yml:12: risk must be one of" in e]
+
+
+# -- what the review of the runners found: refused when the file is read -----------------------
+
+
+def test_placeholders_in_a_raw_body_are_refused(tmp_path: Path) -> None:
+    text = with_run('run:\n  http:\n    url: "https://cdn.example/purge"\n'
+                    '    body: "service={service}&env={environment}"\n')
+    error = only_error(tmp_path, text)
+    assert error.line == line(text, "body:")
+    assert error.problem.startswith("run.http.body cannot have placeholders")
+    assert error.fix.startswith("use json:")
+
+
+def test_a_jenkins_job_picked_by_a_text_value_is_refused(tmp_path: Path) -> None:
+    text = with_parameter("  which: {type: text}\n").split("run:\n")[0] + \
+        'run:\n  jenkins:\n    job: "{which}"\n'
+    error = only_error(tmp_path, text)
+    assert error.problem.startswith("run.jenkins.job uses {which}, which is not a job parameter")
+    assert error.fix.startswith("give which type: job")
+
+
+@pytest.mark.parametrize(("block", "problem"), [
+    ("  p: {type: [text]}\n", "parameter p has type ['text']; the types are"),
+    ("  p: {type: text, pattern: [a-z0-9]}\n", "p.pattern is not a regular expression: it must "
+                                             "be text in quotes"),
+    ("  p: {type: text, default: [1, 2]}\n", "the default of p is not valid: it must be one "
+                                           "value (text or a number)."),
+    ("  p: {type: integer, max: .nan}\n", "p.max must be a number, not nan."),
+])
+def test_values_of_the_wrong_yaml_type_are_named(tmp_path: Path, block: str, problem: str) -> None:
+    error = only_error(tmp_path, with_parameter(block))
+    assert error.problem.startswith(problem), error.problem
+
+
+def test_a_placeholder_in_a_json_key_is_refused(tmp_path: Path) -> None:
+    text = with_run(HTTP_RUN.replace('json: {environment: "{environment}"}',
+                                     'json: {"{environment}": "x"}'))
+    error = only_error(tmp_path, text, {"CDN_TOKEN": "t0ken"})
+    assert error.problem == ("run.http.json key '{environment}' has a placeholder; JSON keys "
+                             "are written as they are.")
+
+
+def test_a_line_break_in_a_header_of_the_file_is_refused(tmp_path: Path) -> None:
+    text = with_run(HTTP_RUN.replace('Authorization: "Bearer ${CDN_TOKEN}"',
+                                     'X-Two: "a\\r\\nX-Injected: b"'))
+    error = only_error(tmp_path, text)
+    assert error.problem == "run.http.headers.X-Two holds a line break, which would end the header."
+
+
+@pytest.mark.parametrize(("run", "key", "most"), [
+    ("  timeout: 100000h\n", "timeout", "24h"),
+    ("  reply_within: 10m\n", "reply_within", "2m"),
+])
+def test_durations_are_bounded(tmp_path: Path, run: str, key: str, most: str) -> None:
+    error = only_error(tmp_path, VALID + run)
+    assert error.problem.startswith(f"{key} must be more than 0s and at most {most}")
+
+
+def test_a_read_command_answers_within_the_turn(tmp_path: Path) -> None:
+    text = VALID.replace("risk: change", "risk: read") + "  timeout: 10m\n"
+    error = only_error(tmp_path, text)
+    assert error.problem == ("a read operation answers in the same turn, so its timeout is at "
+                             "most 2m.")
+    _, spec, _ = load(tmp_path, VALID.replace("risk: change", "risk: read"))
+    assert spec is not None and spec.run.timeout == 60.0  # type: ignore[union-attr]
+
+
+def test_a_nul_in_an_argument_is_refused(tmp_path: Path) -> None:
+    error = only_error(tmp_path, VALID.replace('"--env={environment}"', '"--env={environment}\\0"'))
+    assert "NUL" in error.problem
+
+
+def test_a_file_that_breaks_the_loader_is_one_error_not_a_crash(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import actions.operations._spec as spec_module
+
+    root = project(tmp_path)
+    write(tmp_path / "ops", VALID, "restart.yml")
+    write(tmp_path / "ops", VALID.replace("restart_thing", "other_thing"), "other.yml")
+    real = spec_module.load_file
+
+    def fragile(path: Path, *args: object, **kwargs: object) -> object:
+        if path.name == "restart.yml":
+            raise TypeError("unhashable type: 'LocatedList'")
+        return real(path, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(spec_module, "load_file", fragile)
+    loaded = load_operations(root, {}, dirs=[tmp_path / "ops"])
+    assert list(loaded.operations) == ["other_thing"]
+    [error] = loaded.errors
+    assert error.problem == ("opsbot could not read this file (TypeError: unhashable type: "
+                             "'LocatedList').")
+
+
+def test_a_value_with_a_line_break_is_refused() -> None:
+    from actions.operations import Parameter
+
+    value, problem = Parameter(name="reason", type="text").normalise("ok\nIt runs: rm -rf /")
+    assert value is None and problem == "it contains a line break or another control character"

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import textwrap
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,7 +20,7 @@ import yaml
 
 from actions import _runtime, confirmations
 from actions.backends.jenkins import JenkinsBackend, JenkinsConfig
-from actions.guard import FAILED, PENDING_CONFIRMATION, SUCCEEDED, OperationStore, Policy
+from actions.guard import ERROR, FAILED, PENDING_CONFIRMATION, SUCCEEDED, OperationStore, Policy
 from actions.operations import flow
 from actions.registry import kind_of
 from actions.requests import OpsRequest
@@ -82,6 +84,8 @@ def rt(sim: JenkinsSimulator, tmp_path: Path) -> Iterator[_runtime.Runtime]:
                                "roles": ["release-manager"]})
     policy["rules"].insert(0, {"intents": ["secret_read"], "risk": "read",
                                "roles": ["release-manager"]})
+    policy["rules"].insert(0, {"intents": ["raised_read"], "risk": "critical",
+                               "roles": ["release-manager"], "approval": ["release-manager"]})
     path = tmp_path / "policy.yml"
     path.write_text(yaml.safe_dump(policy), encoding="utf-8")
     runtime = _runtime.Runtime(
@@ -187,6 +191,81 @@ def test_a_read_operation_refused_by_the_policy_never_runs(
     assert ledger_of(ledger) == [["payments", "prod"]]
     rows = rt.store.audit_records(intent="secret_read")
     assert sorted(r.operation.state for r in rows) == ["refused", "succeeded"]
+
+
+def test_a_read_that_a_policy_rule_makes_critical_waits_for_confirmation_and_approval(
+        rt: _runtime.Runtime, folder: Path) -> None:
+    ledger = write(folder, "raised_read", operation("raised_read", risk="read"))
+    turn = ask(rt, "raised_read", "x", service="payments", environment="prod")
+    text = said(turn)
+    assert "It runs: tool.py payments prod" in text and "must approve" in text, text
+    assert ledger_of(ledger) == []
+    op_id = only_operation(rt, turn)
+    said(confirm(rt, "alice", op_id))
+    assert ledger_of(ledger) == []  # the second person has not approved yet
+    op = rt.store.get(op_id)
+    assert op is not None and op.risk == "critical" and op.approval_roles == ("release-manager",)
+
+
+def test_an_operation_file_changed_after_the_preview_runs_nothing(
+        rt: _runtime.Runtime, folder: Path) -> None:
+    ledger = write(folder, "ledger_op", operation("ledger_op"))
+    op_id = only_operation(rt, ask(rt, "ledger_op", "x", service="payments", environment="dev"))
+    path = folder / "ledger_op.yml"
+    path.write_text(path.read_text().replace('command: [./tool.py, ',
+                                             'command: [./tool.py, "--all", '))
+    os.utime(path, ns=(time.time_ns() + 10**9, time.time_ns() + 10**9))  # a new stamp
+    done = said(confirm(rt, "alice", op_id))
+    assert "changed since the preview" in done and "did not start" in done, done
+    assert ledger_of(ledger) == []
+    op = rt.store.get(op_id)
+    assert op is not None and op.state == ERROR
+    said(confirm(rt, "alice", op_id))  # a second Confirm finds it closed
+    assert ledger_of(ledger) == []
+
+
+def test_an_executor_that_breaks_leaves_no_operation_executing(
+        rt: _runtime.Runtime, folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    ledger = write(folder, "ledger_op", operation("ledger_op"))
+    op_id = only_operation(rt, ask(rt, "ledger_op", "x", service="payments", environment="dev"))
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(flow, "run_command", broken)
+    done = said(confirm(rt, "alice", op_id))
+    assert "may or may not have happened" in done and "RuntimeError" in done, done
+    op = rt.store.get(op_id)
+    assert op is not None and op.state == ERROR and op.result == "internal_error"
+    assert ledger_of(ledger) == []
+
+
+def test_credentials_in_a_url_variable_stay_out_of_the_chat_and_the_audit(
+        rt: _runtime.Runtime, folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PURGE_URL", "http://bot:hunter2pw@127.0.0.1:9")
+    (folder / "cred_op.yml").write_text("""\
+name: cred_op
+description: Purge it
+examples:
+  - purge [payments](service) now
+  - purge the cache of [payments](service)
+  - clear [payments](service) cache
+  - flush [payments](service)
+  - empty the [payments](service) cache
+parameters:
+  service: {type: service}
+risk: change
+run:
+  http:
+    url: "${PURGE_URL}/purge/{service}"
+""", encoding="utf-8")
+    turn = ask(rt, "cred_op", "x", service="payments")
+    op_id = only_operation(rt, turn)
+    done = said(confirm(rt, "alice", op_id))
+    assert "could not reach 127.0.0.1:9" in done, done
+    everything = said(turn) + done + json.dumps(
+        [r.as_dict() for r in rt.store.audit_records(intent="cred_op")])
+    assert "hunter2pw" not in everything
 
 
 def test_a_failing_command_says_its_exit_code_and_masks_secrets(

@@ -99,7 +99,6 @@ Path(__file__).with_name("argv.json").write_text(json.dumps(sys.argv[1:]))
     "line one\nline two",
     "${HOME}",
     "{service}",
-    "--help",
     "back\\slash | pipe > redirect & amp",
 ])
 def test_a_value_arrives_byte_for_byte_as_one_argument(tmp_path: Path, value: str) -> None:
@@ -111,6 +110,25 @@ def test_a_value_arrives_byte_for_byte_as_one_argument(tmp_path: Path, value: st
     result = run(prepared)
     assert result.succeeded, result
     assert json.loads((tmp_path / "argv.json").read_text()) == [value, f"--x={value}"]
+
+
+def test_a_value_that_looks_like_an_option_is_refused_as_a_whole_argument(
+        tmp_path: Path) -> None:
+    script(tmp_path, "argv.py", ARGV_SCRIPT)
+    spec = operation(tmp_path, "note: {type: text}\n", 'command: [./argv.py, "{note}"]\n')
+    with pytest.raises(OpsbotError) as caught:
+        prepared_for(spec, {"note": "--upload-pack=touch /tmp/x"})
+    assert str(caught.value).startswith("note cannot start with '-': as a whole argument it "
+                                        "would be read as an option.")
+    inside = operation(tmp_path, "note: {type: text}\n", 'command: [./argv.py, "--x={note}"]\n')
+    assert prepared_for(inside, {"note": "-5"}).argv[1:] == ("--x=-5",)
+
+
+def test_after_a_double_dash_a_value_may_start_with_a_dash(tmp_path: Path) -> None:
+    script(tmp_path, "argv.py", ARGV_SCRIPT)
+    spec = operation(tmp_path, "note: {type: text}\n", 'command: [./argv.py, "--", "{note}"]\n')
+    assert run(prepared_for(spec, {"note": "--help"})).succeeded
+    assert json.loads((tmp_path / "argv.json").read_text()) == ["--", "--help"]
 
 
 def test_nothing_else_runs(tmp_path: Path) -> None:
@@ -539,8 +557,10 @@ def test_output_keeps_its_last_bytes(tmp_path: Path) -> None:
     result = run(prepared_for(operation(tmp_path, "{}\n", "command: [./loud.py]\n"), {}),
                  limit=4096)
     assert result.succeeded
-    assert result.output == expected[-4096:]
-    assert result.dropped_bytes == len(expected) - 4096 > 0
+    # The first, partial line is dropped too: a cut through a secret would show its end.
+    assert result.output == expected[-4096:].split("\n", 1)[1]
+    assert result.output.startswith("line ")
+    assert result.dropped_bytes == len(expected) - len(result.output) > 0
 
 
 def test_a_program_that_cannot_be_started(tmp_path: Path) -> None:
@@ -624,3 +644,64 @@ def test_a_password_inside_a_shown_url_is_masked(tmp_path: Path) -> None:
     prepared = prepare(spec, {"service": "payments"}, env=env)
     assert prepared.url == "https://ops:pa%24%24word@status.example/payments"
     assert prepared.show() == f"GET https://ops:{MASK}@status.example/payments"
+
+
+@pytest.mark.parametrize("secret", ["p\u00e4ssw\u00f6rd-123", 'abc"def\\ghi', "tab\there-x"])
+def test_show_masks_a_secret_in_its_json_escaped_form(tmp_path: Path, secret: str) -> None:
+    spec = operation(tmp_path, "{}\n", 'command: [echo, x]\nenv: {API_TOKEN: "${API_TOKEN}"}\n')
+    prepared = prepare(spec, {}, env={"PATH": PATH, "API_TOKEN": secret})
+    assert f'"API_TOKEN": "{MASK}"' in prepared.show()
+
+
+def test_a_cut_through_a_secret_drops_the_partial_line(tmp_path: Path) -> None:
+    secret = "SuperSecretToken-0123456789abcdefghij"
+    script(tmp_path, "loud.py", """\
+        import os, sys
+        sys.stdout.write("x" * 3000 + os.environ["API_TOKEN"] + "y" * 1000 + "\\nlast line\\n")
+    """)
+    spec = operation(tmp_path, "{}\n", 'command: [./loud.py]\nenv: {API_TOKEN: "${API_TOKEN}"}\n')
+    prepared = prepare(spec, {}, env={"PATH": PATH, "API_TOKEN": secret})
+    result = run(prepared, limit=1024 + 10)
+    assert result.output == "last line\n"
+    assert secret[-10:] not in result.output
+
+
+def test_an_answer_is_masked_before_it_is_cut(tmp_path: Path) -> None:
+    spec = purge_spec(tmp_path)
+    prepared = prepared_for(spec, {"service": "payments", "note": "n", "count": "1"})
+    answer = send(prepared, lambda request: httpx.Response(
+        200, text="x" * 1480 + request.headers["authorization"]))
+    assert TOKEN[:6] not in answer.excerpt and MASK in answer.excerpt
+
+
+@pytest.mark.parametrize("value", ["..", "."])
+def test_a_dot_segment_from_a_value_is_refused(tmp_path: Path, value: str) -> None:
+    spec = operation(tmp_path, "p: {type: text}\n",
+                     'http:\n  url: "https://api.example/v1/services/{p}/restart"\n')
+    with pytest.raises(OpsbotError, match="'.' or '..'"):
+        prepared_for(spec, {"p": value})
+    assert prepared_for(spec, {"p": "..x"}).url == "https://api.example/v1/services/..x/restart"
+
+
+def test_a_header_value_that_is_not_ascii_is_refused_before_sending(tmp_path: Path) -> None:
+    spec = operation(tmp_path, "p: {type: text}\n",
+                     'http:\n  url: "https://api.example/x"\n  headers: {X-Reason: "{p}"}\n')
+    with pytest.raises(OpsbotError, match="only ASCII"):
+        prepared_for(spec, {"p": "d\u00e9ploiement bloqu\u00e9"})
+
+
+def test_a_nul_in_a_value_is_refused_before_running(tmp_path: Path) -> None:
+    spec = operation(tmp_path, "p: {type: text}\n", 'command: [echo, "{p}"]\n')
+    with pytest.raises(OpsbotError, match="NUL"):
+        prepared_for(spec, {"p": "a\0b"})
+
+
+def test_an_unreachable_host_is_named_without_its_credentials(tmp_path: Path) -> None:
+    spec = operation(tmp_path, "service: {type: service}\n",
+                     'http:\n  url: "${STATUS_URL}/{service}"\n')
+    prepared = prepare(spec, {"service": "payments"},
+                       env={**ENV, "STATUS_URL": "http://bot:hunter2pw@127.0.0.1:9"})
+    with pytest.raises(BackendUnavailable) as caught:
+        asyncio.run(send_http(prepared, 5, ()))
+    assert str(caught.value).startswith("I could not reach 127.0.0.1:9 (")
+    assert "hunter2pw" not in str(caught.value)

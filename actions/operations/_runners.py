@@ -33,7 +33,8 @@ from actions.operations._spec import (
     OperationSpec,
 )
 
-__all__ = ["CommandResult", "HttpResult", "Prepared", "mask", "prepare", "run_command", "send_http"]
+__all__ = ["CommandResult", "HttpResult", "Prepared", "mask", "prepare", "run_command",
+           "send_http", "tail"]
 
 MASK = "********"
 _PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([^{}]*)\}")
@@ -85,14 +86,31 @@ def _secrets(text: str, env: Mapping[str, str], found: set[str]) -> str:
     return _ENV_REFERENCE.sub(one, text)
 
 
+def _forms(secret: str) -> set[str]:
+    """A secret as it may be written: as is, percent-encoded, JSON-escaped."""
+    return {secret, urllib.parse.quote(secret, safe=""), urllib.parse.quote(secret),
+            json.dumps(secret)[1:-1], json.dumps(secret, ensure_ascii=False)[1:-1]}
+
+
 def mask(text: str, secrets: set[str] | frozenset[str] | tuple[str, ...]) -> str:
-    """``text`` with every secret value (longest first) replaced by ``********``."""
-    for secret in sorted((s for s in secrets if len(s) >= 3), key=len, reverse=True):
-        text = text.replace(secret, MASK)
-        quoted = urllib.parse.quote(secret, safe="")
-        if quoted != secret:
-            text = text.replace(quoted, MASK)
+    """``text`` with every secret value (longest first), in each form it may be written
+    in (as is, percent-encoded, JSON-escaped), replaced by ``********``."""
+    forms = {f for s in secrets if len(s) >= 3 for f in _forms(s)}
+    for form in sorted(forms, key=len, reverse=True):
+        text = text.replace(form, MASK)
     return text
+
+
+def tail(text: str, count: int = 15, width: int = 3000) -> str:
+    """The last ``count`` lines of ``text``, at most ``width`` characters (whole lines
+    when a line fits). Mask first: a cut never reveals part of a masked secret then."""
+    lines = text.rstrip("\n").splitlines()[-count:]
+    shown = "\n".join(lines)
+    if len(shown) > width:
+        shown = shown[-width:]
+        if "\n" in shown:
+            shown = shown.split("\n", 1)[1]
+    return shown
 
 
 @dataclass(frozen=True)
@@ -171,6 +189,7 @@ def _prepare(spec: OperationSpec, values: Mapping[str, str], requester: str,
             except _Absent:
                 if i == 0:  # the loader refuses a placeholder program; never run a hole
                     raise
+        _check_arguments(spec, run.argv, argv, given)
         program = argv[0]
         if "/" in program and not Path(program).is_absolute():
             program = str((spec.path.parent / program).resolve())
@@ -180,6 +199,8 @@ def _prepare(spec: OperationSpec, values: Mapping[str, str], requester: str,
                 variables[key] = _secrets_outside(value, given, env, secrets, None)
             except _Absent:
                 continue
+        if any("\0" in v for v in variables.values()):
+            raise ConfigError(f"a variable of {spec.name} would hold a NUL character.")
         return Prepared("command", argv=(program, *argv[1:]), env=variables, cwd=run.cwd,
                         secrets=frozenset(secrets))
     if isinstance(run, HttpRun):
@@ -187,15 +208,19 @@ def _prepare(spec: OperationSpec, values: Mapping[str, str], requester: str,
         # Placeholders first (their values may hold "${"), then the variables of the file.
         url = _secrets_outside(run.url, given, env, secrets, quote)
         _check_host(spec, run.url, env)
+        _check_path(spec, url)
         headers: dict[str, str] = {}
         for key, value in run.headers.items():
             try:
                 filled = _secrets_outside(value, given, env, secrets, None)
             except _Absent:
                 continue
-            if "\r" in filled or "\n" in filled:
+            if "\r" in filled or "\n" in filled or "\0" in filled:
                 raise BackendUnavailable(f"the header {key} would hold a line break; nothing "
                                          "was sent.", backend="the operation")
+            if not filled.isascii():
+                raise ConfigError(f"the header {key} would hold a character HTTP headers cannot "
+                                  "carry (only ASCII); nothing was sent.")
             headers[key] = filled
         content: bytes | None = None
         if run.json is not None:
@@ -214,6 +239,35 @@ def _prepare(spec: OperationSpec, values: Mapping[str, str], requester: str,
             continue
     return Prepared("jenkins", job=_fill(run.job, given), parameters=parameters,
                     secrets=frozenset(secrets))
+
+
+def _check_arguments(spec: OperationSpec, templates: tuple[str, ...], argv: list[str],
+                     given: Mapping[str, str]) -> None:
+    """No NUL anywhere; a typed value that is a whole argument cannot look like an option
+    (``--upload-pack=...``) unless the file put ``--`` before it."""
+    if any("\0" in a for a in argv):
+        raise ConfigError(f"an argument of {spec.name} would hold a NUL character.")
+    after_dashes = False
+    for template in templates[1:]:
+        if template == "--":
+            after_dashes = True
+            continue
+        whole = re.fullmatch(r"\{\s*([^{}]+?)\s*\}", template)
+        if whole and not after_dashes:
+            value = given.get(whole.group(1), "")
+            if value.startswith("-") and whole.group(1) not in ("requester", "operation_id"):
+                raise ConfigError(
+                    f"{whole.group(1)} cannot start with '-': as a whole argument it would be "
+                    "read as an option. (The operation file can put \"--\" before it, or "
+                    f"write it as --{whole.group(1).replace('_', '-')}={{...}}.)")
+
+
+def _check_path(spec: OperationSpec, url: str) -> None:
+    """A typed ``.`` or ``..`` would be a dot segment, which clients and servers resolve."""
+    path = urllib.parse.urlsplit(url).path
+    if any(segment in (".", "..") for segment in path.split("/")):
+        raise ConfigError(f"a value of {spec.name} would make '.' or '..' a part of the URL's "
+                          "path, which moves to another path; nothing was sent.")
 
 
 def _check_host(spec: OperationSpec, template: str, env: Mapping[str, str]) -> None:
@@ -293,9 +347,7 @@ class CommandResult:
         return self.exit_code == 0 and not self.timed_out and self.error is None
 
     def last_lines(self, count: int = 15, width: int = 3000) -> str:
-        lines = self.output.rstrip("\n").splitlines()[-count:]
-        text = "\n".join(lines)
-        return text[-width:]
+        return tail(self.output, count, width)
 
 
 def run_command(prepared: Prepared, timeout: float, output_limit: int) -> CommandResult:
@@ -310,9 +362,10 @@ def run_command(prepared: Prepared, timeout: float, output_limit: int) -> Comman
             list(prepared.argv), cwd=prepared.cwd, env=dict(prepared.env),
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
             start_new_session=True, close_fds=True)
-    except OSError as exc:
+    except (OSError, ValueError) as exc:
+        reason = getattr(exc, "strerror", None) or exc
         return CommandResult(None, "", time.monotonic() - started,
-                             error=f"could not start {prepared.argv[0]}: {exc.strerror or exc}")
+                             error=f"could not start {prepared.argv[0]}: {reason}")
     buffer = bytearray()
     dropped = 0
     lock = threading.Lock()
@@ -351,8 +404,16 @@ def run_command(prepared: Prepared, timeout: float, output_limit: int) -> Comman
     process.wait()
     reader.join(timeout=5)
     with lock:
-        output = bytes(buffer).decode("utf-8", "replace")
+        kept = bytes(buffer)
         cut = dropped
+    if cut:
+        # The cut may have gone through a secret, whose remainder mask() would not know:
+        # the first, partial line goes too (or, in one long line, a secret's length).
+        newline = kept.find(b"\n")
+        longest = max((len(f.encode()) for s in prepared.secrets for f in _forms(s)), default=0)
+        drop = newline + 1 if newline >= 0 else min(len(kept), longest)
+        kept, cut = kept[drop:], cut + drop
+    output = kept.decode("utf-8", "replace")
     if reader.is_alive():  # a process outside the group (setsid) still holds the output
         output += ("\n[opsbot: the command ended, but a process it started in a session of "
                    "its own still holds its output; output after this point is not shown]\n")
@@ -381,12 +442,13 @@ class HttpResult:
     duration_s: float
 
 
-def _excerpt(response: httpx.Response, limit: int = 1500) -> str:
+def _excerpt(response: httpx.Response, secrets: frozenset[str], limit: int = 1500) -> str:
+    """The answer's body, masked first and then cut (so a cut never shows part of a secret)."""
     kind = response.headers.get("content-type", "")
-    text = response.text
+    text = mask(response.text, secrets)
     if "json" in kind:
         try:
-            text = json.dumps(response.json(), indent=1, ensure_ascii=False)
+            text = mask(json.dumps(json.loads(text), indent=1, ensure_ascii=False), secrets)
         except ValueError:
             pass
     return text if len(text) <= limit else text[:limit] + "\n..."
@@ -396,7 +458,12 @@ async def send_http(prepared: Prepared, timeout: float, expect: tuple[int, ...],
                     transport: httpx.AsyncBaseTransport | None = None) -> HttpResult:
     """Send the request; BackendUnavailable if it was not sent, OutcomeUnknown if its answer
     was lost after sending (it may have happened)."""
-    host = urllib.parse.urlsplit(prepared.url).netloc
+    parts = urllib.parse.urlsplit(prepared.url)
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    host = (parts.hostname or "the endpoint") + (f":{port}" if port else "")
     started = time.monotonic()
     try:
         async with httpx.AsyncClient(timeout=timeout, transport=transport,
@@ -415,5 +482,5 @@ async def send_http(prepared: Prepared, timeout: float, expect: tuple[int, ...],
         raise OutcomeUnknown(f"the connection to {host} broke after the request was sent "
                              f"({type(exc).__name__}).", backend=host) from exc
     ok = response.status_code in expect if expect else 200 <= response.status_code < 300
-    return HttpResult(response.status_code, mask(_excerpt(response), prepared.secrets), ok,
+    return HttpResult(response.status_code, _excerpt(response, prepared.secrets), ok,
                       time.monotonic() - started)

@@ -10,7 +10,9 @@ start with any.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
+import math
 import os
 import re
 import shutil
@@ -39,6 +41,10 @@ DEFAULT_TIMEOUT = 300.0
 DEFAULT_HTTP_TIMEOUT = 30.0
 DEFAULT_OUTPUT_LIMIT = 64 * 1024
 DEFAULT_REPLY_WITHIN = 10.0
+# A read, an HTTP request and the wait for a command's reply happen inside one action
+# call, which Rasa gives up on after 5 minutes: these stay well below it.
+READ_TIMEOUT = 60.0
+MOST_IN_TURN = 120.0
 MIN_EXAMPLES = 5
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
@@ -237,7 +243,12 @@ def load_operations(project: Path, env: Mapping[str, str] | None = None,
             "create it, or correct the variable (folders are separated by ':')."))
     for path in operation_files(dirs or operation_dirs(project, env)):
         loaded.files.append(path)
-        spec, errors = load_file(path, env, builtins, check_env=check_env)
+        try:
+            spec, errors = load_file(path, env, builtins, check_env=check_env)
+        except Exception as exc:  # noqa: BLE001 - one odd file must not take the others down
+            spec, errors = None, [OperationFileError(
+                path, 1, f"opsbot could not read this file ({type(exc).__name__}: {exc}).",
+                "compare its keys and value types with `opsbot operations new`'s template.")]
         loaded.errors += errors
         if spec is None:
             continue
@@ -259,6 +270,7 @@ class _File:
         self.check_env = check_env
         self.errors: list[OperationFileError] = []
         self.optional: set[str] = set()  # parameters that may be absent (no default)
+        self.types: dict[str, str] = {}
 
     def whole(self, template: str, line: int, where: str) -> None:
         """Refuse optional placeholders where leaving one out would leave a hole."""
@@ -328,6 +340,7 @@ def load_file(path: Path, env: Mapping[str, str] | None = None,
     parameters = _parameters(f, data)
     known = {p.name for p in parameters} | set(BUILTIN_PLACEHOLDERS)
     f.optional = {p.name for p in parameters if not p.required and p.default is None}
+    f.types = {p.name: p.type for p in parameters}
     examples = _examples(f, data, {p.name for p in parameters})
 
     risk = data.get("risk")
@@ -336,6 +349,15 @@ def load_file(path: Path, env: Mapping[str, str] | None = None,
                 "read answers at once; change and critical ask for confirmation.")
         risk = "critical"
     run = _run(f, data, known, env, path.parent)
+    if risk == "read" and isinstance(run, CommandRun):
+        # A read answers in the turn that asked: its command has that long.
+        if "timeout" not in data["run"]:
+            run = dataclasses.replace(run, timeout=READ_TIMEOUT)
+        elif run.timeout > MOST_IN_TURN:
+            f.error(line_of(data["run"], "timeout"), f"a read operation answers in the same "
+                    f"turn, so its timeout is at most {_seconds_text(MOST_IN_TURN)}.",
+                    "lower run.timeout, or make it risk: change (long runs report their end "
+                    "later).")
     templates: dict[str, str | None] = {}
     for key in ("success", "failure"):
         value = data.get(key)
@@ -374,7 +396,7 @@ def _parameters(f: _File, data: Mapping[str, Any]) -> list[Parameter]:
             f.error(line, f"parameter {pname} must be a mapping like {{type: text}}.")
             continue
         ptype = spec.get("type")
-        if ptype not in TYPE_KEYS:
+        if not isinstance(ptype, str) or ptype not in TYPE_KEYS:
             f.error(line_of(spec, "type", line), f"parameter {pname} has type {ptype!r}; the "
                     f"types are {', '.join(TYPES)}.")
             continue
@@ -397,8 +419,12 @@ def _parameters(f: _File, data: Mapping[str, Any]) -> list[Parameter]:
         for key, attr in (("min", "minimum"), ("max", "maximum")):
             if key in spec:
                 try:
-                    kwargs[attr] = float(spec[key]) if ptype == "integer" and not isinstance(
-                        spec[key], bool) else parse_duration(spec[key])
+                    if isinstance(spec[key], bool):
+                        raise TypeError(key)
+                    bound = float(spec[key]) if ptype == "integer" else parse_duration(spec[key])
+                    if not math.isfinite(bound):
+                        raise ValueError(key)
+                    kwargs[attr] = bound
                 except (TypeError, ValueError):
                     f.error(line_of(spec, key, line), f"{pname}.{key} must be "
                             f"{'a number' if ptype == 'integer' else 'a duration like 5m'}, "
@@ -417,7 +443,10 @@ def _parameters(f: _File, data: Mapping[str, Any]) -> list[Parameter]:
             kwargs["max_length"] = DEFAULT_MAX_LENGTH
         if "pattern" in spec:
             try:
-                kwargs["pattern"] = re.compile(str(spec["pattern"]))
+                if not isinstance(spec["pattern"], str):
+                    raise re.error("it must be text in quotes (YAML read "
+                                   f"{type(spec['pattern']).__name__})")
+                kwargs["pattern"] = re.compile(spec["pattern"])
             except re.error as exc:
                 f.error(line_of(spec, "pattern", line), f"{pname}.pattern is not a regular "
                         f"expression: {exc}.")
@@ -427,7 +456,10 @@ def _parameters(f: _File, data: Mapping[str, Any]) -> list[Parameter]:
             required = None
         parameter = Parameter(**kwargs)
         if "default" in spec:
-            value, problem = parameter.normalise(spec["default"])
+            default = spec["default"]
+            value, problem = (parameter.normalise(default) if isinstance(default, (str, int, float))
+                              and not isinstance(default, bool) else
+                              (None, "it must be one value (text or a number)"))
             if problem:
                 f.error(line_of(spec, "default", line), f"the default of {pname} is not valid: "
                         f"{problem}.")
@@ -470,6 +502,9 @@ def _examples(f: _File, data: Mapping[str, Any], names: set[str]) -> tuple[str, 
 
 
 def _check_template(f: _File, template: str, known: set[str], line: int, where: str) -> list[str]:
+    if "\0" in template:
+        f.error(line, f"{where} holds a NUL character, which no program or request can take.")
+        return []
     try:
         used = placeholders(template)
     except ValueError as exc:
@@ -495,14 +530,27 @@ def _check_env(f: _File, text: str, env: Mapping[str, str], line: int, where: st
         f.error(line, f"{where} has a '${{' that is not ${{VARIABLE}}.")
 
 
-def _duration(f: _File, data: Mapping[str, Any], key: str, default: float) -> float:
+MAX_DURATION = 24 * 3600.0
+
+
+def _duration(f: _File, data: Mapping[str, Any], key: str, default: float,
+              most: float = MAX_DURATION) -> float:
     if key not in data:
         return default
     try:
-        return parse_duration(data[key])
-    except ValueError as exc:
+        value = parse_duration(data[key])
+    except (TypeError, ValueError) as exc:
         f.error(line_of(data, key), f"{key}: {exc}.")
         return default
+    if not 0 < value <= most:
+        f.error(line_of(data, key), f"{key} must be more than 0s and at most "
+                f"{_seconds_text(most)}, not {data[key]}.")
+        return default
+    return value
+
+
+def _seconds_text(seconds: float) -> str:
+    return f"{seconds / 3600:g}h" if seconds >= 3600 else f"{seconds / 60:g}m"
 
 
 def _run(f: _File, data: Mapping[str, Any], known: set[str], env: Mapping[str, str],
@@ -566,6 +614,9 @@ def _command(f: _File, run: Mapping[str, Any], known: set[str], env: Mapping[str
     variables = _texts(f, run, "env", "run.env", known, env, name=_VARIABLE)
     cwd = base
     if "cwd" in run:
+        if "\0" in str(run["cwd"]):
+            f.error(line_of(run, "cwd"), "run.cwd holds a NUL character.")
+            return None
         cwd = (base / str(run["cwd"])).resolve()
         if not cwd.is_dir():
             f.error(line_of(run, "cwd"), f"run.cwd {run['cwd']} is not a folder (looked at {cwd}).")
@@ -576,7 +627,8 @@ def _command(f: _File, run: Mapping[str, Any], known: set[str], env: Mapping[str
         limit = DEFAULT_OUTPUT_LIMIT
     return CommandRun(argv=tuple(args), env=variables, cwd=cwd,
                       timeout=_duration(f, run, "timeout", DEFAULT_TIMEOUT), output_limit=limit,
-                      reply_within=_duration(f, run, "reply_within", DEFAULT_REPLY_WITHIN))
+                      reply_within=_duration(f, run, "reply_within", DEFAULT_REPLY_WITHIN,
+                                             MOST_IN_TURN))
 
 
 def placeholders_safe(text: str) -> bool:
@@ -594,6 +646,8 @@ def _strings_in(value: Any, where: str, lines: Any, key: Any) -> Iterable[tuple[
         yield value, where, line
     elif isinstance(value, dict):
         for k, v in value.items():
+            if isinstance(k, str) and "{" in k:  # keys are literal: say so, do not ignore it
+                yield k, f"{where} key {k!r}", line_of(value, k)
             yield from _strings_in(v, f"{where}.{k}", value, k)
     elif isinstance(value, list):
         for i, v in enumerate(value):
@@ -618,9 +672,17 @@ def _http(f: _File, spec: Mapping[str, Any], known: set[str], env: Mapping[str, 
         f.error(uline, "a placeholder cannot pick the host of run.http.url.",
                 "put placeholders in the path or the query.")
     headers = _texts(f, spec, "headers", "run.http.headers", known, env, name=_HEADER)
+    for key, value in headers.items():
+        if "\r" in value or "\n" in value:
+            f.error(line_of(spec.get("headers"), key), f"run.http.headers.{key} holds a line "
+                    "break, which would end the header.")
     if "json" in spec and "body" in spec:
         f.error(line_of(spec, "body"), "run.http has both json and body; give one.")
     for text, where, line in _strings_in(spec.get("json"), "run.http.json", spec, "json"):
+        if " key " in where and placeholders_safe(text):
+            f.error(line, f"{where} has a placeholder; JSON keys are written as they are.",
+                    "put the placeholder in the value.")
+            continue
         _check_template(f, text, known, line, where)
         _check_env(f, text, env, line, where)
     body = spec.get("body")
@@ -630,7 +692,11 @@ def _http(f: _File, spec: Mapping[str, Any], known: set[str], env: Mapping[str, 
             body = None
         else:
             _check_template(f, body, known, line_of(spec, "body"), "run.http.body")
-            f.whole(body, line_of(spec, "body"), "run.http.body")
+            if placeholders_safe(body):
+                f.error(line_of(spec, "body"), "run.http.body cannot have placeholders: a value "
+                        "would be pasted into it as typed (a '&' or a '\"' would add fields).",
+                        "use json: (each value becomes one JSON string) or put the values in "
+                        "the URL's path or query (they are percent-encoded).")
             _check_env(f, body, env, line_of(spec, "body"), "run.http.body")
     expect = spec.get("expect", [])
     if isinstance(expect, int) and not isinstance(expect, bool):
@@ -641,7 +707,8 @@ def _http(f: _File, spec: Mapping[str, Any], known: set[str], env: Mapping[str, 
                 "e.g. [200, 202].")
         expect = []
     return HttpRun(method=method, url=url, headers=headers, json=spec.get("json"), body=body,
-                   expect=tuple(expect), timeout=_duration(f, spec, "timeout", DEFAULT_HTTP_TIMEOUT))
+                   expect=tuple(expect), timeout=_duration(f, spec, "timeout", DEFAULT_HTTP_TIMEOUT,
+                                                    MOST_IN_TURN))
 
 
 def _jenkins(f: _File, spec: Mapping[str, Any], known: set[str], env: Mapping[str, str]) -> JenkinsRun | None:
@@ -653,6 +720,16 @@ def _jenkins(f: _File, spec: Mapping[str, Any], known: set[str], env: Mapping[st
         return None
     _check_template(f, job, known, line_of(spec, "job"), "run.jenkins.job")
     f.whole(job, line_of(spec, "job"), "run.jenkins.job")
+    try:
+        used = placeholders(job)
+    except ValueError:
+        used = []
+    for name in used:
+        if f.types.get(name) != "job":
+            f.error(line_of(spec, "job"), f"run.jenkins.job uses {{{name}}}, which is not a "
+                    "job parameter: a typed value could pick any job opsbot can start.",
+                    f"give {name} type: job (it is resolved against Jenkins' jobs), or write "
+                    "the job's name.")
     parameters = _texts(f, spec, "parameters", "run.jenkins.parameters", known, env,
                         name=_JENKINS_PARAMETER)
     follow = spec.get("follow", True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -119,6 +120,9 @@ class Parameter:
         text = str(raw).strip() if not isinstance(raw, str) else raw.strip()
         if "\x00" in text:
             return None, "it contains a NUL character"
+        if any(unicodedata.category(c) in ("Cc", "Zl", "Zp") for c in text):
+            # One line, as shown: a line break would let a value forge a preview's lines.
+            return None, "it contains a line break or another control character"
         if not text:
             return None, "it is empty"
         t = self.type

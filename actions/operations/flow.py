@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import dataclasses
+import hashlib
 import logging
 import os
 import re
@@ -47,6 +48,7 @@ from actions.operations._runners import (
     run_command,
     send_http,
 )
+from actions.operations._runners import tail as last_lines
 from actions.operations._spec import CommandRun, HttpRun, JenkinsRun, OperationSpec, load_operations
 from actions.operations._types import Parameter
 from actions.registry import IntentKind, Outcome, add_provider
@@ -64,6 +66,10 @@ ANSWER_SLOT = "operation_answer"
 _ANNOTATION = re.compile(r"\[([^\]]+)\]\(([^)]+)\)")
 _TRAILING = " \t.!?"
 _MAX_BUTTONS = 8
+# Longer messages are not matched against the examples' shapes (the lazy groups of a
+# shape cost more than linear time); their values come from the entities NLU found.
+_MAX_SHAPE_TEXT = 500
+_READS = concurrent.futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="opsbot-read")
 
 
 # -- the operations now on disk ------------------------------------------------------------
@@ -108,7 +114,12 @@ class _Cache:
         with self._lock:
             if signature == self._signature:
                 return
-            loaded = load_operations(project)
+            try:
+                loaded = load_operations(project)
+            except Exception:  # noqa: BLE001 - keep the operations last read; say why
+                logger.exception("reading the operation files failed; keeping the last ones")
+                self._signature = signature
+                return
             for error in loaded.errors:
                 logger.error("operation file: %s", error)
             self._specs = dict(loaded.operations)
@@ -188,6 +199,8 @@ def _words(text: str) -> str:
 def values_from_text(spec: OperationSpec, text: str) -> dict[str, str]:
     """The values at the marked places of the example the text has the shape of (or none)."""
     clean = text.strip().rstrip(_TRAILING)
+    if len(clean) > _MAX_SHAPE_TEXT:
+        return {}
     best: dict[str, str] = {}
     best_literal = -1
     for example in spec.examples:
@@ -327,15 +340,31 @@ async def handle(turn: Turn, spec: OperationSpec, from_text: bool = True) -> Non
         values[parameter.name] = value
     turn.events.append(SlotSet(REQUEST_SLOT, None))
     if spec.risk == "read":
-        await _answer_read(turn, spec, values)
-        return
+        decision = decide(turn, spec.name, values)
+        if not decision.allowed or (decision.risk == "read" and not decision.approval_roles):
+            await _answer_read(turn, spec, values)
+            return
+        # A policy rule made this read a change (or asks for a second person): it gets the
+        # preview and the confirmation like one.
     prepared = _prepare_or_say(turn, spec, values)
     if prepared is None:
         return
     if isinstance(spec.run, JenkinsRun) and not await _job_exists(turn, prepared.job):
         return
     summary = _preview(spec, values, prepared) + "".join(notes)
-    await propose(turn, spec.name, values, summary)
+    operation = await propose(turn, spec.name, values, summary)
+    if operation is not None:
+        # The confirmation is for this very call: if the file changes before it, nothing runs.
+        turn.runtime.store.update_backend_ref(operation.id, previewed=_digest(prepared))
+
+
+def _digest(prepared: Prepared) -> str:
+    """What a preview showed, as a digest: the call, secrets masked, made without an id."""
+    return hashlib.sha256(prepared.show().encode()).hexdigest()
+
+
+def _call_digest(spec: OperationSpec, values: Mapping[str, str], requester: str) -> str:
+    return _digest(prepare(spec, values, requester=requester, operation_id=""))
 
 
 async def _catalog(turn: Turn) -> Catalog | None:
@@ -426,7 +455,9 @@ async def _answer_read(turn: Turn, spec: OperationSpec, values: dict[str, str]) 
         return
     if isinstance(spec.run, CommandRun):
         run = spec.run
-        result = await asyncio.to_thread(run_command, prepared, run.timeout, run.output_limit)
+        # Its own threads: slow reads must not hold the ones Jenkins and Jira calls use.
+        result = await asyncio.get_running_loop().run_in_executor(
+            _READS, run_command, prepared, run.timeout, run.output_limit)
         reply, outcome = _command_reply(spec, values, prepared, result)
         turn.say(reply)
         record_read(turn, values, result=outcome.result, detail=outcome.audit)
@@ -456,7 +487,7 @@ def _masked(text: str, prepared: Prepared) -> str:
 def _command_reply(spec: OperationSpec, values: Mapping[str, str], prepared: Prepared,
                    result: CommandResult) -> tuple[str, Outcome]:
     output = _masked(result.output, prepared)
-    tail = _masked(result.last_lines(), prepared)
+    tail = last_lines(output)
     took = duration(result.duration_s)
     context = {**values, "exit_code": "" if result.exit_code is None else str(result.exit_code),
                "output": tail}
@@ -531,6 +562,12 @@ async def execute(rt: _runtime.Runtime, operation: Operation) -> Outcome:
     if spec is None:
         raise BackendUnavailable(f"the operation {operation.intent} is no longer defined (its "
                                  "file was removed or has errors).", backend="the operation")
+    previewed = operation.backend_ref.get("previewed")
+    if previewed != _call_digest(spec, operation.parameters, operation.requester):
+        raise BackendUnavailable(
+            f"the operation file of {operation.intent} ({spec.path.name}) changed since the "
+            "preview, so what it runs is no longer what you confirmed. Ask again to see the "
+            "new preview.", backend="the operation")
     prepared = prepare(spec, operation.parameters, requester=operation.requester,
                        operation_id=operation.id)
     if not isinstance(spec.run, CommandRun):

@@ -757,3 +757,30 @@ def test_a_value_with_a_line_break_is_refused() -> None:
 
     value, problem = Parameter(name="reason", type="text").normalise("ok\nIt runs: rm -rf /")
     assert value is None and problem == "it contains a line break or another control character"
+
+
+def test_a_read_cannot_start_a_jenkins_job(tmp_path: Path) -> None:
+    text = VALID.replace("risk: change", "risk: read").split("run:\n")[0] + \
+        'run:\n  jenkins:\n    job: integration-tests\n'
+    error = only_error(tmp_path, text)
+    assert error.line == line(text, "risk: read")
+    assert error.problem == "a read operation cannot start a Jenkins job: a build is a change."
+
+
+@pytest.mark.parametrize(("value", "problem"), [
+    ("2024-01-01", "run.http.json.since is a date (datetime.date(2024, 1, 1)), which JSON "
+                   "cannot carry."),
+    (".nan", "run.http.json.since is nan, which JSON cannot carry."),
+])
+def test_json_holds_only_what_json_can_carry(tmp_path: Path, value: str, problem: str) -> None:
+    text = with_run(HTTP_RUN.replace('json: {environment: "{environment}"}',
+                                     f'json: {{environment: "{{environment}}", since: {value}}}'))
+    error = only_error(tmp_path, text, {"CDN_TOKEN": "t0ken"})
+    assert error.problem == problem
+
+
+def test_a_direction_mark_in_a_value_is_refused() -> None:
+    from actions.operations import Parameter
+
+    value, problem = Parameter(name="reason", type="text").normalise("dev\u202e dorp no")
+    assert value is None and problem == "it contains a line break or another control character"

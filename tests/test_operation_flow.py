@@ -20,7 +20,15 @@ import yaml
 
 from actions import _runtime, confirmations
 from actions.backends.jenkins import JenkinsBackend, JenkinsConfig
-from actions.guard import ERROR, FAILED, PENDING_CONFIRMATION, SUCCEEDED, OperationStore, Policy
+from actions.guard import (
+    ERROR,
+    EXECUTING,
+    FAILED,
+    PENDING_CONFIRMATION,
+    SUCCEEDED,
+    OperationStore,
+    Policy,
+)
 from actions.operations import flow
 from actions.registry import kind_of
 from actions.requests import OpsRequest
@@ -240,11 +248,8 @@ def test_an_executor_that_breaks_leaves_no_operation_executing(
     assert ledger_of(ledger) == []
 
 
-def test_credentials_in_a_url_variable_stay_out_of_the_chat_and_the_audit(
-        rt: _runtime.Runtime, folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("PURGE_URL", "http://bot:hunter2pw@127.0.0.1:9")
-    (folder / "cred_op.yml").write_text("""\
-name: cred_op
+PURGE = """\
+name: {name}
 description: Purge it
 examples:
   - purge [payments](service) now
@@ -253,12 +258,23 @@ examples:
   - flush [payments](service)
   - empty the [payments](service) cache
 parameters:
-  service: {type: service}
+  service: {{type: service}}
 risk: change
 run:
   http:
-    url: "${PURGE_URL}/purge/{service}"
-""", encoding="utf-8")
+    url: "{url}/purge/{{service}}"
+"""
+
+
+def write_purge(folder: Path, name: str, url: str) -> None:
+    """An HTTP operation ``name`` that POSTs to ``url``/purge/<service>."""
+    (folder / f"{name}.yml").write_text(PURGE.format(name=name, url=url), encoding="utf-8")
+
+
+def test_credentials_in_a_url_variable_stay_out_of_the_chat_and_the_audit(
+        rt: _runtime.Runtime, folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PURGE_URL", "http://bot:hunter2pw@127.0.0.1:9")
+    write_purge(folder, "cred_op", "${PURGE_URL}")
     turn = ask(rt, "cred_op", "x", service="payments")
     op_id = only_operation(rt, turn)
     done = said(confirm(rt, "alice", op_id))
@@ -377,6 +393,52 @@ def test_values_come_verbatim_from_the_shape_of_an_example(folder: Path) -> None
     assert flow.values_from_text(spec, "something else entirely") == {}
 
 
+SHIP = [f"{verb} [payments](service) [2.4.1](version) [prod](environment) [fast](mode) now"
+        for verb in ("ship", "please ship", "ship it", "go ship", "ship now")]
+
+
+@pytest.mark.timeout(60)
+def test_values_side_by_side_are_one_word_each_and_matching_is_bounded(folder: Path) -> None:
+    params = ("  service: {type: text}\n  version: {type: text}\n  environment: {type: text}\n"
+              "  mode: {type: text}\n")
+    write(folder, "ship_op", operation("ship_op", parameters=params, examples=SHIP))
+    spec = flow.operations()["ship_op"]
+    assert flow.values_from_text(spec, "ship it checkout 3.0.0 staging slowly now") == {
+        "service": "checkout", "version": "3.0.0", "environment": "staging", "mode": "slowly"}
+    # A message made to make the shapes backtrack is given up on, not matched for minutes.
+    assert flow.values_from_text(spec, ("ship it " + "a " * 300)[:499] + "z") == {}
+
+
+def test_another_variable_in_the_file_after_the_preview_runs_nothing(
+        rt: _runtime.Runtime, folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OTHER_TOKEN", "another-secret-value")
+    ledger = write(folder, "token_op", operation("token_op", env=', TOKEN: "${OPSBOT_TEST_TOKEN}"'))
+    op_id = only_operation(rt, ask(rt, "token_op", "x", service="payments", environment="dev"))
+    path = folder / "token_op.yml"
+    path.write_text(path.read_text().replace("OPSBOT_TEST_TOKEN", "OTHER_TOKEN"))
+    os.utime(path, ns=(time.time_ns() + 10**9, time.time_ns() + 10**9))
+    done = said(confirm(rt, "alice", op_id))
+    assert "changed since the preview" in done, done
+    assert ledger_of(ledger) == []
+
+
+def test_a_request_cut_off_by_a_restart_is_closed_as_interrupted(
+        rt: _runtime.Runtime, folder: Path) -> None:
+    from actions.registry import kind_of as kind
+
+    write_purge(folder, "cdn_op", "http://127.0.0.1:9")
+    op_id = only_operation(rt, ask(rt, "cdn_op", "x", service="payments"))
+    pending = rt.store.get(op_id)
+    assert pending is not None
+    rt.store.transition(op_id, {PENDING_CONFIRMATION}, EXECUTING, actor="alice", event="confirmed")
+    cdn = kind("cdn_op")
+    assert cdn is not None and cdn.resume is not None
+    cdn.resume(rt.store.get(op_id))  # type: ignore[arg-type]
+    op = rt.store.get(op_id)
+    assert op is not None and op.state == ERROR and op.result == "interrupted"
+    assert "whether it happened" in (op.result_detail or "")
+
+
 def test_a_changed_file_is_read_again_and_a_broken_one_is_left_out(folder: Path) -> None:
     write(folder, "ledger_op", operation("ledger_op"))
     assert "ledger_op" in flow.operations()
@@ -407,7 +469,8 @@ def test_opsbot_run_does_not_start_with_a_bad_operation_file(
     done = subprocess.run([sys.executable, "-m", "opsbot", "run"], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 1, done.stdout + done.stderr
-    assert "bad.yml:14: unknown placeholder {enviroment} in run.command[2]" in done.stderr, done.stderr
+    assert "bad.yml:14: unknown placeholder {enviroment} in run.command[2]" in done.stderr, \
+        done.stderr
     assert "did you mean {environment}?" in done.stderr
     assert "Starting the action server" not in done.stdout
 

@@ -118,8 +118,15 @@ def test_a_value_that_looks_like_an_option_is_refused_as_a_whole_argument(
     spec = operation(tmp_path, "note: {type: text}\n", 'command: [./argv.py, "{note}"]\n')
     with pytest.raises(OpsbotError) as caught:
         prepared_for(spec, {"note": "--upload-pack=touch /tmp/x"})
-    assert str(caught.value).startswith("note cannot start with '-': as a whole argument it "
-                                        "would be read as an option.")
+    assert str(caught.value).startswith("note cannot start with '-': at the start of an "
+                                        "argument it would be read as an option.")
+    prefix = operation(tmp_path, "host: {type: text}\n",
+                       'command: [./argv.py, "{host}.corp.example", uptime]\n')
+    with pytest.raises(OpsbotError, match="host cannot start with '-'"):
+        prepared_for(prefix, {"host": "-oProxyCommand=touch${IFS}/tmp/pwn"})
+    number = operation(tmp_path, "n: {type: integer}\n", 'command: [./argv.py, "{n}"]\n')
+    with pytest.raises(OpsbotError, match="n cannot start with '-'"):
+        prepared_for(number, {"n": "-5"})
     inside = operation(tmp_path, "note: {type: text}\n", 'command: [./argv.py, "--x={note}"]\n')
     assert prepared_for(inside, {"note": "-5"}).argv[1:] == ("--x=-5",)
 
@@ -406,7 +413,8 @@ run:
 def test_a_variable_that_does_not_end_the_host_is_refused_when_run(
         tmp_path: Path, url: str) -> None:
     spec = operation(tmp_path, "service: {type: service}\n",
-                     f'http:\n  url: "{url}"\n  headers: {{Authorization: "Bearer ${{CDN_TOKEN}}"}}\n')
+                     f'http:\n  url: "{url}"\n'
+                     '  headers: {Authorization: "Bearer ${CDN_TOKEN}"}\n')
     with pytest.raises(OpsbotError) as caught:
         prepared_for(spec, {"service": "attacker.net"})
     message = str(caught.value)
@@ -705,3 +713,47 @@ def test_an_unreachable_host_is_named_without_its_credentials(tmp_path: Path) ->
         asyncio.run(send_http(prepared, 5, ()))
     assert str(caught.value).startswith("I could not reach 127.0.0.1:9 (")
     assert "hunter2pw" not in str(caught.value)
+
+
+def test_a_secret_of_several_lines_cut_by_the_limit_leaves_no_line(tmp_path: Path) -> None:
+    key = "-----BEGIN KEY-----\n" + "\n".join(f"line{i:02d}-" + "k" * 50 for i in range(20)) + \
+        "\n-----END KEY-----"
+    script(tmp_path, "key.py", """\
+        import os, sys
+        sys.stdout.write("x" * 5000 + "\\n" + os.environ["DEPLOY_KEY"] + "\\ndone\\n")
+    """)
+    spec = operation(tmp_path, "{}\n", 'command: [./key.py]\nenv: {DEPLOY_KEY: "${DEPLOY_KEY}"}\n')
+    prepared = prepare(spec, {}, env={"PATH": PATH, "DEPLOY_KEY": key})
+    result = run(prepared, limit=1024)
+    shown = mask(result.output, prepared.secrets)
+    assert "kkkkkkkkkk" not in shown, shown
+
+
+def test_lowercase_and_plus_encodings_of_a_secret_are_masked() -> None:
+    assert mask("a%2fb%2bc%3d | q=a+b+c", {"a/b+c=", "a b c"}) == f"{MASK} | q={MASK}"
+
+
+def test_a_dripping_answer_is_stopped_at_the_timeout(tmp_path: Path) -> None:
+    spec = purge_spec(tmp_path)
+    prepared = prepared_for(spec, {"service": "payments", "note": "n", "count": "1"})
+
+    class Drip(httpx.AsyncByteStream):
+        async def __aiter__(self):  # type: ignore[override]
+            while True:
+                await asyncio.sleep(0.3)
+                yield b"."
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, stream=Drip())
+
+    started = time.monotonic()
+    with pytest.raises(OutcomeUnknown, match="did not answer within 1s"):
+        asyncio.run(send_http(prepared, 1, (), transport=httpx.MockTransport(handler)))
+    assert time.monotonic() - started < 10
+
+
+def test_a_huge_answer_is_read_only_as_far_as_shown(tmp_path: Path) -> None:
+    spec = purge_spec(tmp_path)
+    prepared = prepared_for(spec, {"service": "payments", "note": "n", "count": "1"})
+    answer = send(prepared, lambda request: httpx.Response(200, content=b"y" * (8 * 1024 * 1024)))
+    assert answer.status == 200 and answer.excerpt.endswith("\n...")

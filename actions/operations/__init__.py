@@ -1,4 +1,5 @@
-"""Team-defined operations: one YAML file each in ``operations/`` (README, "Add your own operation").
+"""Team-defined operations: one YAML file each in ``operations/`` (README: "Add your own
+operation").
 
 - ``_spec``: reading and checking the files (every problem names file, line and fix).
 - ``_types``: the parameter types and what each accepts.
@@ -25,6 +26,7 @@ from actions.operations._types import TYPES, Parameter
 
 __all__ = [
     "PATH_VARIABLE", "TYPES", "Loaded", "OperationFileError", "OperationSpec", "OperationsError",
-    "Parameter", "Prepared", "builtin_intents", "load_operations", "operation_dirs", "operation_files", "prepare",
+    "Parameter", "Prepared", "builtin_intents", "load_operations", "operation_dirs",
+    "operation_files", "prepare",
     "write_training_files",
 ]

@@ -10,6 +10,7 @@ and their values are masked wherever output or requests are shown.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -44,6 +45,7 @@ _DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
 # variable an operation refers to is masked wherever its output or call is shown.
 _PLAIN_NAME = re.compile(r"(URL|HOST|PORT|DIR|PATH|FILE|USER|NAME)$")
 _GRACE_SECONDS = 2.0
+MAX_RESPONSE_BYTES = 1024 * 1024  # of an HTTP answer, read to show its start
 
 
 class _Absent(Exception):
@@ -87,9 +89,16 @@ def _secrets(text: str, env: Mapping[str, str], found: set[str]) -> str:
 
 
 def _forms(secret: str) -> set[str]:
-    """A secret as it may be written: as is, percent-encoded, JSON-escaped."""
-    return {secret, urllib.parse.quote(secret, safe=""), urllib.parse.quote(secret),
-            json.dumps(secret)[1:-1], json.dumps(secret, ensure_ascii=False)[1:-1]}
+    """A secret as it may be written: as is, percent-encoded (either case, ``+`` for
+    spaces), JSON-escaped; each line of a secret of several lines on its own too (a cut
+    output may hold only some of them)."""
+    forms = {secret, json.dumps(secret)[1:-1], json.dumps(secret, ensure_ascii=False)[1:-1]}
+    for quoted in (urllib.parse.quote(secret, safe=""), urllib.parse.quote(secret),
+                   urllib.parse.quote_plus(secret, safe="")):
+        forms |= {quoted, re.sub(r"%[0-9A-F]{2}", lambda m: m.group(0).lower(), quoted)}
+    if "\n" in secret:
+        forms |= {line.strip() for line in secret.splitlines() if len(line.strip()) >= 8}
+    return forms
 
 
 def mask(text: str, secrets: set[str] | frozenset[str] | tuple[str, ...]) -> str:
@@ -247,19 +256,17 @@ def _check_arguments(spec: OperationSpec, templates: tuple[str, ...], argv: list
     (``--upload-pack=...``) unless the file put ``--`` before it."""
     if any("\0" in a for a in argv):
         raise ConfigError(f"an argument of {spec.name} would hold a NUL character.")
-    after_dashes = False
-    for template in templates[1:]:
+    for template, filled in zip(templates[1:], argv[1:], strict=False):
         if template == "--":
-            after_dashes = True
-            continue
-        whole = re.fullmatch(r"\{\s*([^{}]+?)\s*\}", template)
-        if whole and not after_dashes:
-            value = given.get(whole.group(1), "")
-            if value.startswith("-") and whole.group(1) not in ("requester", "operation_id"):
-                raise ConfigError(
-                    f"{whole.group(1)} cannot start with '-': as a whole argument it would be "
-                    "read as an option. (The operation file can put \"--\" before it, or "
-                    f"write it as --{whole.group(1).replace('_', '-')}={{...}}.)")
+            break  # what follows is never an option
+        if filled.startswith("-") and not template.startswith("-"):
+            # The leading '-' came from a typed value ("{host}.corp" given "-oProxy...").
+            first = _PLACEHOLDER.search(template)
+            name = (first.group(1) or "").strip() if first else "a value"
+            raise ConfigError(
+                f"{name} cannot start with '-': at the start of an argument it would be read "
+                "as an option. (The operation file can put \"--\" before it, or write it "
+                f"as --{name.replace('_', '-')}={{...}}.)")
 
 
 def _check_path(spec: OperationSpec, url: str) -> None:
@@ -408,9 +415,9 @@ def run_command(prepared: Prepared, timeout: float, output_limit: int) -> Comman
         cut = dropped
     if cut:
         # The cut may have gone through a secret, whose remainder mask() would not know:
-        # the first, partial line goes too (or, in one long line, a secret's length).
-        newline = kept.find(b"\n")
+        # a secret's length goes too, and then the rest of that line.
         longest = max((len(f.encode()) for s in prepared.secrets for f in _forms(s)), default=0)
+        newline = kept.find(b"\n", longest)
         drop = newline + 1 if newline >= 0 else min(len(kept), longest)
         kept, cut = kept[drop:], cut + drop
     output = kept.decode("utf-8", "replace")
@@ -442,10 +449,9 @@ class HttpResult:
     duration_s: float
 
 
-def _excerpt(response: httpx.Response, secrets: frozenset[str], limit: int = 1500) -> str:
+def _excerpt(kind: str, text: str, secrets: frozenset[str], limit: int = 1500) -> str:
     """The answer's body, masked first and then cut (so a cut never shows part of a secret)."""
-    kind = response.headers.get("content-type", "")
-    text = mask(response.text, secrets)
+    text = mask(text, secrets)
     if "json" in kind:
         try:
             text = mask(json.dumps(json.loads(text), indent=1, ensure_ascii=False), secrets)
@@ -465,12 +471,28 @@ async def send_http(prepared: Prepared, timeout: float, expect: tuple[int, ...],
         port = None
     host = (parts.hostname or "the endpoint") + (f":{port}" if port else "")
     started = time.monotonic()
-    try:
+
+    async def exchange() -> tuple[httpx.Response, str]:
         async with httpx.AsyncClient(timeout=timeout, transport=transport,
                                      follow_redirects=False) as client:
-            response = await client.request(prepared.method, prepared.url,
-                                            headers=dict(prepared.headers),
-                                            content=prepared.content)
+            async with client.stream(prepared.method, prepared.url,
+                                     headers=dict(prepared.headers),
+                                     content=prepared.content) as response:
+                body = bytearray()
+                async for chunk in response.aiter_bytes():
+                    body.extend(chunk)
+                    if len(body) >= MAX_RESPONSE_BYTES:
+                        break  # enough to show; the rest is not read
+                text = bytes(body[:MAX_RESPONSE_BYTES]).decode(
+                    response.encoding or "utf-8", "replace")
+                return response, text
+
+    try:
+        # httpx's timeout is per read: a server that drips its answer is stopped here.
+        response, text = await asyncio.wait_for(exchange(), timeout)
+    except asyncio.TimeoutError as exc:
+        raise OutcomeUnknown(f"{host} did not answer within {timeout:g}s after the request was "
+                             "sent.", backend=host) from exc
     except (httpx.ConnectError, httpx.ConnectTimeout, httpx.UnsupportedProtocol,
             httpx.InvalidURL, httpx.LocalProtocolError) as exc:
         raise BackendUnavailable(f"I could not reach {host} ({type(exc).__name__}); the request "
@@ -482,5 +504,6 @@ async def send_http(prepared: Prepared, timeout: float, expect: tuple[int, ...],
         raise OutcomeUnknown(f"the connection to {host} broke after the request was sent "
                              f"({type(exc).__name__}).", backend=host) from exc
     ok = response.status_code in expect if expect else 200 <= response.status_code < 300
-    return HttpResult(response.status_code, _excerpt(response, prepared.secrets), ok,
+    excerpt = _excerpt(response.headers.get("content-type", ""), text, prepared.secrets)
+    return HttpResult(response.status_code, excerpt, ok,
                       time.monotonic() - started)

@@ -254,7 +254,8 @@ def load_operations(project: Path, env: Mapping[str, str] | None = None,
             continue
         if spec.name in where:
             loaded.errors.append(OperationFileError(
-                path, spec.line, f"the name {spec.name} is already taken by {_shown(where[spec.name])}.",
+                path, spec.line,
+                f"the name {spec.name} is already taken by {_shown(where[spec.name])}.",
                 "give one of them another name (the name is the intent)."))
             continue
         where[spec.name] = path
@@ -349,6 +350,9 @@ def load_file(path: Path, env: Mapping[str, str] | None = None,
                 "read answers at once; change and critical ask for confirmation.")
         risk = "critical"
     run = _run(f, data, known, env, path.parent)
+    if risk == "read" and isinstance(run, JenkinsRun):
+        f.error(line_of(data, "risk"), "a read operation cannot start a Jenkins job: a build "
+                "is a change.", "use risk: change (the preview and a confirmation come first).")
     if risk == "read" and isinstance(run, CommandRun):
         # A read answers in the turn that asked: its command has that long.
         if "timeout" not in data["run"]:
@@ -390,7 +394,8 @@ def _parameters(f: _File, data: Mapping[str, Any]) -> list[Parameter]:
         if not isinstance(pname, str) or not _PARAMETER_NAME.match(pname) or \
                 pname in BUILTIN_PLACEHOLDERS:
             f.error(line, f"parameter name {pname!r} must be lowercase letters, digits and _"
-                    f"{' and not ' + '/'.join(BUILTIN_PLACEHOLDERS) if pname in BUILTIN_PLACEHOLDERS else ''}.")
+                    + (" and not " + "/".join(BUILTIN_PLACEHOLDERS)
+                       if pname in BUILTIN_PLACEHOLDERS else "") + ".")
             continue
         if not isinstance(spec, dict):
             f.error(line, f"parameter {pname} must be a mapping like {{type: text}}.")
@@ -479,7 +484,8 @@ def _examples(f: _File, data: Mapping[str, Any], names: set[str]) -> tuple[str, 
     line = line_of(data, "examples")
     if not isinstance(raw, list) or not all(isinstance(e, str) and e.strip() for e in raw):
         f.error(line, "examples must be a list of phrasings.",
-                f"give at least {MIN_EXAMPLES}, e.g. - restart [payments](service) on [prod](environment)")
+                f"give at least {MIN_EXAMPLES}, e.g. "
+                "- restart [payments](service) on [prod](environment)")
         return ()
     if len(raw) < MIN_EXAMPLES:
         f.error(line, f"only {len(raw)} example{'s' if len(raw) != 1 else ''}; opsbot needs at "
@@ -497,7 +503,8 @@ def _examples(f: _File, data: Mapping[str, Any], names: set[str]) -> tuple[str, 
             if entity not in names:
                 f.error(eline, f"the example marks [{match.group(1)}]({entity}), but there is "
                         f"no parameter {entity}.",
-                        f"declare it under parameters, or use one of: {', '.join(sorted(names)) or '(none)'}.")
+                        "declare it under parameters, or use one of: "
+                        f"{', '.join(sorted(names)) or '(none)'}.")
     return tuple(e.strip() for e in raw)
 
 
@@ -515,7 +522,8 @@ def _check_template(f: _File, template: str, known: set[str], line: int, where: 
             close = difflib.get_close_matches(name, sorted(known), n=1)
             f.error(line, f"unknown placeholder {{{name}}} in {where}.",
                     (f"did you mean {{{close[0]}}}? " if close else "") +
-                    f"Placeholders are the parameters ({', '.join(sorted(known - set(BUILTIN_PLACEHOLDERS))) or 'none'})"
+                    "Placeholders are the parameters "
+                    f"({', '.join(sorted(known - set(BUILTIN_PLACEHOLDERS))) or 'none'})"
                     f" and {', '.join(BUILTIN_PLACEHOLDERS)}.")
     return used
 
@@ -621,7 +629,8 @@ def _command(f: _File, run: Mapping[str, Any], known: set[str], env: Mapping[str
         if not cwd.is_dir():
             f.error(line_of(run, "cwd"), f"run.cwd {run['cwd']} is not a folder (looked at {cwd}).")
     limit = run.get("output_limit", DEFAULT_OUTPUT_LIMIT)
-    if not isinstance(limit, int) or isinstance(limit, bool) or not 1024 <= limit <= 16 * 1024 * 1024:
+    if not isinstance(limit, int) or isinstance(limit, bool) or \
+            not 1024 <= limit <= 16 * 1024 * 1024:
         f.error(line_of(run, "output_limit"), "run.output_limit is a number of bytes from 1024 "
                 "to 16777216.")
         limit = DEFAULT_OUTPUT_LIMIT
@@ -654,7 +663,26 @@ def _strings_in(value: Any, where: str, lines: Any, key: Any) -> Iterable[tuple[
             yield from _strings_in(v, f"{where}[{i}]", value, i)
 
 
-def _http(f: _File, spec: Mapping[str, Any], known: set[str], env: Mapping[str, str]) -> HttpRun | None:
+def _check_json(f: _File, value: Any, where: str, line: int) -> None:
+    """Only what JSON can carry: YAML dates, binary and .nan are not."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                f.error(line_of(value, key, line), f"{where} has the key {key!r}; JSON keys are "
+                        "text.", "put the key in quotes.")
+            _check_json(f, item, f"{where}.{key}", line_of(value, key, line))
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            _check_json(f, item, f"{where}[{i}]", line_of(value, i, line))
+    elif isinstance(value, float) and not math.isfinite(value):
+        f.error(line, f"{where} is {value}, which JSON cannot carry.", "write a number or text.")
+    elif value is not None and not isinstance(value, (str, int, float, bool)):
+        f.error(line, f"{where} is a {type(value).__name__} ({value!r}), which JSON cannot carry.",
+                "put it in quotes to send it as text.")
+
+
+def _http(f: _File, spec: Mapping[str, Any], known: set[str],
+          env: Mapping[str, str]) -> HttpRun | None:
     f.keys(spec, _HTTP_KEYS, "run.http")
     method = str(spec.get("method") or "POST").upper()
     if method not in _METHODS:
@@ -678,6 +706,7 @@ def _http(f: _File, spec: Mapping[str, Any], known: set[str], env: Mapping[str, 
                     "break, which would end the header.")
     if "json" in spec and "body" in spec:
         f.error(line_of(spec, "body"), "run.http has both json and body; give one.")
+    _check_json(f, spec.get("json"), "run.http.json", line_of(spec, "json"))
     for text, where, line in _strings_in(spec.get("json"), "run.http.json", spec, "json"):
         if " key " in where and placeholders_safe(text):
             f.error(line, f"{where} has a placeholder; JSON keys are written as they are.",
@@ -711,7 +740,8 @@ def _http(f: _File, spec: Mapping[str, Any], known: set[str], env: Mapping[str, 
                                                     MOST_IN_TURN))
 
 
-def _jenkins(f: _File, spec: Mapping[str, Any], known: set[str], env: Mapping[str, str]) -> JenkinsRun | None:
+def _jenkins(f: _File, spec: Mapping[str, Any], known: set[str],
+             env: Mapping[str, str]) -> JenkinsRun | None:
     f.keys(spec, _JENKINS_KEYS, "run.jenkins")
     job = spec.get("job")
     if not isinstance(job, str) or not job.strip():
@@ -770,6 +800,7 @@ def _run_strings(run: Run) -> list[str]:
     if isinstance(run, CommandRun):
         return list(run.env.values())
     if isinstance(run, HttpRun):
-        return [run.url, *run.headers.values(), *(s for s, _, _ in _strings_in(run.json, "", None, None)),
+        return [run.url, *run.headers.values(),
+                *(s for s, _, _ in _strings_in(run.json, "", None, None)),
                 *([run.body] if run.body else [])]
     return list(run.parameters.values())

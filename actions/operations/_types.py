@@ -120,8 +120,9 @@ class Parameter:
         text = str(raw).strip() if not isinstance(raw, str) else raw.strip()
         if "\x00" in text:
             return None, "it contains a NUL character"
-        if any(unicodedata.category(c) in ("Cc", "Zl", "Zp") for c in text):
-            # One line, as shown: a line break would let a value forge a preview's lines.
+        if any(unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") for c in text):
+            # One line, shown as it runs: a line break would let a value forge a preview's
+            # lines, a direction mark (U+202E) show its words in another order.
             return None, "it contains a line break or another control character"
         if not text:
             return None, "it is empty"

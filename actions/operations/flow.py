@@ -20,17 +20,20 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import dataclasses
+import functools
 import hashlib
 import logging
 import os
 import re
 import shlex
 import threading
+import time
 from collections.abc import Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import regex  # the regular expressions with a time limit (a dependency of Rasa's)
 from rasa_sdk.events import FollowupAction, SlotSet
 
 from actions import _runtime
@@ -69,6 +72,7 @@ _MAX_BUTTONS = 8
 # Longer messages are not matched against the examples' shapes (the lazy groups of a
 # shape cost more than linear time); their values come from the entities NLU found.
 _MAX_SHAPE_TEXT = 500
+_SHAPE_SECONDS = 0.25  # for all of an operation's examples together
 _READS = concurrent.futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="opsbot-read")
 
 
@@ -162,7 +166,7 @@ def _kind(spec: OperationSpec) -> IntentKind:
         title=spec.description[:1].lower() + spec.description[1:], risk=spec.risk,
         read=spec.risk == "read", completion=completion,
         follow=follow_build if isinstance(spec.run, JenkinsRun) else None,
-        resume=_interrupted if isinstance(spec.run, CommandRun) else None,
+        resume=None if isinstance(spec.run, JenkinsRun) else _interrupted,
         entities=tuple(p.name for p in spec.parameters), source=str(spec.path),
         describe=lambda values: _describe(spec, values))
 
@@ -173,20 +177,28 @@ add_provider(team_kinds)
 # -- values from the message ---------------------------------------------------------------
 
 
-def _template(example: str) -> tuple[re.Pattern[str], list[str]] | None:
-    """An example as a pattern: its words literally, each marked value as a group."""
+@functools.lru_cache(maxsize=1024)
+def _template(example: str) -> tuple[Any, list[str]] | None:
+    """An example as a pattern: its words literally, each marked value as a group.
+
+    A value followed only by spaces and another value is one word (``(\\S+)``): two free
+    groups side by side could split the words between them in every way.
+    """
+    marks = list(_ANNOTATION.finditer(example))
     parts: list[str] = []
     names: list[str] = []
     pos = 0
-    for match in _ANNOTATION.finditer(example):
+    for i, match in enumerate(marks):
         parts.append(_words(example[pos:match.start()]))
-        parts.append("(.+?)")
+        adjacent = i + 1 < len(marks) and not example[match.end():marks[i + 1].start()].strip()
+        parts.append(r"(\S+)" if adjacent else "(.+?)")
         names.append(match.group(2).strip())
         pos = match.end()
     parts.append(_words(example[pos:]))
     if not names:
         return None
-    return re.compile("^" + "".join(parts).strip() + "$", re.IGNORECASE | re.DOTALL), names
+    return regex.compile("^" + "".join(parts).strip() + "$",
+                         regex.IGNORECASE | regex.DOTALL), names
 
 
 def _words(text: str) -> str:
@@ -203,12 +215,21 @@ def values_from_text(spec: OperationSpec, text: str) -> dict[str, str]:
         return {}
     best: dict[str, str] = {}
     best_literal = -1
+    deadline = time.monotonic() + _SHAPE_SECONDS
     for example in spec.examples:
         compiled = _template(example.rstrip(_TRAILING))
         if compiled is None:
             continue
         pattern, names = compiled
-        match = pattern.match(clean)
+        left = deadline - time.monotonic()
+        if left <= 0:
+            break  # the entities NLU found are enough; never hold the event loop
+        try:
+            match = pattern.match(clean, timeout=left)
+        except TimeoutError:
+            logger.info("matching %r against the shapes of %s took too long", clean[:60],
+                        spec.name)
+            break
         if match is None:
             continue
         found: dict[str, str] = {}
@@ -355,16 +376,18 @@ async def handle(turn: Turn, spec: OperationSpec, from_text: bool = True) -> Non
     operation = await propose(turn, spec.name, values, summary)
     if operation is not None:
         # The confirmation is for this very call: if the file changes before it, nothing runs.
-        turn.runtime.store.update_backend_ref(operation.id, previewed=_digest(prepared))
+        turn.runtime.store.update_backend_ref(operation.id, previewed=_digest(spec, prepared))
 
 
-def _digest(prepared: Prepared) -> str:
-    """What a preview showed, as a digest: the call, secrets masked, made without an id."""
-    return hashlib.sha256(prepared.show().encode()).hexdigest()
+def _digest(spec: OperationSpec, prepared: Prepared) -> str:
+    """What a preview stands for, as a digest: the call made without an id (secrets
+    masked) and the file's run section as written (which variables, timeouts, statuses)."""
+    text = "\n".join((prepared.show(), repr(spec.run), spec.risk))
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def _call_digest(spec: OperationSpec, values: Mapping[str, str], requester: str) -> str:
-    return _digest(prepare(spec, values, requester=requester, operation_id=""))
+    return _digest(spec, prepare(spec, values, requester=requester, operation_id=""))
 
 
 async def _catalog(turn: Turn) -> Catalog | None:
@@ -618,10 +641,11 @@ def _interrupted(operation: Operation) -> None:
     command = " ".join(str(a) for a in operation.backend_ref.get("call", {}).get("argv", [])[:1])
     message = (f"opsbot restarted while {operation.intent.replace('_', ' ')} ({operation.id}) was "
                f"running{' (' + command + ')' if command else ''}, so I do not know how it "
-               "ended. Check its effect before asking again; it will not run again by itself.")
+               "ended (or whether it happened). Check its effect before asking again; it will "
+               "not run again by itself.")
     won = _runtime.runtime().store.transition(
         operation.id, {EXECUTING}, ERROR, actor="opsbot", event="interrupted",
-        detail={"reason": "the action server restarted during the command"},
+        detail={"reason": "the action server restarted while it ran"},
         result="interrupted", result_detail=message, finished_at=datetime.now(timezone.utc))
     if won is not None:
         threading.Thread(target=notify, args=(operation.sender_id,), daemon=True,

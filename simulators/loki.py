@@ -3,7 +3,8 @@
 Why: opsbot's Loki backend, its tests and the demo need a Loki with realistic logs on
 any machine, offline. This module serves Loki's read API from the records that
 ``simulators/logs.py`` generates (the same records the demo writes as files), as
-streams labelled ``{service, env, level}`` whose lines are the messages:
+streams labelled ``{service, env, level}`` (other names with ``labels=``, as real
+installations use ``service_name``, ``app`` or ``job``) whose lines are the messages:
 
 * ``GET /ready``, ``GET /loki/api/v1/status/buildinfo``
 * ``GET /loki/api/v1/labels`` (and ``/label``), ``GET /loki/api/v1/label/<name>/values``
@@ -21,6 +22,10 @@ escapes) or backticks. Errors look like Loki's: 400 with a plain-text body such 
 Anything outside the subset (``| json``, ``rate(...)``) is a 400 that says so; it never
 matches everything. With ``tenant`` set, requests need ``X-Scope-OrgID`` like a
 multi-tenant Loki (401 ``no org id`` without it; another tenant sees no data).
+
+As Loki itself, ``/labels`` and ``/label/<name>/values`` leave ``data`` out when there is
+nothing to list (``{"status": "success"}``): Loki's ``LabelResponse`` declares it
+``json:"data,omitempty"`` (grafana/loki, ``pkg/loghttp/labels.go``).
 
     with LokiSimulator(now=datetime.now(UTC)) as loki:
         requests.get(loki.url + "/loki/api/v1/query_range",
@@ -60,6 +65,7 @@ __all__ = [
 ]
 
 LOKI_VERSION = "3.1.1"
+_DEFAULT_LABELS = {"service": "service", "env": "env", "level": "level"}
 DEFAULT_MAX_ENTRIES = 5000  # Loki's max_entries_limit_per_query default
 _NS = 1_000_000_000
 _LABEL_LOOKBACK_NS = 6 * 3600 * _NS  # /labels without start looks back six hours, as Loki
@@ -625,7 +631,7 @@ class _App:
                 with self.store.lock:
                     streams = self._in_range(self._streams(org_id), params, now)
                     names = sorted({name for stream in streams for name in stream.labels})
-                return Response.json({"status": "success", "data": names})
+                return Response.json(_label_response(names))
             case ("label", name, "values"):
                 selector = params.get("query")
                 parsed = parse_logql(selector) if selector else None
@@ -636,7 +642,7 @@ class _App:
                     values = sorted({stream.labels[name] for stream in streams
                                      if name in stream.labels
                                      and (parsed is None or parsed.selects(stream.labels))})
-                return Response.json({"status": "success", "data": values})
+                return Response.json(_label_response(values))
             case ("query_range",):
                 return self._query_range(params, org_id, now)
             case ("query",):
@@ -737,6 +743,11 @@ class _App:
 # The public face
 
 
+def _label_response(values: list[str]) -> dict[str, object]:
+    """Loki's label answer: no ``data`` key at all when the list is empty (omitempty)."""
+    return {"status": "success", "data": values} if values else {"status": "success"}
+
+
 class LokiSimulator(SimulatorBase[RecordedRequest]):
     """A Loki HTTP server in a thread, holding the demo's log records as streams.
 
@@ -755,6 +766,7 @@ class LokiSimulator(SimulatorBase[RecordedRequest]):
         seed: int = 42,
         tenant: str | None = None,
         max_entries: int = DEFAULT_MAX_ENTRIES,
+        labels: Mapping[str, str] | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
         clock: Callable[[], float] = time.time,
@@ -765,11 +777,17 @@ class LokiSimulator(SimulatorBase[RecordedRequest]):
             records = generate(now or datetime.fromtimestamp(clock(), UTC), seed_path, seed)
         self.tenant = tenant
         self.max_entries = max_entries
+        self.labels = {**_DEFAULT_LABELS, **(labels or {})}
+        if set(self.labels) != set(_DEFAULT_LABELS):
+            raise ValueError("labels= maps service, env and level to label names, got "
+                             f"{sorted(self.labels)}")
         self._store = _Store()
         self._count = 0
+        names = self.labels
         for record in records:
-            self.add_line({"service": record.service, "env": record.environment,
-                           "level": written_level(record.level)}, record.at, record.message)
+            self.add_line({names["service"]: record.service, names["env"]: record.environment,
+                           names["level"]: written_level(record.level)}, record.at,
+                          record.message)
         super().__init__(_App(self._store, tenant, max_entries, clock),
                          faults=self._store.faults, requests=self._store.log,
                          host=host, port=port, name="loki-simulator", server_name="Loki")
@@ -794,6 +812,9 @@ class LokiSimulator(SimulatorBase[RecordedRequest]):
         variables = {"LOKI_URL": self.url}
         if self.tenant:
             variables["LOKI_TENANT"] = self.tenant
+        for key, name in self.labels.items():
+            if name != _DEFAULT_LABELS[key]:
+                variables[f"LOKI_{key.upper()}_LABEL"] = name
         return variables
 
     # -- data and inspection (and request_log: SimulatorBase) ----------------------

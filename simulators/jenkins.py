@@ -10,6 +10,14 @@ while the build runs), ``stop``, ``/me``, ``/whoAmI``, ``/computer`` (for
 ``get_running_builds``), the crumb issuer, Basic auth with an API token, and the
 error pages and status codes Jenkins answers with.
 
+An exception inside a request gets Jenkins' "Oops!" page (500), which names neither the
+exception nor its message: only "A problem occurred while processing the request" and a
+logging id (``core/src/main/resources/jenkins/model/Jenkins/oops.jelly``: the stack
+trace is printed only when ``Jenkins.shouldShowStackTrace()``, i.e. the
+``jenkins.model.Jenkins.SHOW_STACK_TRACE`` system property, is set;
+``show_stack_trace=True`` here). So a client cannot learn from the page why a bad
+choice value was refused; it has to check the job's parameter definitions itself.
+
 Builds progress on the clock, not on a background thread: whenever the state is
 read it is first brought up to date, under one lock, by replaying queue and build
 events in time order. So a build's timing never depends on who polls it or when.
@@ -33,6 +41,7 @@ import secrets
 import string
 import threading
 import time
+import uuid
 from base64 import b64decode
 from binascii import Error as BinasciiError
 from collections import deque
@@ -1153,12 +1162,18 @@ def _jetty_error(status: int, message: str, target: str) -> str:
     )
 
 
-def _oops_page(java: str, message: str) -> str:
-    """Jenkins' own page for an exception inside a request (status 500)."""
+def _oops_page(java: str, message: str, show_stack_trace: bool = False) -> str:
+    """Jenkins' own page for an exception inside a request (status 500): the exception
+    only with SHOW_STACK_TRACE (oops.jelly), a logging id always."""
+    trace = (f"<h2>Stack trace</h2><pre style=\"margin:2em; clear:both\">{html.escape(java)}: "
+             f"{html.escape(message)}\n\tat hudson.model.ParametersDefinitionProperty"
+             "</pre>") if show_stack_trace else ""
     return (
         "<!DOCTYPE html><html><head><title>Jenkins</title></head><body>"
-        "<h1>Oops!</h1><p>A problem occurred while processing the request.</p>"
-        f"<pre>{html.escape(java)}: {html.escape(message)}</pre></body></html>\n"
+        "<h1 style=\"text-align: center\"><span style=\"font-size:50px\">&nbsp;Oops!</span>"
+        "</h1><div id=\"error-description\"><h2 style=\"text-align: center\">A problem "
+        "occurred while processing the request</h2><p style=\"text-align: center\">Logging "
+        f"ID={uuid.uuid4()}</p></div>{trace}</body></html>\n"
     )
 
 
@@ -1177,6 +1192,7 @@ class _App:
         self.default_base = default_base
         self.secret = secrets.token_bytes(16)
         self.node = hashlib.sha256(self.secret).hexdigest()[:8]
+        self.show_stack_trace = False
         self.session_counter = 0
 
     def __call__(self, request: Request) -> Response:
@@ -1392,7 +1408,7 @@ class _App:
                     .with_header("X-Permission-Implied-By", "hudson.model.Hudson.Administer"))
         if refused.status == 500:
             return Response.html(_oops_page(refused.java or "java.lang.RuntimeException",
-                                            refused.message), 500)
+                                            refused.message, self.show_stack_trace), 500)
         return Response.html(_jetty_error(refused.status, refused.message, request.raw_path),
                              refused.status)
 
@@ -1431,6 +1447,7 @@ class JenkinsSimulator(SimulatorBase[RecordedRequest]):
         port: int = 0,
         *,
         clock: Callable[[], float] = time.time,
+        show_stack_trace: bool = False,
     ) -> None:
         check_account(user, token, user_kind="Jenkins user id", client="python-jenkins")
         if queue_delay < 0 or build_seconds < 0:
@@ -1441,9 +1458,10 @@ class JenkinsSimulator(SimulatorBase[RecordedRequest]):
         seed = _SeedLoader(self.seed_path, clock(), user).load()
         self._state = _State(seed, queue_delay=queue_delay, build_seconds=build_seconds,
                              clock=clock)
+        app = _App(self._state, user, token, lambda: self.url)
+        app.show_stack_trace = show_stack_trace  # -Djenkins.model.Jenkins.SHOW_STACK_TRACE
         super().__init__(
-            _App(self._state, user, token, lambda: self.url),
-            faults=self._state.faults, requests=self._state.log,
+            app, faults=self._state.faults, requests=self._state.log,
             host=host, port=port, name="jenkins-simulator", server_name="Jetty(10.0.20)",
         )
 

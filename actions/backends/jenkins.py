@@ -85,6 +85,7 @@ _BUILD_FIELDS = ("number,url,result,building,timestamp,duration,"
 _QUEUE_FIELDS = ("items[id,inQueueSince,task[url],"
                  "actions[parameters[name,value],causes[userId]]]")
 _DEFAULTS_TREE = "property[parameterDefinitions[name,defaultParameterValue[value]]]"
+_CHOICES_TREE = "property[parameterDefinitions[name,choices]]"
 _STATUS_BY_COLOR = {
     "blue": "success", "green": "success", "red": "failure", "yellow": "unstable",
     "aborted": "aborted", "disabled": "disabled", "notbuilt": "not_built",
@@ -369,6 +370,12 @@ def _detail(body: str) -> tuple[str | None, str | None]:
     return None, (tidy(match.group(1)) if match else None)
 
 
+def _logging_id(body: str) -> str:
+    """", Logging ID=..." from Jenkins' Oops! page: what its admin looks up in the log."""
+    match = re.search(r"Logging ID=([0-9a-fA-F-]{8,64})", body)
+    return f", Jenkins log ID {match.group(1)}" if match else ""
+
+
 # -- the backend --------------------------------------------------------------------------
 
 
@@ -529,6 +536,8 @@ class JenkinsBackend:
         values = {str(key): _param_text(value) for key, value in (parameters or {}).items()}
 
         def call() -> int:
+            if values:
+                self._check_choices(name, values)
             try:
                 return int(self._server.build_job(name, values or None))
             except requests.HTTPError as exc:
@@ -548,6 +557,32 @@ class JenkinsBackend:
             if never_sent(exc):
                 raise
             raise self._unknown(exc, f"start {name}") from exc
+
+    def _check_choices(self, name: str, values: Mapping[str, str]) -> None:
+        """InvalidRequest, naming the allowed values, for a value a choice parameter lacks.
+
+        Checked before the start, from the job's own parameter definitions: a real
+        Jenkins answers a bad choice with its "Oops!" page, which does not say why.
+        """
+        data = self._get(_job_path(name), _CHOICES_TREE)
+        definitions = [definition for prop in data.get("property") or ()
+                       for definition in (prop.get("parameterDefinitions") or ()
+                                          if isinstance(prop, dict) else ())]
+        if not definitions:  # Jenkins: IllegalStateException "This build is not parameterized!"
+            raise InvalidRequest(f"{name} is not parameterized in Jenkins, so it takes no values "
+                                 f"({_and_list(sorted(values))}); nothing was started.",
+                                 backend=_BACKEND)
+        for definition in definitions:
+            if isinstance(definition, dict):
+                parameter = str(definition.get("name"))
+                choices = definition.get("choices")
+                if parameter not in values or not isinstance(choices, list):
+                    continue
+                allowed = [str(c) for c in choices]
+                if values[parameter] not in allowed:
+                    raise InvalidRequest(
+                        f"{name} takes {parameter} = {_or_list(allowed)}, not "
+                        f"'{values[parameter]}'; nothing was started.", backend=_BACKEND)
 
     def _defaults(self, name: str) -> dict[str, str]:
         """The job's parameter defaults (in the worker thread); InvalidRequest if some lack one."""
@@ -806,8 +841,8 @@ class JenkinsBackend:
             return self._error(InvalidRequest, f"Jenkins refused to {doing}: {detail}.")
         if status == 500:
             return self._error(BackendUnavailable, f"{where} failed with an internal error "
-                               f"(500) while trying to {doing}; try again, and check the "
-                               "Jenkins log if it persists.")
+                               f"(500{_logging_id(body)}) while trying to {doing}; try again, "
+                               "and check the Jenkins log if it persists.")
         return self._error(BackendUnavailable, f"{where} answered {status} while trying to "
                            f"{doing}; it may be restarting or overloaded. Try again in a "
                            "minute.")

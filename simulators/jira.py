@@ -11,6 +11,23 @@ editing issues, comments, transitions through a small workflow (To Do -> In Prog
 with paging and ``ORDER BY``. Errors have Jira's shapes: ``{"errorMessages": [...],
 "errors": {field: message}}`` with 400/404, and a Seraph 401 for bad credentials.
 
+Signing in is as on Jira Data Center 8.14+:
+
+* ``Authorization: Bearer <personal access token>`` (the token of ``user``), or Basic
+  with the user name and password / token. ``basic_auth=False`` is an instance whose
+  admin disabled basic authentication: every Basic request gets 403 "Basic
+  Authentication has been disabled on this instance." (Atlassian, "Disabling basic
+  authentication", Data Center).
+* After ``captcha_after`` consecutive failed Basic logins (Jira's
+  ``jira.maximum.authentication.attempts.allowed``, 3 by default) the user must solve a
+  CAPTCHA in the browser; until then REST calls with Basic get 403 with
+  ``X-Seraph-LoginReason: AUTHENTICATION_DENIED`` and ``X-Authentication-Denied-Reason:
+  CAPTCHA_CHALLENGE; login-url=...``, even with the right password (Atlassian, "JIRA REST
+  API Example - Basic Authentication", CAPTCHA). ``solve_captcha()`` is the person
+  signing in through the browser. A personal access token is not affected.
+* ``deployment="Cloud"`` reports ``deploymentType: Cloud`` in ``serverInfo``, as Jira
+  Cloud does.
+
 JQL is parsed and evaluated for real: ``project``, ``status``, ``statusCategory``,
 ``priority`` (also ``>``/``<``), ``issuetype``, ``key``, ``resolution``, ``labels``,
 ``assignee`` / ``reporter`` / ``creator`` (``currentUser()``, ``IS EMPTY``), ``text`` /
@@ -1631,6 +1648,10 @@ class _App:
         self.user = user
         self.token = token
         self.default_base = default_base
+        self.basic_auth = True
+        self.captcha_after: int | None = 3
+        self.failed_logins = 0
+        self.deployment = "Server"
         self.request_counter = 0
         self.session = secrets.token_hex(8)
 
@@ -1660,18 +1681,40 @@ class _App:
         return response
 
     def _authenticate(self, request: Request) -> str | None:
-        """The user of a valid Basic header, None for anonymous; Seraph's 401 if wrong."""
+        """The user of a valid Bearer or Basic header, None for anonymous; Seraph's 401 if
+        wrong, 403 when basic auth is disabled or the user owes a CAPTCHA."""
         header = request.header("Authorization") or ""
         scheme, _, value = header.partition(" ")
+        base = self._base(request)
+        if scheme.lower() == "bearer":
+            if hmac.compare_digest(value.strip().encode(), self.token.encode()):
+                return self.user
+            raise _Refused(Response.html("Basic Authentication Failure - Reason : "
+                                         "AUTHENTICATED_FAILED", 401)
+                           .with_header("X-Seraph-LoginReason", "AUTHENTICATED_FAILED"))
         if scheme.lower() != "basic":
             return None
+        if not self.basic_auth:
+            raise _Refused(Response.json({"errorMessages": [
+                "Basic Authentication has been disabled on this instance."], "errors": {}}, 403))
         try:
             user, _, password = b64decode(value.strip(), validate=True).decode().partition(":")
         except (BinasciiError, UnicodeDecodeError):
             user, password = "", ""
-        if user == self.user and hmac.compare_digest(password.encode(), self.token.encode()):
-            return user
-        base = self._base(request)
+        with self.state.lock:
+            if user == self.user and self.captcha_after is not None and \
+                    self.failed_logins >= self.captcha_after:
+                raise _Refused(
+                    Response.html("CAPTCHA_CHALLENGE", 403)
+                    .with_header("X-Seraph-LoginReason", "AUTHENTICATION_DENIED")
+                    .with_header("X-Authentication-Denied-Reason",
+                                 f"CAPTCHA_CHALLENGE; login-url={base}login.jsp"))
+            if user == self.user and hmac.compare_digest(password.encode(),
+                                                         self.token.encode()):
+                self.failed_logins = 0
+                return user
+            if user == self.user:
+                self.failed_logins += 1
         raise _Refused(
             Response.html("Basic Authentication Failure - Reason : AUTHENTICATED_FAILED", 401)
             .with_header("X-Seraph-LoginReason", "AUTHENTICATED_FAILED")
@@ -1867,7 +1910,7 @@ class _App:
         version = self.state.seed.version
         numbers = [int(part) for part in re.findall(r"\d+", version)[:3]]
         return {"baseUrl": render.base.rstrip("/"), "version": version,
-                "versionNumbers": numbers, "deploymentType": "Server",
+                "versionNumbers": numbers, "deploymentType": self.deployment,
                 "buildNumber": int("".join(f"{n:03d}" for n in numbers) or 0),
                 "buildDate": "2024-10-01T00:00:00.000+0000",
                 "serverTime": _jira_time(self.state.clock()),
@@ -1914,9 +1957,11 @@ class _App:
 class JiraSimulator(SimulatorBase[RecordedRequest]):
     """A Jira Server HTTP server in a thread, seeded from YAML, with helpers for tests and demos.
 
-    ``user`` / ``token`` are the one account that may sign in (Basic auth, as Jira Server
-    takes a user name and password or API token). ``port=0`` picks a free port; read
-    ``url`` after ``start()``. ``clock`` (epoch seconds) lets a test drive time itself.
+    ``user`` / ``token`` are the one account that may sign in: ``token`` as a personal
+    access token (Bearer) or as the password of ``user`` (Basic). ``basic_auth``,
+    ``captcha_after`` and ``deployment`` as in the module's docstring. ``port=0`` picks a
+    free port; read ``url`` after ``start()``. ``clock`` (epoch seconds) lets a test drive
+    time itself.
     """
 
     def __init__(
@@ -1928,18 +1973,31 @@ class JiraSimulator(SimulatorBase[RecordedRequest]):
         port: int = 0,
         *,
         clock: Callable[[], float] = time.time,
+        basic_auth: bool = True,
+        captcha_after: int | None = 3,
+        deployment: str = "Server",
     ) -> None:
         check_account(user, token, user_kind="Jira user name", client="the jira library")
+        if deployment not in ("Server", "Cloud"):
+            raise ValueError(f"deployment is Server or Cloud, not {deployment!r}")
         self.seed_path = Path(seed_path) if seed_path is not None else DEFAULT_SEED
         self.user = user
         self.token = token
         seed = _SeedLoader(self.seed_path, clock(), user).load()
         self._state = _State(seed, clock)
+        self._app = _App(self._state, user, token, lambda: self.url)
+        self._app.basic_auth = basic_auth
+        self._app.captcha_after = captcha_after
+        self._app.deployment = deployment
         super().__init__(
-            _App(self._state, user, token, lambda: self.url),
-            faults=self._state.faults, requests=self._state.log,
+            self._app, faults=self._state.faults, requests=self._state.log,
             host=host, port=port, name="jira-simulator", server_name="Apache-Coyote/1.1",
         )
+
+    def solve_captcha(self) -> None:
+        """The user signs in through the browser and solves the CAPTCHA."""
+        with self._state.lock:
+            self._app.failed_logins = 0
 
     def __repr__(self) -> str:
         return f"JiraSimulator({self._location()}, user={self.user!r}, token='**********')"
@@ -1956,8 +2014,10 @@ class JiraSimulator(SimulatorBase[RecordedRequest]):
         return f"Jira {self.version} at {self.url} (user {self.user}, token {self.token})"
 
     def env(self) -> dict[str, str]:
-        """JIRA_URL, JIRA_USER and JIRA_TOKEN for opsbot's action server."""
-        return {"JIRA_URL": self.url, "JIRA_USER": self.user, "JIRA_TOKEN": self.token}
+        """JIRA_URL, JIRA_USER, JIRA_TOKEN (a personal access token) and JIRA_AUTH for
+        opsbot's action server."""
+        return {"JIRA_URL": self.url, "JIRA_USER": self.user, "JIRA_TOKEN": self.token,
+                "JIRA_AUTH": "bearer"}
 
     # -- inspection (and request_log: SimulatorBase) -------------------------------
 

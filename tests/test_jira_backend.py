@@ -49,9 +49,10 @@ def sim() -> Iterator[JiraSimulator]:
         yield simulator
 
 
-def backend_for(sim: JiraSimulator, *, token: str | None = None,
-                timeout: float = 5.0) -> JiraBackend:
-    return JiraBackend(JiraConfig(sim.url, sim.user, Secret(token or sim.token), timeout=timeout))
+def backend_for(sim: JiraSimulator, *, token: str | None = None, timeout: float = 5.0,
+                auth: str = "bearer") -> JiraBackend:
+    return JiraBackend(JiraConfig(sim.url, sim.user, Secret(token or sim.token), timeout=timeout,
+                                  auth=auth))
 
 
 @pytest.fixture
@@ -296,9 +297,51 @@ def test_wrong_token_is_an_auth_error_without_the_token(sim: JiraSimulator) -> N
     backend = backend_for(sim, token=token)
     error = failure(backend.ping())
     assert isinstance(error, BackendAuthError)
-    assert "check JIRA_USER and JIRA_TOKEN" in str(error)
+    assert "check JIRA_TOKEN (a personal access token; JIRA_AUTH=basic" in str(error)
     assert token not in str(error) and token not in repr(error) and token not in repr(backend)
     assert sim.token not in str(error)
+    basic = failure(backend_for(sim, token=token, auth="basic").ping())
+    assert isinstance(basic, BackendAuthError) and "check JIRA_USER and JIRA_TOKEN" in str(basic)
+
+
+def test_a_personal_access_token_is_sent_as_bearer(sim: JiraSimulator) -> None:
+    assert run(backend_for(sim).issue("OPS-101")).key == "OPS-101"
+    assert run(backend_for(sim, auth="basic").issue("OPS-101")).key == "OPS-101"
+    config = JiraConfig.from_env({"JIRA_URL": sim.url, "JIRA_USER": sim.user,
+                                  "JIRA_TOKEN": sim.token})
+    assert config is not None and config.auth == "bearer"
+    with pytest.raises(ConfigError, match="JIRA_AUTH is 'token'; it is one of bearer, basic"):
+        JiraConfig.from_env({"JIRA_URL": sim.url, "JIRA_USER": sim.user,
+                             "JIRA_TOKEN": sim.token, "JIRA_AUTH": "token"})
+
+
+def test_basic_auth_disabled_says_to_use_a_token() -> None:
+    with JiraSimulator(basic_auth=False) as strict:
+        error = failure(backend_for(strict, auth="basic").ping())
+        assert isinstance(error, BackendAuthError)
+        assert "has basic authentication disabled: set JIRA_AUTH=bearer" in str(error)
+        assert run(backend_for(strict).issue("OPS-101")).key == "OPS-101"
+
+
+def test_a_captcha_after_failed_logins_is_named_not_taken_for_a_permission() -> None:
+    with JiraSimulator() as locked:
+        for _ in range(3):
+            assert isinstance(failure(backend_for(locked, token="wrong-pw-000000",
+                                                  auth="basic").ping()), BackendAuthError)
+        error = failure(backend_for(locked, auth="basic").issue("OPS-101"))  # right password
+        assert isinstance(error, BackendAuthError)
+        assert "wants a CAPTCHA for the user 'opsbot'" in str(error)
+        assert "may not" not in str(error)
+        assert run(backend_for(locked).issue("OPS-101")).key == "OPS-101"  # a token still works
+        locked.solve_captcha()
+        assert run(backend_for(locked, auth="basic").issue("OPS-101")).key == "OPS-101"
+
+
+def test_jira_cloud_is_said_to_be_unsupported() -> None:
+    with JiraSimulator(deployment="Cloud") as cloud:
+        error = failure(backend_for(cloud).ping())
+        assert isinstance(error, BackendUnavailable)
+        assert "is Jira Cloud, which opsbot does not support" in str(error)
 
 
 def test_connection_refused(sim: JiraSimulator) -> None:

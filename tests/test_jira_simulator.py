@@ -412,7 +412,8 @@ def test_helpers_reject_mistakes(sim: JiraSimulator) -> None:
         sim.fail_next(200)
     assert [i.key for i in sim.issues("pay")][0] == "PAY-71"
     assert sim.url in sim.describe()
-    assert sim.env() == {"JIRA_URL": sim.url, "JIRA_USER": "opsbot", "JIRA_TOKEN": sim.token}
+    assert sim.env() == {"JIRA_URL": sim.url, "JIRA_USER": "opsbot", "JIRA_TOKEN": sim.token,
+                         "JIRA_AUTH": "bearer"}
 
 
 def test_seed_errors_name_the_place_and_the_fix(tmp_path: Path) -> None:

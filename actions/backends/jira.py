@@ -42,6 +42,7 @@ from actions.errors import (
     BackendAuthError,
     BackendError,
     BackendUnavailable,
+    ConfigError,
     InvalidRequest,
     NotFound,
     OutcomeUnknown,
@@ -75,6 +76,7 @@ _PRIORITY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9 _.-]{0,59}")
 _MAX_LIMIT = 100
 _SEARCH_FIELDS = ["summary", "status", "priority", "issuetype", "assignee", "reporter",
                   "project", "created", "updated", "comment"]
+AUTH_MODES = ("bearer", "basic")
 _VALUE_MISSING = re.compile(r"The value '(.*)' does not exist for the field '(\w+)'")
 
 
@@ -92,17 +94,24 @@ class JiraConfig:
     """Where Jira is and how opsbot signs in; the token is a :class:`Secret`.
 
     ``url`` is Jira's base address (a context path like ``/jira`` is kept; a trailing
-    slash is dropped). ``token`` is the password or API token of ``user``.
+    slash is dropped). ``auth`` is how ``token`` is sent: ``bearer`` (a Data Center
+    personal access token, ``Authorization: Bearer``; the default) or ``basic`` (the
+    password or API token of ``user``).
     """
 
     url: str
     user: str
     token: Secret
     timeout: float = 10.0
+    auth: str = "bearer"
 
     def __post_init__(self) -> None:
         if isinstance(self.token, str):  # a plain string must never reach a repr
             object.__setattr__(self, "token", Secret(self.token))
+        if self.auth not in AUTH_MODES:
+            raise ConfigError(f"JIRA_AUTH is {self.auth!r}; it is one of "
+                              f"{', '.join(AUTH_MODES)} (bearer: a personal access token; "
+                              "basic: user and password).")
         check_config("JiraConfig", self.url, self.timeout, _url_problem)
         object.__setattr__(self, "url", self.url.rstrip("/"))
 
@@ -120,8 +129,10 @@ class JiraConfig:
                 "user's API token or password.")
         if account is None:
             return None
+        variables = os.environ if env is None else env
+        auth = (variables.get("JIRA_AUTH") or "bearer").strip().lower()
         return cls(url=account.url, user=account.user, token=Secret(account.token),
-                   timeout=account.timeout)
+                   timeout=account.timeout, auth=auth)
 
 
 # -- what the backend returns -------------------------------------------------------------
@@ -637,14 +648,24 @@ class JiraBackend:
         """The client, built on first use (in a worker thread: it fetches serverInfo)."""
         with self._client_lock:
             if self._client is None:
-                self._client = jira.JIRA(
+                secret = self._config.token.reveal()
+                credentials: dict[str, Any] = (
+                    {"token_auth": secret} if self._config.auth == "bearer"
+                    else {"basic_auth": (self._config.user, secret)})
+                client = jira.JIRA(
                     server=self._config.url,
-                    basic_auth=(self._config.user, self._config.token.reveal()),
                     max_retries=0,  # no 10-60 s sleeps on 503s or refused connections
                     timeout=self._config.timeout,
                     get_server_info=True,
                     options={"check_update": False},
+                    **credentials,
                 )
+                if client.deploymentType == "Cloud":
+                    raise self._error(
+                        BackendUnavailable, f"Jira at {self.url} is Jira Cloud, which opsbot "
+                        "does not support (it speaks Jira Server / Data Center's REST API v2 "
+                        "and user names); point JIRA_URL at a Data Center instance.")
+                self._client = client
             return self._client
 
     async def _run(self, call: Callable[[], _T], *, doing: str, missing: str,
@@ -674,8 +695,10 @@ class JiraBackend:
                 connection, product="Jira", url=self.url, variable="JIRA_URL"))
         error = next((e for e in chain if isinstance(e, jira.JIRAError)), None)
         if error is not None and error.status_code is not None:
+            response = getattr(error, "response", None)
+            headers = dict(response.headers) if response is not None else {}
             return self._status_error(int(error.status_code), str(error.text or ""),
-                                      doing=doing, missing=missing)
+                                      doing=doing, missing=missing, headers=headers)
         if any(isinstance(e, (JSONDecodeError, ValueError, KeyError, NotImplementedError))
                for e in chain):
             return self._error(BackendUnavailable, f"{where} sent an answer that is not Jira's "
@@ -684,13 +707,28 @@ class JiraBackend:
                            f"({type(exc).__name__}) while trying to {doing}; the action "
                            "server's log has the details.")
 
-    def _status_error(self, status: int, text: str, *, doing: str,
-                      missing: str) -> BackendError:
+    def _status_error(self, status: int, text: str, *, doing: str, missing: str,
+                      headers: Mapping[str, str] | None = None) -> BackendError:
         where = f"Jira at {self.url}"
         detail = tidy(text) if text and not text.lstrip().startswith("<") else ""
+        denied = {k.lower(): v for k, v in (headers or {}).items()}
         if status == 401:
+            check = ("JIRA_TOKEN (a personal access token; JIRA_AUTH=basic to sign in with "
+                     "JIRA_USER and a password instead)" if self._config.auth == "bearer"
+                     else "JIRA_USER and JIRA_TOKEN")
             return self._error(BackendAuthError, f"{where} refused opsbot's credentials (401): "
-                               "check JIRA_USER and JIRA_TOKEN.")
+                               f"check {check}.")
+        if status == 403 and "CAPTCHA_CHALLENGE" in denied.get(
+                "x-authentication-denied-reason", ""):
+            return self._error(BackendAuthError, f"{where} wants a CAPTCHA for the user "
+                               f"'{self._config.user}' after failed logins, so it refuses "
+                               "opsbot's password until someone signs in as that user in a "
+                               "browser and solves it. (A personal access token with "
+                               "JIRA_AUTH=bearer is not affected.)")
+        if status == 403 and "basic authentication has been disabled" in text.lower():
+            return self._error(BackendAuthError, f"{where} has basic authentication disabled: "
+                               "set JIRA_AUTH=bearer and JIRA_TOKEN to a personal access "
+                               "token of the user opsbot acts as.")
         if status == 403:
             return self._error(BackendAuthError, f"Jira user '{self._config.user}' may not "
                                f"{doing} (403 Forbidden); ask a Jira admin for the permission.")

@@ -55,7 +55,7 @@ import logging
 import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, TypeVar
 
 from rasa.core.channels.channel import InputChannel, OutputChannel, UserMessage
 from sanic import Blueprint, response
@@ -177,6 +177,26 @@ class TelegramOutput(ReplyChannel):
                       states: Mapping[str, str]) -> None:
         await self._connector.send(self._chat(recipient_id), text, buttons, states,
                                    thread_id=self._thread_id, owner=recipient_id)
+
+
+_T = TypeVar("_T")
+_FLOOD_BUDGET_SECONDS = 300.0  # how long one message waits out Telegram's flood control
+
+
+async def _patiently(send: Callable[[], Awaitable[_T]]) -> _T:
+    """``send()``, waiting out Telegram's flood control (429 with ``retry_after``) as often
+    as it asks, so no part of a reply is dropped; gives up after five minutes."""
+    waited = 0.0
+    while True:
+        try:
+            return await send()
+        except RetryAfter as exc:
+            pause = _seconds(exc.retry_after) + 0.1
+            if waited + pause > _FLOOD_BUDGET_SECONDS:
+                raise
+            logger.info("Telegram flood control: waiting %.1fs before sending", pause)
+            await asyncio.sleep(pause)
+            waited += pause
 
 
 class TelegramInput(InputChannel):
@@ -554,14 +574,15 @@ class TelegramInput(InputChannel):
             last = index == len(pieces) - 1
             escaped = escape_markdown(piece, version=2)
             try:
-                sent = await self.bot.send_message(
+                sent = await _patiently(lambda: self.bot.send_message(
                     chat_id, escaped, parse_mode=ParseMode.MARKDOWN_V2,
-                    reply_markup=markup if last else None, message_thread_id=thread_id)
+                    reply_markup=markup if last else None, message_thread_id=thread_id))
             except BadRequest as exc:
                 if "parse entities" not in str(exc):
                     raise
-                sent = await self.bot.send_message(chat_id, piece, reply_markup=markup if last else None,
-                                                   message_thread_id=thread_id)
+                sent = await _patiently(lambda: self.bot.send_message(
+                    chat_id, piece, reply_markup=markup if last else None,
+                    message_thread_id=thread_id))
                 escaped = escape_markdown(piece, version=2)
             except Forbidden as exc:
                 logger.warning("Telegram chat %s does not take messages from the bot: %s", chat_id, exc)

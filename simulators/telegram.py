@@ -23,6 +23,11 @@ case; 401 ``Unauthorized`` for another token, 404 ``Not Found`` for another meth
   and must be escaped with the preceding '\'") and entities in UTF-16 units; the classic
   400s: chat not found, message text is empty, message is too long, BUTTON_DATA_INVALID,
   message to edit not found, message is not modified, query is too old ...
+* flood control: with ``chat_interval`` set (seconds between two messages the bot
+  sends to one chat; Telegram's own is about 1 s per chat and 20 a minute per group,
+  core.telegram.org/bots/faq "My bot is hitting limits"), a faster ``sendMessage`` is
+  refused with 429 ``Too Many Requests: retry after N`` and ``parameters.retry_after``
+  (core.telegram.org/bots/api, ResponseParameters), and nothing is sent;
 
 Playing the users, from Python and thread-safe: ``send_text``, ``press``, ``send_sticker``,
 ``edit_text``, ``member_joined``, ``redeliver``. Reading: ``bot_messages``,
@@ -57,6 +62,7 @@ import argparse
 import copy
 import http.client
 import json
+import math
 import re
 import secrets
 import ssl
@@ -759,6 +765,8 @@ class _State:
         self.clock = clock
         self.privacy_mode = privacy_mode
         self.callback_query_ttl = callback_query_ttl
+        self.chat_interval = 0.0
+        self.last_sent: dict[int, float] = {}
         self.users: dict[int, _User] = {}
         self.chats: dict[int, _Chat] = {}
         self.blocked: set[int] = set()
@@ -1292,6 +1300,7 @@ class _BotApi:
 
     def send_message(self, params: dict[str, Any]) -> dict[str, Any]:
         chat = self.target(params)
+        self.flood_control(chat.id)
         source, plain, entities = self.formatted(params)
         markup = self.markup(params)
         reply = self.reply_to(chat, params)
@@ -1301,6 +1310,18 @@ class _BotApi:
             parse_mode=_str(params, "parse_mode") or None, entities=entities,
             reply_markup=markup, reply_to=reply, thread_id=thread)
         return self.state.message_json(message)
+
+    def flood_control(self, chat_id: int) -> None:
+        """429 with retry_after when the bot sends to ``chat_id`` faster than allowed."""
+        interval = self.state.chat_interval
+        if interval <= 0:
+            return
+        now = self.state.clock()
+        last = self.state.last_sent.get(chat_id)
+        if last is not None and now - last < interval:
+            wait = max(1, math.ceil(interval - (now - last)))
+            raise _ApiError(429, f"Too Many Requests: retry after {wait}", {"retry_after": wait})
+        self.state.last_sent[chat_id] = now
 
     def edit_message_text(self, params: dict[str, Any]) -> dict[str, Any]:
         message = self.editable(params, "edit")
@@ -1615,6 +1636,7 @@ class TelegramSimulator(SimulatorBase[RecordedRequest]):
         max_delivery_attempts: int = 5,
         webhook_timeout: float = 10.0,
         callback_query_ttl: float = 15.0,
+        chat_interval: float = 0.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
         match = _TOKEN.fullmatch(token)
@@ -1633,6 +1655,7 @@ class TelegramSimulator(SimulatorBase[RecordedRequest]):
         self.bot_id = int(match.group(1))
         self._state = _State(_User(self.bot_id, bot_name, bot_username, is_bot=True), clock,
                              privacy_mode, callback_query_ttl)
+        self._state.chat_interval = chat_interval
         self._deliverer = _Deliverer(self._state, retry_delay, max_delivery_attempts,
                                      webhook_timeout)
         super().__init__(_App(self, self._state, token), faults=self._state.faults,

@@ -135,6 +135,26 @@ def test_a_long_reply_arrives_in_pieces_and_special_characters_intact(sim: Teleg
     assert [bool(p["reply_markup"]) for p in pieces] == [False] * (len(pieces) - 1) + [True]
 
 
+@pytest.mark.timeout(120)
+def test_a_12_part_reply_arrives_whole_and_in_order_through_flood_control() -> None:
+    # Telegram allows about one message a second per chat; faster sends get 429 with
+    # retry_after, and every part must still arrive, in order.
+    with TelegramSimulator(chat_interval=1.0) as slow:
+        connector = _connector(slow)
+        text = "\n".join(f"part {n // 100:02d} line {n % 100:02d} " + "x" * 30
+                          for n in range(1200))
+
+        async def body() -> None:
+            await connector.send(ALICE, text, [], {})
+
+        _run(connector, body)
+        pieces = slow.bot_messages(ALICE)
+        assert len(pieces) >= 12
+        assert "\n".join(p["plain_text"] for p in pieces) == text
+        refused = [r for r in slow.request_log() if r.status == 429]
+        assert refused, "the simulator did not apply flood control"
+
+
 def test_a_payload_longer_than_64_bytes_goes_through_the_store(sim: TelegramSimulator) -> None:
     connector = _connector(sim)
     plain = '/affirm{"operation_id":"op-0123456789ab","digest":"' + "f" * 40 + '"}'

@@ -28,6 +28,7 @@ import httpx
 
 from actions.errors import BackendUnavailable, ConfigError, OutcomeUnknown
 from actions.operations._spec import (
+    ENV_REFERENCE,
     CommandRun,
     HttpRun,
     JenkinsRun,
@@ -38,8 +39,7 @@ __all__ = ["CommandResult", "HttpResult", "Prepared", "mask", "prepare", "run_co
            "send_http", "tail"]
 
 MASK = "********"
-_PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([^{}]*)\}")
-_ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([^{}]*)\}")  # {name}, and {{ }} for literal braces
 _DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
 # Variables that name a place, not a secret: their values are shown. Every other
 # variable an operation refers to is masked wherever its output or call is shown.
@@ -64,7 +64,7 @@ def _fill(template: str, values: Mapping[str, str], encode: Any = None) -> str:
             raise _Absent(name)
         return encode(values[name]) if encode else values[name]
 
-    return _PLACEHOLDER.sub(one, template)
+    return PLACEHOLDER.sub(one, template)
 
 
 def _secrets(text: str, env: Mapping[str, str], found: set[str]) -> str:
@@ -85,7 +85,7 @@ def _secrets(text: str, env: Mapping[str, str], found: set[str]) -> str:
                 found.update({password, urllib.parse.unquote(password)})
         return value
 
-    return _ENV_REFERENCE.sub(one, text)
+    return ENV_REFERENCE.sub(one, text)
 
 
 def _forms(secret: str) -> set[str]:
@@ -261,7 +261,7 @@ def _check_arguments(spec: OperationSpec, templates: tuple[str, ...], argv: list
             break  # what follows is never an option
         if filled.startswith("-") and not template.startswith("-"):
             # The leading '-' came from a typed value ("{host}.corp" given "-oProxy...").
-            first = _PLACEHOLDER.search(template)
+            first = PLACEHOLDER.search(template)
             name = (first.group(1) or "").strip() if first else "a value"
             raise ConfigError(
                 f"{name} cannot start with '-': at the start of an argument it would be read "
@@ -283,7 +283,7 @@ def _check_host(spec: OperationSpec, template: str, env: Mapping[str, str]) -> N
     first = next((m for m in _TOKENS.finditer(template) if m.group(3) is not None), None)
     if first is None:
         return
-    head = _ENV_REFERENCE.sub(lambda m: _secrets(m.group(0), env, set()),
+    head = ENV_REFERENCE.sub(lambda m: _secrets(m.group(0), env, set()),
                               template[:first.start()])
     if not re.match(r"^https?://[^/?#]+[/?#]", head):
         raise ConfigError(f"the url of {spec.name} lets a value pick its host (the text before "

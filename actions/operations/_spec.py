@@ -29,7 +29,8 @@ from actions.operations._types import COMMON_KEYS, DEFAULT_MAX_LENGTH, TYPE_KEYS
 from actions.operations._yaml import line_of, load
 
 __all__ = [
-    "BUILTIN_PLACEHOLDERS", "CommandRun", "HttpRun", "JenkinsRun", "Loaded", "OperationFileError",
+    "ANNOTATION", "BUILTIN_PLACEHOLDERS", "ENV_REFERENCE", "CommandRun", "HttpRun", "JenkinsRun",
+    "Loaded", "OperationFileError",
     "OperationSpec", "OperationsError", "builtin_intents", "env_references", "load_file",
     "load_operations", "operation_dirs", "placeholders",
 ]
@@ -58,9 +59,9 @@ _METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 # {name}, with {{ and }} for literal braces
 _PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([^{}]*)\}|[{}]")
 # ${VAR} or ${VAR:-default}
-_ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 # [text](entity) in an example
-_ANNOTATION = re.compile(r"\[([^\]]+)\]\(([^)]+)\)")
+ANNOTATION = re.compile(r"\[([^\]]+)\]\(([^)]+)\)")
 
 
 class OperationFileError(ConfigError):
@@ -169,7 +170,7 @@ class Loaded:
 def placeholders(template: str) -> list[str]:
     """The ``{names}`` a template uses; ValueError for a stray brace or an empty name."""
     names: list[str] = []
-    template = _ENV_REFERENCE.sub("", template)  # ${VAR} is a variable, not a placeholder
+    template = ENV_REFERENCE.sub("", template)  # ${VAR} is a variable, not a placeholder
     for match in _PLACEHOLDER.finditer(template):
         token = match.group(0)
         if token in ("{{", "}}"):
@@ -185,7 +186,7 @@ def placeholders(template: str) -> list[str]:
 
 def env_references(text: str) -> list[tuple[str, str | None]]:
     """``[(VAR, default or None)]`` for each ``${VAR}`` / ``${VAR:-default}`` in ``text``."""
-    return [(m.group(1), m.group(2)) for m in _ENV_REFERENCE.finditer(text)]
+    return [(m.group(1), m.group(2)) for m in ENV_REFERENCE.finditer(text)]
 
 
 def operation_dirs(project: Path, env: Mapping[str, str] | None = None) -> list[Path]:
@@ -498,7 +499,7 @@ def _examples(f: _File, data: Mapping[str, Any], names: set[str]) -> tuple[str, 
         seen.add(example.strip().lower())
         if "\n" in example.strip():
             f.error(eline, "an example is one line.")
-        for match in _ANNOTATION.finditer(example):
+        for match in ANNOTATION.finditer(example):
             entity = match.group(2).strip()
             if entity not in names:
                 f.error(eline, f"the example marks [{match.group(1)}]({entity}), but there is "
@@ -534,7 +535,7 @@ def _check_env(f: _File, text: str, env: Mapping[str, str], line: int, where: st
             f.error(line, f"{where} refers to ${{{name}}}, which is not set in opsbot's "
                     "environment.", f"set {name} where opsbot runs (secrets stay out of the "
                     "file), give a default as ${" + name + ":-value}, or remove the operation.")
-    if "${" in _ENV_REFERENCE.sub("", text):
+    if "${" in ENV_REFERENCE.sub("", text):
         f.error(line, f"{where} has a '${{' that is not ${{VARIABLE}}.")
 
 

@@ -41,9 +41,10 @@ from actions._watcher import notify
 from actions.catalog import Catalog, duration
 from actions.confirmations import decide, propose, record_read, record_refusal
 from actions.errors import BackendUnavailable, NotFound, OpsbotError
-from actions.guard import ERROR, EXECUTING, FAILED, SUCCEEDED, Operation
+from actions.guard import ERROR, EXECUTING, FAILED, SUCCEEDED, Decision, Operation
 from actions.jenkins_flows import completion_message, follow_build, start_job
 from actions.operations._runners import (
+    PLACEHOLDER,
     CommandResult,
     Prepared,
     mask,
@@ -52,7 +53,14 @@ from actions.operations._runners import (
     send_http,
 )
 from actions.operations._runners import tail as last_lines
-from actions.operations._spec import CommandRun, HttpRun, JenkinsRun, OperationSpec, load_operations
+from actions.operations._spec import ANNOTATION as _ANNOTATION
+from actions.operations._spec import (
+    CommandRun,
+    HttpRun,
+    JenkinsRun,
+    OperationSpec,
+    load_operations,
+)
 from actions.operations._types import Parameter
 from actions.registry import IntentKind, Outcome, add_provider
 from actions.turn import Turn
@@ -66,7 +74,6 @@ logger = logging.getLogger(__name__)
 FORM = "operation_form"
 REQUEST_SLOT = "operation_request"
 ANSWER_SLOT = "operation_answer"
-_ANNOTATION = re.compile(r"\[([^\]]+)\]\(([^)]+)\)")
 _TRAILING = " \t.!?"
 _MAX_BUTTONS = 8
 # Longer messages are not matched against the examples' shapes (the lazy groups of a
@@ -363,7 +370,7 @@ async def handle(turn: Turn, spec: OperationSpec, from_text: bool = True) -> Non
     if spec.risk == "read":
         decision = decide(turn, spec.name, values)
         if not decision.allowed or (decision.risk == "read" and not decision.approval_roles):
-            await _answer_read(turn, spec, values)
+            await _answer_read(turn, spec, values, decision)
             return
         # A policy rule made this read a change (or asks for a second person): it gets the
         # preview and the confirmation like one.
@@ -466,8 +473,9 @@ async def _job_exists(turn: Turn, job: str) -> bool:
     return True
 
 
-async def _answer_read(turn: Turn, spec: OperationSpec, values: dict[str, str]) -> None:
-    decision = decide(turn, spec.name, values)
+async def _answer_read(turn: Turn, spec: OperationSpec, values: dict[str, str],
+                       decision: Decision) -> None:
+    """Run a read the policy has decided on (``decision``, for these values)."""
     if not decision.allowed:
         reason = decision.reason or "policy.yml does not allow it."
         record_refusal(turn, spec.name, values, decision.risk, reason)
@@ -500,7 +508,7 @@ def _fill(template: str, values: Mapping[str, str]) -> str:
             return token[0]
         return values.get(match.group(1).strip(), "")
 
-    return re.sub(r"\{\{|\}\}|\{([^{}]*)\}", one, template)
+    return PLACEHOLDER.sub(one, template)
 
 
 def _masked(text: str, prepared: Prepared) -> str:

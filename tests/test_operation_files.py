@@ -784,3 +784,14 @@ def test_a_direction_mark_in_a_value_is_refused() -> None:
 
     value, problem = Parameter(name="reason", type="text").normalise("dev\u202e dorp no")
     assert value is None and problem == "it contains a line break or another control character"
+
+
+@pytest.mark.parametrize(("raw", "expected"), [("77", "77"), ("#77", "77"), ("+3", "3"),
+                                               ("#", None), ("#-3", None), ("##7", None),
+                                               ("#7a", None), ("7 #", None)])
+def test_an_integer_may_be_written_with_a_leading_hash(raw: str, expected: str | None) -> None:
+    from actions.operations import Parameter
+
+    value, problem = Parameter(name="pr", type="integer").normalise(raw)
+    assert value == expected
+    assert (problem is None) == (expected is not None)

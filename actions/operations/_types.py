@@ -136,9 +136,11 @@ class Parameter:
                     return choice, None
             return None, self._not(text)
         if t == "integer":
-            if not _INTEGER.match(text):
+            # "PR #77", "build #512": a leading '#' is how people write a number of a thing.
+            digits = text[1:] if text.startswith("#") and text[1:].isdecimal() else text
+            if not _INTEGER.match(digits):
                 return None, self._not(text)
-            number = int(text)
+            number = int(digits)
             if (self.minimum is not None and number < self.minimum) or (
                     self.maximum is not None and number > self.maximum):
                 return None, self._not(text)

@@ -3,6 +3,10 @@
 Reads (issue_status, list_issues) are answered at once. Changes (create_issue,
 comment_issue, update_issue) become pending operations with a preview, confirmed like
 a deploy (``actions.confirmations``); their executors below run once after that.
+Before proposing, update_issue asks Jira what the change needs: a transition's screen
+fields (a required resolution is the one the person named, "close PAY-77 as won't fix",
+or else the standard Done / Fixed; anything else is asked for or explained), and
+whether the new assignee may be assigned issues in the project at all.
 
 create_issue is a Rasa form (``create_issue_form``): the summary comes from the first
 message when it has one ("open a bug: login times out") and is asked for otherwise;
@@ -18,12 +22,12 @@ from actions._runtime import Runtime
 from actions.backends.jira import Issue, JiraBackend
 from actions.catalog import ago
 from actions.confirmations import propose, record_read
-from actions.errors import BackendUnavailable, InvalidRequest, OutcomeUnknown
+from actions.errors import BackendUnavailable, InvalidRequest, NotFound, OutcomeUnknown
 from actions.guard import Operation
 from actions.registry import Executor, Outcome, register_all
 from actions.turn import Turn, button
 
-__all__ = ["EXECUTORS", "HANDLERS", "issue_type_from", "summary_from"]
+__all__ = ["EXECUTORS", "HANDLERS", "issue_type_from", "resolution_from", "summary_from"]
 
 Handler = Callable[[Turn], Awaitable[None]]
 
@@ -42,6 +46,9 @@ _STATUS = re.compile(
     r"|\b(?P<verb>close|resolve|reopen|start)\b", re.I)
 _VERB_STATUS = {"close": "Done", "resolve": "Done", "reopen": "Reopened", "start": "In Progress"}
 _ASSIGN = re.compile(r"\b(?:assign(?:ed)?|give|hand)\b.*?\bto\s+(?P<who>[\w.@-]+)|\btake\b", re.I)
+# "close PAY-77 as won't fix", "resolve OPS-1 with resolution duplicate"
+_RESOLUTION = re.compile(r"\b(?:as|resolution(?:\s+(?:is|of|to))?:?)\s+(?P<r>[\w'’ -]{2,40}?)"
+                         r"\s*[.!]?\s*$", re.IGNORECASE)
 _COMMENT = re.compile(r"^[^:]*?:\s*(?P<c>.+)$|\b(?:saying|that)\s+(?P<c2>.+)$", re.I)
 MAX_SUMMARY = 250
 MAX_COMMENT = 4000
@@ -180,21 +187,19 @@ async def update_issue(turn: Turn) -> None:
         who = assign_match.group("who") if assign_match.group("who") else "me"
         if who.lower() in ("me", "myself"):
             who = _jira_user(turn)
-        await propose(turn, "update_issue", {"issue_key": key, "assignee": who},
-                      f"Assign {key} ({issue.summary}) to {who}; it is now "
-                      f"{issue.assignee or 'unassigned'}.")
+        try:  # Jira refuses people without "Assignable User" in the project: ask first
+            person = await jira.assignee_for(key, who)
+        except (InvalidRequest, NotFound) as exc:
+            turn.say(f"{exc} Nothing changed.")
+            return
+        await propose(turn, "update_issue", {"issue_key": key, "assignee": person.name},
+                      f"Assign {key} ({issue.summary}) to {person.display_name} "
+                      f"({person.name}); it is now {issue.assignee or 'unassigned'}.")
         return
     if status_match:
         target = status_match.group("s") or _VERB_STATUS[status_match.group("verb").lower()]
         target = {"todo": "To Do", "closed": "Done", "resolved": "Done"}.get(target.lower(), target)
-        available = await jira.transitions(key)
-        chosen = next((s for s in available if s.lower() == target.lower()), None)
-        if chosen is None:
-            turn.say(f"{key} is {issue.status}; from there it can move to "
-                     f"{', '.join(available) or 'nothing'}, not \"{target}\". Nothing changed.")
-            return
-        await propose(turn, "update_issue", {"issue_key": key, "status": chosen},
-                      f"Move {key} ({issue.summary}) from {issue.status} to {chosen}.")
+        await _propose_transition(turn, jira, issue, target)
         return
     if priority:
         if (issue.priority or "").lower() == priority.lower():
@@ -210,6 +215,58 @@ async def update_issue(turn: Turn) -> None:
         return
     turn.say(f"What should I change on {key}? For example \"assign {key} to bob\", "
              f"\"move {key} to done\" or \"set {key} priority to high\".")
+
+
+def resolution_from(text: str) -> str | None:
+    """The resolution in 'close PAY-77 as won't fix', if the text names one."""
+    found = _RESOLUTION.search(text.strip())
+    return " ".join(found.group("r").replace("’", "'").split()) if found else None
+
+
+async def _propose_transition(turn: Turn, jira: JiraBackend, issue: Issue, target: str) -> None:
+    """Propose moving ``issue`` to ``target`` with what the transition's screen requires."""
+    key = issue.key
+    available = await jira.transition_options(key)
+    chosen = jira.pick_transition(available, target)
+    if chosen is None:
+        targets = list(dict.fromkeys(t.to for t in available))
+        turn.say(f"{key} is {issue.status}; from there it can move to "
+                 f"{', '.join(targets) or 'nothing'}, not \"{target}\". Nothing changed.")
+        return
+    others = chosen.unfillable()
+    if others:
+        names = ", ".join(f"{f.name} ({f.id})" for f in others)
+        turn.say(f"Jira requires {names} to move {key} to {chosen.to}, and opsbot cannot fill "
+                 f"that in from chat; move it in Jira: {issue.url}. Nothing changed.")
+        return
+    field = chosen.field("resolution")
+    asked = resolution_from(turn.request.text)
+    parameters = {"issue_key": key, "status": chosen.to}
+    resolution: str | None = None
+    if field is not None and asked:
+        resolution = field.match(asked) if field.allowed else asked
+        if resolution is None and asked.lower() != chosen.to.lower():
+            turn.say(f"Jira has no resolution \"{asked}\" for moving {key} to {chosen.to}; it "
+                     f"allows {', '.join(field.allowed)}. Say, for example, \"close {key} as "
+                     f"{field.allowed[0]}\". Nothing changed.")
+            return
+    if field is not None and resolution is None and field.required:
+        resolution = chosen.standard_resolution()  # what a plain close / resolve / done means
+        if resolution is None:
+            example = field.allowed[0] if field.allowed else "Fixed"
+            turn.say(f"Jira requires a resolution to move {key} to {chosen.to}: "
+                     f"{', '.join(field.allowed) or 'it lists none'}. Which one? Say, for "
+                     f"example, \"close {key} as {example}\". Nothing changed.")
+            return
+    note = ""
+    if resolution is not None:
+        parameters["resolution"] = resolution
+    elif asked and field is None and asked.lower() != chosen.to.lower():
+        note = (f" (Jira's {chosen.name} transition takes no resolution, so \"{asked}\" is not "
+                "recorded.)")
+    shown = f", resolution {parameters['resolution']}" if "resolution" in parameters else ""
+    await propose(turn, "update_issue", parameters,
+                  f"Move {key} ({issue.summary}) from {issue.status} to {chosen.to}{shown}.{note}")
 
 
 async def create_issue(turn: Turn) -> None:
@@ -297,8 +354,9 @@ async def _update(rt: Runtime, operation: Operation) -> Outcome:
         issue = await jira.assign(key, p["assignee"])
         return Outcome(f"{key} is now assigned to {issue.assignee}. {issue.url}", {"issue_key": key})
     if "status" in p:
-        issue = await jira.transition(key, p["status"])
-        return Outcome(f"{key} is now {issue.status}. {issue.url}", {"issue_key": key})
+        issue = await jira.transition(key, p["status"], p.get("resolution"))
+        resolved = f" ({issue.resolution})" if issue.resolution else ""
+        return Outcome(f"{key} is now {issue.status}{resolved}. {issue.url}", {"issue_key": key})
     if "priority" in p:
         issue = await jira.set_priority(key, p["priority"])
         return Outcome(f"{key} is now {issue.priority} priority. {issue.url}", {"issue_key": key})

@@ -5,7 +5,8 @@ projects, issues and comments, on any machine, offline. This module serves the R
 API that the ``jira`` library calls for everything opsbot does (see
 ../shared/PROTOCOLS.md section 2): ``serverInfo``, ``myself``, ``field``, projects,
 issue types (``issuetype`` and ``issue/createmeta/{project}/issuetypes``), priorities,
-statuses, users (``user?username=``, ``user/search?username=``), creating, reading and
+statuses, resolutions, users (``user?username=``, ``user/search?username=``,
+``user/assignable/search``), creating, reading and
 editing issues, comments, transitions through a small workflow (To Do -> In Progress
 -> Done -> Reopened -> In Progress | Done), assigning, and JQL search (GET and POST)
 with paging and ``ORDER BY``. Errors have Jira's shapes: ``{"errorMessages": [...],
@@ -27,6 +28,31 @@ Signing in is as on Jira Data Center 8.14+:
   signing in through the browser. A personal access token is not affected.
 * ``deployment="Cloud"`` reports ``deploymentType: Cloud`` in ``serverInfo``, as Jira
   Cloud does.
+
+Workflow screens and permissions, as on Jira Data Center:
+
+* The Done transition has a screen that requires a resolution. ``GET
+  issue/{key}/transitions?expand=transitions.fields`` lists each transition's screen
+  fields with ``required``, ``schema``, ``operations`` and ``allowedValues`` (the
+  resolutions of ``GET resolution``); without the expand there is no ``fields``
+  (Jira Server REST API, "Get transitions": "Fields will only be returned if
+  expand=transitions.fields"). ``POST .../transitions`` without one answers 400
+  ``{"errorMessages": [], "errors": {"resolution": "Resolution is required."}}``
+  (Jira source, ``ResolutionSystemField.validateParams``: ``issue.field.required``
+  with the field's name, "{0} is required."); a resolution is given as ``fields:
+  {"resolution": {"name"|"id": ...}}`` (or ``update: {"resolution": [{"set":
+  ...}]}``), its name compared case-sensitively
+  (``ResolutionRestFieldOperationsHandler``); a field not on the screen is refused
+  with "Field 'x' cannot be set. It is not on the appropriate screen, or unknown.".
+  This instance has no default resolution, so nothing fills it in. Reopening clears
+  the resolution.
+* Each project names who holds "Assignable User" (seed ``assignable:``). Assigning
+  anyone else (``PUT issue/{key}/assignee``, or an assignee on create or edit) answers
+  400 ``{"errorMessages": [], "errors": {"assignee": "User 'carol' cannot be assigned
+  issues."}}`` (Jira's REST func test ``TestIssueResourceAssign.testAssignErrors``).
+  ``GET user/assignable/search?issueKey=...|project=...&username=...`` lists only
+  assignable users, and needs an issue key or a project (400 otherwise; Jira Server
+  REST API, "Find assignable users"). In the demo seed, carol is not assignable in PAY.
 
 JQL is parsed and evaluated for real: ``project``, ``status``, ``statusCategory``,
 ``priority`` (also ``>``/``<``), ``issuetype``, ``key``, ``resolution``, ``labels``,
@@ -83,6 +109,7 @@ __all__ = [
     "DEFAULT_SEED",
     "DEFAULT_TOKEN",
     "PRIORITIES",
+    "RESOLUTIONS",
     "STATUSES",
     "CommentSnapshot",
     "IssueSnapshot",
@@ -127,15 +154,41 @@ class _Transition:
     id: str
     name: str
     to: str
+    # The transition screen's fields, as (field id, required). Jira lists them under
+    # "fields" only for ?expand=transitions.fields, and refuses any other field.
+    screen: tuple[tuple[str, bool], ...] = ()
 
 
+_RESOLVE_SCREEN = (("resolution", True),)
 _WORKFLOW: dict[str, tuple[_Transition, ...]] = {
     "To Do": (_Transition("11", "Start Progress", "In Progress"),),
-    "In Progress": (_Transition("31", "Done", "Done"),),
+    "In Progress": (_Transition("31", "Done", "Done", _RESOLVE_SCREEN),),
     "Done": (_Transition("41", "Reopen Issue", "Reopened"),),
     "Reopened": (_Transition("11", "Start Progress", "In Progress"),
-                 _Transition("31", "Done", "Done")),
+                 _Transition("31", "Done", "Done", _RESOLVE_SCREEN)),
 }
+
+
+@dataclass(frozen=True)
+class _Resolution:
+    id: str
+    name: str
+    description: str
+
+
+_RESOLUTIONS = (  # Jira's defaults (Jira Core's five, then Jira Software's two)
+    _Resolution("1", "Fixed", "A fix for this issue is checked into the tree and tested."),
+    _Resolution("2", "Won't Fix", "The problem described is an issue which will never be fixed."),
+    _Resolution("3", "Duplicate", "The problem is a duplicate of an existing issue."),
+    _Resolution("4", "Incomplete", "The problem is not completely described."),
+    _Resolution("5", "Cannot Reproduce", "All attempts at reproducing this issue failed, or not "
+                "enough information was available to reproduce the issue."),
+    _Resolution("10000", "Done", "Work has been completed on this issue."),
+    _Resolution("10001", "Won't Do", "This issue won't be actioned."),
+)
+RESOLUTIONS = tuple(r.name for r in _RESOLUTIONS)
+"""The resolutions (``GET resolution``); a transition's screen may require one of them."""
+_FIELD_NAMES = {"resolution": "Resolution", "assignee": "Assignee", "comment": "Comment"}
 _TRANSITION_NAMES = {t.id: t.name for ts in _WORKFLOW.values() for t in ts}
 _PRIORITY_COLORS = {"Highest": "#d04437", "High": "#f15c75", "Medium": "#f79232",
                     "Low": "#707070", "Lowest": "#999999"}
@@ -152,8 +205,10 @@ _NOT_AUTHENTICATED = ("You are not authenticated. Authentication required to per
 _BAD_SCREEN = "Field '{}' cannot be set. It is not on the appropriate screen, or unknown."
 _MAX_RESULTS = 1000  # jira.search.views.default.max
 _ISSUE_EXPAND = "operations,versionedRepresentations,editmeta,changelog,renderedFields"
-_ISSUE_KEYS = frozenset({"number", "type", "summary", "description", "status", "priority",
-                         "assignee", "reporter", "labels", "ago", "updated", "comments"})
+_ISSUE_KEYS = frozenset({"number", "type", "summary", "description", "status", "resolution",
+                         "priority", "assignee", "reporter", "labels", "ago", "updated",
+                         "comments"})
+_CANNOT_BE_ASSIGNED = "User '{}' cannot be assigned issues."
 
 
 class SeedError(ValueError):
@@ -189,6 +244,7 @@ class IssueSnapshot:
     updated: float
     resolved: float | None
     comments: tuple[CommentSnapshot, ...]
+    resolution: str | None = None  # a name from RESOLUTIONS, None while unresolved
 
 
 @dataclass(frozen=True)
@@ -232,6 +288,7 @@ class _Project:
     description: str
     lead: str
     issue_types: tuple[str, ...]
+    assignable: frozenset[str]  # user names holding "Assignable User" in the project
     next_number: int = 1
 
 
@@ -261,6 +318,7 @@ class _Issue:
     created: float
     updated: float
     resolved: float | None = None
+    resolution: str | None = None  # a name from _RESOLUTIONS
     comments: list[_Comment] = field(default_factory=list)
 
     @property
@@ -270,10 +328,6 @@ class _Issue:
     @property
     def category(self) -> str:
         return _STATUS_BY_NAME[self.status].category
-
-    @property
-    def resolution(self) -> str | None:
-        return "Done" if self.resolved is not None else None
 
 
 class _Refused(Exception):
@@ -391,8 +445,8 @@ class _SeedLoader:
             place = f"{where}: projects[{i}]"
             if not isinstance(item, dict) or not isinstance(item.get("key"), str):
                 raise SeedError(f"{place}: every project needs a key, e.g. {{key: OPS}}")
-            _check_keys(item, {"key", "name", "lead", "description", "issue_types", "issues"},
-                        place)
+            _check_keys(item, {"key", "name", "lead", "description", "issue_types", "assignable",
+                               "issues"}, place)
             key = item["key"]
             place = f"{place} ({key})"
             if not re.fullmatch(r"[A-Z][A-Z0-9_]{1,9}", key):
@@ -407,8 +461,14 @@ class _SeedLoader:
                           ) or tuple(issue_types)
             for name in types:
                 _one_of(name, list(issue_types), f"{place}.issue_types")
+            assignable = [str(u) for u in _sequence(item.get("assignable"),
+                                                    f"{place}.assignable")] or list(users)
+            for name in assignable:
+                if name not in users:
+                    raise SeedError(f"{place}.assignable: {name!r} is not a user under users:")
             project = _Project(str(10000 + i), key, str(item.get("name") or key),
-                               str(item.get("description") or ""), lead, types)
+                               str(item.get("description") or ""), lead, types,
+                               frozenset(assignable))
             projects[key] = project
             for j, issue in enumerate(_sequence(item.get("issues"), f"{place}.issues")):
                 pending.append((project, issue, f"{place}.issues[{j}]"))
@@ -468,6 +528,13 @@ class _SeedLoader:
             if updated < latest:
                 raise SeedError(f"{where}: updated is older than the issue or its last comment")
         status = _one_of(raw.get("status", STATUSES[0]), STATUSES, f"{where}.status")
+        done = _STATUS_BY_NAME[status].category == "done"
+        resolution = None
+        if done:
+            resolution = _one_of(raw.get("resolution", "Done"), RESOLUTIONS,
+                                 f"{where}.resolution")
+        elif raw.get("resolution") is not None:
+            raise SeedError(f"{where}: only an issue in a done status has a resolution")
         priority = raw.get("priority", "Medium")
         labels = [str(label) for label in _sequence(raw.get("labels"), f"{where}.labels")]
         issue_type = _one_of(raw.get("type", project.issue_types[0]), project.issue_types,
@@ -482,7 +549,7 @@ class _SeedLoader:
                                                            f"{where}.priority"),
             assignee=user("assignee"), reporter=reporter, creator=reporter, labels=labels,
             created=created, updated=updated,
-            resolved=updated if _STATUS_BY_NAME[status].category == "done" else None,
+            resolved=updated if done else None, resolution=resolution,
             comments=comments,
         )
 
@@ -553,6 +620,32 @@ class _State:
         name = str(ref.get("name", "")).lower()
         return next((p for p in PRIORITIES if p.lower() == name), None)
 
+    @staticmethod
+    def resolution(ref: object, errors: dict[str, str]) -> str | None:
+        """A resolution name for ``{"name": ...}`` / ``{"id": ...}``; Jira compares names
+        case-sensitively (ResolutionRestFieldOperationsHandler)."""
+        if not isinstance(ref, dict) or not (ref.get("id") or ref.get("name")):
+            errors["resolution"] = "Could not find valid 'id' or 'name' in resolution object."
+            return None
+        if ref.get("id"):
+            found = next((r for r in _RESOLUTIONS if r.id == str(ref["id"])), None)
+            if found is None:
+                errors["resolution"] = f"Invalid resolution id '{ref['id']}'."
+                return None
+            return found.name
+        found = next((r for r in _RESOLUTIONS if r.name == str(ref["name"])), None)
+        if found is None:
+            errors["resolution"] = f"Invalid resolution name '{ref['name']}'."
+            return None
+        return found.name
+
+    def assignable_users(self, project: _Project, query: str) -> list[_User]:
+        """``user/assignable/search``: the users matching ``query`` (all, when empty) who
+        may be assigned issues in ``project``."""
+        found = self.search_users(query) if query.strip() else sorted(
+            self.users.values(), key=lambda u: u.name)
+        return [u for u in found if u.name in project.assignable]
+
     def search_users(self, query: str) -> list[_User]:
         """Jira Server's user search: a prefix of the name, e-mail or a display-name word."""
         wanted = query.strip().lower()
@@ -612,6 +705,8 @@ class _State:
                 if not priority:
                     errors["priority"] = "The priority selected is invalid."
         assignee = self._user_field(fields, "assignee", errors)
+        if assignee is not None and project is not None and assignee not in project.assignable:
+            errors["assignee"] = _CANNOT_BE_ASSIGNED.format(assignee)
         reporter = self._user_field(fields, "reporter", errors) or user
         labels = self._labels(fields.pop("labels", []), errors)
         for name in fields:
@@ -656,6 +751,8 @@ class _State:
             changes["priority"] = priority
         if "assignee" in fields:
             changes["assignee"] = self._user_field(fields, "assignee", errors)
+            if changes["assignee"] not in issue.project.assignable | {None}:
+                errors["assignee"] = _CANNOT_BE_ASSIGNED.format(changes["assignee"])
         if "labels" in fields:
             changes["labels"] = self._labels(fields.pop("labels"), errors)
         for name in fields:
@@ -714,17 +811,38 @@ class _State:
                                f"({issue.key}). The likely cause is that somebody has changed the "
                                "issue recently, please look at the issue history for details.")
         assert isinstance(body, dict)
-        fields = body.get("fields") or {}
-        if fields:
-            raise _refuse(400, errors={name: _BAD_SCREEN.format(name) for name in fields})
+        fields = dict(body.get("fields") or {})
+        update = dict(body.get("update") or {})
+        screen = dict(chosen.screen)
+        errors: dict[str, str] = {}
+        for name in [*fields, *(n for n in update if n != "comment")]:
+            if name not in screen:
+                errors[name] = _BAD_SCREEN.format(name)
+        resolution: str | None = None
+        if "resolution" in screen:
+            ref = fields.get("resolution")
+            operations = update.get("resolution")
+            if ref is None and isinstance(operations, list) and operations \
+                    and isinstance(operations[0], dict):
+                ref = operations[0].get("set")
+            if ref is not None:
+                resolution = self.resolution(ref, errors)
+            elif screen["resolution"] and "resolution" not in errors:
+                errors["resolution"] = f"{_FIELD_NAMES['resolution']} is required."
         comments: list[str] = []
-        for operation in (body.get("update") or {}).get("comment") or []:
+        for operation in update.get("comment") or []:
             text = (operation.get("add") or {}).get("body") if isinstance(operation, dict) else None
             if not isinstance(text, str) or not text.strip():
-                raise _refuse(400, errors={"comment": "Comment body can not be empty!"})
-            comments.append(text)
+                errors["comment"] = "Comment body can not be empty!"
+            else:
+                comments.append(text)
+        if errors:
+            raise _refuse(400, errors=errors)
+        done = _STATUS_BY_NAME[chosen.to].category == "done"
         issue.status = chosen.to
-        issue.resolved = now if _STATUS_BY_NAME[chosen.to].category == "done" else None
+        issue.resolved = now if done else None
+        # Leaving a done status clears the resolution (the default workflow's post function).
+        issue.resolution = (resolution or issue.resolution) if done else None
         issue.updated = now
         for text in comments:
             self.comment(issue, {"body": text}, user, now)
@@ -740,6 +858,8 @@ class _State:
             issue.assignee = issue.project.lead
         elif str(name) not in self.users:
             raise _refuse(400, errors={"assignee": f"User '{name}' does not exist."})
+        elif str(name) not in issue.project.assignable:
+            raise _refuse(400, errors={"assignee": _CANNOT_BE_ASSIGNED.format(name)})
         else:
             issue.assignee = str(name)
         issue.updated = now
@@ -753,6 +873,7 @@ class _State:
             updated=issue.updated, resolved=issue.resolved,
             comments=tuple(CommentSnapshot(str(c.id), c.author, c.body, c.created)
                            for c in issue.comments),
+            resolution=issue.resolution,
         )
 
 
@@ -1255,7 +1376,10 @@ class _Jql:
         if field == "resolution":
             def resolution(text: str) -> str | None:
                 wanted = text.strip().lower()
-                return {"done": "Done", "unresolved": "Unresolved"}.get(wanted)
+                if wanted == "unresolved":
+                    return "Unresolved"
+                return next((r.name for r in _RESOLUTIONS
+                             if wanted in (r.name.lower(), r.id)), None)
             return (lambda i: [i.resolution or "Unresolved"]), value_only(resolution)
         if field == "labels":
             def label(operand: _Operand) -> str | None:
@@ -1585,9 +1709,7 @@ class _Renderer:
             "creator": lambda: self.user(issue.creator),
             "created": lambda: _jira_time(issue.created),
             "updated": lambda: _jira_time(issue.updated),
-            "resolution": lambda: None if issue.resolved is None else {
-                "self": f"{self.api}resolution/10000", "id": "10000",
-                "description": "Work has been completed on this issue.", "name": "Done"},
+            "resolution": lambda: self.resolution(issue.resolution),
             "resolutiondate": lambda: None if issue.resolved is None
             else _jira_time(issue.resolved),
             "labels": lambda: list(issue.labels),
@@ -1597,10 +1719,32 @@ class _Renderer:
                 "self": f"{self.api}issue/{issue.id}", "key": issue.key,
                 "fields": {name: make() for name, make in every.items() if name in wanted}}
 
-    def transition(self, transition: _Transition) -> dict[str, Any]:
-        return {"id": transition.id, "name": transition.name, "to": self.status(transition.to),
-                "hasScreen": False, "isGlobal": False, "isInitial": False,
-                "isAvailable": True, "isConditional": False, "isLooped": False}
+    def resolution(self, name: str | None) -> dict[str, Any] | None:
+        found = next((r for r in _RESOLUTIONS if r.name == name), None)
+        if found is None:
+            return None
+        return {"self": f"{self.api}resolution/{found.id}", "id": found.id,
+                "description": found.description, "name": found.name}
+
+    def transition(self, transition: _Transition, with_fields: bool = False) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "id": transition.id, "name": transition.name, "to": self.status(transition.to),
+            "hasScreen": bool(transition.screen), "isGlobal": False, "isInitial": False,
+            "isAvailable": True, "isConditional": False, "isLooped": False}
+        if with_fields:
+            data["fields"] = {fid: self.field_meta(fid, required)
+                              for fid, required in transition.screen}
+        return data
+
+    def field_meta(self, fid: str, required: bool) -> dict[str, Any]:
+        """One entry of a transition's ``fields`` (FieldMetaBean)."""
+        data: dict[str, Any] = {"required": required,
+                                "schema": {"type": fid, "system": fid},
+                                "name": _FIELD_NAMES.get(fid, fid), "fieldId": fid,
+                                "hasDefaultValue": False, "operations": ["set"]}
+        if fid == "resolution":
+            data["allowedValues"] = [self.resolution(r.name) for r in _RESOLUTIONS]
+        return data
 
     def fields(self) -> list[dict[str, Any]]:
         out = []
@@ -1821,7 +1965,29 @@ class _App:
                 if found is None:
                     raise _refuse(404, f"The user named '{wanted}' does not exist")
                 return Response.json(render.user(found.name))
-            case ("user", "search") | ("user", "assignable", "search"):
+            case ("resolution",):
+                return self._only(request, "GET", lambda: Response.json(
+                    [render.resolution(r.name) for r in _RESOLUTIONS]))
+            case ("resolution", number):
+                known = next((r for r in _RESOLUTIONS if r.id == number), None)
+                if known is None:
+                    raise _refuse(404, f"Could not find resolution with id '{number}'.")
+                return Response.json(render.resolution(known.name))
+            case ("user", "assignable", "search"):
+                for_issue, for_project = request.param("issueKey"), request.param("project")
+                if for_issue:
+                    project = self.state.issue(for_issue).project
+                elif for_project:
+                    project = self._project(for_project)
+                else:
+                    raise _refuse(400, "The 'project' or the 'issueKey' parameter must be "
+                                       "given.")
+                start = max(0, _int_value(request.param("startAt"), "startAt", 0))
+                limit = _int_value(request.param("maxResults"), "maxResults", 50)
+                people = self.state.assignable_users(project, request.param("username") or "")
+                return Response.json([render.user(u.name) for u in
+                                      people[start:start + max(0, min(limit, 1000))]])
+            case ("user", "search"):
                 query = request.param("username")
                 if not query:
                     raise _refuse(400, "The username query parameter was not provided")
@@ -1872,8 +2038,11 @@ class _App:
                 wanted_id = request.param("transitionId")
                 available = [t for t in _WORKFLOW[issue.status]
                              if wanted_id is None or t.id == wanted_id]
+                expand = [e.strip() for e in (request.param("expand") or "").split(",")]
+                with_fields = "transitions.fields" in expand
                 return Response.json({"expand": "transitions",
-                                      "transitions": [render.transition(t) for t in available]})
+                                      "transitions": [render.transition(t, with_fields)
+                                                      for t in available]})
             case ("issue", ref, "assignee"):
                 issue = self.state.issue(ref)
                 if method != "PUT":

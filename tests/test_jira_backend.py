@@ -21,6 +21,8 @@ from actions.backends.jira import (
     JiraBackend,
     JiraConfig,
     SearchResult,
+    Transition,
+    TransitionField,
     User,
     build_jql,
 )
@@ -261,6 +263,82 @@ def test_transitions_and_transition(sim: JiraSimulator, backend: JiraBackend) ->
     assert reopened.status == "Reopened" and sim.issue("OPS-102").status == "Reopened"
     assert str(failure(backend.transitions("OPS-999"))) == \
         "There is no issue OPS-999 (or opsbot may not see it)."
+
+
+def test_transition_sends_the_resolution_its_screen_requires(sim: JiraSimulator,
+                                                             backend: JiraBackend) -> None:
+    [done] = run(backend.transition_options("OPS-101"))
+    assert (done.id, done.name, done.to) == ("31", "Done", "Done")
+    assert done.field("resolution") == TransitionField(
+        "resolution", "Resolution", True, ("Fixed", "Won't Fix", "Duplicate", "Incomplete",
+                                           "Cannot Reproduce", "Done", "Won't Do"))
+    assert done.standard_resolution() == "Done" and done.unfillable() == ()
+    posts = len([r for r in sim.request_log() if r.method == "POST"])
+    wrong = failure(backend.transition("OPS-101", "Done", "solved"))
+    assert isinstance(wrong, InvalidRequest)
+    assert str(wrong) == ("'solved' is not a resolution Jira allows for moving OPS-101 to Done; "
+                          "Jira allows Fixed, Won't Fix, Duplicate, Incomplete, Cannot Reproduce, "
+                          "Done or Won't Do.")
+    assert str(failure(backend.transition("OPS-102", "In Progress", "Fixed"))) == (
+        "Jira's 'Start Progress' transition of OPS-102 takes no resolution, so 'Fixed' cannot "
+        "be recorded; ask without one.")
+    assert len([r for r in sim.request_log() if r.method == "POST"]) == posts  # nothing sent
+    assert sim.issue("OPS-101").status == "In Progress"
+    closed = run(backend.transition("OPS-101", "done", "wont fix"))  # any spelling
+    assert (closed.status, closed.resolution) == ("Done", "Won't Fix")
+    assert sim.issue("OPS-101").resolution == "Won't Fix"
+    plain = run(backend.transition("OPS-103", "Done"))  # the standard resolution
+    assert (plain.status, plain.resolution) == ("Done", "Done")
+
+
+def test_a_refused_transition_is_explained_from_jiras_errors(
+        sim: JiraSimulator, backend: JiraBackend, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A Jira that leaves the screen's fields out of the expand still refuses the POST."""
+    real = JiraBackend.transition_options
+
+    async def without_fields(self: JiraBackend, key: str) -> list[Transition]:
+        return [Transition(t.id, t.name, t.to) for t in await real(self, key)]
+
+    monkeypatch.setattr(JiraBackend, "transition_options", without_fields)
+    refused = failure(backend.transition("OPS-101", "Done"))
+    assert isinstance(refused, InvalidRequest)
+    assert str(refused) == ("Jira refused to move OPS-101 to Done (resolution: Resolution is "
+                            "required). Resolutions Jira has: Fixed, Won't Fix, Duplicate, "
+                            "Incomplete, Cannot Reproduce, Done, Won't Do.")
+    assert sim.issue("OPS-101").status == "In Progress"
+
+
+def test_assign_refuses_people_jira_cannot_assign(sim: JiraSimulator,
+                                                  backend: JiraBackend) -> None:
+    before = sim.issue("PAY-74").assignee
+    refused = failure(backend.assign("PAY-74", "carol"))
+    assert isinstance(refused, InvalidRequest)
+    assert str(refused) == ("Carol Diaz (carol) can't be assigned issues in PAY; people who can: "
+                            "Alice Chen (alice), Bob Martins (bob), Dave Okafor (dave), Erin Walsh "
+                            "(erin), OpsBot (opsbot).")
+    assert not [r for r in sim.request_log() if r.method == "PUT"]  # asked first, sent nothing
+    assert sim.issue("PAY-74").assignee == before
+    assert [u.name for u in run(backend.assignable_users("PAY-74", "carol"))] == []
+    assert run(backend.assignee_for("OPS-102", "carol")) == User("carol", "Carol Diaz")
+
+
+def test_assign_explains_jiras_refusal_when_the_permission_changed(
+        sim: JiraSimulator, backend: JiraBackend, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The check passed on a stale answer; Jira's 400 on the PUT is still explained."""
+    real = JiraBackend.assignable_users
+
+    async def stale(self: JiraBackend, key: str, query: str = ".",
+                    limit: int = 50) -> list[User]:
+        if query == "carol":
+            return [User("carol", "Carol Diaz")]
+        return await real(self, key, query, limit)
+
+    monkeypatch.setattr(JiraBackend, "assignable_users", stale)
+    refused = failure(backend.assign("PAY-74", "carol"))
+    assert str(refused).startswith("Carol Diaz (carol) can't be assigned issues in PAY; people "
+                                   "who can: Alice Chen (alice)")
+    puts = [r for r in sim.request_log() if r.method == "PUT"]
+    assert [r.status for r in puts] == [400] and sim.issue("PAY-74").assignee != "carol"
 
 
 def test_assign_resolves_people(sim: JiraSimulator, backend: JiraBackend) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from actions import _runtime, confirmations
-from actions.backends.jira import JiraBackend, JiraConfig
+from actions.backends.jira import JiraBackend, JiraConfig, Transition, TransitionField
 from actions.guard import OperationStore, Policy
 from actions.jira_flows import HANDLERS
 from actions.requests import OpsRequest
@@ -99,3 +99,63 @@ def test_priority_change_is_proposed_then_made_once(rt: _runtime.Runtime,
     same = _run(rt, "update_issue", f"set OPS-102 priority to {target}", issue_key="OPS-102",
                 priority=target.lower())
     assert "already" in same.replies[0]["text"] and not rt.store.open_for("rest:alice")
+
+
+def test_closing_sends_the_resolution_jira_requires(rt: _runtime.Runtime,
+                                                   sim: JiraSimulator) -> None:
+    turn = _run(rt, "update_issue", "close PAY-77 as won't fix", issue_key="PAY-77")
+    assert "to Done, resolution Won't Fix" in turn.replies[0]["text"]
+    assert sim.issue("PAY-77").status == "In Progress"  # nothing before the confirmation
+    assert "PAY-77 is now Done (Won't Fix)" in _confirm(rt, turn)
+    assert (sim.issue("PAY-77").status, sim.issue("PAY-77").resolution) == ("Done", "Won't Fix")
+    plain = _run(rt, "update_issue", "resolve OPS-103", issue_key="OPS-103")
+    assert "to Done, resolution Done" in plain.replies[0]["text"]  # the standard one
+    assert "OPS-103 is now Done (Done)" in _confirm(rt, plain)
+
+
+def test_an_unknown_resolution_is_named_with_the_allowed_ones(rt: _runtime.Runtime,
+                                                             sim: JiraSimulator) -> None:
+    text = _run(rt, "update_issue", "close OPS-109 as solved",
+                issue_key="OPS-109").replies[0]["text"]
+    assert text.startswith('Jira has no resolution "solved" for moving OPS-109 to Done; it '
+                           "allows Fixed, Won't Fix, Duplicate") and "Nothing changed" in text
+    assert not rt.store.open_for("rest:alice") and sim.issue("OPS-109").status == "In Progress"
+
+
+def test_a_required_resolution_without_a_standard_one_is_asked_for(
+        rt: _runtime.Runtime, sim: JiraSimulator, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A workflow whose Done screen offers neither Done nor Fixed (a fake at our seam)."""
+    assert rt.jira is not None
+    only = TransitionField("resolution", "Resolution", True, ("Duplicate", "Won't Do"))
+
+    async def options(key: str) -> list[Transition]:
+        return [Transition("31", "Done", "Done", (only,))]
+
+    monkeypatch.setattr(rt.jira, "transition_options", options)
+    text = _run(rt, "update_issue", "close OPS-109", issue_key="OPS-109").replies[0]["text"]
+    assert text == ("Jira requires a resolution to move OPS-109 to Done: Duplicate, Won't Do. "
+                    'Which one? Say, for example, "close OPS-109 as Duplicate". Nothing changed.')
+    assert not rt.store.open_for("rest:alice")
+    other = TransitionField("fixVersions", "Fix Version/s", True)
+    monkeypatch.setattr(rt.jira, "transition_options", lambda key: _async(
+        [Transition("31", "Done", "Done", (only, other))]))
+    text = _run(rt, "update_issue", "close OPS-109 as duplicate",
+                issue_key="OPS-109").replies[0]["text"]
+    assert text.startswith("Jira requires Fix Version/s (fixVersions) to move OPS-109 to Done")
+    assert "/browse/OPS-109" in text and not rt.store.open_for("rest:alice")
+
+
+async def _async(value: list[Transition]) -> list[Transition]:
+    return value
+
+
+def test_assigning_someone_jira_cannot_assign_is_explained(rt: _runtime.Runtime,
+                                                          sim: JiraSimulator) -> None:
+    text = _run(rt, "update_issue", "assign PAY-75 to carol", issue_key="PAY-75").replies[0]["text"]
+    assert text == ("Carol Diaz (carol) can't be assigned issues in PAY; people who can: "
+                    "Alice Chen (alice), Bob Martins (bob), Dave Okafor (dave), Erin Walsh "
+                    "(erin), OpsBot (opsbot). Nothing changed.")
+    assert not rt.store.open_for("rest:alice") and sim.issue("PAY-75").assignee != "carol"
+    turn = _run(rt, "update_issue", "assign PAY-75 to dave", issue_key="PAY-75")
+    assert "to Dave Okafor (dave)" in turn.replies[0]["text"]
+    assert "PAY-75 is now assigned to Dave Okafor" in _confirm(rt, turn)

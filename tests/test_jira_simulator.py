@@ -345,7 +345,8 @@ def test_transitions_follow_the_workflow(sim: JiraSimulator, client: jira.JIRA) 
         ("11", "Start Progress", "In Progress")]
     client.transition_issue("OPS-102", "start progress")  # by name: GET, then POST the id
     assert client.issue("OPS-102").fields.status.name == "In Progress"
-    client.transition_issue("OPS-102", "31", comment="Fixed in search 1.10.1")  # by id (int)
+    client.transition_issue("OPS-102", "31", comment="Fixed in search 1.10.1",  # by id (int)
+                            fields={"resolution": {"name": "Done"}})
     done = client.issue("OPS-102")
     assert (done.fields.status.name, done.fields.resolution.name) == ("Done", "Done")
     assert done.fields.comment.comments[-1].body == "Fixed in search 1.10.1"
@@ -365,6 +366,48 @@ def test_transitions_follow_the_workflow(sim: JiraSimulator, client: jira.JIRA) 
     assert '"id": "11"' in posts[0].body and '"id": 31' in posts[1].body
 
 
+def test_done_needs_a_resolution_from_its_screen(sim: JiraSimulator, client: jira.JIRA) -> None:
+    plain = client.transitions("OPS-101")  # In Progress
+    assert [t["name"] for t in plain] == ["Done"] and "fields" not in plain[0]
+    [done] = client.transitions("OPS-101", expand="transitions.fields")
+    field = done["fields"]["resolution"]
+    assert done["hasScreen"] is True and list(done["fields"]) == ["resolution"]
+    assert (field["required"], field["name"], field["operations"]) == (True, "Resolution", ["set"])
+    names = [r.name for r in client.resolutions()]
+    assert [v["name"] for v in field["allowedValues"]] == names
+    assert {"Fixed", "Won't Fix", "Duplicate", "Done"} <= set(names)
+    with pytest.raises(jira.JIRAError) as missing:
+        client.transition_issue("OPS-101", "31", comment="closing")
+    assert missing.value.status_code == 400
+    assert missing.value.response.json() == {"errorMessages": [],
+                                             "errors": {"resolution": "Resolution is required."}}
+    assert sim.issue("OPS-101").status == "In Progress"  # nothing changed, no comment either
+    assert sim.issue("OPS-101").comments[-1].body != "closing"
+    for wrong in ({"name": "fixed"}, {"name": "Solved"}, {"id": "999"}, "Fixed"):
+        with pytest.raises(jira.JIRAError) as bad:
+            client.transition_issue("OPS-101", "31", fields={"resolution": wrong})
+        assert set(bad.value.response.json()["errors"]) == {"resolution"}, wrong
+    with pytest.raises(jira.JIRAError) as off_screen:
+        client.transition_issue("OPS-101", "31", fields={"resolution": {"name": "Fixed"},
+                                                         "priority": {"name": "Low"}})
+    assert off_screen.value.response.json()["errors"] == {
+        "priority": "Field 'priority' cannot be set. It is not on the appropriate screen, "
+                    "or unknown."}
+    assert sim.issue("OPS-101").status == "In Progress"
+    client.transition_issue("OPS-101", "Done", fields={"resolution": {"name": "Won't Fix"}})
+    assert (sim.issue("OPS-101").status, sim.issue("OPS-101").resolution) == ("Done", "Won't Fix")
+    assert client.issue("OPS-101").fields.resolution.name == "Won't Fix"
+    assert "OPS-101" in keys(client, "resolution = \"Won't Fix\"")
+    assert "OPS-101" not in keys(client, "resolution = Done")
+    client.transition_issue("OPS-101", "41")
+    assert sim.issue("OPS-101").resolution is None  # reopening clears it
+    raw = requests.post(f"{sim.url}rest/api/2/issue/OPS-101/transitions", auth=(sim.user, sim.token),
+                        json={"transition": {"id": "11"}, "fields": {"resolution": {"id": "1"}}},
+                        timeout=5)
+    assert raw.status_code == 400 and set(raw.json()["errors"]) == {"resolution"}
+    assert client.resolution("1").name == "Fixed"
+
+
 def test_assign_by_name_and_errors(sim: JiraSimulator, client: jira.JIRA) -> None:
     assert client.assign_issue("OPS-102", "dave") is True
     assert sim.issue("OPS-102").assignee == "dave"
@@ -380,6 +423,37 @@ def test_assign_by_name_and_errors(sim: JiraSimulator, client: jira.JIRA) -> Non
     with pytest.raises(jira.JIRAError) as missing:
         client.assign_issue("OPS-999", "dave")
     assert missing.value.status_code == 404
+
+
+def test_only_assignable_users_can_be_assigned(sim: JiraSimulator, client: jira.JIRA) -> None:
+    before = sim.issue("PAY-74").assignee
+    raw = requests.put(f"{sim.url}rest/api/2/issue/PAY-74/assignee", json={"name": "carol"},
+                       auth=(sim.user, sim.token), timeout=5)
+    assert raw.status_code == 400 and raw.json() == {
+        "errorMessages": [], "errors": {"assignee": "User 'carol' cannot be assigned issues."}}
+    with pytest.raises(jira.JIRAError, match="cannot be assigned issues"):
+        client.assign_issue("PAY-74", "carol")
+    assert sim.issue("PAY-74").assignee == before
+    client.assign_issue("OPS-102", "carol")  # carol may be assigned in OPS
+    assert sim.issue("OPS-102").assignee == "carol"
+    pay = [u.name for u in client.search_assignable_users_for_issues(".", issueKey="PAY-74")]
+    assert "carol" not in pay and {"alice", "dave"} <= set(pay)
+    assert [u.name for u in client.search_assignable_users_for_issues(
+        "carol", issueKey="OPS-102")] == ["carol"]
+    assert client.search_assignable_users_for_issues("carol", project="PAY") == []
+    everyone = requests.get(f"{sim.url}rest/api/2/user/assignable/search",
+                            params={"issueKey": "PAY-74"}, auth=(sim.user, sim.token), timeout=5)
+    assert [u["name"] for u in everyone.json()] == ["alice", "bob", "dave", "erin", "opsbot"]
+    neither = requests.get(f"{sim.url}rest/api/2/user/assignable/search",
+                           params={"username": "a"}, auth=(sim.user, sim.token), timeout=5)
+    assert neither.status_code == 400
+    with pytest.raises(jira.JIRAError) as created:
+        client.create_issue(fields={"project": {"key": "PAY"}, "summary": "s",
+                                    "issuetype": {"name": "Bug"}, "assignee": {"name": "carol"}})
+    assert created.value.response.json()["errors"] == {
+        "assignee": "User 'carol' cannot be assigned issues."}
+    with pytest.raises(jira.JIRAError, match="cannot be assigned issues"):
+        client.issue("PAY-74").update(fields={"assignee": {"name": "carol"}})
 
 
 # -- failure injection, helpers, seed, command line --------------------------------------------

@@ -51,12 +51,15 @@ from actions.errors import (
 
 __all__ = [
     "CURRENT_USER",
+    "STANDARD_RESOLUTIONS",
     "UNASSIGNED",
     "Comment",
     "Issue",
     "JiraBackend",
     "JiraConfig",
     "SearchResult",
+    "Transition",
+    "TransitionField",
     "User",
     "build_jql",
 ]
@@ -68,6 +71,10 @@ CURRENT_USER: Final = "currentUser()"
 """``search(assignee=CURRENT_USER)``: issues assigned to the account opsbot signs in as."""
 UNASSIGNED: Final = "EMPTY"
 """``search(assignee=UNASSIGNED)``: issues nobody is assigned to (``assignee is EMPTY``)."""
+
+STANDARD_RESOLUTIONS: Final = ("Done", "Fixed")
+"""The resolution a plain "close" / "resolve" / "move to done" means, in this order, when
+the transition requires one and Jira offers it."""
 
 _T = TypeVar("_T")
 _ISSUE_KEY = re.compile(r"[A-Z][A-Z0-9]+-\d+")
@@ -166,6 +173,7 @@ class Issue:
     created: datetime
     updated: datetime
     last_comment: Comment | None
+    resolution: str | None = None
 
 
 @dataclass(frozen=True)
@@ -182,6 +190,73 @@ class User:
 
     name: str
     display_name: str
+
+
+def _squashed(text: str) -> str:
+    """``text`` lower-cased with everything but letters and digits dropped ("Won't Fix" ->
+    "wontfix"), so chat spellings meet Jira's."""
+    return re.sub(r"[^0-9a-z]", "", text.lower())
+
+
+@dataclass(frozen=True)
+class TransitionField:
+    """A field on a transition's screen (``expand=transitions.fields``).
+
+    ``required``: Jira refuses the transition without it (and has no default for it);
+    ``allowed``: the value names Jira accepts, empty when it does not list them.
+    """
+
+    id: str
+    name: str
+    required: bool
+    allowed: tuple[str, ...] = ()
+
+    def match(self, value: str) -> str | None:
+        """The allowed value ``value`` means, in Jira's spelling, or None."""
+        wanted = _squashed(value)
+        return next((a for a in self.allowed if _squashed(a) == wanted), None)
+
+
+@dataclass(frozen=True)
+class Transition:
+    """One way an issue can move now: Jira's id and name, the status it leads to, and the
+    fields on its screen."""
+
+    id: str
+    name: str
+    to: str
+    fields: tuple[TransitionField, ...] = ()
+
+    def field(self, field_id: str) -> TransitionField | None:
+        return next((f for f in self.fields if f.id == field_id), None)
+
+    def standard_resolution(self) -> str | None:
+        """The first of :data:`STANDARD_RESOLUTIONS` this transition accepts, or None."""
+        field = self.field("resolution")
+        if field is None:
+            return None
+        return next((found for name in STANDARD_RESOLUTIONS
+                     if (found := field.match(name)) is not None), None)
+
+    def unfillable(self) -> tuple[TransitionField, ...]:
+        """The required fields opsbot cannot fill in from a chat (all but the resolution)."""
+        return tuple(f for f in self.fields if f.required and f.id != "resolution")
+
+
+def _transition_from(raw: Mapping[str, Any]) -> Transition:
+    fields: list[TransitionField] = []
+    for field_id, meta in (raw.get("fields") or {}).items():
+        if not isinstance(meta, dict):
+            continue
+        allowed = tuple(str(v.get("name") or v.get("value") or v.get("id"))
+                        for v in meta.get("allowedValues") or [] if isinstance(v, dict))
+        fields.append(TransitionField(
+            id=str(field_id), name=str(meta.get("name") or field_id),
+            required=bool(meta.get("required")) and not meta.get("hasDefaultValue"),
+            allowed=allowed))
+    return Transition(id=str(raw["id"]), name=str(raw.get("name") or ""),
+                      to=_name(raw.get("to"), "name") or str(raw.get("name") or ""),
+                      fields=tuple(fields))
 
 
 # -- JQL ----------------------------------------------------------------------------------
@@ -288,6 +363,7 @@ def _issue_from(raw: Mapping[str, Any], base: str) -> Issue:
         created=_time(fields["created"]),
         updated=_time(fields["updated"]),
         last_comment=_comment_from(last) if last is not None else None,
+        resolution=_name(fields.get("resolution"), "name"),
     )
 
 
@@ -361,6 +437,13 @@ class JiraBackend:
         return self._parse(lambda: [(str(p["key"]), str(p.get("name") or p["key"]))
                                     for p in raw])
 
+    async def resolutions(self) -> list[str]:
+        """The resolution names Jira has (``GET resolution``)."""
+        raw = await self._run(lambda: [r.raw for r in self._jira().resolutions()],
+                              doing="list the resolutions", missing="Jira has no resolution "
+                              "list.")
+        return self._parse(lambda: [str(r["name"]) for r in raw])
+
     async def priorities(self) -> list[str]:
         """The priority names, most urgent first (as Jira orders them)."""
         raw = await self._run(lambda: [p.raw for p in self._jira().priorities()],
@@ -411,14 +494,30 @@ class JiraBackend:
 
     async def transitions(self, key: str) -> list[str]:
         """The statuses ``key`` can move to now (the targets of its transitions)."""
+        names: list[str] = []
+        for transition in await self.transition_options(key):
+            if transition.to and transition.to not in names:
+                names.append(transition.to)
+        return names
+
+    async def transition_options(self, key: str) -> list[Transition]:
+        """The transitions ``key`` offers now, each with the fields its screen has."""
         wanted = _issue_key(key)
         raw = await self._transition_list(wanted)
-        names: list[str] = []
-        for transition in raw:
-            target = _name(transition.get("to"), "name") or str(transition.get("name") or "")
-            if target and target not in names:
-                names.append(target)
-        return names
+        return self._parse(lambda: [_transition_from(t) for t in raw])
+
+    async def assignable_users(self, key: str, query: str = ".", limit: int = 50) -> list[User]:
+        """The users matching ``query`` who may be assigned ``key`` (Jira's assignable user
+        search; ``"."`` matches everyone)."""
+        wanted = _issue_key(key)
+        text = query.strip() or "."
+        size = max(1, min(int(limit), _MAX_LIMIT))
+        raw = await self._run(
+            lambda: [u.raw for u in self._jira().search_assignable_users_for_issues(
+                username=text, issueKey=wanted, maxResults=size)],
+            doing=f"list who can be assigned {wanted}", missing=self._no_issue(wanted))
+        return self._parse(lambda: [User(str(u["name"]), str(u.get("displayName") or u["name"]))
+                                    for u in raw if isinstance(u, dict)])
 
     async def find_users(self, query: str, limit: int = 20) -> list[User]:
         """Users whose name, e-mail or display name starts with ``query`` (Jira's search)."""
@@ -477,37 +576,101 @@ class JiraBackend:
         with self._may_have_changed(doing, sent=True):
             return self._parse(lambda: _comment_from(raw))
 
-    async def transition(self, key: str, status: str) -> Issue:
+    async def transition(self, key: str, status: str, resolution: str | None = None) -> Issue:
         """Move ``key`` to ``status`` (case-insensitive; a transition's name works too).
 
-        InvalidRequest, listing the statuses it can move to, when Jira's workflow offers
-        no way from its current status to ``status``.
+        The transition's screen is read first: a resolution it requires is ``resolution``
+        (any spelling of an allowed one) or else the first of
+        :data:`STANDARD_RESOLUTIONS` Jira allows. InvalidRequest, and nothing sent, when
+        Jira's workflow offers no way from the current status to ``status``, when the
+        resolution is not one Jira allows (or the transition takes none), or when the
+        screen requires a field opsbot cannot fill in; a refusal from Jira is explained
+        from its ``errors``.
         """
         wanted = _issue_key(key)
         target = " ".join(status.split())
         if not target:
             raise InvalidRequest(f"Which status should {wanted} move to?", backend=_BACKEND)
-        available = await self._transition_list(wanted)
-        chosen = next((t for t in available
-                       if (_name(t.get("to"), "name") or "").lower() == target.lower()), None)
-        chosen = chosen or next((t for t in available
-                                 if str(t.get("name") or "").lower() == target.lower()), None)
+        available = await self.transition_options(wanted)
+        chosen = self.pick_transition(available, target)
         if chosen is None:
             raise await self._no_transition(wanted, target, available)
-        transition_id = str(chosen.get("id"))
-        doing = f"move {wanted} to {target}"
-        with self._may_have_changed(doing):
-            await self._run(lambda: self._jira().transition_issue(wanted, transition_id),
-                            doing=doing, missing=self._no_issue(wanted))
+        fields = self._screen_values(wanted, chosen, resolution)
+        doing = f"move {wanted} to {chosen.to}"
+        try:
+            with self._may_have_changed(doing):
+                await self._run(lambda: self._jira().transition_issue(wanted, chosen.id,
+                                                                      fields=fields),
+                                doing=doing, missing=self._no_issue(wanted))
+        except InvalidRequest as exc:
+            raise await self._explain_transition(exc, wanted, chosen) from exc
         with self._may_have_changed(doing, sent=True):
             return await self.issue(wanted)
+
+    @staticmethod
+    def pick_transition(available: Sequence[Transition], target: str) -> Transition | None:
+        """The transition to ``target``: by the status it leads to, else by its own name."""
+        wanted = target.strip().lower()
+        return next((t for t in available if t.to.lower() == wanted), None) or next(
+            (t for t in available if t.name.lower() == wanted), None)
+
+    def _screen_values(self, key: str, chosen: Transition,
+                       resolution: str | None) -> dict[str, Any]:
+        """The ``fields`` to send with ``chosen``, or InvalidRequest saying what is missing."""
+        others = chosen.unfillable()
+        if others:
+            names = ", ".join(f"{f.name} ({f.id})" for f in others)
+            raise InvalidRequest(
+                f"Jira requires {names} to move {key} to {chosen.to}, and opsbot cannot fill "
+                f"{'that' if len(others) == 1 else 'those'} in from chat; move it in Jira: "
+                f"{self.url}/browse/{key}", backend=_BACKEND)
+        field = chosen.field("resolution")
+        wanted = " ".join((resolution or "").split())
+        if field is None:
+            if wanted:
+                raise InvalidRequest(f"Jira's '{chosen.name}' transition of {key} takes no "
+                                     f"resolution, so '{wanted}' cannot be recorded; ask "
+                                     "without one.", backend=_BACKEND)
+            return {}
+        allowed = f"; Jira allows {_or_list(field.allowed)}" if field.allowed else ""
+        if wanted:
+            name = field.match(wanted) if field.allowed else wanted
+            if name is None:
+                raise InvalidRequest(f"'{wanted}' is not a resolution Jira allows for moving "
+                                     f"{key} to {chosen.to}{allowed}.", backend=_BACKEND)
+        elif field.required:
+            name = chosen.standard_resolution()
+            if name is None:
+                raise InvalidRequest(f"Jira requires a resolution to move {key} to "
+                                     f"{chosen.to}{allowed}. Which one?", backend=_BACKEND)
+        else:
+            return {}
+        return {"resolution": {"name": name}}
 
     async def assign(self, key: str, user: str) -> Issue:
         """Assign ``key`` to a user given by user name or a piece of the display name.
 
         NotFound when nobody matches; InvalidRequest, naming the candidates, when several
-        people do.
+        people do, and naming who can be assigned when Jira would refuse that person.
         """
+        wanted = _issue_key(key)
+        chosen = await self.assignee_for(wanted, user)
+        doing = f"assign {wanted} to {chosen.display_name}"
+        try:
+            with self._may_have_changed(doing):
+                await self._run(lambda: self._jira().assign_issue(wanted, chosen.name),
+                                doing=doing, missing=self._no_issue(wanted), calls=2)
+        except InvalidRequest as exc:
+            cause = next((e for e in exception_chain(exc) if isinstance(e, jira.JIRAError)), None)
+            if cause is not None and "assignee" in _field_errors(cause):
+                raise await self._not_assignable(wanted, chosen) from exc
+            raise
+        with self._may_have_changed(doing, sent=True):
+            return await self.issue(wanted)
+
+    async def assignee_for(self, key: str, user: str) -> User:
+        """The user ``user`` means (user name or a piece of the display name), checked to be
+        assignable on ``key``; the same errors as :meth:`assign`, and nothing changes."""
         wanted = _issue_key(key)
         query = " ".join(user.split())
         if not query:
@@ -526,12 +689,10 @@ class JiraBackend:
             shown = ", ".join(f"{u.display_name} ({u.name})" for u in candidates[:8])
             raise InvalidRequest(f"'{query}' matches several Jira users: {shown}. Which one?",
                                  backend=_BACKEND)
-        doing = f"assign {wanted} to {chosen.display_name}"
-        with self._may_have_changed(doing):
-            await self._run(lambda: self._jira().assign_issue(wanted, chosen.name),
-                            doing=doing, missing=self._no_issue(wanted), calls=2)
-        with self._may_have_changed(doing, sent=True):
-            return await self.issue(wanted)
+        found = await self.assignable_users(wanted, chosen.name, limit=_MAX_LIMIT)
+        if chosen.name not in {u.name for u in found}:
+            raise await self._not_assignable(wanted, chosen)
+        return chosen
 
     async def set_priority(self, key: str, priority: str) -> Issue:
         """Set the priority of ``key``; InvalidRequest, listing Jira's priorities, for a
@@ -567,7 +728,7 @@ class JiraBackend:
     # -- explaining refusals ---------------------------------------------------------
 
     async def _transition_list(self, key: str) -> list[dict[str, Any]]:
-        raw = await self._run(lambda: self._jira().transitions(key),
+        raw = await self._run(lambda: self._jira().transitions(key, expand="transitions.fields"),
                               doing=f"read the transitions of {key}", missing=self._no_issue(key))
         if not isinstance(raw, list):
             raise self._error(BackendUnavailable, f"Jira at {self.url} sent transitions opsbot "
@@ -575,13 +736,12 @@ class JiraBackend:
         return [t for t in raw if isinstance(t, dict)]
 
     async def _no_transition(self, key: str, target: str,
-                             available: list[dict[str, Any]]) -> InvalidRequest:
+                             available: list[Transition]) -> InvalidRequest:
         current = await self.issue(key)
         targets: list[str] = []
         for transition in available:
-            name = _name(transition.get("to"), "name") or str(transition.get("name") or "")
-            if name and name not in targets:
-                targets.append(name)
+            if transition.to and transition.to not in targets:
+                targets.append(transition.to)
         if current.status.lower() == target.lower():
             return InvalidRequest(f"{key} is already {current.status}.", backend=_BACKEND)
         if not targets:
@@ -589,6 +749,45 @@ class JiraBackend:
                                   "way on from there for opsbot's user.", backend=_BACKEND)
         return InvalidRequest(f"{key} is {current.status}; from there it can move to "
                               f"{_or_list(targets)}, not '{target}'.", backend=_BACKEND)
+
+    async def _explain_transition(self, exc: InvalidRequest, key: str,
+                                  chosen: Transition) -> BackendError:
+        """A refused transition, in Jira's words per field, with the resolutions it allows."""
+        cause = next((e for e in exception_chain(exc) if isinstance(e, jira.JIRAError)), None)
+        errors = _field_errors(cause) if cause is not None else {}
+        if not errors:
+            return exc
+        names = {f.id: f.name for f in chosen.fields}
+        said = "; ".join(f"{names.get(fid, fid)}: {tidy(message).rstrip('.')}"
+                         for fid, message in errors.items())
+        hint = ""
+        if "resolution" in errors:
+            field = chosen.field("resolution")
+            allowed = list(field.allowed) if field is not None and field.allowed else []
+            if not allowed:
+                try:
+                    allowed = await self.resolutions()
+                except BackendError:
+                    allowed = []
+            hint = f" Resolutions Jira has: {', '.join(allowed)}." if allowed else ""
+        return InvalidRequest(f"Jira refused to move {key} to {chosen.to} ({said}).{hint}",
+                              backend=_BACKEND)
+
+    async def _not_assignable(self, key: str, user: User) -> InvalidRequest:
+        project = key.rsplit("-", 1)[0]
+        who = f"{user.display_name} ({user.name})"
+        try:
+            people = await self.assignable_users(key, ".", limit=20)
+        except BackendError:
+            return InvalidRequest(f"{who} can't be assigned issues in {project}.",
+                                  backend=_BACKEND)
+        if not people:
+            return InvalidRequest(f"{who} can't be assigned issues in {project}, and Jira lists "
+                                  "nobody who can; a Jira admin grants the Assignable User "
+                                  "permission.", backend=_BACKEND)
+        shown = ", ".join(f"{u.display_name} ({u.name})" for u in people)
+        return InvalidRequest(f"{who} can't be assigned issues in {project}; people who can: "
+                              f"{shown}.", backend=_BACKEND)
 
     async def _explain_search(self, exc: InvalidRequest, project: str | None,
                               priority: str | None, status: str | None) -> BackendError:

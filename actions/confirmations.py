@@ -15,7 +15,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from datetime import datetime, timezone
-from actions.errors import BackendError, BackendUnavailable, OutcomeUnknown, Refused
+from actions.errors import (
+    BackendAuthError,
+    BackendError,
+    BackendUnavailable,
+    OutcomeUnknown,
+    Refused,
+)
 from actions.guard import (
     CANCELLED,
     Decision,
@@ -286,6 +292,15 @@ def decide(turn: Turn, intent: str, parameters: Mapping[str, str]) -> Decision:
                                       default_risk=kind.risk if kind else None)
 
 
+def _after_refusal(exc: BackendError, backend: str) -> str:
+    """What to do after a change the backend did not make: wait for it, or change the ask."""
+    if isinstance(exc, BackendUnavailable):
+        return f"Ask again when {backend} is back."
+    if isinstance(exc, BackendAuthError):
+        return f"Ask again once opsbot's access to {backend} is fixed."
+    return "Ask again with what it needs."
+
+
 async def _execute(turn: Turn, operation: Operation) -> None:
     rt, who = turn.runtime, turn.who
     if not rt.store.claim_execution(operation.id, actor=who.person):
@@ -308,8 +323,8 @@ async def _execute(turn: Turn, operation: Operation) -> None:
                             event="failed", detail={"error": str(exc)}, result="error",
                             result_detail=str(exc), finished_at=_now())
         rt.store.mark_notified(operation.id)  # said right here; nothing to announce later
-        turn.say(f"{exc} The {what} did not start; nothing is "
-                 f"recorded as done. Ask again when {backend} is back.")
+        turn.say(f"{exc} The {what} did not start; nothing is recorded as done. "
+                 + _after_refusal(exc, backend))
         return
     except Exception as exc:  # a bug in an executor: never leave the operation executing
         logger.exception("operation %s: the executor of %s failed", operation.id,

@@ -159,3 +159,19 @@ def test_assigning_someone_jira_cannot_assign_is_explained(rt: _runtime.Runtime,
     turn = _run(rt, "update_issue", "assign PAY-75 to dave", issue_key="PAY-75")
     assert "to Dave Okafor (dave)" in turn.replies[0]["text"]
     assert "PAY-75 is now assigned to Dave Okafor" in _confirm(rt, turn)
+
+
+def test_a_change_jira_refuses_after_the_preview_says_to_change_the_ask(
+        rt: _runtime.Runtime, sim: JiraSimulator) -> None:
+    turn = _run(rt, "update_issue", "assign PAY-75 to bob", issue_key="PAY-75")
+    assert "to Bob Martins (bob)" in turn.replies[0]["text"]
+    project = sim._state.projects["PAY"]
+    before = project.assignable
+    project.assignable = before - {"bob"}  # an admin takes the permission away meanwhile
+    try:
+        text = _confirm(rt, turn)
+    finally:
+        project.assignable = before
+    assert "can't be assigned issues in PAY" in text and sim.issue("PAY-75").assignee != "bob"
+    assert "did not start" in text and "Ask again with what it needs." in text
+    assert "is back" not in text

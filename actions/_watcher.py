@@ -12,6 +12,9 @@ by its ``OPSBOT_OPERATION`` parameter (or, on a job without one, by time, parame
 opsbot's Jenkins user), follows it when found, and after ``OPSBOT_RECONCILE_WINDOW``
 seconds with nothing found reports that Jenkins did not start it.
 
+A build Jenkins was asked to stop but that still ran when the stop was answered is
+followed too, until Jenkins says it has ended (ABORTED, or finished otherwise).
+
 When a build ends, the operation moves to its final state (compare-and-set, so two
 watchers cannot both finish it) and the Rasa server is asked to run
 ``action_notify_operations`` in the requester's conversation
@@ -34,7 +37,8 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 from actions import _runtime
-from actions.backends.jenkins import OPERATION_PARAMETER, JenkinsBackend
+from actions.backends.jenkins import OPERATION_PARAMETER, Build, JenkinsBackend
+from actions.catalog import duration
 from actions.errors import BackendError, OpsbotError
 from actions.registry import kind_of
 from actions.guard import (
@@ -133,7 +137,10 @@ class Watcher:
         if operation is None or operation.state not in _FOLLOWED or jenkins is None:
             return
         if operation.intent == "stop_build":
-            await self._reconcile_stop(operation, jenkins)
+            if operation.state == EXECUTING and operation.backend_ref.get("stop_requested"):
+                await self._follow_stop(operation, jenkins)
+            else:
+                await self._reconcile_stop(operation, jenkins)
             return
         if operation.intent not in _STARTS and not operation.backend_ref.get("starts_build"):
             # Not a build (a Jira change, a team-defined command or request): its unknown
@@ -259,6 +266,36 @@ class Watcher:
                     return None
             await asyncio.sleep(_poll_seconds())
 
+    async def _follow_stop(self, operation: Operation, jenkins: JenkinsBackend) -> None:
+        """Follow a build Jenkins was asked to stop until it has really ended, and say how:
+        stopped (ABORTED), or finished otherwise despite the stop."""
+        job, number = operation.parameters["job"], int(operation.parameters["build_number"])
+        poll = _poll_seconds()
+        started = asyncio.get_running_loop().time()
+        failures = 0
+        while True:
+            try:
+                build = await jenkins.build(job, number)
+                failures = 0
+                if not build.building:
+                    break
+            except BackendError as exc:
+                failures += 1
+                if asyncio.get_running_loop().time() - started > _GIVE_UP_AFTER:
+                    self._finish(operation, ERROR, "lost", f"Lost track of {job} #{number} "
+                                 f"after asking Jenkins to stop it: {exc}")
+                    return
+                logger.warning("following the stop %s: %s (attempt %d)", operation.id, exc,
+                               failures)
+            await asyncio.sleep(min(30.0, poll * (2 ** min(failures, 4))))
+        stopped, said = stop_ended(operation, build)
+        ref: dict[str, Any] = {"build_result": build.result, "duration_s": build.duration_s,
+                               "build_url": build.url}
+        if stopped:
+            ref["stopped"] = True
+        self._finish(operation, SUCCEEDED if stopped else FAILED,
+                     "SUCCESS" if stopped else "NOT_STOPPED", said, **ref)
+
     async def _reconcile_stop(self, operation: Operation, jenkins: JenkinsBackend) -> None:
         """Find out whether a stop whose answer was lost took effect, and say so."""
         current = _unconfirmed(operation)
@@ -303,6 +340,18 @@ class Watcher:
         if won is not None:
             threading.Thread(target=notify, args=(operation.sender_id,), daemon=True,
                              name="opsbot-notify").start()
+
+
+def stop_ended(operation: Operation, build: Build) -> tuple[bool, str]:
+    """(stopped, what to say) for a stop whose build has ended: ABORTED, or not."""
+    p = operation.parameters
+    took = f" after running {duration(build.duration_s)}"
+    if build.result == "ABORTED":
+        return True, (f"Stopped {p['job']} #{p['build_number']}: ABORTED{took} (stop asked by "
+                      f"{operation.requester}).")
+    return False, (f"{p['job']} #{p['build_number']} did not stop: it finished {build.result}"
+                   f"{took} despite the stop {operation.requester} asked for (Jenkins builds can "
+                   "catch a stop, or end before it takes effect).")
 
 
 async def _read(operation_id: str) -> Operation | None:

@@ -12,6 +12,7 @@ A new Jenkins intent: a handler in ``HANDLERS`` and, for a change, an executor i
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime, timezone
@@ -33,8 +34,14 @@ from actions.catalog import (
 )
 from actions.confirmations import propose, record_read, record_refusal
 from actions._runtime import Runtime
-from actions._watcher import WATCHER
-from actions.errors import BackendUnavailable, InvalidRequest, NotFound, OutcomeUnknown
+from actions._watcher import WATCHER, stop_ended
+from actions.errors import (
+    BackendError,
+    BackendUnavailable,
+    InvalidRequest,
+    NotFound,
+    OutcomeUnknown,
+)
 from actions.guard import Operation
 from actions.guard.policy import JOB_KIND
 from actions.registry import Executor, Outcome, register_all
@@ -430,19 +437,65 @@ async def stop_build(turn: Turn) -> None:
     await propose(turn, "stop_build", parameters, summary + note)
 
 
-async def _execute_stop(rt: Runtime, operation: Operation) -> Outcome:
-    p = operation.parameters
+def _stop_wait() -> float:
+    """Seconds a stop waits for Jenkins to say the build has ended (``OPSBOT_STOP_WAIT``)."""
     try:
-        await _connected(rt).stop(p["job"], int(p["build_number"]))
+        return max(0.0, float(os.environ.get("OPSBOT_STOP_WAIT") or 5.0))
+    except ValueError:
+        return 5.0
+
+
+async def _ended(jenkins: JenkinsBackend, job: str, number: int) -> Build | str:
+    """The build once Jenkins says it has ended, polled for ``_stop_wait()`` seconds;
+    else why not yet: "" while it runs, the error when its state could not be read."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + _stop_wait()
+    while True:
+        try:
+            build = await jenkins.build(job, number)
+        except BackendError as exc:  # the stop was sent; only reading its effect failed
+            return str(exc)
+        if not build.building:
+            return build
+        remaining = deadline - loop.time()
+        if remaining <= 0:
+            return ""
+        await asyncio.sleep(min(0.5, remaining))
+
+
+async def _execute_stop(rt: Runtime, operation: Operation) -> Outcome:
+    """Ask Jenkins to stop the build, and say "Stopped" only once Jenkins says it has ended.
+
+    Stopping is asynchronous in Jenkins: ``POST stop`` only interrupts the build, which
+    ends at its next abort point (a pipeline can take a while, or finish otherwise). A
+    build still running after a few seconds is left to the watcher, which posts its end.
+    """
+    p = operation.parameters
+    job, number = p["job"], int(p["build_number"])
+    jenkins = _connected(rt)
+    try:
+        await jenkins.stop(job, number)
     except OutcomeUnknown as exc:
-        return Outcome(f"I could not confirm that Jenkins stopped {p['job']} #{p['build_number']}; "
+        return Outcome(f"I could not confirm that Jenkins stopped {job} #{number}; "
                        "it may have. I am checking and will post what I find; do not ask again "
                        f"yet. ({exc})",
-                       {"job": p["job"], "build_number": int(p["build_number"]), "stop": True,
+                       {"job": job, "build_number": number, "stop": True,
                         "sent_at": datetime.now(UTC).isoformat()},
                        follow=True, unknown=True)
-    return Outcome(f"Stopped {p['job']} #{p['build_number']} (asked by {operation.requester}).",
-                   {"job": p["job"], "build_number": int(p["build_number"]), "stopped": True})
+    ref: dict[str, Any] = {"job": job, "build_number": number, "stop_requested": True,
+                           "sent_at": datetime.now(UTC).isoformat()}
+    ended = await _ended(jenkins, job, number)
+    if isinstance(ended, str):
+        why = (f"I could not read its state just now ({ended}), so it may still be running"
+               if ended else f"{job} #{number} is still running: Jenkins stops a build at its "
+               "next abort point, and a pipeline can take a while")
+        return Outcome(f"Stop requested (confirmed by {operation.confirmed_by}); {why}. I'll "
+                       "post here when it has really ended.", ref, follow=True)
+    stopped, said = stop_ended(operation, ended)
+    ref.update(build_result=ended.result, duration_s=ended.duration_s, build_url=ended.url)
+    if stopped:
+        ref["stopped"] = True
+    return Outcome(said, ref, result="SUCCESS" if stopped else "NOT_STOPPED")
 
 
 async def build_status(turn: Turn) -> None:
@@ -565,6 +618,9 @@ EXECUTORS: dict[str, Executor] = {
 def completion_message(operation: Operation) -> str:
     """What opsbot says in the conversation when an operation's build has ended."""
     p, ref = operation.parameters, operation.backend_ref
+    if operation.intent == "stop_build" and operation.result in ("SUCCESS", "NOT_STOPPED") \
+            and operation.result_detail:
+        return operation.result_detail  # the watcher's whole sentence (stop_ended)
     took = f" in {duration(float(ref['duration_s']))}" if ref.get("duration_s") is not None else ""
     build = f"{ref.get('job', p.get('job'))} #{ref['build_number']}" if ref.get("build_number") else \
         str(ref.get("job", p.get("job")))

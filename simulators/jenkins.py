@@ -7,8 +7,13 @@ the REST API that python-jenkins calls (see ../shared/PROTOCOLS.md section 1):
 ``build`` / ``buildWithParameters`` -> 201 + queue ``Location``, queue items that
 turn into builds, build JSON with parameters and causes, ``consoleText`` (growing
 while the build runs), ``stop``, ``/me``, ``/whoAmI``, ``/computer`` (for
-``get_running_builds``), the crumb issuer, Basic auth with an API token, and the
-error pages and status codes Jenkins answers with.
+``get_running_builds``), the crumb issuer, Basic auth with an API token or a password,
+and the error pages and status codes Jenkins answers with.
+
+Crumbs are bound to the web session (JSESSIONID) for password logins, and API-token
+requests need none (``restart`` drops the sessions); a stop takes effect when the build
+reaches an abort point, not when ``POST stop`` answers (``set_stop``). Each method's
+docstring names its source.
 
 An exception inside a request gets Jenkins' "Oops!" page (500), which names neither the
 exception nor its message: only "A problem occurred while processing the request" and a
@@ -126,6 +131,7 @@ class BuildSnapshot:
     duration: float  # seconds, so far if still building
     queue_id: int
     console: str
+    stop_requested_at: float | None = None  # epoch seconds; it may still be building
 
 
 @dataclass(frozen=True)
@@ -137,6 +143,7 @@ class RecordedRequest:
     status: int
     user: str | None  # the authenticated user, None for anonymous or refused credentials
     crumb: str | None  # the Jenkins-Crumb header, if one was sent
+    auth: str | None = None  # how the user signed in: "token" or "password"; None: anonymous
 
 
 # ---------------------------------------------------------------------------------------
@@ -239,6 +246,10 @@ class _Job:
     builds: list[_Build] = field(default_factory=list)  # oldest first
     next_number: int = 1
     forced: deque[tuple[str, str | None]] = field(default_factory=deque)  # (result, log)
+    # How its builds take a stop (JenkinsSimulator.set_stop): seconds until it takes effect
+    # (None: the simulator's stop_seconds) and the result then (None: the stop is ignored).
+    stop_seconds: float | None = None
+    stop_result: str | None = "ABORTED"
 
     @property
     def name(self) -> str:
@@ -274,6 +285,9 @@ class _Build:
     ends_at: float = 0.0
     result: str | None = None
     aborted_by: str | None = None  # display name of who pressed stop
+    stop_requested_at: float | None = None  # when stop was pressed (the build may run on)
+    stop_line: int = 0  # how many body lines the console had then
+    stop_obeyed: bool = True  # False: the build ignored the stop and ran its course
 
     @property
     def building(self) -> bool:
@@ -690,13 +704,14 @@ class _State:
     """Jobs, builds and the queue, with Jenkins' scheduling rules. Callers hold ``lock``."""
 
     def __init__(self, seed: _Seed, *, queue_delay: float, build_seconds: float,
-                 clock: Callable[[], float]) -> None:
+                 clock: Callable[[], float], stop_seconds: float = 0.0) -> None:
         self.lock = threading.RLock()
         self.seed = seed
         self.jobs = seed.jobs
         self.users = seed.users
         self.queue_delay = queue_delay
         self.build_seconds = build_seconds
+        self.stop_seconds = stop_seconds
         self.clock = clock
         self.executors = seed.executors
         self.next_queue_id = seed.next_queue_id
@@ -827,13 +842,25 @@ class _State:
         return item
 
     def stop(self, build: _Build, user_id: str, now: float) -> None:
-        """Abort a running build; a finished one is left alone, as Jenkins does."""
-        if not build.building:
+        """Ask a running build to stop; a finished one is left alone, as Jenkins does.
+
+        The request only interrupts the build (``Executor.doStop`` -> ``interrupt()``; a
+        pipeline's ``AsynchronousExecution.interrupt`` hands it to a timer thread): the
+        build ends when it reaches an abort point, ``stop_seconds`` later, with its job's
+        ``stop_result`` (a pipeline that catches the interruption ends as it likes), or, for
+        a job that ignores stops, when it would have anyway. A second stop changes nothing.
+        """
+        if not build.building or build.stop_requested_at is not None:
             return
-        build.result, build.ends_at = "ABORTED", now
+        job = build.job
+        delay = self.stop_seconds if job.stop_seconds is None else job.stop_seconds
+        build.stop_requested_at = now
+        build.stop_line = _lines_by(build, now)
         build.aborted_by = self.display_name(user_id)
-        self.running.remove(build)
-        self._advance(now, since=now)  # whatever waited for it starts now, not earlier
+        build.stop_obeyed = job.stop_result is not None
+        if job.stop_result is not None and now + delay < build.ends_at:
+            build.ends_at, build.planned_result = now + delay, job.stop_result
+        self._advance(now, since=now)  # whatever waited for it starts then, not earlier
 
     def cancel(self, number: int, now: float) -> None:
         item = self.items.get(number)
@@ -849,23 +876,43 @@ class _State:
             user_id=build.cause.user_id or None, started_at=build.started_at,
             duration=(now if build.building else build.ends_at) - build.started_at,
             queue_id=build.queue_id, console=_console(build, now),
+            stop_requested_at=build.stop_requested_at,
         )
 
 
+def _lines_by(build: _Build, moment: float) -> int:
+    """How many body lines a build's console has at ``moment`` (it grows as it runs)."""
+    elapsed = moment - build.started_at
+    progress = elapsed / build.planned_seconds if build.planned_seconds else 1.0
+    return int(len(build.body) * min(max(progress, 0.0), 1.0))
+
+
+_FORCE_AFTER = 15.0  # WorkflowRun.printLater: the terminate link shows 15 s after a stop
+
+
 def _console(build: _Build, now: float) -> str:
-    """The console log as of ``now``: lines appear as the build progresses."""
+    """The console log as of ``now``: lines appear as the build progresses, never reordered.
+
+    After a stop a pipeline prints "Aborted by" at once (``recordCauseOfInterruption``)
+    and, still running 15 s later, the link to terminate its steps; a freestyle build
+    prints "Build was aborted" when it has ended ABORTED.
+    """
     lines = [build.cause.short()]
-    if build.building or build.aborted_by is not None:
-        until = now if build.building else build.ends_at
-        elapsed = until - build.started_at
-        progress = elapsed / build.planned_seconds if build.planned_seconds else 1.0
-        lines.extend(build.body[:int(len(build.body) * min(max(progress, 0.0), 1.0))])
+    until = now if build.building else build.ends_at
+    pipeline = build.job.kind == "pipeline"
+    if build.stop_requested_at is None:
+        lines.extend(build.body[:_lines_by(build, until)] if build.building else build.body)
     else:
-        lines.extend(build.body)
-    if build.aborted_by is not None:
-        if build.job.kind == "pipeline":
-            lines += [f"Aborted by {build.aborted_by}", "[Pipeline] End of Pipeline"]
-        else:
+        lines.extend(build.body[:build.stop_line])
+        if pipeline:
+            lines.append(f"Aborted by {build.aborted_by}")
+        if not build.stop_obeyed:
+            lines.extend(build.body[build.stop_line:_lines_by(build, until)])
+        elif pipeline and until - build.stop_requested_at >= _FORCE_AFTER:
+            lines.append("Click here to forcibly terminate running steps")
+        if not build.building and pipeline:
+            lines.append("[Pipeline] End of Pipeline")
+        elif not build.building and build.result == "ABORTED":
             lines += ["Build was aborted", f"Aborted by {build.aborted_by}"]
     if not build.building:
         lines.append(f"Finished: {build.result}")
@@ -1185,67 +1232,94 @@ def _html_page(title: str, body: str) -> str:
 class _App:
     """The HTTP face of the simulator: Request in, Response out."""
 
-    def __init__(self, state: _State, user: str, token: str, default_base: Callable[[], str]):
+    def __init__(self, state: _State, user: str, token: str, default_base: Callable[[], str],
+                 password: str | None = None):
         self.state = state
         self.user = user
         self.token = token
+        self.password = password
         self.default_base = default_base
-        self.secret = secrets.token_bytes(16)
-        self.node = hashlib.sha256(self.secret).hexdigest()[:8]
+        self.secret = secrets.token_bytes(16)  # the crumb salt: kept across restarts
+        self.node = hashlib.sha256(self.secret).hexdigest()[:8]  # the cookie's name
+        self.instance = secrets.token_hex(4)  # X-Jenkins-Session: new at every start
         self.show_stack_trace = False
         self.session_counter = 0
+        self.sessions: set[str] = set()  # the live web sessions (Jetty keeps them in memory)
 
     def __call__(self, request: Request) -> Response:
         failure = self.state.faults.hold(unquote(request.raw_path))
         user: str | None = None
+        how: str | None = None
         if failure is not None:
             response = self._fault_response(failure, request)
         else:
             try:
-                user = self._authenticate(request)
+                user, how = self._authenticate(request)
                 with self.state.lock:
-                    response = self._route(request, user)
+                    response = self._route(request, user, how)
             except _Refused as refused:
                 response = self._refusal(refused, request, user)
         response.with_header("X-Content-Type-Options", "nosniff")
         response.with_header("X-Hudson", "1.395")
         response.with_header("X-Jenkins", self.state.seed.version)
-        response.with_header("X-Jenkins-Session", self.node)
+        response.with_header("X-Jenkins-Session", self.instance)
         self.state.log.append(RecordedRequest(request.method, request.target, response.status,
-                                              user, request.header(_CRUMB_FIELD)))
+                                              user, request.header(_CRUMB_FIELD), how))
         self.state.faults.hold_response(unquote(request.raw_path))  # respond_delay()
         return response
 
     # -- auth ----------------------------------------------------------------------
 
-    def _authenticate(self, request: Request) -> str | None:
-        """The user of a valid ``Authorization: Basic`` header, None for anonymous; 401 if wrong."""
+    def _authenticate(self, request: Request) -> tuple[str | None, str | None]:
+        """(user, "token" or "password") of a valid ``Authorization: Basic`` header, (None,
+        None) for anonymous; 401 if wrong. The API token is tried first, then the password,
+        as Jenkins' BasicHeaderApiTokenAuthenticator and BasicHeaderRealPasswordAuthenticator."""
         header = request.header("Authorization") or ""
         scheme, _, value = header.partition(" ")
         if scheme.lower() != "basic":
-            return None
+            return None, None
         try:
             user, _, password = b64decode(value.strip(), validate=True).decode().partition(":")
         except (BinasciiError, UnicodeDecodeError):
             raise _Refused(401, "Invalid Basic authentication header") from None
         if user == self.user and hmac.compare_digest(password.encode(), self.token.encode()):
-            return user
+            return user, "token"
+        if user == self.user and self.password is not None and \
+                hmac.compare_digest(password.encode(), self.password.encode()):
+            return user, "password"
         raise _Refused(401, f"Invalid password/token for user: {user}")
 
     def _session(self, request: Request) -> str | None:
-        return request.cookies().get(f"JSESSIONID.{self.node}")
+        """The request's web session, if the cookie names a live one (a stale id is no session)."""
+        session = request.cookies().get(f"JSESSIONID.{self.node}")
+        return session if session in self.sessions else None
 
-    def _crumb(self, user: str | None, session: str | None) -> str:
-        message = f"{user or 'anonymous'};{session or ''}".encode()
+    @staticmethod
+    def _client_ip(request: Request) -> str:
+        """DefaultCrumbIssuer.getClientIP: the first X-Forwarded-For hop, else the peer."""
+        forwarded = request.header("X-Forwarded-For")
+        return forwarded.split(",")[0] if forwarded else request.client
+
+    def _crumb(self, request: Request, user: str | None, session: str | None) -> str:
+        """DefaultCrumbIssuer.issueCrumb: a digest of user;client IP;session id and the salt."""
+        message = f"{user or 'anonymous'};{self._client_ip(request)};{session or ''}".encode()
         return hmac.new(self.secret, message, hashlib.sha256).hexdigest()
 
-    def _check_crumb(self, request: Request, user: str | None) -> None:
-        """Like Jenkins: API-token requests need no crumb, but a crumb sent must be valid."""
-        sent = request.header(_CRUMB_FIELD)
-        if sent is None and user is not None:
+    def _check_crumb(self, request: Request, user: str | None, how: str | None) -> None:
+        """CrumbFilter on a POST: API-token requests pass whatever crumb they carry
+        (ApiCrumbExclusion, JENKINS-22474); any other needs the crumb issued to its user,
+        address and live web session, else 403 "No valid crumb was included in the request"."""
+        if how == "token":
             return
-        if sent is None or not hmac.compare_digest(sent, self._crumb(user, self._session(request))):
+        sent = request.header(_CRUMB_FIELD) or request.param(_CRUMB_FIELD)
+        expected = self._crumb(request, user, self._session(request))
+        if sent is None or not hmac.compare_digest(sent.encode(), expected.encode()):
             raise _Refused(403, "No valid crumb was included in the request")
+
+    def restart(self) -> None:
+        """Jenkins restarted: its web sessions, and so every crumb issued in one, are gone."""
+        self.sessions.clear()
+        self.instance = secrets.token_hex(4)
 
     # -- routing -------------------------------------------------------------------
 
@@ -1253,12 +1327,12 @@ class _App:
         host = request.header("Host")
         return f"http://{host}/" if host else self.default_base()
 
-    def _route(self, request: Request, user: str | None) -> Response:
+    def _route(self, request: Request, user: str | None, how: str | None) -> Response:
         segments, method = request.segments, request.method
         if not segments and method == "GET":  # "/" answers anyone, so get_version() works first
             return Response.html(_html_page("Dashboard", "<h1>Welcome to Jenkins!</h1>"))
         if method == "POST":
-            self._check_crumb(request, user)
+            self._check_crumb(request, user, how)
         if user is None:
             raise _Refused(403, "Authentication required")
         now = self.state.now()
@@ -1380,13 +1454,14 @@ class _App:
     def _crumb_issuer(self, request: Request, user: str) -> Response:
         session = self._session(request)
         cookie = None
-        if session is None:  # the crumb is bound to a web session, as in current Jenkins
+        if session is None:  # req.getSession() makes one: no cookie, or a stale one
             self.session_counter += 1
             digest = hmac.new(self.secret, str(self.session_counter).encode(), hashlib.sha256)
             session = f"node0{digest.hexdigest()[:26]}{self.session_counter}.node0"
+            self.sessions.add(session)
             cookie = f"JSESSIONID.{self.node}={session}; Path=/; HttpOnly"
         response = Response.json({"_class": "hudson.security.csrf.DefaultCrumbIssuer",
-                                  "crumb": self._crumb(user, session),
+                                  "crumb": self._crumb(request, user, session),
                                   "crumbRequestField": _CRUMB_FIELD})
         return response.with_header("Set-Cookie", cookie) if cookie else response
 
@@ -1434,6 +1509,9 @@ class JenkinsSimulator(SimulatorBase[RecordedRequest]):
     ``queue_delay`` is each build's quiet period in the queue and ``build_seconds`` how
     long a triggered build runs (seconds). ``port=0`` picks a free port; read ``url``
     after ``start()``. ``clock`` (epoch seconds) lets a test drive time itself.
+    ``password`` lets ``user`` also sign in with a password instead of the API token
+    (its POSTs then need a crumb from their web session); ``stop_seconds`` is how long a
+    stopped build takes to reach an abort point (``set_stop`` sets it per job).
     """
 
     def __init__(
@@ -1448,18 +1526,24 @@ class JenkinsSimulator(SimulatorBase[RecordedRequest]):
         *,
         clock: Callable[[], float] = time.time,
         show_stack_trace: bool = False,
+        password: str | None = None,
+        stop_seconds: float = 0.0,
     ) -> None:
         check_account(user, token, user_kind="Jenkins user id", client="python-jenkins")
-        if queue_delay < 0 or build_seconds < 0:
-            raise ValueError("queue_delay and build_seconds must be >= 0 seconds")
+        if queue_delay < 0 or build_seconds < 0 or stop_seconds < 0:
+            raise ValueError("queue_delay, build_seconds and stop_seconds must be >= 0 seconds")
+        if password is not None and (not password or password == token):
+            raise ValueError("password must be non-empty and differ from the API token")
         self.seed_path = Path(seed_path) if seed_path is not None else DEFAULT_SEED
         self.user = user
         self.token = token
+        self.password = password
         seed = _SeedLoader(self.seed_path, clock(), user).load()
         self._state = _State(seed, queue_delay=queue_delay, build_seconds=build_seconds,
-                             clock=clock)
-        app = _App(self._state, user, token, lambda: self.url)
+                             clock=clock, stop_seconds=stop_seconds)
+        app = _App(self._state, user, token, lambda: self.url, password)
         app.show_stack_trace = show_stack_trace  # -Djenkins.model.Jenkins.SHOW_STACK_TRACE
+        self._app = app
         super().__init__(
             app, faults=self._state.faults, requests=self._state.log,
             host=host, port=port, name="jenkins-simulator", server_name="Jetty(10.0.20)",
@@ -1467,6 +1551,21 @@ class JenkinsSimulator(SimulatorBase[RecordedRequest]):
 
     def __repr__(self) -> str:
         return f"JenkinsSimulator({self._location()}, user={self.user!r}, token='**********')"
+
+    def restart(self) -> None:
+        """Restart Jenkins as its HTTP clients see it: every web session is gone, and with
+        it every crumb issued in one; builds, the queue and the crumb salt stay.
+
+        Jetty keeps sessions in memory, and since Jenkins 2.176.2 (SECURITY-626) the
+        default crumb issuer binds a crumb to the web session it was issued in
+        (``DefaultCrumbIssuer.issueCrumb`` digests ``req.getSession().getId()``; see
+        https://www.jenkins.io/doc/book/security/csrf-protection/ and CloudBees' "CSRF
+        Protection Explained"). So a password client's next POST with its old crumb gets
+        403 "No valid crumb was included in the request" (``CrumbFilter``), while an API
+        token client passes (``ApiCrumbExclusion``). ``X-Jenkins-Session`` changes.
+        """
+        with self._state.lock:
+            self._app.restart()
 
     # -- lifecycle (url, port, start, stop, with: SimulatorBase) -------------------
 
@@ -1522,6 +1621,30 @@ class JenkinsSimulator(SimulatorBase[RecordedRequest]):
                 raise ValueError(f"no log template {log!r} in {self.seed_path}; known: {known}")
             target.forced.append((result, log))
 
+    def set_stop(self, job: str, *, seconds: float = 0.0, result: str | None = "ABORTED") -> None:
+        """How ``job``'s builds take a stop from now on: ``seconds`` until it takes effect,
+        and the result they end with then; ``result=None``: they ignore it and run their
+        course (a step that does not answer the interrupt).
+
+        Stopping is asynchronous in Jenkins: ``POST .../stop`` answers 302 at once
+        (``Executor.doStop`` interrupts the executor and returns
+        ``forwardToPreviousPage()``), and the build, ``building: true`` meanwhile, ends
+        when it reaches an abort point; a pipeline gets the interrupt on a timer thread
+        and offers to terminate its steps after 15 s (workflow-job's
+        ``WorkflowRun.sleep()`` and ``printLater``), and one that catches the
+        interruption (``catchError``, ``try``/``catch``) may end SUCCESS or FAILURE.
+        """
+        if seconds < 0:
+            raise ValueError(f"seconds must be >= 0, got {seconds}")
+        if result is not None and result not in RESULTS:
+            raise ValueError(f"result must be one of {', '.join(RESULTS)} or None, "
+                             f"got {result!r}")
+        with self._state.lock:
+            target = self._job(job)
+            if target.is_folder:
+                raise ValueError(f"{job} is a folder; folders have no builds")
+            target.stop_seconds, target.stop_result = seconds, result
+
     def _job(self, name: str) -> _Job:
         job = self._state.jobs.get(name)
         if job is None:
@@ -1545,6 +1668,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=Path, default=DEFAULT_SEED, help="jobs and history (YAML)")
     parser.add_argument("--user", default="opsbot", help="the one user that may log in")
     parser.add_argument("--token", default=DEFAULT_TOKEN, help="that user's API token")
+    parser.add_argument("--password", default=None,
+                        help="that user's password too (its POSTs need a session's crumb)")
     parser.add_argument("--queue-delay", type=float, default=1.0,
                         help="seconds a build waits in the queue (default 1)")
     parser.add_argument("--build-seconds", type=float, default=10.0,
@@ -1558,7 +1683,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"  jobs:  {len(simulator.job_names())} from {simulator.seed_path}"]
 
     return run_main(lambda: JenkinsSimulator(args.seed, args.user, args.token, args.queue_delay,
-                                             args.build_seconds, args.host, args.port),
+                                             args.build_seconds, args.host, args.port,
+                                             password=args.password),
                     banner, seed_error=SeedError, cannot=f"listen on {args.host}:{args.port}")
 
 

@@ -11,6 +11,7 @@ import socket
 import time
 from collections.abc import Coroutine, Iterator
 from datetime import UTC, datetime, timedelta
+from http.cookiejar import DefaultCookiePolicy
 from typing import Any, TypeVar
 
 import jenkins
@@ -247,6 +248,80 @@ def test_stop_a_running_build_aborts_it(sim: JenkinsSimulator, backend: JenkinsB
     with pytest.raises(NotFound, match=r"platform/nightly-integration has no build #9999 "
                                        r"\(its last build is #90\)"):
         run(backend.stop("platform/nightly-integration", 9999))
+
+
+PASSWORD = "correct horse battery staple"
+
+
+@pytest.fixture
+def password_sim() -> Iterator[JenkinsSimulator]:
+    """A Jenkins where opsbot signs in with its user's password, not an API token."""
+    with JenkinsSimulator(queue_delay=0.05, build_seconds=0.3, password=PASSWORD) as simulator:
+        yield simulator
+
+
+def posts(sim: JenkinsSimulator, part: str) -> list[int]:
+    """The statuses of the POSTs whose target holds ``part``, oldest first."""
+    return [r.status for r in sim.request_log() if r.method == "POST" and part in r.target]
+
+
+def test_a_restart_between_two_starts_with_a_password_gets_a_fresh_crumb(
+        password_sim: JenkinsSimulator) -> None:
+    sim = password_sim
+    backend = backend_for(sim, token=PASSWORD)
+    first = run(backend.wait_for_build(run(backend.start("payments-ci", {"BRANCH": "one"})),
+                                       poll=0.02, timeout=15))
+    sim.restart()  # its web session, and the crumb python-jenkins holds, are gone
+    second = run(backend.wait_for_build(run(backend.start("payments-ci", {"BRANCH": "two"})),
+                                        poll=0.02, timeout=15))
+    mine = [b.parameters["BRANCH"] for b in sim.builds("payments-ci") if b.user_id == sim.user]
+    assert mine == ["one", "two"] and second.number == first.number + 1
+    # The refused POST ran nothing; it was sent again once, with a new crumb.
+    assert posts(sim, "payments-ci/buildWithParameters") == [201, 403, 201]
+    assert {r.auth for r in sim.request_log() if r.method == "POST"} == {"password"}
+    # A stop after another restart works the same way.
+    running = run(backend.last_build("platform/nightly-integration"))
+    assert running is not None and running.building
+    sim.restart()
+    run(backend.stop("platform/nightly-integration", running.number))
+    assert posts(sim, f"/{running.number}/stop") == [403, 302]
+    assert sim.build("platform/nightly-integration", running.number).result == "ABORTED"
+
+
+def test_a_crumb_refused_again_is_said_clearly_and_starts_nothing(
+        password_sim: JenkinsSimulator) -> None:
+    sim = password_sim
+    backend = backend_for(sim, token=PASSWORD)
+    run(backend.start("payments-ci", {"BRANCH": "one"}))
+    # Something between opsbot and Jenkins drops the session cookie: no crumb can match.
+    backend._server._session.cookies.set_policy(DefaultCookiePolicy(allowed_domains=[]))
+    backend._server._session.cookies.clear()
+    before = len(sim.builds("payments-ci"))
+    with pytest.raises(BackendAuthError) as refused:
+        run(backend.start("payments-ci", {"BRANCH": "two"}))
+    message = str(refused.value)
+    assert "refused opsbot's CSRF crumb twice" in message and "nothing was done" in message
+    assert "No valid crumb was included in the request" in message
+    assert "set JENKINS_TOKEN to an API token of opsbot" in message
+    assert_translated(refused.value, PASSWORD)
+    assert posts(sim, "payments-ci/buildWithParameters") == [201, 403, 403]  # one retry only
+    assert len(sim.builds("payments-ci")) == before and sim.request_log()[-1].status != 201
+
+
+def test_other_refusals_of_a_post_are_not_retried(sim: JenkinsSimulator,
+                                                 backend: JenkinsBackend) -> None:
+    sim.fail_next(403, path="payments-ci/buildWithParameters")
+    with pytest.raises(BackendAuthError, match="may not start payments-ci"):
+        run(backend.start("payments-ci", {"BRANCH": "main"}))
+    assert posts(sim, "payments-ci/buildWithParameters") == [403]
+
+
+def test_an_api_token_needs_no_fresh_crumb_after_a_restart(sim: JenkinsSimulator,
+                                                           backend: JenkinsBackend) -> None:
+    run(backend.start("payments-ci", {"BRANCH": "one"}))
+    sim.restart()
+    run(backend.start("payments-ci", {"BRANCH": "two"}))
+    assert posts(sim, "payments-ci/buildWithParameters") == [201, 201]
 
 
 def test_wait_for_a_cancelled_queue_item_fails() -> None:

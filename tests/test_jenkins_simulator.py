@@ -100,14 +100,72 @@ def test_crumb_is_fetched_once_sent_after_and_checked(sim: JenkinsSimulator,
     crumbs = {r.crumb for r in log[1:]}
     assert len(crumbs) == 1 and None not in crumbs  # every later request carries it, GETs too
     assert [r.status for r in log if r.method == "POST"] == [201]
-    # A token-authenticated POST may omit the crumb, but a wrong one is refused ...
+    assert {r.auth for r in log} == {"token"}
+    # An API-token POST passes the crumb filter whatever crumb it carries (ApiCrumbExclusion) ...
     url = f"{sim.url}job/deploy-payments/buildWithParameters?VERSION=1"
     auth = (sim.user, sim.token)
     assert requests.post(url, auth=auth, timeout=5).status_code == 201
-    refused = requests.post(url, auth=auth, headers={"Jenkins-Crumb": "forged"}, timeout=5)
-    assert refused.status_code == 403 and "No valid crumb" in refused.text
+    assert requests.post(url, auth=auth, headers={"Jenkins-Crumb": "forged"},
+                         timeout=5).status_code == 201
     # ... and an anonymous POST without one gets Jenkins' crumb error.
-    assert requests.post(url, timeout=5).status_code == 403
+    refused = requests.post(url, timeout=5)
+    assert refused.status_code == 403 and "No valid crumb was included in the request" in \
+        refused.text
+
+
+def test_a_password_login_needs_the_crumb_of_its_live_web_session(clock: ManualClock) -> None:
+    with JenkinsSimulator(queue_delay=5, build_seconds=60, clock=clock,
+                          password="correct horse") as sim:
+        def url(branch: str) -> str:
+            return f"{sim.url}job/payments-ci/buildWithParameters?BRANCH={branch}"
+
+        login = requests.Session()
+        login.auth = (sim.user, "correct horse")
+        assert login.post(url("none"), timeout=5).status_code == 403  # no crumb at all
+        issued = login.get(f"{sim.url}crumbIssuer/api/json", timeout=5)
+        crumb = {"Jenkins-Crumb": issued.json()["crumb"]}
+        assert issued.cookies  # the crumb issuer opened a web session (JSESSIONID)
+        assert login.post(url("a"), headers=crumb, timeout=5).status_code == 201
+        assert sim.request_log()[-1].auth == "password"
+        # The same crumb without its session is refused ...
+        elsewhere = requests.post(url("b"), auth=login.auth, headers=crumb, timeout=5)
+        assert elsewhere.status_code == 403
+        assert "No valid crumb was included in the request" in elsewhere.text
+        # ... and so is it in its own session once Jenkins has restarted.
+        sim.restart()
+        stale = login.post(url("c"), headers=crumb, timeout=5)
+        assert stale.status_code == 403 and "No valid crumb" in stale.text
+        assert stale.headers["X-Jenkins-Session"] != issued.headers["X-Jenkins-Session"]
+        # A new crumb, in a new session (the stale cookie names none), works again.
+        fresh = login.get(f"{sim.url}crumbIssuer/api/json", timeout=5)
+        assert fresh.cookies and fresh.json()["crumb"] != crumb["Jenkins-Crumb"]
+        assert login.post(url("d"), headers={"Jenkins-Crumb": fresh.json()["crumb"]},
+                          timeout=5).status_code == 201
+        # The API token needs none of this, stale crumb or not.
+        token = requests.post(url("e"), auth=(sim.user, sim.token), headers=crumb, timeout=5)
+        assert token.status_code == 201 and sim.request_log()[-1].auth == "token"
+        clock.advance(200)  # payments-ci runs one build at a time: 60 s each
+        branches = [b.parameters["BRANCH"] for b in sim.builds("payments-ci")
+                    if b.user_id == sim.user]
+        assert branches == ["a", "d", "e"]  # a refused POST started nothing
+
+
+def test_python_jenkins_with_a_password_never_recovers_from_a_restart(
+        clock: ManualClock) -> None:
+    """Why opsbot refreshes the crumb itself: python-jenkins fetches it once per client."""
+    with JenkinsSimulator(queue_delay=5, build_seconds=60, clock=clock,
+                          password="correct horse") as sim:
+        client = jenkins.Jenkins(sim.url, username=sim.user, password="correct horse",
+                                 timeout=5)
+        client.build_job("payments-ci", {"BRANCH": "before"})
+        sim.restart()
+        with pytest.raises(jenkins.JenkinsException, match=r"\[403\][\s\S]*No valid crumb"):
+            client.build_job("payments-ci", {"BRANCH": "after"})
+        client.crumb = None  # what opsbot's backend does on that 403: a new crumb, a new session
+        client.build_job("payments-ci", {"BRANCH": "after"})
+        clock.advance(200)
+        assert [b.parameters["BRANCH"] for b in sim.builds("payments-ci")
+                if b.user_id == sim.user] == ["before", "after"]
 
 
 # -- jobs and folders ----------------------------------------------------------------------
@@ -261,6 +319,54 @@ def test_stop_build_aborts_it(sim: JenkinsSimulator, clock: ManualClock,
     assert console.endswith("Build was aborted\nAborted by OpsBot\nFinished: ABORTED\n")
     assert server.get_job_info("checkout-ci")["color"] == "aborted"
     assert sim.build("checkout-ci", number).result == "ABORTED"
+
+
+def test_a_stop_takes_effect_when_the_build_reaches_an_abort_point(
+        sim: JenkinsSimulator, clock: ManualClock, server: jenkins.Jenkins) -> None:
+    sim.set_stop("payments-ci", seconds=20)
+    number = start_build(server, clock, "payments-ci", {"BRANCH": "main"})
+    waiting = server.build_job("payments-ci", {"BRANCH": "next"})  # blocked behind it
+    clock.advance(10)
+    server.stop_build("payments-ci", number)  # answered (302, followed) at once ...
+    clock.advance(10)
+    build = server.get_build_info("payments-ci", number)
+    assert (build["building"], build["result"]) == (True, None)  # ... but it still runs
+    console = server.get_build_console_output("payments-ci", number)
+    assert console.endswith("Aborted by OpsBot\n") and "Finished" not in console
+    assert sim.build("payments-ci", number).stop_requested_at is not None
+    server.stop_build("payments-ci", number)  # a second stop changes nothing
+    clock.advance(6)
+    later = server.get_build_console_output("payments-ci", number)
+    assert later == console + "Click here to forcibly terminate running steps\n"
+    clock.advance(5)
+    build = server.get_build_info("payments-ci", number)
+    assert (build["building"], build["result"], build["duration"]) == (False, "ABORTED", 30000)
+    assert server.get_build_console_output("payments-ci", number) == \
+        later + "[Pipeline] End of Pipeline\nFinished: ABORTED\n"
+    # What waited for it started when it really ended, not when stop was pressed.
+    nxt = server.get_queue_item(waiting)["executable"]["number"]
+    assert server.get_build_info("payments-ci", nxt)["timestamp"] == build["timestamp"] + 30000
+
+
+@pytest.mark.parametrize(("result", "ends"), [("SUCCESS", 25.0), ("FAILURE", 25.0),
+                                              (None, 60.0)])
+def test_a_build_can_finish_otherwise_despite_a_stop(
+        sim: JenkinsSimulator, clock: ManualClock, server: jenkins.Jenkins, result: str | None,
+        ends: float) -> None:
+    """A pipeline that catches the interruption ends as it likes; one whose step ignores it
+    (result None) runs its course and ends with its own result."""
+    sim.set_stop("search-ci", seconds=15, result=result)
+    sim.set_outcome("search-ci", "UNSTABLE")
+    number = start_build(server, clock, "search-ci", {"BRANCH": "main"})
+    clock.advance(10)
+    server.stop_build("search-ci", number)
+    clock.advance(ends - 10 - 1)
+    assert server.get_build_info("search-ci", number)["building"] is True
+    clock.advance(1)
+    build = server.get_build_info("search-ci", number)
+    assert (build["building"], build["result"]) == (False, result or "UNSTABLE")
+    console = server.get_build_console_output("search-ci", number)
+    assert "Aborted by OpsBot" in console and console.endswith(f"Finished: {build['result']}\n")
 
 
 def test_the_stack_trace_shows_only_with_show_stack_trace() -> None:

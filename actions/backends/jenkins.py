@@ -13,6 +13,7 @@ every job in every folder, is one request.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import re
 import time
@@ -62,6 +63,8 @@ __all__ = [
     "QueueState",
     "Sightings",
 ]
+
+logger = logging.getLogger(__name__)
 
 _BACKEND = "Jenkins"
 """The ``backend`` every error from this module carries."""
@@ -340,6 +343,7 @@ _JAVA_EXCEPTION = re.compile(
 _JETTY_MESSAGE = re.compile(r"HTTP ERROR \d{3} ([^<\n]+)")
 _BAD_INPUT_EXCEPTIONS = ("IllegalArgumentException", "IllegalStateException",
                          "Failure", "FormException")
+_CRUMB_REFUSAL = "No valid crumb was included in the request"  # CrumbFilter's 403
 
 
 def _http_status(chain: list[BaseException]) -> tuple[int | None, str]:
@@ -368,6 +372,12 @@ def _detail(body: str) -> tuple[str | None, str | None]:
         return match.group(1).rsplit(".", 1)[-1], tidy(match.group(2))
     match = _JETTY_MESSAGE.search(text)
     return None, (tidy(match.group(1)) if match else None)
+
+
+def _crumb_refused(exc: BaseException) -> bool:
+    """Whether ``exc`` is Jenkins' crumb filter refusing a POST (403, nothing ran)."""
+    status, body = _http_status(exception_chain(exc))
+    return status == 403 and _CRUMB_REFUSAL in body
 
 
 def _logging_id(body: str) -> str:
@@ -539,13 +549,14 @@ class JenkinsBackend:
             if values:
                 self._check_choices(name, values)
             try:
-                return int(self._server.build_job(name, values or None))
+                return int(self._post(lambda: self._server.build_job(name, values or None)))
             except requests.HTTPError as exc:
                 response = exc.response
                 if values or response is None or response.status_code != 400:
                     raise
             # POST /build on a parameterized job is refused; submit the defaults instead
-            return int(self._server.build_job(name, self._defaults(name)))
+            defaults = self._defaults(name)
+            return int(self._post(lambda: self._server.build_job(name, defaults)))
 
         try:
             return await self._run(call, doing=f"start {name}",
@@ -656,7 +667,7 @@ class JenkinsBackend:
         """Abort build ``number`` (Jenkins ignores this for a build that already finished)."""
         name = _job_name(full_name)
         try:
-            await self._run(lambda: self._server.stop_build(name, int(number)),
+            await self._run(lambda: self._post(lambda: self._server.stop_build(name, int(number))),
                             doing=f"stop {name} #{number}",
                             missing=f"{name} has no build #{number}.")
         except NotFound as exc:
@@ -717,6 +728,26 @@ class JenkinsBackend:
                                "address (404); is JENKINS_URL right?")
 
     # -- plumbing ------------------------------------------------------------------
+
+    def _post(self, call: Callable[[], _T]) -> _T:
+        """Run a python-jenkins call that POSTs (in the worker thread); when Jenkins refuses
+        its crumb, fetch a new one and send it once more.
+
+        python-jenkins fetches a crumb once per client and keeps it, but Jenkins binds the
+        crumb of a password login to its web session, which a restart ends: every later
+        POST gets 403 "No valid crumb was included in the request". Jenkins' CrumbFilter
+        answers that before the request reaches the job, so nothing ran and the second
+        attempt cannot start anything twice; no other refusal is retried.
+        """
+        try:
+            return call()
+        except jenkins.JenkinsException as exc:
+            if not _crumb_refused(exc):
+                raise
+            logger.info("Jenkins at %s refused opsbot's crumb (its web session is gone, e.g. "
+                        "after a restart); sending once more with a new one", self._url)
+        self._server.crumb = None  # the next request fetches one, in a new web session
+        return call()
 
     def _get(self, path: str, tree: str) -> dict[str, Any]:
         """GET ``path/api/json?tree=...`` (in the worker thread)."""
@@ -825,9 +856,15 @@ class JenkinsBackend:
             return self._error(BackendAuthError, f"{where} refused opsbot's credentials (401): "
                                "check JENKINS_USER and JENKINS_TOKEN.")
         if status == 403:
-            if "No valid crumb" in body:
-                return self._error(BackendAuthError, f"{where} rejected opsbot's CSRF crumb "
-                                   f"(403) while trying to {doing}; try again.")
+            if _CRUMB_REFUSAL in body:  # after _post's second attempt, with a fresh crumb
+                return self._error(BackendAuthError, (
+                    f"{where} refused opsbot's CSRF crumb twice (403 \"{_CRUMB_REFUSAL}\") "
+                    f"while trying to {doing}, the second time a fresh one; Jenkins refuses "
+                    "such a request before acting on it, so nothing was done. Jenkins ties "
+                    "the crumb of a password login to its web session: set JENKINS_TOKEN to "
+                    f"an API token of {self._config.user} (API tokens need no crumb), or "
+                    "check that nothing between opsbot and Jenkins drops its JSESSIONID "
+                    "cookie."))
             return self._error(BackendAuthError, f"Jenkins user '{self._config.user}' may not "
                                f"{doing} (403 Forbidden); ask a Jenkins admin for the "
                                "permission.")

@@ -57,6 +57,21 @@ def _clock(moment: datetime) -> str:
     return moment.astimezone().strftime("%H:%M:%S")
 
 
+def _span(seconds: float) -> str:
+    """A confirmation's lifetime as people say it: "5 minutes", "30 seconds", "1 hour".
+
+    Whole minutes (or hours) only when it is one: a 30s policy is not "1 minute".
+    """
+    total = max(1, round(seconds))
+    if total % 3600 == 0:
+        count, unit = total // 3600, "hour"
+    elif total % 60 == 0:
+        count, unit = total // 60, "minute"
+    else:
+        count, unit = total, "second"
+    return f"{count} {unit}{'s' if count != 1 else ''}"
+
+
 def _create(turn: Turn, intent: str, parameters: Mapping[str, str], risk: str,
             approval_roles: tuple[str, ...] = ()) -> Operation:
     rt, who, request = turn.runtime, turn.who, turn.request
@@ -120,9 +135,8 @@ async def propose(turn: Turn, intent: str, parameters: Mapping[str, str],
         approval = (f" After you confirm, a second person with the "
                     f"{' or '.join(operation.approval_roles)} role must approve"
                     f"{' (' + holders + ')' if holders else ''}.")
-    ttl = max(1, round(rt.policy.confirmation_ttl / 60))
     turn.say(
-        f"{summary}{approval}\nConfirm within {ttl} minute{'s' if ttl != 1 else ''} "
+        f"{summary}{approval}\nConfirm within {_span(rt.policy.confirmation_ttl)} "
         f"(until {_clock(operation.expires_at)}); only {who.person} can confirm.",
         _decision_buttons(operation, "Confirm"),
     )
@@ -203,7 +217,7 @@ async def confirm(turn: Turn, operation_id: str | None, digest: str | None) -> N
         rt.store.transition(operation.id, _OPEN, EXPIRED, actor=who.person, channel=who.channel,
                             event="expired")
         turn.say(f"That confirmation expired at {_clock(operation.expires_at)} "
-                 f"({round(rt.policy.confirmation_ttl / 60)} minutes after the preview); nothing ran. "
+                 f"({_span(rt.policy.confirmation_ttl)} after the preview); nothing ran. "
                  "Ask again for a fresh preview.")
         return
     if digest is not None and digest != operation.digest:

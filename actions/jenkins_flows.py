@@ -634,7 +634,10 @@ def completion_message(operation: Operation) -> str:
         if result == "SUCCESS":
             return (f"{p['service']} {p['version']} is live on {p['environment']}: SUCCESS{took} "
                     f"({build}).{found}")
-        return (f"Deploying {p['service']} {p['version']} to {p['environment']} did not succeed: "
+        doing = (f"Rolling back {p['service']} on {p['environment']} to {p['version']}"
+                 if operation.intent == "rollback" else
+                 f"Deploying {p['service']} {p['version']} to {p['environment']}")
+        return (f"{doing} did not succeed: "
                 f"{result}{took} ({build}).{detail} {p['environment']} keeps its previous version "
                 f"unless the job says otherwise; say \"why did {ref.get('job', '')} fail?\" for "
                 f"details.{found}")

@@ -119,3 +119,27 @@ def test_an_unexpected_failure_gives_a_reference_not_a_trace(monkeypatch: pytest
     assert message["response"] == "utter_internal_error"
     assert len(message["reference"]) == 8
     assert "secret" not in render(message)
+
+
+@pytest.mark.parametrize(("intent", "opening"), [
+    ("deploy", "Deploying payments 2.4.0 to prod did not succeed: FAILURE in 41s "),
+    ("rollback", "Rolling back payments on prod to 2.4.0 did not succeed: FAILURE in 41s "),
+])
+def test_a_failed_deploy_or_rollback_is_said_as_what_it_was(intent: str, opening: str) -> None:
+    from datetime import UTC, datetime
+
+    from actions.guard import Operation
+    from actions.jenkins_flows import completion_message
+
+    now = datetime.now(UTC)
+    operation = Operation(
+        id="op-1", intent=intent, risk="high", requester="alice", sender_id="rest:alice",
+        channel="rest", text="", confidence=1.0,
+        parameters={"service": "payments", "version": "2.4.0", "environment": "prod"},
+        digest="d", state="failed", created_at=now, expires_at=now, approval_roles=(),
+        confirmed_by="alice", confirmed_at=now, approved_by=None, approved_at=None,
+        backend_ref={"job": "deploy-payments", "build_number": 7, "duration_s": 41},
+        result="FAILURE", result_detail=None, finished_at=now, notified_at=None, reply_to={})
+    said = completion_message(operation)
+    assert said.startswith(opening + "(deploy-payments #7).")
+    assert "prod keeps its previous version" in said

@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
+
 from actions.errors import BackendError, BackendUnavailable, OutcomeUnknown, Refused
 from actions.guard import (
     CANCELLED,
-    Decision,
     ERROR,
     EXECUTING,
     EXPIRED,
@@ -29,6 +29,7 @@ from actions.guard import (
     SUCCEEDED,
     SUPERSEDED,
     UNKNOWN,
+    Decision,
     Operation,
     StoreError,
 )
@@ -44,7 +45,7 @@ _OPEN = {PENDING_CONFIRMATION, PENDING_APPROVAL}
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def _clock(moment: datetime) -> str:

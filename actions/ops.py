@@ -11,7 +11,7 @@ import logging
 import re
 import uuid
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from rasa_sdk import Action, FormValidationAction, Tracker
@@ -142,7 +142,7 @@ def _with_pending_answer(tracker: Tracker, request: OpsRequest) -> OpsRequest | 
         asked_at = datetime.fromisoformat(str(pending.get("at")))
     except ValueError:
         return None
-    if datetime.now(timezone.utc) - asked_at > _PENDING_TTL:
+    if datetime.now(UTC) - asked_at > _PENDING_TTL:
         return None
     asked = str(pending.get("asked") or "")
     entities = {str(k): str(v) for k, v in (pending.get("entities") or {}).items()}

@@ -163,10 +163,10 @@ def format_table(results: list[dict[str, Any]], title: str) -> str:
         row += [f"{r['train_seconds']:.1f}", f"{r['latency_p50_ms']:.1f}",
                 f"{r['latency_p99_ms']:.1f}", f"{r['peak_memory_mb']:.0f}"]
         rows.append(row)
-    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows, strict=True)]
     lines = [f"{title}", ""]
     for i, row in enumerate([header, *rows]):
-        lines.append("| " + " | ".join(str(x).ljust(w) for x, w in zip(row, widths)) + " |")
+        lines.append("| " + " | ".join(str(x).ljust(w) for x, w in zip(row, widths, strict=True)) + " |")
         if i == 0:
             lines.append("|" + "|".join("-" * (w + 2) for w in widths) + "|")
     if len(results) == 2 and results[0]["train_seconds"] > 0:

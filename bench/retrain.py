@@ -485,10 +485,10 @@ def format_table(results: Sequence[dict[str, Any]]) -> str:
             f"{retrain['recognised']}/{retrain['phrases']} (before: {r['initial']['recognised']})",
             "yes" if retrain["core_retrained"] else "no", speedup,
         ])
-    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows, strict=True)]
     lines = []
     for i, row in enumerate([header, *rows]):
-        lines.append("| " + " | ".join(str(x).ljust(w) for x, w in zip(row, widths)) + " |")
+        lines.append("| " + " | ".join(str(x).ljust(w) for x, w in zip(row, widths, strict=True)) + " |")
         if i == 0:
             lines.append("|" + "|".join("-" * (w + 2) for w in widths) + "|")
     notes = []
@@ -548,7 +548,7 @@ def _plot(results: Sequence[dict[str, Any]], path: Path) -> None:
     positions = range(len(names))
     ax.barh([p + 0.2 for p in positions], initial, height=0.4, label="initial training")
     ax.barh([p - 0.2 for p in positions], retrain, height=0.4, label="retrain after 10 phrases")
-    for p, value in zip(positions, retrain):
+    for p, value in zip(positions, retrain, strict=True):
         ax.text(value, p - 0.2, f" {value:.1f}s", va="center", fontsize=8)
     ax.axvline(LIMIT_SECONDS, color="grey", linestyle=":", linewidth=1)
     ax.set_yticks(list(positions), names)

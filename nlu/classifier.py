@@ -442,7 +442,7 @@ class LinearIntentClassifier(IntentClassifier, GraphComponent):
                             saved[f"idf_{i}"] if f"idf_{i}" in saved.files else None,
                         )
                         for i, (origin, sparse, width, weight) in enumerate(
-                            zip(saved["origins"], saved["sparse"], saved["widths"], saved["weights"])
+                            zip(saved["origins"], saved["sparse"], saved["widths"], saved["weights"], strict=True)
                         )
                     ]
                     return cls(

@@ -101,7 +101,7 @@ class SentenceEmbeddingFeaturizer(DenseFeaturizer, GraphComponent):
         logger.info(
             "Sentence embeddings: %d texts, %d newly embedded.", len(messages), new
         )
-        for message, vector in zip(messages, vectors):
+        for message, vector in zip(messages, vectors, strict=True):
             self._add(message, vector)
         return training_data
 

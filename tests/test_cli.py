@@ -129,7 +129,7 @@ def test_train_writes_a_model_and_reports_it(tmp_path: Path, cache_dir: Path) ->
     assert result.returncode == 0, result.stderr[-2000:]
     models = list((tmp_path / "models").glob("*.tar.gz"))
     assert len(models) == 1
-    assert f"Model ready in" in result.stdout and str(models[0]) in result.stdout
+    assert "Model ready in" in result.stdout and str(models[0]) in result.stdout
     # A first training trains every component and says so.
     trained = result.stdout.split("(trained: ", 1)[1].split(";", 1)[0]
     assert "LinearIntentClassifier" in trained and "RulePolicy" in trained

@@ -6,7 +6,7 @@ import json
 import secrets
 import threading
 from collections.abc import Callable, Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +34,7 @@ from actions.guard import (
 )
 from tests.conftest import free_port
 
-T0 = datetime(2025, 3, 14, 9, 30, tzinfo=timezone.utc)
+T0 = datetime(2025, 3, 14, 9, 30, tzinfo=UTC)
 PROD_DEPLOY = {"service": "payments", "version": "2.4.1", "environment": "prod"}
 
 
@@ -538,10 +538,10 @@ def test_parse_since_durations(text: str, ago: timedelta) -> None:
 
 
 def test_parse_since_iso() -> None:
-    assert parse_since("2025-03-01") == datetime(2025, 3, 1).astimezone().astimezone(timezone.utc)
+    assert parse_since("2025-03-01") == datetime(2025, 3, 1).astimezone().astimezone(UTC)
     assert parse_since("2025-03-01T14:30:00+02:00") == datetime(2025, 3, 1, 12, 30,
-                                                                tzinfo=timezone.utc)
-    assert parse_since("2025-03-01T14:30Z") == datetime(2025, 3, 1, 14, 30, tzinfo=timezone.utc)
+                                                                tzinfo=UTC)
+    assert parse_since("2025-03-01T14:30Z") == datetime(2025, 3, 1, 14, 30, tzinfo=UTC)
     assert parse_since("2025-03-01T14:30").tzinfo is not None
 
 

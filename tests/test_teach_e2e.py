@@ -18,10 +18,10 @@ import pytest
 import requests
 import yaml
 
+from actions.teaching import INTENT_TITLES
 from bench.retrain import parse_trainer_answer
 from opsbot._processes import stop_process
 from opsbot.settings import Settings
-from actions.teaching import INTENT_TITLES
 from tests.conftest import REST_AUTH, ROOT, api, copy_project, free_port, serve_demo, wait_until
 
 # Phrasings the model is likely unsure about; the test uses the first one it is.

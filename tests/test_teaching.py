@@ -8,6 +8,7 @@ import pytest
 import yaml
 
 from actions.guard import ACCEPTED, CANDIDATE, REJECTED, OperationStore
+from actions.teach_flows import OFFERABLE
 from actions.teaching import (
     TeachingError,
     annotate,
@@ -16,7 +17,6 @@ from actions.teaching import (
     quoted_phrase,
     write_accepted,
 )
-from actions.teach_flows import OFFERABLE
 
 
 def test_parse_example_reads_rasa_marks() -> None:

@@ -22,7 +22,7 @@ import time
 from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Self
 
@@ -101,7 +101,7 @@ class StoreError(OpsbotError):
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def _aware(value: datetime | None, name: str = "now") -> datetime:
@@ -110,7 +110,7 @@ def _aware(value: datetime | None, name: str = "now") -> datetime:
         return utcnow()
     if value.tzinfo is None:
         raise ValueError(f"{name} must be timezone-aware (got naive {value.isoformat()})")
-    return value.astimezone(timezone.utc)
+    return value.astimezone(UTC)
 
 
 def params_digest(intent: str, parameters: Mapping[str, str]) -> str:
@@ -252,7 +252,7 @@ class _UTCDateTime(sa.types.TypeDecorator):
             return None
         if isinstance(value, str):  # SQLite, read through a raw text column
             value = datetime.fromisoformat(value)
-        return value.replace(tzinfo=timezone.utc)
+        return value.replace(tzinfo=UTC)
 
 
 class _JSONText(sa.types.TypeDecorator):

@@ -256,7 +256,7 @@ def _check_arguments(spec: OperationSpec, templates: tuple[str, ...], argv: list
     (``--upload-pack=...``) unless the file put ``--`` before it."""
     if any("\0" in a for a in argv):
         raise ConfigError(f"an argument of {spec.name} would hold a NUL character.")
-    for template, filled in zip(templates[1:], argv[1:], strict=False):
+    for template, filled in zip(templates[1:], argv[1:], strict=True):
         if template == "--":
             break  # what follows is never an option
         if filled.startswith("-") and not template.startswith("-"):
@@ -490,7 +490,7 @@ async def send_http(prepared: Prepared, timeout: float, expect: tuple[int, ...],
     try:
         # httpx's timeout is per read: a server that drips its answer is stopped here.
         response, text = await asyncio.wait_for(exchange(), timeout)
-    except asyncio.TimeoutError as exc:
+    except TimeoutError as exc:
         raise OutcomeUnknown(f"{host} did not answer within {timeout:g}s after the request was "
                              "sent.", backend=host) from exc
     except (httpx.ConnectError, httpx.ConnectTimeout, httpx.UnsupportedProtocol,

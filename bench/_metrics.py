@@ -53,7 +53,7 @@ def score_predictions(
             gold_in.append(row["gold"])
             predicted_in.append("<rejected>" if is_rejected else row["predicted"])
             in_rejected += is_rejected
-    accuracy = sum(g == p for g, p in zip(gold_in, predicted_in, strict=True)) / max(1, len(gold_in))
+    accuracy = sum(g == p for g, p in zip(gold_in, predicted_in)) / max(1, len(gold_in))
     macro_f1 = float(
         f1_score(gold_in, predicted_in, labels=sorted(set(gold_in)), average="macro",
                  zero_division=0)

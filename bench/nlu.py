@@ -166,7 +166,8 @@ def format_table(results: list[dict[str, Any]], title: str) -> str:
     widths = [max(len(str(x)) for x in col) for col in zip(header, *rows, strict=True)]
     lines = [f"{title}", ""]
     for i, row in enumerate([header, *rows]):
-        lines.append("| " + " | ".join(str(x).ljust(w) for x, w in zip(row, widths, strict=True)) + " |")
+        cells = (str(x).ljust(w) for x, w in zip(row, widths, strict=True))
+        lines.append("| " + " | ".join(cells) + " |")
         if i == 0:
             lines.append("|" + "|".join("-" * (w + 2) for w in widths) + "|")
     if len(results) == 2 and results[0]["train_seconds"] > 0:

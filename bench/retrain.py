@@ -488,7 +488,8 @@ def format_table(results: Sequence[dict[str, Any]]) -> str:
     widths = [max(len(str(x)) for x in col) for col in zip(header, *rows, strict=True)]
     lines = []
     for i, row in enumerate([header, *rows]):
-        lines.append("| " + " | ".join(str(x).ljust(w) for x, w in zip(row, widths, strict=True)) + " |")
+        cells = (str(x).ljust(w) for x, w in zip(row, widths, strict=True))
+        lines.append("| " + " | ".join(cells) + " |")
         if i == 0:
             lines.append("|" + "|".join("-" * (w + 2) for w in widths) + "|")
     notes = []

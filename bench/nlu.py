@@ -130,6 +130,7 @@ def run_pipeline(
     env = {**os.environ, "PYTHONPATH": str(ROOT),
            "RASA_CACHE_DIRECTORY": str(scratch / f"rasa-cache-{name}"), "RASA_MAX_CACHE_SIZE": "0"}
     started = time.perf_counter()
+    started_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     completed = subprocess.run(command, cwd=ROOT, env=env)
     if completed.returncode != 0 or not out.exists():
         raise SystemExit(f"bench: the {name} pipeline failed (exit {completed.returncode}).")
@@ -139,8 +140,25 @@ def run_pipeline(
         apply_validation_threshold(result, oos)
     result["wall_seconds"] = time.perf_counter() - started
     result["fingerprint"] = fingerprint(name, train, test, valid)
+    result["started_at"] = started_at
     result["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    result["commit"] = source_commit()
     return result
+
+
+def source_commit() -> str:
+    """The commit the bench ran at (with ``+changes`` when the work tree differed from it),
+    so a saved result says which code it measured; ``unknown`` outside a git checkout."""
+    def git(*args: str) -> str:
+        done = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True,
+                              check=False)
+        return done.stdout.strip() if done.returncode == 0 else ""
+
+    commit = git("rev-parse", "--short=7", "HEAD")
+    if not commit:
+        return "unknown"
+    changed = git("status", "--porcelain", "--untracked-files=no")
+    return commit + ("+changes" if changed else "")
 
 
 def format_table(results: list[dict[str, Any]], title: str) -> str:
@@ -179,6 +197,9 @@ def format_table(results: list[dict[str, Any]], title: str) -> str:
         )
     if thresholded:
         lines += ["", _threshold_notes(results)]
+    lines += ["", *(f"{r['pipeline']}: measured {r.get('started_at', '?')} to "
+                    f"{r.get('finished_at', '?')} at commit {r.get('commit', 'unknown')}"
+                    for r in results)]
     return "\n".join(lines)
 
 

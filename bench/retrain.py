@@ -45,6 +45,7 @@ from typing import Any
 
 import yaml
 
+from bench.nlu import source_commit
 from opsbot._processes import _die_with_parent, stop_process
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -642,6 +643,8 @@ def _save(path: Path, results: list[dict[str, Any]], argv: Sequence[str]) -> Non
         "phrases": [{"intent": i, "text": t} for i, t in NEW_PHRASES],
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                     "rasa": rasa.__version__, "load_average": list(os.getloadavg())},
+        "commit": source_commit(),
+        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "results": results,
     }
     path.write_text(json.dumps(summary, indent=1), encoding="utf-8")

@@ -438,6 +438,18 @@ def test_password_is_masked_in_repr_and_errors() -> None:
     store.close()
 
 
+def test_a_password_given_twice_in_the_query_still_gives_a_masked_store_error() -> None:
+    port = free_port()
+    store = OperationStore(f"postgresql://opsbot@127.0.0.1:{port}/opsbot"
+                           "?password=first-pw&password=second-pw")
+    with pytest.raises(StoreError, match="OPSBOT_DB_URL") as caught:
+        store.get("op-1")
+    assert "first-pw" not in str(caught.value) and "second-pw" not in str(caught.value)
+    assert store._reason(RuntimeError("auth failed for first-pw and second-pw")) == (
+        "auth failed for *** and ***")
+    store.close()
+
+
 def test_bad_url_gives_a_readable_store_error() -> None:
     with pytest.raises(StoreError, match="OPSBOT_DB_URL") as caught:
         OperationStore("nonsense://user:hunter2@host/db")

@@ -451,7 +451,7 @@ class OperationStore:
             raise StoreError(
                 f"OPSBOT_AUDIT_FILE {self._audit_file}: its directory does not exist. Create "
                 "it, or unset OPSBOT_AUDIT_FILE.")
-        self._password = self._password_of(url)
+        self._passwords = self._passwords_of(url)
         try:
             parsed = make_url(url)
             options: dict[str, Any] = {"future": True}
@@ -1060,18 +1060,22 @@ class OperationStore:
         original = getattr(exc, "orig", None) or exc
         lines = str(original).strip().splitlines()
         text = lines[0] if lines else type(original).__name__
-        if self._password:
-            text = text.replace(self._password, "***")
+        for password in self._passwords:
+            text = text.replace(password, "***")
         return text.rstrip(".")
 
     @staticmethod
-    def _password_of(url: str) -> str | None:
+    def _passwords_of(url: str) -> tuple[str, ...]:
+        """Every password in ``url``: ``?password=`` may be given more than once."""
         try:
             parsed = make_url(url)
         except ArgumentError:
             found = re.search(r"://[^:/@]*:([^@]*)@", url)
-            return found.group(1) if found else None
-        return parsed.password or parsed.query.get("password") or None  # type: ignore[return-value]
+            return (found.group(1),) if found and found.group(1) else ()
+        in_query = parsed.query.get("password") or ()
+        if isinstance(in_query, str):
+            in_query = (in_query,)
+        return tuple(p for p in (parsed.password, *in_query) if p)
 
 
 class _Rollback(Exception):

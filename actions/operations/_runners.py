@@ -192,13 +192,17 @@ def _prepare(spec: OperationSpec, values: Mapping[str, str], requester: str,
     run = spec.run
     if isinstance(run, CommandRun):
         argv: list[str] = []
+        kept: list[str] = []  # the template of each argument in argv, side by side
         for i, arg in enumerate(run.argv):
             try:
-                argv.append(_fill(arg, given))
+                filled = _fill(arg, given)
             except _Absent:
                 if i == 0:  # the loader refuses a placeholder program; never run a hole
                     raise
-        _check_arguments(spec, run.argv, argv, given)
+                continue  # an optional value not given drops its whole argument
+            argv.append(filled)
+            kept.append(arg)
+        _check_arguments(spec, tuple(kept), argv, given)
         program = argv[0]
         if "/" in program and not Path(program).is_absolute():
             program = str((spec.path.parent / program).resolve())

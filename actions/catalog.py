@@ -186,7 +186,7 @@ class Deployment:
 
 
 def deployments(service: str, builds: Iterable[Build]) -> list[Deployment]:
-    """Deploy builds as deployments, newest first; builds without VERSION/ENVIRONMENT are skipped."""
+    """Deploy builds as deployments, newest first; those without VERSION/ENVIRONMENT are skipped."""
     found = []
     for build in builds:
         version = build.parameters.get("VERSION")

@@ -132,7 +132,8 @@ def _decision_buttons(operation: Operation, verb: str) -> list[dict[str, str]]:
 def _holders(turn: Turn, roles: tuple[str, ...], exclude: str | None = None) -> str:
     people: list[str] = []
     for role in roles:
-        people += [p for p in turn.runtime.policy.people_with(role) if p != exclude and p not in people]
+        people += [p for p in turn.runtime.policy.people_with(role)
+                   if p != exclude and p not in people]
     return ", ".join(people)
 
 
@@ -142,7 +143,8 @@ def _which(turn: Turn, operation_id: str | None, verb: str) -> Operation | None:
     if operation_id:
         operation = store.get(operation_id)
         if operation is None:
-            turn.say(f"I have no operation {operation_id}; nothing ran. Ask again for a new preview.")
+            turn.say(f"I have no operation {operation_id}; nothing ran. "
+                     "Ask again for a new preview.")
         else:
             turn.note(operation)
         return operation
@@ -174,7 +176,8 @@ def _closed_reason(operation: Operation) -> str:
         return (f"That operation ({operation.id}) was already {who}; it runs once and only once"
                 f"{build}. Nothing new ran.")
     return {
-        CANCELLED: f"That operation ({operation.id}) was cancelled; nothing ran. Ask again for a new preview.",
+        CANCELLED: f"That operation ({operation.id}) was cancelled; nothing ran. "
+                   "Ask again for a new preview.",
         EXPIRED: f"That confirmation expired at {_clock(operation.expires_at)}; nothing ran. "
                  "Ask again for a fresh preview.",
         SUPERSEDED: f"That preview ({operation.id}) was replaced by a newer request; nothing ran "
@@ -198,8 +201,8 @@ async def confirm(turn: Turn, operation_id: str | None, digest: str | None) -> N
         rt.store.transition(operation.id, _OPEN, EXPIRED, actor=who.person, channel=who.channel,
                             event="expired")
         turn.say(f"That confirmation expired at {_clock(operation.expires_at)} "
-                 f"({round(rt.policy.confirmation_ttl / 60)} minutes after the preview); nothing ran. "
-                 "Ask again for a fresh preview.")
+                 f"({round(rt.policy.confirmation_ttl / 60)} minutes after the preview); "
+                 "nothing ran. Ask again for a fresh preview.")
         return
     if digest is not None and digest != operation.digest:
         rt.store.audit(operation.id, "refused_confirm", actor=who.person, channel=who.channel,
@@ -245,16 +248,17 @@ async def confirm(turn: Turn, operation_id: str | None, digest: str | None) -> N
                                     confirmed_by=who.person, confirmed_at=_now())
     else:  # PENDING_APPROVAL
         if who.person == operation.requester or who.person == operation.confirmed_by:
+            others = _holders(turn, operation.approval_roles, exclude=who.person)
             turn.say(f"{operation.id} needs a second, different person to approve; "
-                     f"{who.person} asked for it. Ask "
-                     f"{_holders(turn, operation.approval_roles, exclude=who.person) or 'a colleague'}.")
+                     f"{who.person} asked for it. Ask {others or 'a colleague'}.")
             return
         if not rt.policy.may_approve(who.person, operation.approval_roles):
             rt.store.audit(operation.id, "refused_approval", actor=who.person, channel=who.channel,
                            detail={"reason": "role missing"})
+            holders = _holders(turn, operation.approval_roles)
             turn.say(f"Approving needs the {' or '.join(operation.approval_roles)} role, which "
                      f"{who.person} does not have"
-                     f"{'; ' + _holders(turn, operation.approval_roles) + ' have it' if _holders(turn, operation.approval_roles) else ''}."
+                     f"{'; ' + holders + ' have it' if holders else ''}."
                      " Nothing ran.")
             return
         if who.channel == "rest":

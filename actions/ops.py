@@ -160,7 +160,8 @@ def _with_pending_answer(tracker: Tracker, request: OpsRequest) -> OpsRequest | 
                       for k in ("service", "job") if k != asked)
     if not same_target:
         return None
-    merged = {**entities, **{k: v for k, v in request.entities.items() if k != asked}, asked: answer}
+    kept = {k: v for k, v in request.entities.items() if k != asked}
+    merged = {**entities, **kept, asked: answer}
     return OpsRequest(intent=str(pending.get("intent")), text=request.text,
                       confidence=request.confidence, entities=merged)
 
@@ -461,7 +462,8 @@ class ActionHelp(Action):
     ) -> list[dict[str, Any]]:
         lines = []
         for spec in sorted(operation_flow.operations().values(), key=lambda s: s.name):
-            example = re.sub(r"\[([^\]]+)\]\([^)]+\)", r"\1", spec.examples[0]) if spec.examples else ""
+            example = (re.sub(r"\[([^\]]+)\]\([^)]+\)", r"\1", spec.examples[0])
+                       if spec.examples else "")
             risk = "" if spec.risk == "read" else f", {spec.risk}"
             lines.append(f"• {spec.description.rstrip('.')}: \"{example}\"{risk}")
         dispatcher.utter_message(response="utter_help")

@@ -123,7 +123,9 @@ def pressed_by_other(location: str, presser: str, payload: str) -> bool:
     if operation_of(payload) is not None:
         return False
     claimed = channel_store().recall(_OWNER_KIND, location)
-    return bool(claimed) and claimed.get("owner") != presser
+    if not claimed:
+        return False
+    return claimed.get("owner") != presser
 
 
 def operation_states(message: Mapping[str, Any]) -> dict[str, str]:

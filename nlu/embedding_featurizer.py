@@ -56,7 +56,8 @@ class SentenceEmbeddingFeaturizer(DenseFeaturizer, GraphComponent):
         batch = config.get("batch_size", 64)
         if not isinstance(batch, int) or batch < 1:
             raise InvalidConfigException(
-                f"SentenceEmbeddingFeaturizer: batch_size must be a positive integer, got {batch!r}."
+                "SentenceEmbeddingFeaturizer: batch_size must be a positive integer, "
+                f"got {batch!r}."
             )
         if config.get("dtype", "auto") not in ("auto", "float32", "bfloat16"):
             raise InvalidConfigException(

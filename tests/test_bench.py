@@ -38,7 +38,8 @@ def test_table_has_every_column_and_the_speed_ratio() -> None:
     row = {"accuracy": 0.9393, "macro_f1": 0.94, "oos_recall": 0.4, "train_seconds": 100.0,
            "latency_p50_ms": 15.0, "latency_p99_ms": 40.0, "peak_memory_mb": 1400.0}
     table = bench.format_table(
-        [{**row, "pipeline": "opsbot"}, {**row, "pipeline": "rasa-default", "train_seconds": 2500.0}],
+        [{**row, "pipeline": "opsbot"},
+         {**row, "pipeline": "rasa-default", "train_seconds": 2500.0}],
         "t",
     )
     for column in ("intent accuracy", "macro-F1", "out-of-scope recall", "train s",
@@ -48,7 +49,8 @@ def test_table_has_every_column_and_the_speed_ratio() -> None:
     assert "opsbot trains 25.0x faster than rasa-default" in table
 
 
-def test_resume_reuses_an_unchanged_result(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_resume_reuses_an_unchanged_result(tmp_path: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
     train = write_jsonl(tmp_path / "train.jsonl", [("hi", "greet"), ("bye", "goodbye")])
     test = write_jsonl(tmp_path / "test.jsonl", [("hello", "greet")])
     result = {"pipeline": "rasa-default", "accuracy": 1.0, "macro_f1": 1.0, "oos_recall": None,

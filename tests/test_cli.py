@@ -88,10 +88,12 @@ def test_train_with_invalid_data_fails_readably(tmp_path: Path) -> None:
     assert not (tmp_path / "models").exists() or not list((tmp_path / "models").glob("*.tar.gz"))
 
 
-def test_chat_presses_buttons_by_number(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_chat_presses_buttons_by_number(monkeypatch: pytest.MonkeyPatch,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
     sent: list[str] = []
 
-    def fake_send(url: str, sender: str, message: str, timeout: float = 60, token: str | None = None) -> list[dict]:
+    def fake_send(url: str, sender: str, message: str, timeout: float = 60,
+                  token: str | None = None) -> list[dict]:
         sent.append(message)
         if message == "deploy":
             return [{"text": "Sure?", "buttons": [{"title": "Confirm", "payload": "/affirm"},

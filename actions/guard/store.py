@@ -21,7 +21,7 @@ import threading
 import time
 from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Self
@@ -736,13 +736,13 @@ class OperationStore:
 
         check_phrase(text)
         parse_example(example)
-        row = {"id": f"t-{secrets.token_hex(5)}", "text": text, "example": example,
-               "intent": intent, "source": source, "taught_by": taught_by, "channel": channel,
-               "created_at": _aware(now), "status": CANDIDATE, "reviewed_by": None,
-               "reviewed_at": None}
+        item = Taught(id=f"t-{secrets.token_hex(5)}", text=text, example=example,
+                      intent=intent, source=source, taught_by=taught_by, channel=channel,
+                      created_at=_aware(now), status=CANDIDATE, reviewed_by=None,
+                      reviewed_at=None)
         with self._begin() as conn:
-            conn.execute(taught.insert().values(**row))
-        return Taught(**row)
+            conn.execute(taught.insert().values(**asdict(item)))
+        return item
 
     def taught_examples(self, status: str | None = CANDIDATE, limit: int = 200) -> list[Taught]:
         """Taught phrasings, oldest first; ``status`` None lists all."""

@@ -464,7 +464,10 @@ def _excerpt(kind: str, text: str, secrets: frozenset[str], limit: int = 1500) -
     return text if len(text) <= limit else text[:limit] + "\n..."
 
 
-async def send_http(prepared: Prepared, timeout: float, expect: tuple[int, ...],
+# `timeout` is also httpx's per-read timeout and is named in the errors; the deadline and
+# its translation into OutcomeUnknown belong here, not with each caller.
+async def send_http(prepared: Prepared, timeout: float,  # noqa: ASYNC109 - see above
+                    expect: tuple[int, ...],
                     transport: httpx.AsyncBaseTransport | None = None) -> HttpResult:
     """Send the request; BackendUnavailable if it was not sent, OutcomeUnknown if its answer
     was lost after sending (it may have happened)."""

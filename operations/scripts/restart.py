@@ -50,7 +50,8 @@ def restart(service: str, environment: str, mode: str, path: Path) -> int:
     seconds = float(os.environ.get("RESTART_SECONDS") or 1.0)
     started = time.monotonic()
     pods = 3 if environment == "prod" else 2
-    print(f"Restarting {service} on {environment} ({mode}): {'draining' if mode == 'graceful' else 'killing'} {pods} pods ...")
+    verb = "draining" if mode == "graceful" else "killing"
+    print(f"Restarting {service} on {environment} ({mode}): {verb} {pods} pods ...")
     if os.environ.get("DEPLOY_KEY"):
         print("(authenticated with a deploy key)")
     reason = os.environ.get("RESTART_REASON")

@@ -3,11 +3,12 @@ PYTHON ?= python3.11
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: install demo serve train test bench clean help
+.PHONY: install demo serve train test lint bench clean help
 
 help:
 	@echo "make demo    install (idempotent), train if needed, start everything, chat in the terminal"
-	@echo "make test    run the test suite (what CI runs)"
+	@echo "make test    lint (ruff, mypy), then the test suite (what CI runs)"
+	@echo "make lint    ruff check and mypy only"
 	@echo "make install create .venv and install requirements.lock (idempotent)"
 	@echo "make train   train the model from data/"
 	@echo "make bench   NLU benchmark on the ops data (python -m bench.nlu)"
@@ -24,7 +25,11 @@ serve: install
 train: install
 	@$(BIN)/opsbot train
 
-test: install
+lint: install
+	@$(BIN)/ruff check .
+	@$(BIN)/mypy
+
+test: lint
 	@$(BIN)/python -m pytest
 
 bench: install

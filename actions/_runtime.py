@@ -91,7 +91,8 @@ class _Retrainer:
 
     def _run(self) -> None:
         while True:
-            command = [sys.executable, "-m", "opsbot", "train", "--reload", "--port", str(self.port)]
+            command = [sys.executable, "-m", "opsbot", "train", "--reload",
+                       "--port", str(self.port)]
             try:
                 done = subprocess.run(command, cwd=self.project, capture_output=True, text=True,
                                       timeout=1800, stdin=subprocess.DEVNULL, check=False)

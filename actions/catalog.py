@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from rapidfuzz import fuzz, process
 
@@ -186,7 +186,7 @@ class Deployment:
 
 
 def deployments(service: str, builds: Iterable[Build]) -> list[Deployment]:
-    """Deploy builds as deployments, newest first; builds without VERSION/ENVIRONMENT are skipped."""
+    """Deploy builds as deployments, newest first; those without VERSION/ENVIRONMENT are skipped."""
     found = []
     for build in builds:
         version = build.parameters.get("VERSION")
@@ -223,7 +223,7 @@ def previous_version(history: Sequence[Deployment], environment: str) -> Deploym
 
 def ago(moment: datetime, now: datetime | None = None) -> str:
     """``3 hours ago``, ``2 days ago``, ``just now``."""
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     seconds = max(0.0, (now - moment).total_seconds())
     for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
         if seconds >= size:

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
+
 from actions.errors import (
     BackendAuthError,
     BackendError,
@@ -24,7 +25,6 @@ from actions.errors import (
 )
 from actions.guard import (
     CANCELLED,
-    Decision,
     ERROR,
     EXECUTING,
     EXPIRED,
@@ -35,6 +35,7 @@ from actions.guard import (
     SUCCEEDED,
     SUPERSEDED,
     UNKNOWN,
+    Decision,
     Operation,
     StoreError,
 )
@@ -50,7 +51,7 @@ _OPEN = {PENDING_CONFIRMATION, PENDING_APPROVAL}
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def _clock(moment: datetime) -> str:
@@ -151,7 +152,8 @@ def _decision_buttons(operation: Operation, verb: str) -> list[dict[str, str]]:
 def _holders(turn: Turn, roles: tuple[str, ...], exclude: str | None = None) -> str:
     people: list[str] = []
     for role in roles:
-        people += [p for p in turn.runtime.policy.people_with(role) if p != exclude and p not in people]
+        people += [p for p in turn.runtime.policy.people_with(role)
+                   if p != exclude and p not in people]
     return ", ".join(people)
 
 
@@ -161,7 +163,8 @@ def _which(turn: Turn, operation_id: str | None, verb: str) -> Operation | None:
     if operation_id:
         operation = store.get(operation_id)
         if operation is None:
-            turn.say(f"I have no operation {operation_id}; nothing ran. Ask again for a new preview.")
+            turn.say(f"I have no operation {operation_id}; nothing ran. "
+                     "Ask again for a new preview.")
         else:
             turn.note(operation)
         return operation
@@ -193,7 +196,8 @@ def _closed_reason(operation: Operation) -> str:
         return (f"That operation ({operation.id}) was already {who}; it runs once and only once"
                 f"{build}. Nothing new ran.")
     return {
-        CANCELLED: f"That operation ({operation.id}) was cancelled; nothing ran. Ask again for a new preview.",
+        CANCELLED: f"That operation ({operation.id}) was cancelled; nothing ran. "
+                   "Ask again for a new preview.",
         EXPIRED: f"That confirmation expired at {_clock(operation.expires_at)}; nothing ran. "
                  "Ask again for a fresh preview.",
         SUPERSEDED: f"That preview ({operation.id}) was replaced by a newer request; nothing ran "
@@ -264,16 +268,17 @@ async def confirm(turn: Turn, operation_id: str | None, digest: str | None) -> N
                                     confirmed_by=who.person, confirmed_at=_now())
     else:  # PENDING_APPROVAL
         if who.person == operation.requester or who.person == operation.confirmed_by:
+            others = _holders(turn, operation.approval_roles, exclude=who.person)
             turn.say(f"{operation.id} needs a second, different person to approve; "
-                     f"{who.person} asked for it. Ask "
-                     f"{_holders(turn, operation.approval_roles, exclude=who.person) or 'a colleague'}.")
+                     f"{who.person} asked for it. Ask {others or 'a colleague'}.")
             return
         if not rt.policy.may_approve(who.person, operation.approval_roles):
             rt.store.audit(operation.id, "refused_approval", actor=who.person, channel=who.channel,
                            detail={"reason": "role missing"})
+            holders = _holders(turn, operation.approval_roles)
             turn.say(f"Approving needs the {' or '.join(operation.approval_roles)} role, which "
                      f"{who.person} does not have"
-                     f"{'; ' + _holders(turn, operation.approval_roles) + ' have it' if _holders(turn, operation.approval_roles) else ''}."
+                     f"{'; ' + holders + ' have it' if holders else ''}."
                      " Nothing ran.")
             return
         if who.channel == "rest":

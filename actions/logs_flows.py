@@ -7,7 +7,7 @@ match, and the newest matching lines, shortened and grouped, never a dump.
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from actions.backends.logs import LogLine, LogQuery, LogResult, parse_time_range
 from actions.catalog import resolve_name
@@ -84,7 +84,7 @@ async def query_logs(turn: Turn) -> None:
                  "(set LOKI_URL or OPSBOT_LOG_DIR), so nothing ran.")
         return
     try:
-        start, end = parse_time_range(request.get("time_range"), datetime.now(timezone.utc))
+        start, end = parse_time_range(request.get("time_range"), datetime.now(UTC))
     except ValueError as exc:
         turn.say(str(exc))
         return

@@ -11,7 +11,7 @@ import logging
 import re
 import uuid
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from rasa_sdk import Action, FormValidationAction, Tracker
@@ -142,7 +142,7 @@ def _with_pending_answer(tracker: Tracker, request: OpsRequest) -> OpsRequest | 
         asked_at = datetime.fromisoformat(str(pending.get("at")))
     except ValueError:
         return None
-    if datetime.now(timezone.utc) - asked_at > _PENDING_TTL:
+    if datetime.now(UTC) - asked_at > _PENDING_TTL:
         return None
     asked = str(pending.get("asked") or "")
     entities = {str(k): str(v) for k, v in (pending.get("entities") or {}).items()}
@@ -160,7 +160,8 @@ def _with_pending_answer(tracker: Tracker, request: OpsRequest) -> OpsRequest | 
                       for k in ("service", "job") if k != asked)
     if not same_target:
         return None
-    merged = {**entities, **{k: v for k, v in request.entities.items() if k != asked}, asked: answer}
+    kept = {k: v for k, v in request.entities.items() if k != asked}
+    merged = {**entities, **kept, asked: answer}
     return OpsRequest(intent=str(pending.get("intent")), text=request.text,
                       confidence=request.confidence, entities=merged)
 
@@ -461,7 +462,8 @@ class ActionHelp(Action):
     ) -> list[dict[str, Any]]:
         lines = []
         for spec in sorted(operation_flow.operations().values(), key=lambda s: s.name):
-            example = re.sub(r"\[([^\]]+)\]\([^)]+\)", r"\1", spec.examples[0]) if spec.examples else ""
+            example = (re.sub(r"\[([^\]]+)\]\([^)]+\)", r"\1", spec.examples[0])
+                       if spec.examples else "")
             risk = "" if spec.risk == "read" else f", {spec.risk}"
             lines.append(f"• {spec.description.rstrip('.')}: \"{example}\"{risk}")
         dispatcher.utter_message(response="utter_help")

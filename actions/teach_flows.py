@@ -9,11 +9,12 @@ per policy.yml). Candidates are reviewed with ``opsbot review``.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from rasa_sdk.events import SlotSet
 
+from actions.registry import kinds
 from actions.teaching import (
     INTENT_TITLES,
     MAX_PHRASE,
@@ -23,7 +24,6 @@ from actions.teaching import (
     parse_example,
     quoted_phrase,
 )
-from actions.registry import kinds
 from actions.turn import Turn, button
 
 __all__ = ["OFFERABLE", "PENDING_SLOT", "chosen", "offer_meanings", "offerable", "review", "teach"]
@@ -64,7 +64,7 @@ def offer_meanings(turn: Turn, message: dict[str, Any]) -> None:
         "entities": {str(e["entity"]): str(e["value"]) for e in entities
                      if e.get("entity") and e.get("value") is not None},
         "offered": top,
-        "at": datetime.now(timezone.utc).isoformat(),
+        "at": datetime.now(UTC).isoformat(),
     }))
 
 
@@ -77,8 +77,8 @@ def chosen(turn: Turn, meaning: str | None, pending: Any) -> dict[str, Any] | No
     try:
         asked = datetime.fromisoformat(str(pending.get("at")))
     except ValueError:
-        asked = datetime.min.replace(tzinfo=timezone.utc)
-    if datetime.now(timezone.utc) - asked > _PENDING_TTL:
+        asked = datetime.min.replace(tzinfo=UTC)
+    if datetime.now(UTC) - asked > _PENDING_TTL:
         turn.say("That question has expired. Say it again, in your own words.")
         return None
     if meaning == _NOTHING or meaning not in offerable():

@@ -146,7 +146,8 @@ def parse_example(example: str) -> tuple[str, list[dict[str, Any]]]:
     if not text:
         raise TeachingError("The phrasing is empty.")
     if text.startswith("/"):
-        raise TeachingError("A phrasing cannot start with '/' (Rasa reads that as a button payload).")
+        raise TeachingError("A phrasing cannot start with '/' "
+                            "(Rasa reads that as a button payload).")
     return text, entities
 
 
@@ -201,7 +202,8 @@ def write_accepted(project: Path, examples: Iterable[tuple[str, str]],
         try:
             current = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         except yaml.YAMLError as exc:
-            raise TeachingError(f"{path} is not valid YAML ({exc}); fix it before accepting more.") from None
+            raise TeachingError(f"{path} is not valid YAML ({exc}); "
+                                "fix it before accepting more.") from None
         for block in current.get("nlu") or []:
             if isinstance(block, dict) and block.get("intent"):
                 lines = str(block.get("examples") or "").splitlines()

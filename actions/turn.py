@@ -58,7 +58,10 @@ class Who:
 
 
 def payload(intent: str, entities: dict[str, str] | None = None) -> str:
-    """A signed button payload Rasa parses without NLU: ``/deploy{"service": "payments", "_sig": ...}``."""
+    """A signed button payload Rasa parses without NLU.
+
+    For example ``/deploy{"service": "payments", "_sig": ...}``.
+    """
     return sign_payload(intent, entities)
 
 

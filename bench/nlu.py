@@ -15,6 +15,10 @@ or ``--valid``), each pipeline's out-of-scope threshold is chosen on validation 
     python -m bench.nlu --data ../shared/data/clinc150
     python -m bench.nlu --train train.jsonl --test test.jsonl [--valid valid.jsonl]
     python -m bench.nlu                      # the project's own ops data
+    python -m bench.nlu --test tests/nlu/heldout.yml   # ops data, held-out test set
+
+The project's own data is trained as ``opsbot train`` trains it: ``data/nlu`` plus the
+examples of the team-defined operations (``operations/*.yml``).
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ import yaml
 from bench._metrics import TARGET_ACCURACY, choose_threshold, score_predictions
 
 ROOT = Path(__file__).resolve().parent.parent
+PROJECT_NLU = ROOT / "data" / "nlu"
 PIPELINES = {
     "opsbot": ROOT / "config.yml",
     "rasa-default": ROOT / "bench" / "configs" / "rasa_default.yml",
@@ -130,6 +135,7 @@ def run_pipeline(
     env = {**os.environ, "PYTHONPATH": str(ROOT),
            "RASA_CACHE_DIRECTORY": str(scratch / f"rasa-cache-{name}"), "RASA_MAX_CACHE_SIZE": "0"}
     started = time.perf_counter()
+    started_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     completed = subprocess.run(command, cwd=ROOT, env=env)
     if completed.returncode != 0 or not out.exists():
         raise SystemExit(f"bench: the {name} pipeline failed (exit {completed.returncode}).")
@@ -139,8 +145,25 @@ def run_pipeline(
         apply_validation_threshold(result, oos)
     result["wall_seconds"] = time.perf_counter() - started
     result["fingerprint"] = fingerprint(name, train, test, valid)
+    result["started_at"] = started_at
     result["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    result["commit"] = source_commit()
     return result
+
+
+def source_commit() -> str:
+    """The commit the bench ran at (with ``+changes`` when the work tree differed from it),
+    so a saved result says which code it measured; ``unknown`` outside a git checkout."""
+    def git(*args: str) -> str:
+        done = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True,
+                              check=False)
+        return done.stdout.strip() if done.returncode == 0 else ""
+
+    commit = git("rev-parse", "--short=7", "HEAD")
+    if not commit:
+        return "unknown"
+    changed = git("status", "--porcelain", "--untracked-files=no")
+    return commit + ("+changes" if changed else "")
 
 
 def format_table(results: list[dict[str, Any]], title: str) -> str:
@@ -163,10 +186,11 @@ def format_table(results: list[dict[str, Any]], title: str) -> str:
         row += [f"{r['train_seconds']:.1f}", f"{r['latency_p50_ms']:.1f}",
                 f"{r['latency_p99_ms']:.1f}", f"{r['peak_memory_mb']:.0f}"]
         rows.append(row)
-    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows, strict=True)]
     lines = [f"{title}", ""]
     for i, row in enumerate([header, *rows]):
-        lines.append("| " + " | ".join(str(x).ljust(w) for x, w in zip(row, widths)) + " |")
+        cells = (str(x).ljust(w) for x, w in zip(row, widths, strict=True))
+        lines.append("| " + " | ".join(cells) + " |")
         if i == 0:
             lines.append("|" + "|".join("-" * (w + 2) for w in widths) + "|")
     if len(results) == 2 and results[0]["train_seconds"] > 0:
@@ -178,6 +202,9 @@ def format_table(results: list[dict[str, Any]], title: str) -> str:
         )
     if thresholded:
         lines += ["", _threshold_notes(results)]
+    lines += ["", *(f"{r['pipeline']}: measured {r.get('started_at', '?')} to "
+                    f"{r.get('finished_at', '?')} at commit {r.get('commit', 'unknown')}"
+                    for r in results)]
     return "\n".join(lines)
 
 
@@ -244,12 +271,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         args.valid = next(
             (args.data / n for n in VALIDATION_FILES if (args.data / n).exists()), None
         )
-    elif bool(args.train) != bool(args.test):
-        parser.error("--train and --test go together")
+    elif args.train and not args.test:
+        parser.error("--train needs --test")
     elif not args.train:
         if args.valid:
             parser.error("--valid goes with --train and --test")
-        args.train, args.test = ROOT / "data" / "nlu", ROOT / "tests" / "nlu" / "regression.yml"
+        args.train = PROJECT_NLU
+        args.test = args.test or ROOT / "tests" / "nlu" / "regression.yml"
     for path in (args.train, args.test, *([args.valid] if args.valid else [])):
         if not path.exists():
             parser.error(f"{path} does not exist")
@@ -261,6 +289,28 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error("--resume needs --save FILE")
     args.names = names
     return args
+
+
+def with_operations(folder: Path) -> Path:
+    """``data/nlu`` plus the team-defined operations' examples, in ``folder``: the NLU data
+    ``opsbot train`` trains (the operations' intents would otherwise count as misses)."""
+    from actions.operations import load_operations
+
+    loaded = load_operations(ROOT)
+    if loaded.errors:
+        raise SystemExit("bench: the operation files have problems:\n" + "\n".join(loaded.errors))
+    folder.mkdir(parents=True)
+    for source in sorted(p for p in PROJECT_NLU.rglob("*") if p.is_file()):
+        target = folder / source.relative_to(PROJECT_NLU)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(source.read_bytes())
+    specs = [loaded.operations[name] for name in sorted(loaded.operations)]
+    data = {"version": "3.1",
+            "nlu": [{"intent": s.name, "examples": "".join(f"- {e}\n" for e in s.examples)}
+                    for s in specs]}
+    (folder / "zz_operations.yml").write_text(
+        yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=1000), encoding="utf-8")
+    return folder
 
 
 def _load_saved(path: Path) -> dict[str, dict[str, Any]]:
@@ -287,22 +337,24 @@ def main(argv: list[str] | None = None) -> int:
     saved = _load_saved(args.save) if args.resume else {}
     results: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="opsbot-bench-") as scratch:
+        train = args.train
+        if train.resolve() == PROJECT_NLU:
+            train = with_operations(Path(scratch) / "ops-train")
         for name in args.names:
             previous = saved.get(name)
-            current = fingerprint(name, args.train, args.test, args.valid)
+            current = fingerprint(name, train, args.test, args.valid)
             if previous and previous.get("fingerprint") == current:
                 print(f"== {name}: unchanged since {previous.get('finished_at')}, result reused ==",
                       file=sys.stderr)
                 results.append(previous)
             else:
-                results.append(
-                    run_pipeline(name, args.train, args.test, Path(scratch), args.valid)
-                )
+                results.append(run_pipeline(name, train, args.test, Path(scratch), args.valid))
             if args.save:
                 # Results of pipelines not run this time stay in the file.
                 others = [r for n, r in _load_saved(args.save).items() if n not in args.names]
                 _save(args.save, args.train, args.test, [*results, *others], args.valid)
-    title = f"NLU benchmark: train {args.train} / test {args.test}"
+    operations = " + operations/*.yml" if train != args.train else ""
+    title = f"NLU benchmark: train {args.train}{operations} / test {args.test}"
     if args.valid and any(r.get("oos_threshold") for r in results):
         title += f" / out-of-scope threshold from {args.valid}"
     print("\n" + format_table(results, title))

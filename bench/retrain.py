@@ -45,6 +45,7 @@ from typing import Any
 
 import yaml
 
+from bench.nlu import source_commit
 from opsbot._processes import _die_with_parent, stop_process
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -485,10 +486,11 @@ def format_table(results: Sequence[dict[str, Any]]) -> str:
             f"{retrain['recognised']}/{retrain['phrases']} (before: {r['initial']['recognised']})",
             "yes" if retrain["core_retrained"] else "no", speedup,
         ])
-    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows, strict=True)]
     lines = []
     for i, row in enumerate([header, *rows]):
-        lines.append("| " + " | ".join(str(x).ljust(w) for x, w in zip(row, widths)) + " |")
+        cells = (str(x).ljust(w) for x, w in zip(row, widths, strict=True))
+        lines.append("| " + " | ".join(cells) + " |")
         if i == 0:
             lines.append("|" + "|".join("-" * (w + 2) for w in widths) + "|")
     notes = []
@@ -548,7 +550,7 @@ def _plot(results: Sequence[dict[str, Any]], path: Path) -> None:
     positions = range(len(names))
     ax.barh([p + 0.2 for p in positions], initial, height=0.4, label="initial training")
     ax.barh([p - 0.2 for p in positions], retrain, height=0.4, label="retrain after 10 phrases")
-    for p, value in zip(positions, retrain):
+    for p, value in zip(positions, retrain, strict=True):
         ax.text(value, p - 0.2, f" {value:.1f}s", va="center", fontsize=8)
     ax.axvline(LIMIT_SECONDS, color="grey", linestyle=":", linewidth=1)
     ax.set_yticks(list(positions), names)
@@ -641,6 +643,8 @@ def _save(path: Path, results: list[dict[str, Any]], argv: Sequence[str]) -> Non
         "phrases": [{"intent": i, "text": t} for i, t in NEW_PHRASES],
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                     "rasa": rasa.__version__, "load_average": list(os.getloadavg())},
+        "commit": source_commit(),
+        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "results": results,
     }
     path.write_text(json.dumps(summary, indent=1), encoding="utf-8")

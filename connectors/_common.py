@@ -27,7 +27,7 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from rasa.core.channels.channel import OutputChannel
@@ -115,7 +115,7 @@ def claim_keyboard(location: str, owner: str, payloads: Iterable[str]) -> None:
     store.remember(_OWNER_KIND, location, {"owner": owner})
     if time.monotonic() - _claims_pruned > 3600:
         _claims_pruned = time.monotonic()
-        store.forget_older(_OWNER_KIND, datetime.now(timezone.utc) - CLAIMS_KEPT)
+        store.forget_older(_OWNER_KIND, datetime.now(UTC) - CLAIMS_KEPT)
 
 
 def pressed_by_other(location: str, presser: str, payload: str) -> bool:
@@ -123,7 +123,9 @@ def pressed_by_other(location: str, presser: str, payload: str) -> bool:
     if operation_of(payload) is not None:
         return False
     claimed = channel_store().recall(_OWNER_KIND, location)
-    return bool(claimed) and claimed.get("owner") != presser
+    if not claimed:
+        return False
+    return claimed.get("owner") != presser
 
 
 def operation_states(message: Mapping[str, Any]) -> dict[str, str]:

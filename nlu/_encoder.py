@@ -238,9 +238,9 @@ class Encoder:
                 "Embedding %d new texts (%d from the cache).", len(missing), len(known)
             )
             fresh = self._encode(missing, self.show_progress and len(missing) > 256)
-            known.update(zip(missing, fresh))
+            known.update(zip(missing, fresh, strict=True))
             if cache is not None:
-                cache.put_many(zip(missing, fresh))
+                cache.put_many(zip(missing, fresh, strict=True))
         if cache is not None:
             cache.close()
         if not texts:

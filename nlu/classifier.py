@@ -385,7 +385,8 @@ class LinearIntentClassifier(IntentClassifier, GraphComponent):
     def process(self, messages: list[Message]) -> list[Message]:
         if self.coef is None or not messages:
             for message in messages:
-                message.set(INTENT, {INTENT_NAME_KEY: None, PREDICTED_CONFIDENCE_KEY: 0.0}, add_to_output=True)
+                message.set(INTENT, {INTENT_NAME_KEY: None, PREDICTED_CONFIDENCE_KEY: 0.0},
+                            add_to_output=True)
             return messages
         length = self.config["ranking_length"]
         for message in messages:
@@ -406,6 +407,7 @@ class LinearIntentClassifier(IntentClassifier, GraphComponent):
     # -- persistence ------------------------------------------------------------
 
     def persist(self) -> None:
+        assert self.coef is not None and self.intercept is not None  # persisted once trained
         with self._model_storage.write_to(self._resource) as directory:
             np.savez_compressed(
                 directory / _MODEL_FILE,
@@ -442,7 +444,8 @@ class LinearIntentClassifier(IntentClassifier, GraphComponent):
                             saved[f"idf_{i}"] if f"idf_{i}" in saved.files else None,
                         )
                         for i, (origin, sparse, width, weight) in enumerate(
-                            zip(saved["origins"], saved["sparse"], saved["widths"], saved["weights"])
+                            zip(saved["origins"], saved["sparse"], saved["widths"],
+                                saved["weights"], strict=True)
                         )
                     ]
                     return cls(

@@ -56,7 +56,8 @@ class SentenceEmbeddingFeaturizer(DenseFeaturizer, GraphComponent):
         batch = config.get("batch_size", 64)
         if not isinstance(batch, int) or batch < 1:
             raise InvalidConfigException(
-                f"SentenceEmbeddingFeaturizer: batch_size must be a positive integer, got {batch!r}."
+                "SentenceEmbeddingFeaturizer: batch_size must be a positive integer, "
+                f"got {batch!r}."
             )
         if config.get("dtype", "auto") not in ("auto", "float32", "bfloat16"):
             raise InvalidConfigException(
@@ -101,7 +102,7 @@ class SentenceEmbeddingFeaturizer(DenseFeaturizer, GraphComponent):
         logger.info(
             "Sentence embeddings: %d texts, %d newly embedded.", len(messages), new
         )
-        for message, vector in zip(messages, vectors):
+        for message, vector in zip(messages, vectors, strict=True):
             self._add(message, vector)
         return training_data
 

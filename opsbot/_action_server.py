@@ -66,7 +66,8 @@ def create_app(package: str = "actions") -> Sanic:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m opsbot._action_server",
                                      description=__doc__.splitlines()[0])
-    parser.add_argument("--port", type=int, default=int(os.environ.get("OPSBOT_ACTIONS_PORT") or 5055))
+    parser.add_argument("--port", type=int,
+                        default=int(os.environ.get("OPSBOT_ACTIONS_PORT") or 5055))
     parser.add_argument("--host", default=os.environ.get("OPSBOT_ACTIONS_HOST") or "127.0.0.1")
     parser.add_argument("--actions", default="actions")
     parser.add_argument("--ssl-certificate", default=os.environ.get("OPSBOT_ACTIONS_SSL_CERT"))
@@ -81,7 +82,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from rasa_sdk import utils
     from rasa_sdk.endpoint import create_ssl_context
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     utils.update_sanic_log_level()
     app = create_app(args.actions)
     ssl = create_ssl_context(args.ssl_certificate, args.ssl_keyfile)

@@ -100,7 +100,8 @@ class _Announcements(threading.Thread):
         return len(events) if events is not None else 0
 
     def sync(self, replied: list[str]) -> None:
-        """After a request (holding ``lock``): print bot messages it did not return, mark all seen."""
+        """After a request (holding ``lock``): print the bot messages it did not return, and
+        mark all of them seen."""
         events = self._events()
         if events is None:
             return

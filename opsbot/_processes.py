@@ -141,7 +141,8 @@ class Stack:
             env.pop(REST_TOKEN, None)
         return env
 
-    def start(self, name: str, command: list[str], extra_env: dict[str, str] | None = None) -> Child:
+    def start(self, name: str, command: list[str],
+              extra_env: dict[str, str] | None = None) -> Child:
         secure_state_dir(self.settings.state_dir)  # 0700, and what earlier runs left: 0600
         log_path = private_dir(self.log_dir) / f"{name}.log"
         log = open_private(log_path)
@@ -216,7 +217,8 @@ class Stack:
             if not isinstance(configured, dict) or section in configured or not env.get(required):
                 continue
             lines = [f"{section}:"]
-            lines += [f"  {key}: ${{{variable}}}" for key, variable in variables if env.get(variable)]
+            lines += [f"  {key}: ${{{variable}}}" for key, variable in variables
+                      if env.get(variable)]
             sections.append("\n".join(lines))
         if isinstance(configured, dict) and RELOAD_CHANNEL not in configured:
             sections.append(f"{RELOAD_CHANNEL}:")  # POST /webhooks/opsbot/reload
@@ -250,7 +252,8 @@ class Stack:
         s = self.settings
         for what, host, port, variable in (
             ("Rasa server", s.host, s.port, "OPSBOT_PORT / --port"),
-            ("action server", s.actions_host, s.actions_port, "OPSBOT_ACTIONS_PORT / --actions-port"),
+            ("action server", s.actions_host, s.actions_port,
+             "OPSBOT_ACTIONS_PORT / --actions-port"),
         ):
             if port_in_use(host, port):
                 raise StartupError(
@@ -279,7 +282,8 @@ class Stack:
             for name in list(pending):
                 answer = http_get_json(checks[name])
                 if isinstance(answer, dict) and (
-                    answer.get("status") == "ok" or answer.get("model_id") or answer.get("model_file")
+                    answer.get("status") == "ok" or answer.get("model_id")
+                    or answer.get("model_file")
                 ):
                     pending.discard(name)
             if pending and time.monotonic() > deadline:

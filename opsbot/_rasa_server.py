@@ -130,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
         guard(app, token)
         return app
 
-    rasa.core.run.configure_app = configure_app  # type: ignore[assignment]  # serve_application looks it up here
+    rasa.core.run.configure_app = configure_app  # serve_application looks it up here
     from rasa.__main__ import main as rasa_main
 
     sys.argv = ["rasa", *(sys.argv[1:] if argv is None else argv), "--auth-token", token]

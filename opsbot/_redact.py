@@ -257,9 +257,10 @@ class SecretFilter(logging.Filter):
 
 
 _FILTER = SecretFilter()
+_MakeRecord = Callable[..., logging.LogRecord]  # a log record factory, or Logger.makeRecord
 
 
-def _masking_factory(previous: Callable[..., logging.LogRecord]) -> Callable[..., logging.LogRecord]:
+def _masking_factory(previous: _MakeRecord) -> _MakeRecord:
     def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
         record = previous(*args, **kwargs)
         scrub(record)
@@ -269,7 +270,7 @@ def _masking_factory(previous: Callable[..., logging.LogRecord]) -> Callable[...
     return factory
 
 
-def _masking_make_record(original: Callable[..., logging.LogRecord]) -> Callable[..., logging.LogRecord]:
+def _masking_make_record(original: _MakeRecord) -> _MakeRecord:
     """``Logger.makeRecord`` that also masks the ``extra=`` fields, which it adds to the
     record after the factory made it."""
 

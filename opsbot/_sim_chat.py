@@ -69,7 +69,8 @@ class TelegramChannel:
         for message in self.sim.bot_messages(self.group):
             markup = message.get("reply_markup") or {}
             buttons = tuple(b["text"] for row in markup.get("inline_keyboard", []) for b in row)
-            shown.append(Shown(f"{message['message_id']}", message.get("plain_text") or "", buttons))
+            shown.append(Shown(f"{message['message_id']}", message.get("plain_text") or "",
+                               buttons))
         return shown
 
 
@@ -81,7 +82,7 @@ class TeamsChannel:
 
         self.sim = sim
         self.text_of = text_of
-        self.users = ("alice", "bob", "carol")
+        self.users: tuple[str, ...] = ("alice", "bob", "carol")
         self.where = "the Teams channel 'ops' (the bot is @mentioned)"
         self.thread: str | None = None
 
@@ -116,7 +117,8 @@ def sim_chat(channel: SimChannel, user: str = "alice", read: Callable[[str], str
     """Chat through ``channel`` until /quit or end of input."""
     out = out or sys.stdout
     if user not in channel.users:
-        raise ValueError(f"{user!r} is not a user of the simulator; choose one of {', '.join(channel.users)}")
+        raise ValueError(f"{user!r} is not a user of the simulator; "
+                         f"choose one of {', '.join(channel.users)}")
     out.write(f"Chatting as {user} in {channel.where}.\n"
               + HELP.format(where=channel.where, users=", ".join(channel.users)) + "\n")
     lock = threading.Lock()
@@ -184,7 +186,8 @@ def sim_chat(channel: SimChannel, user: str = "alice", read: Callable[[str], str
         stopped.set()
 
 
-def _wait_for_replies(show_new: Callable[[], bool], quiet_after: float, limit: float = 30.0) -> None:
+def _wait_for_replies(show_new: Callable[[], bool], quiet_after: float,
+                      limit: float = 30.0) -> None:
     """Print replies as they come, until none came for ``quiet_after`` seconds."""
     start = last = time.monotonic()
     got_any = False

@@ -73,7 +73,8 @@ def cmd_teach(args: argparse.Namespace, settings: Settings,
 
 
 def _shown(text: str) -> str:
-    """``text`` for the terminal: control characters (from before phrasings were checked) escaped."""
+    """``text`` for the terminal, control characters (from before phrasings were checked)
+    escaped."""
     return "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in text)
 
 
@@ -107,8 +108,9 @@ def cmd_review(args: argparse.Namespace, settings: Settings,
                 known = {t.id: t for t in store.taught_examples(None)}
                 state = f"already {known[wanted].status}" if wanted in known else "unknown"
                 raise fail(f"{wanted} is {state}; 'opsbot review' lists the candidates.")
-        if set(accept) & set(reject):
-            raise fail(f"Accept or reject, not both: {', '.join(sorted(set(accept) & set(reject)))}.")
+        both = sorted(set(accept) & set(reject))
+        if both:
+            raise fail(f"Accept or reject, not both: {', '.join(both)}.")
         for wanted in accept:
             try:
                 parse_example(ids[wanted].example)
@@ -119,13 +121,16 @@ def cmd_review(args: argparse.Namespace, settings: Settings,
             rows = store.taught_examples(None if args.all else CANDIDATE)
             if args.json:
                 print(json.dumps([{**t.__dict__, "created_at": t.created_at.isoformat(),
-                                   "reviewed_at": t.reviewed_at.isoformat() if t.reviewed_at else None}
+                                   "reviewed_at": (t.reviewed_at.isoformat() if t.reviewed_at
+                                                   else None)}
                                   for t in rows], indent=2))
             elif not rows:
-                print("No phrasings wait for review." if not args.all else "Nothing was taught yet.")
+                print("No phrasings wait for review." if not args.all
+                      else "Nothing was taught yet.")
             else:
                 print(_table(rows))
-                print("\nAccept with --accept ID ... (or --accept-all), reject with --reject ID ...")
+                print("\nAccept with --accept ID ... (or --accept-all), "
+                      "reject with --reject ID ...")
             return 0
         accepted = [t for t in (store.review_taught(i, ACCEPTED, reviewer) for i in accept) if t]
         rejected = [t for t in (store.review_taught(i, REJECTED, reviewer) for i in reject) if t]
@@ -147,7 +152,8 @@ def cmd_review(args: argparse.Namespace, settings: Settings,
         raise fail(str(exc)) from None
     for t in accepted:
         print(f"accepted {t.id}: \"{t.text}\" -> {t.intent}")
-    print(f"{added} new example{'s' if added != 1 else ''} in {path.relative_to(settings.project)}.")
+    print(f"{added} new example{'s' if added != 1 else ''} "
+          f"in {path.relative_to(settings.project)}.")
     if args.no_train:
         print("Not retrained (--no-train): run 'opsbot train --reload' when ready.")
     else:
@@ -161,8 +167,8 @@ def add_commands(commands: Any, with_ports: Callable[[argparse.ArgumentParser], 
     sub = commands.add_parser(
         "teach", help="add a phrasing for an intent (a candidate, until reviewed)",
         description="Record a phrasing as a candidate example of an intent. Mark values in "
-                    "Rasa's syntax: opsbot teach \"ship [payments](service) to [prod](environment)\" "
-                    "--intent deploy")
+                    "Rasa's syntax: opsbot teach "
+                    "\"ship [payments](service) to [prod](environment)\" --intent deploy")
     sub.add_argument("phrase", help="the phrasing, with [value](entity) marks if it names values")
     sub.add_argument("--intent", required=True, help="the intent it means, e.g. deploy")
     sub.add_argument("--user", help="who teaches it (default $OPSBOT_USER or your login)")

@@ -55,7 +55,8 @@ def _configured(env: Mapping[str, str], variable: str) -> str | None:
     return value
 
 
-def run_tokens(state_dir: Path, *, rest: bool, env: Mapping[str, str] | None = None) -> dict[str, str]:
+def run_tokens(state_dir: Path, *, rest: bool,
+               env: Mapping[str, str] | None = None) -> dict[str, str]:
     """The tokens of one run (``rest``: generate a REST token when none is set).
 
     Generated API and REST tokens are written to ``state_dir`` (one set in the

@@ -98,7 +98,8 @@ def _serve_until_stopped(stack: Stack) -> None:
         exited = stack.any_exited()
         if exited is not None:
             raise CommandError(
-                f"The {exited.name} server stopped unexpectedly (exit {exited.process.returncode}). "
+                f"The {exited.name} server stopped unexpectedly "
+                f"(exit {exited.process.returncode}). "
                 f"Its log: {exited.log_path}\n{stack.tail(exited)}"
             )
         time.sleep(0.5)
@@ -158,7 +159,8 @@ def reload_model(settings: Settings, model: Path) -> bool:
                 f"The running opsbot refused the API token (HTTP 401). Set {API_TOKEN} to its "
                 f"token, or run this where its state dir ({settings.state_dir}) is.") from None
         raise CommandError(f"The running opsbot refused the new model (HTTP {exc.code}): "
-                           f"{reason or 'no reason given'}. It keeps answering with the old one.") from None
+                           f"{reason or 'no reason given'}. "
+                           "It keeps answering with the old one.") from None
     except (urllib.error.URLError, OSError):
         print(f"No opsbot is running on {settings.host}:{settings.port}; it will use the new "
               "model when it starts.", flush=True)
@@ -249,7 +251,8 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
         if chat_sim is not None:
             from opsbot._sim_chat import TeamsChannel, TelegramChannel, sim_chat
 
-            driven = TelegramChannel(chat_sim) if args.channel == "telegram" else TeamsChannel(chat_sim)
+            driven = (TelegramChannel(chat_sim) if args.channel == "telegram"
+                      else TeamsChannel(chat_sim))
             return sim_chat(driven, args.user or "alice")
         return chat(settings.rest_url, args.user or "alice", token=stack.tokens[REST_TOKEN],
                     api_token=stack.tokens[API_TOKEN])
@@ -377,7 +380,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(func=cmd_run)
 
     shell = commands.add_parser("shell", help="chat in the terminal")
-    shell.add_argument("--user", help="who you are in the chat (default $OPSBOT_USER or your login)")
+    shell.add_argument("--user",
+                       help="who you are in the chat (default $OPSBOT_USER or your login)")
     with_ports(shell)
     shell.set_defaults(func=cmd_shell)
 
@@ -387,7 +391,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--user", help="who you are in the chat (default alice)")
     demo.add_argument("--channel", choices=("terminal", "telegram", "teams"), default="terminal",
                       help="chat straight through the REST channel (terminal, the default), or "
-                           "as a user of the simulated Telegram or Teams, through opsbot's connector")
+                           "as a user of the simulated Telegram or Teams, "
+                           "through opsbot's connector")
     with_ports(demo)
     demo.set_defaults(func=cmd_demo)
 
@@ -401,7 +406,8 @@ def build_parser() -> argparse.ArgumentParser:
         "audit", help="show the audit log: who asked for what, who confirmed, what ran",
         description="The latest operations from the audit log ($OPSBOT_DB_URL, default "
                     "SQLite in $OPSBOT_STATE_DIR), newest first.")
-    audit.add_argument("--user", help="only operations this person asked for, confirmed or approved")
+    audit.add_argument("--user",
+                       help="only operations this person asked for, confirmed or approved")
     audit.add_argument("--intent", help="only this intent, e.g. deploy")
     audit.add_argument("--since", help="only newer than this: 30m, 2h, 7d or an ISO date/time")
     audit.add_argument("--limit", type=int, default=50, help="at most this many (default 50)")

@@ -31,7 +31,8 @@ def _port(name: str, default: int) -> int:
     try:
         value = int(raw)
     except ValueError:
-        raise SettingsError(f"{name}={raw!r} is not a port number; use e.g. {name}={default}.") from None
+        raise SettingsError(f"{name}={raw!r} is not a port number; "
+                            f"use e.g. {name}={default}.") from None
     if not 0 < value < 65536:
         raise SettingsError(f"{name}={value} is out of range; a port is 1-65535.")
     return value
@@ -78,7 +79,8 @@ class Settings:
 
     def check_project(self) -> None:
         """Fail with the fix if this is not an opsbot (Rasa) project directory."""
-        missing = [n for n in ("config.yml", "domain.yml", "data") if not (self.project / n).exists()]
+        missing = [n for n in ("config.yml", "domain.yml", "data")
+                   if not (self.project / n).exists()]
         if missing:
             raise SettingsError(
                 f"{self.project} is not an opsbot project (missing {', '.join(missing)}). "

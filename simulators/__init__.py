@@ -8,6 +8,7 @@ its ``python -m`` entry point through ``simulators._base.run_main``.
 
 from __future__ import annotations
 
+from datetime import UTC
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
@@ -38,12 +39,12 @@ class DemoLogFiles:
         self.directory: Path | None = None
 
     def start(self, stack: Stack) -> None:
-        from datetime import datetime, timezone
+        from datetime import datetime
 
         from simulators.logs import generate, write_files
 
         self.directory = stack.settings.state_dir / "demo-logs"
-        write_files(generate(datetime.now(timezone.utc)), self.directory)
+        write_files(generate(datetime.now(UTC)), self.directory)
 
     def stop(self) -> None:
         """Nothing runs; the files stay for a look (they are rewritten at the next start)."""

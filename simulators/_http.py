@@ -129,7 +129,8 @@ class _Server(ThreadingHTTPServer):
             while not self._stopping:
                 for key, _ in selector.select():
                     if key.fileobj is self and not self._stopping:
-                        self._handle_request_noblock()
+                        # serve_forever's own step (socketserver.py); typeshed leaves it out
+                        self._handle_request_noblock()  # type: ignore[attr-defined]
 
     def wake_to_stop(self) -> None:
         self._stopping = True

@@ -278,8 +278,8 @@ def _load_seed(path: Path) -> _Seed:
             there = f"{here}.lines[{number}]"
             line = _mapping(line, there)
             _check_keys(line, _LINE_KEYS, there)
-            level, count = line.get("level"), line.get("count", 1)
-            if level not in LEVELS:
+            line_level, count = line.get("level"), line.get("count", 1)
+            if line_level not in LEVELS:
                 raise SeedError(f"{there}.level must be one of {', '.join(LEVELS)}")
             if isinstance(count, bool) or not isinstance(count, int) or count < 1:
                 raise SeedError(f"{there}.count must be a whole number >= 1")
@@ -293,7 +293,7 @@ def _load_seed(path: Path) -> _Seed:
                 raise SeedError(f"{there}: ago is before the start of span ({root.get('span')})")
             logger = line.get("logger")
             incidents.append(_IncidentLine(
-                str(service), str(environment), str(level), count,
+                str(service), str(environment), str(line_level), count,
                 _templates(line.get("messages"), values, f"{there}.messages"),
                 str(logger) if logger else None, line_ago, line_duration))
     return _Seed(span_ms, environments, values, services, tuple(incidents))

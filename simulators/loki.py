@@ -281,7 +281,8 @@ def _duration_ns(token: _Token) -> int:
     match = _DURATION.match(token.text)
     if not token.text or match is None:
         raise _error(token, f'not a valid duration string: "{token.text}"')
-    total = sum(int(part) * unit for part, unit in zip(match.groups(), _DURATION_NS) if part)
+    total = sum(int(part) * unit
+                for part, unit in zip(match.groups(), _DURATION_NS, strict=True) if part)
     if total <= 0:
         raise _error(token, f'not a valid duration string: "{token.text}"')
     return total

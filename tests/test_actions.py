@@ -101,15 +101,20 @@ def test_descriptions_use_the_entities() -> None:
     def describe(intent: str, **entities: str) -> str:
         return OpsRequest(intent, "", 1.0, entities).describe()
 
-    assert describe("rollback", service="checkout", environment="prod") == "roll back checkout on prod"
-    assert describe("stop_build", job="checkout-ci", build_number="87") == "stop build checkout-ci #87"
+    assert describe("rollback", service="checkout", environment="prod") == (
+        "roll back checkout on prod")
+    assert describe("stop_build", job="checkout-ci", build_number="87") == (
+        "stop build checkout-ci #87")
     assert describe("issue_status", issue_key="OPS-123") == "show the status of OPS-123"
-    assert describe("query_logs", service="payments", log_level="error", time_range="last hour") == (
+    assert describe("query_logs", service="payments", log_level="error",
+                    time_range="last hour") == (
         "search the logs of payments for error lines from last hour"
     )
 
 
-def test_an_unexpected_failure_gives_a_reference_not_a_trace(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_unexpected_failure_gives_a_reference_not_a_trace(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     def broken(self: OpsRequest) -> str:
         raise RuntimeError("secret internals")
 

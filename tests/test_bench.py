@@ -19,7 +19,10 @@ def write_jsonl(path: Path, rows: list[tuple[str, str]]) -> Path:
 def test_arguments_are_checked(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         bench.parse_args(["--train", str(tmp_path / "x.jsonl")])
-    assert "--train and --test go together" in capsys.readouterr().err
+    assert "--train needs --test" in capsys.readouterr().err
+    # --test alone measures the project's own data (data/nlu and the operations) on it.
+    other = bench.ROOT / "tests" / "nlu" / "regression.yml"
+    assert bench.parse_args(["--test", str(other)]).train == bench.PROJECT_NLU
     with pytest.raises(SystemExit):
         bench.parse_args(["--data", str(tmp_path)])
     assert "does not exist" in capsys.readouterr().err
@@ -35,7 +38,8 @@ def test_table_has_every_column_and_the_speed_ratio() -> None:
     row = {"accuracy": 0.9393, "macro_f1": 0.94, "oos_recall": 0.4, "train_seconds": 100.0,
            "latency_p50_ms": 15.0, "latency_p99_ms": 40.0, "peak_memory_mb": 1400.0}
     table = bench.format_table(
-        [{**row, "pipeline": "opsbot"}, {**row, "pipeline": "rasa-default", "train_seconds": 2500.0}],
+        [{**row, "pipeline": "opsbot"},
+         {**row, "pipeline": "rasa-default", "train_seconds": 2500.0}],
         "t",
     )
     for column in ("intent accuracy", "macro-F1", "out-of-scope recall", "train s",
@@ -45,7 +49,8 @@ def test_table_has_every_column_and_the_speed_ratio() -> None:
     assert "opsbot trains 25.0x faster than rasa-default" in table
 
 
-def test_resume_reuses_an_unchanged_result(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_resume_reuses_an_unchanged_result(tmp_path: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
     train = write_jsonl(tmp_path / "train.jsonl", [("hi", "greet"), ("bye", "goodbye")])
     test = write_jsonl(tmp_path / "test.jsonl", [("hello", "greet")])
     result = {"pipeline": "rasa-default", "accuracy": 1.0, "macro_f1": 1.0, "oos_recall": None,
@@ -135,3 +140,18 @@ def test_opsbots_config_names_the_out_of_scope_label_and_leaves_the_threshold_to
     assert config["policies"] == []
     bench._opsbot_config(source, tmp_path / "cache", target, "out_of_scope")
     assert yaml.safe_load(target.read_text())["pipeline"][1]["out_of_scope_threshold"] == 1.5
+
+
+def test_the_project_data_is_trained_with_the_operations_examples(tmp_path: Path) -> None:
+    from rasa.shared.nlu.training_data.loading import load_data
+
+    from actions.operations import load_operations
+
+    folder = bench.with_operations(tmp_path / "ops-train")
+    intents = load_data(str(folder)).intents
+    assert set(load_operations(bench.ROOT).operations) <= intents
+    assert set(load_data(str(bench.PROJECT_NLU)).intents) <= intents
+    # The same inputs give the same files, so an unchanged result is recognised.
+    again = bench.with_operations(tmp_path / "again")
+    assert bench.fingerprint("opsbot", folder, bench.PROJECT_NLU) == \
+        bench.fingerprint("opsbot", again, bench.PROJECT_NLU)

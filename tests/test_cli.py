@@ -88,10 +88,12 @@ def test_train_with_invalid_data_fails_readably(tmp_path: Path) -> None:
     assert not (tmp_path / "models").exists() or not list((tmp_path / "models").glob("*.tar.gz"))
 
 
-def test_chat_presses_buttons_by_number(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_chat_presses_buttons_by_number(monkeypatch: pytest.MonkeyPatch,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
     sent: list[str] = []
 
-    def fake_send(url: str, sender: str, message: str, timeout: float = 60, token: str | None = None) -> list[dict]:
+    def fake_send(url: str, sender: str, message: str, timeout: float = 60,
+                  token: str | None = None) -> list[dict]:
         sent.append(message)
         if message == "deploy":
             return [{"text": "Sure?", "buttons": [{"title": "Confirm", "payload": "/affirm"},
@@ -129,7 +131,7 @@ def test_train_writes_a_model_and_reports_it(tmp_path: Path, cache_dir: Path) ->
     assert result.returncode == 0, result.stderr[-2000:]
     models = list((tmp_path / "models").glob("*.tar.gz"))
     assert len(models) == 1
-    assert f"Model ready in" in result.stdout and str(models[0]) in result.stdout
+    assert "Model ready in" in result.stdout and str(models[0]) in result.stdout
     # A first training trains every component and says so.
     trained = result.stdout.split("(trained: ", 1)[1].split(";", 1)[0]
     assert "LinearIntentClassifier" in trained and "RulePolicy" in trained

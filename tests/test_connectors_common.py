@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC
 from pathlib import Path
 
 import pytest
@@ -54,16 +55,18 @@ def test_opsbot_run_adds_the_connectors_the_environment_enables(tmp_path: Path) 
     stack = Stack(settings)
     plain = stack.runtime_credentials({}).read_text(encoding="utf-8")
     assert "rest:" in plain and "\nconnectors.telegram.TelegramInput:" not in plain
-    written = stack.runtime_credentials({"TELEGRAM_TOKEN": "1:secret-token", "TELEGRAM_MODE": "polling",
+    written = stack.runtime_credentials({"TELEGRAM_TOKEN": "1:secret-token",
+                                         "TELEGRAM_MODE": "polling",
                                          "TEAMS_APP_ID": "app"}).read_text(encoding="utf-8")
-    assert "\nconnectors.telegram.TelegramInput:\n  token: ${TELEGRAM_TOKEN}\n  mode: ${TELEGRAM_MODE}\n" in written
+    assert ("\nconnectors.telegram.TelegramInput:\n"
+            "  token: ${TELEGRAM_TOKEN}\n  mode: ${TELEGRAM_MODE}\n") in written
     assert "\nconnectors.teams.TeamsInput:\n  app_id: ${TEAMS_APP_ID}\n" in written
     assert "secret-token" not in written  # placeholders only: Rasa expands them
 
 
 def test_choice_keyboards_belong_to_who_was_asked_and_claims_expire(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from datetime import datetime, timedelta, timezone
+    from datetime import datetime, timedelta
 
     import connectors._common as common
 
@@ -73,7 +76,7 @@ def test_choice_keyboards_belong_to_who_was_asked_and_claims_expire(
     monkeypatch.setattr(common, "_claims_pruned", float("-inf"))
     choice, confirm = '/deploy{"service":"search"}', '/affirm{"operation_id":"op-1"}'
     store = common.channel_store()
-    old = datetime.now(timezone.utc) - common.CLAIMS_KEPT - timedelta(hours=1)
+    old = datetime.now(UTC) - common.CLAIMS_KEPT - timedelta(hours=1)
     store.remember("keyboard-owner", "chat:1", {"owner": "alice"}, now=old)
     common.claim_keyboard("chat:2", "alice", [choice])
     common.claim_keyboard("chat:3", "alice", [confirm])  # operation buttons: no owner needed

@@ -6,7 +6,7 @@ import json
 import secrets
 import threading
 from collections.abc import Callable, Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +34,7 @@ from actions.guard import (
 )
 from tests.conftest import free_port
 
-T0 = datetime(2025, 3, 14, 9, 30, tzinfo=timezone.utc)
+T0 = datetime(2025, 3, 14, 9, 30, tzinfo=UTC)
 PROD_DEPLOY = {"service": "payments", "version": "2.4.1", "environment": "prod"}
 
 
@@ -438,6 +438,18 @@ def test_password_is_masked_in_repr_and_errors() -> None:
     store.close()
 
 
+def test_a_password_given_twice_in_the_query_still_gives_a_masked_store_error() -> None:
+    port = free_port()
+    store = OperationStore(f"postgresql://opsbot@127.0.0.1:{port}/opsbot"
+                           "?password=first-pw&password=second-pw")
+    with pytest.raises(StoreError, match="OPSBOT_DB_URL") as caught:
+        store.get("op-1")
+    assert "first-pw" not in str(caught.value) and "second-pw" not in str(caught.value)
+    assert store._reason(RuntimeError("auth failed for first-pw and second-pw")) == (
+        "auth failed for *** and ***")
+    store.close()
+
+
 def test_bad_url_gives_a_readable_store_error() -> None:
     with pytest.raises(StoreError, match="OPSBOT_DB_URL") as caught:
         OperationStore("nonsense://user:hunter2@host/db")
@@ -538,10 +550,10 @@ def test_parse_since_durations(text: str, ago: timedelta) -> None:
 
 
 def test_parse_since_iso() -> None:
-    assert parse_since("2025-03-01") == datetime(2025, 3, 1).astimezone().astimezone(timezone.utc)
+    assert parse_since("2025-03-01") == datetime(2025, 3, 1).astimezone().astimezone(UTC)
     assert parse_since("2025-03-01T14:30:00+02:00") == datetime(2025, 3, 1, 12, 30,
-                                                                tzinfo=timezone.utc)
-    assert parse_since("2025-03-01T14:30Z") == datetime(2025, 3, 1, 14, 30, tzinfo=timezone.utc)
+                                                                tzinfo=UTC)
+    assert parse_since("2025-03-01T14:30Z") == datetime(2025, 3, 1, 14, 30, tzinfo=UTC)
     assert parse_since("2025-03-01T14:30").tzinfo is not None
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 @pytest.fixture(scope="module")
 def log_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     directory = tmp_path_factory.mktemp("logs")
-    write_files(generate(datetime.now(timezone.utc)), directory)
+    write_files(generate(datetime.now(UTC)), directory)
     return directory
 
 
@@ -31,7 +31,8 @@ def _turn(tmp_path: Path, log_dir: Path | None, text: str, **entities: str) -> T
     rt = _runtime.Runtime(jenkins=None, store=OperationStore(f"sqlite:///{tmp_path / 'o.db'}"),
                           policy=Policy.load(ROOT / "policy.yml"), rasa_url="http://127.0.0.1:9",
                           logs=FileLogSource(log_dir) if log_dir else None)
-    return Turn(OpsRequest("query_logs", text, 0.99, entities), Who("rest", "alice", "alice", "alice"), rt)
+    return Turn(OpsRequest("query_logs", text, 0.99, entities),
+                Who("rest", "alice", "alice", "alice"), rt)
 
 
 def test_errors_from_payments_in_the_last_hour(tmp_path: Path, log_dir: Path) -> None:

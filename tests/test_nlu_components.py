@@ -25,10 +25,14 @@ def test_normalise_values() -> None:
 
 def test_overlapping_entities_keep_the_regex_for_regex_shaped_types() -> None:
     entities = [
-        {"entity": "version", "start": 7, "end": 12, "value": "2.4.1", "extractor": "CRFEntityExtractor"},
-        {"entity": "version", "start": 7, "end": 12, "value": "2.4.1", "extractor": "RegexEntityExtractor"},
-        {"entity": "service", "start": 0, "end": 6, "value": "paymnts", "extractor": "CRFEntityExtractor"},
-        {"entity": "environment", "start": 16, "end": 26, "value": "production", "extractor": "CRFEntityExtractor"},
+        {"entity": "version", "start": 7, "end": 12, "value": "2.4.1",
+         "extractor": "CRFEntityExtractor"},
+        {"entity": "version", "start": 7, "end": 12, "value": "2.4.1",
+         "extractor": "RegexEntityExtractor"},
+        {"entity": "service", "start": 0, "end": 6, "value": "paymnts",
+         "extractor": "CRFEntityExtractor"},
+        {"entity": "environment", "start": 16, "end": 26, "value": "production",
+         "extractor": "CRFEntityExtractor"},
     ]
     cleaned = EntityNormalizer.clean(entities)
     assert [e["entity"] for e in cleaned] == ["service", "version", "environment"]

@@ -62,7 +62,7 @@ def test_regression_phrases_are_not_training_phrases(examples: list) -> None:
 def test_intent_accuracy_is_at_least_92_percent(examples: list, parsed: list[dict]) -> None:
     wrong = [
         (m.get("text"), m.get("intent"), p["intent"]["name"])
-        for m, p in zip(examples, parsed)
+        for m, p in zip(examples, parsed, strict=True)
         if p["intent"]["name"] != m.get("intent")
     ]
     accuracy = 1 - len(wrong) / len(examples)
@@ -74,7 +74,7 @@ def test_entity_values_are_extracted_and_normalised(
     entity: str, examples: list, parsed: list[dict]
 ) -> None:
     expected_total, misses = 0, []
-    for message, result in zip(examples, parsed):
+    for message, result in zip(examples, parsed, strict=True):
         wanted = [
             normalise_value(entity, e["value"])
             for e in message.get("entities") or []

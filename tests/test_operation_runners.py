@@ -131,6 +131,17 @@ def test_a_value_that_looks_like_an_option_is_refused_as_a_whole_argument(
     assert prepared_for(inside, {"note": "-5"}).argv[1:] == ("--x=-5",)
 
 
+def test_a_dropped_optional_argument_leaves_each_value_checked_against_its_own_template(
+        tmp_path: Path) -> None:
+    spec = operation(tmp_path, "reason: {type: text, required: false}\nhost: {type: text}\n",
+                     'command: [echo, "--reason={reason}", "{host}"]\n')
+    with pytest.raises(OpsbotError, match="host cannot start with '-'"):
+        prepared_for(spec, {"host": "-oProxyCommand=touch${IFS}/tmp/pwn"})
+    dashed = operation(tmp_path, "first: {type: text, required: false}\nnote: {type: text}\n",
+                       'command: [echo, "{first}", "--", "{note}"]\n')
+    assert prepared_for(dashed, {"note": "--help"}).argv == ("echo", "--", "--help")
+
+
 def test_after_a_double_dash_a_value_may_start_with_a_dash(tmp_path: Path) -> None:
     script(tmp_path, "argv.py", ARGV_SCRIPT)
     spec = operation(tmp_path, "note: {type: text}\n", 'command: [./argv.py, "--", "{note}"]\n')

@@ -28,8 +28,8 @@ from opsbot.settings import Settings
 from tests.conftest import (
     REST_AUTH,
     api,
-    copy_project,
     button_payload,
+    copy_project,
     free_port,
     serve_demo,
     wait_until,

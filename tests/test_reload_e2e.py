@@ -21,7 +21,8 @@ from tests.conftest import REST_AUTH, ROOT, api, free_port
 def served(trained_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
     models = tmp_path_factory.mktemp("models")
     shutil.copy(trained_model, models / trained_model.name)
-    settings = dataclasses.replace(Settings.from_env(ROOT), port=free_port(), actions_port=free_port(),
+    settings = dataclasses.replace(Settings.from_env(ROOT), port=free_port(),
+                                   actions_port=free_port(),
                                    state_dir=tmp_path_factory.mktemp("state"), models=models)
     stack = Stack(settings)
     try:
@@ -62,7 +63,8 @@ class Stream(threading.Thread):
                                                        "message": text},
                                        headers=REST_AUTH, timeout=60)
                 if answer.status_code != 200 or not answer.json():
-                    self.failures.append(f"{self.sent}: HTTP {answer.status_code} {answer.text[:200]}")
+                    self.failures.append(
+                        f"{self.sent}: HTTP {answer.status_code} {answer.text[:200]}")
             except requests.RequestException as exc:
                 self.failures.append(f"{self.sent}: {exc}")
 

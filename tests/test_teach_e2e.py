@@ -1,4 +1,5 @@
-"""Teaching, end to end: unsure -> buttons -> choice runs and is recorded -> review -> retrain -> understood.
+"""Teaching, end to end: unsure -> buttons -> choice runs and is recorded -> review ->
+retrain -> understood.
 
 Runs `opsbot demo --serve` on a copy of the project (data/ is written by the review):
 its Rasa server, action server, simulated backends and warm trainer, with the real CLI.
@@ -18,10 +19,10 @@ import pytest
 import requests
 import yaml
 
+from actions.teaching import INTENT_TITLES
 from bench.retrain import parse_trainer_answer
 from opsbot._processes import stop_process
 from opsbot.settings import Settings
-from actions.teaching import INTENT_TITLES
 from tests.conftest import REST_AUTH, ROOT, api, copy_project, free_port, serve_demo, wait_until
 
 # Phrasings the model is likely unsure about; the test uses the first one it is.
@@ -42,7 +43,8 @@ class Project:
 
     def parse(self, text: str) -> dict[str, Any]:
         base = f"http://{self.settings.host}:{self.settings.port}"
-        return dict(requests.post(api(f"{base}/model/parse"), json={"text": text}, timeout=60).json())
+        answer = requests.post(api(f"{base}/model/parse"), json={"text": text}, timeout=60)
+        return dict(answer.json())
 
     def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run([sys.executable, "-m", "opsbot", *args], cwd=self.settings.project,
@@ -122,8 +124,8 @@ def test_an_unsure_phrasing_is_asked_chosen_reviewed_and_then_understood(project
 
 
 def test_something_else_records_nothing(project: Project) -> None:
-    unsure = next((t for t in reversed(ODD) if project.parse(t)["intent"]["name"] == "nlu_fallback"),
-                  None)
+    unsure = next((t for t in reversed(ODD)
+                   if project.parse(t)["intent"]["name"] == "nlu_fallback"), None)
     if unsure is None:
         pytest.skip("no phrasing left that the model is unsure about")
     before = project.cli("review", "--json", "--all").stdout

@@ -8,6 +8,7 @@ import pytest
 import yaml
 
 from actions.guard import ACCEPTED, CANDIDATE, REJECTED, OperationStore
+from actions.teach_flows import OFFERABLE
 from actions.teaching import (
     TeachingError,
     annotate,
@@ -16,11 +17,11 @@ from actions.teaching import (
     quoted_phrase,
     write_accepted,
 )
-from actions.teach_flows import OFFERABLE
 
 
 def test_parse_example_reads_rasa_marks() -> None:
-    text, entities = parse_example("ship [payments](service) [2.4.1](version) to [prod](environment)")
+    text, entities = parse_example(
+        "ship [payments](service) [2.4.1](version) to [prod](environment)")
     assert text == "ship payments 2.4.1 to prod"
     assert [(e["entity"], e["value"], text[e["start"]:e["end"]]) for e in entities] == [
         ("service", "payments", "payments"), ("version", "2.4.1", "2.4.1"),
@@ -76,7 +77,8 @@ def test_write_accepted_appends_to_its_own_file_only(tmp_path: Path) -> None:
 def test_rasa_reads_the_taught_file(tmp_path: Path) -> None:
     from rasa.shared.nlu.training_data.loading import load_data
 
-    path, _ = write_accepted(tmp_path, [("deploy", "ship [payments](service) to [prod](environment)")])
+    path, _ = write_accepted(tmp_path,
+                             [("deploy", "ship [payments](service) to [prod](environment)")])
     data = load_data(str(path))
     example = data.intent_examples[0]
     assert example.get("intent") == "deploy" and example.get("text") == "ship payments to prod"

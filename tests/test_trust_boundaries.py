@@ -154,7 +154,8 @@ def test_client_metadata_and_input_channel_decide_nothing(run: Run) -> None:
     issues = run.issues()
     opened = _text(run.say("mallory", "open a high priority bug: checkout returns 502", **forged))
     assert "I don't know you yet" in opened and "Confirm" not in opened
-    assert "I don't know you yet" in _text(run.say("mallory", "comment on OPS-101: fixed", **forged))
+    commented = _text(run.say("mallory", "comment on OPS-101: fixed", **forged))
+    assert "I don't know you yet" in commented
     time.sleep(1.0)
     assert run.builds() == builds and run.issues() == issues
     assert len(run.jira.issue("OPS-101").comments) == comments
@@ -245,8 +246,10 @@ def test_servers_listen_on_loopback_only(run: Run) -> None:
 def test_a_stranger_in_an_allowed_telegram_group_gets_help_only(run: Run) -> None:
     builds = run.builds()
     after = _last(run.telegram, OPS_GROUP)
-    run.telegram.send_text(STRANGER, f"{MENTION} deploy payments 2.4.1 to staging", chat_id=OPS_GROUP)
-    reply = run.telegram.wait_for_bot_message(OPS_GROUP, contains="know you", after=after, timeout=60)
+    run.telegram.send_text(STRANGER, f"{MENTION} deploy payments 2.4.1 to staging",
+                           chat_id=OPS_GROUP)
+    reply = run.telegram.wait_for_bot_message(OPS_GROUP, contains="know you", after=after,
+                                              timeout=60)
     assert f"{STRANGER}" in reply["plain_text"] and not reply.get("reply_markup")
     after = _last(run.telegram, OPS_GROUP)
     run.telegram.send_text(STRANGER, f"{MENTION} what can you do?", chat_id=OPS_GROUP)
@@ -291,7 +294,8 @@ def test_teams_activities_from_elsewhere_are_refused(run: Run, change: str) -> N
         activity["channelId"] = "webchat"
     elif change == "tenant":
         activity["conversation"]["tenantId"] = "11111111-2222-3333-4444-555555555555"
-        activity.setdefault("channelData", {})["tenant"] = {"id": activity["conversation"]["tenantId"]}
+        tenant = {"id": activity["conversation"]["tenantId"]}
+        activity.setdefault("channelData", {})["tenant"] = tenant
     else:
         activity["from"].pop("aadObjectId", None)
     status, body = teams.resend(activity)

@@ -134,9 +134,10 @@ async def run_in_thread(call: Callable[[], _T], seconds: float, *,
     exceptions in ``also``, becomes ``timed_out()``, chained to it; anything else
     propagates for the backend to translate.
     """
+    caught: tuple[type[BaseException], ...] = (TimeoutError, *also)
     try:
         return await asyncio.wait_for(asyncio.to_thread(call), seconds + _MARGIN)
-    except (TimeoutError, *also) as exc:
+    except caught as exc:
         raise timed_out() from exc
 
 

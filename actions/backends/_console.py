@@ -66,7 +66,8 @@ _NOISE = re.compile(
     r"Avoid second fetch|Seen branch|Selected Git installation|Using shallow clone|"
     r"Cleaning workspace|Resetting working tree|Started by|Running on|Running as|"
     r"Building (?:in workspace|remotely on)|Finished: |Recording test results|"
-    r"Waiting for (?:next available executor|Jenkins to finish)|\+ |\$ |Obtained Jenkinsfile|Loading library|Attempting to resolve|"
+    r"Waiting for (?:next available executor|Jenkins to finish)|\+ |\$ |Obtained Jenkinsfile|"
+    r"Loading library|Attempting to resolve|"
     r"Notifying upstream|Triggering a new build|Archiving artifacts|"
     r"Setting status of |GitHub has been notified|\[[\w./@-]+\] \$ )"
 )

@@ -48,7 +48,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from functools import partial
 from pathlib import Path
-from typing import IO, Any, Protocol, TypeVar, runtime_checkable
+from typing import IO, Any, Literal, Protocol, TypedDict, TypeVar, runtime_checkable
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 import dateparser
@@ -866,6 +866,22 @@ def _result(data: Any, kind: str, url: str) -> list[dict[str, Any]]:
 # -- choosing the source at start-up ---------------------------------------------------------
 
 
+class _LokiLabels(TypedDict, total=False):
+    """The label names LokiLogSource takes; a missing one keeps its default."""
+
+    service_label: str
+    env_label: str
+    level_label: str
+
+
+_LokiLabel = Literal["service_label", "env_label", "level_label"]
+_LOKI_LABEL_VARIABLES: tuple[tuple[_LokiLabel, str], ...] = (
+    ("service_label", "LOKI_SERVICE_LABEL"),
+    ("env_label", "LOKI_ENV_LABEL"),
+    ("level_label", "LOKI_LEVEL_LABEL"),
+)
+
+
 def log_source_from_env(env: Mapping[str, str] | None = None,
                         default_directory: Path | None = None) -> LogSource | None:
     """The log source configured in ``env`` (default: ``os.environ``).
@@ -881,10 +897,8 @@ def log_source_from_env(env: Mapping[str, str] | None = None,
         problem = _url_problem(url)
         if problem:
             raise ConfigError(f"LOKI_URL {problem}")
-        labels = {}
-        for key, variable in (("service_label", "LOKI_SERVICE_LABEL"),
-                              ("env_label", "LOKI_ENV_LABEL"),
-                              ("level_label", "LOKI_LEVEL_LABEL")):
+        labels: _LokiLabels = {}
+        for key, variable in _LOKI_LABEL_VARIABLES:
             name = (env.get(variable) or "").strip()
             if name:
                 if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):

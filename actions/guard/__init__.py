@@ -11,7 +11,9 @@
 from actions.guard._audit_view import format_json, format_table, parse_since
 from actions.guard.policy import RISKS, Decision, Policy, PolicyError, parse_duration
 from actions.guard.store import (
+    ACCEPTED,
     CANCELLED,
+    CANDIDATE,
     ERROR,
     EXECUTING,
     EXPIRED,
@@ -21,12 +23,10 @@ from actions.guard.store import (
     PENDING_APPROVAL,
     PENDING_CONFIRMATION,
     REFUSED,
+    REJECTED,
     SUCCEEDED,
     SUPERSEDED,
     UNKNOWN,
-    ACCEPTED,
-    CANDIDATE,
-    REJECTED,
     AuditEvent,
     AuditRecord,
     Operation,

@@ -121,7 +121,7 @@ def file_line(row: Mapping[str, Any]) -> str:
 
 
 def append_lines(path: Path, lines: Iterable[str]) -> None:
-    """Append ``lines`` to ``path`` (created 0600), one write each: writers interleave whole lines."""
+    """Append ``lines`` to ``path`` (made 0600), one write each: writers interleave whole lines."""
     data = [line.encode("utf-8") for line in lines]
     if not data:
         return

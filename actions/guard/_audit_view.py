@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Sequence
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from tabulate import tabulate
 
@@ -55,11 +55,11 @@ def parse_since(text: str, now: datetime | None = None) -> datetime:
     value = text.strip()
     match = _DURATION.match(value)
     if match:
-        now = now or datetime.now(timezone.utc)
+        now = now or datetime.now(UTC)
         if now.tzinfo is None:
             raise ValueError("now must be timezone-aware")
         unit = _UNITS[match.group(2).lower()]
-        return (now - timedelta(**{unit: int(match.group(1))})).astimezone(timezone.utc)
+        return (now - timedelta(**{unit: int(match.group(1))})).astimezone(UTC)
     try:
         moment = datetime.fromisoformat(value)
     except ValueError:
@@ -69,7 +69,7 @@ def parse_since(text: str, now: datetime | None = None) -> datetime:
         ) from None
     if moment.tzinfo is None:
         moment = moment.astimezone()  # local time
-    return moment.astimezone(timezone.utc)
+    return moment.astimezone(UTC)
 
 
 def _clip(text: str) -> str:

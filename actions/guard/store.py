@@ -21,8 +21,8 @@ import threading
 import time
 from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Self
 
@@ -101,7 +101,7 @@ class StoreError(OpsbotError):
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def _aware(value: datetime | None, name: str = "now") -> datetime:
@@ -110,7 +110,7 @@ def _aware(value: datetime | None, name: str = "now") -> datetime:
         return utcnow()
     if value.tzinfo is None:
         raise ValueError(f"{name} must be timezone-aware (got naive {value.isoformat()})")
-    return value.astimezone(timezone.utc)
+    return value.astimezone(UTC)
 
 
 def params_digest(intent: str, parameters: Mapping[str, str]) -> str:
@@ -252,7 +252,7 @@ class _UTCDateTime(sa.types.TypeDecorator):
             return None
         if isinstance(value, str):  # SQLite, read through a raw text column
             value = datetime.fromisoformat(value)
-        return value.replace(tzinfo=timezone.utc)
+        return value.replace(tzinfo=UTC)
 
 
 class _JSONText(sa.types.TypeDecorator):
@@ -451,7 +451,7 @@ class OperationStore:
             raise StoreError(
                 f"OPSBOT_AUDIT_FILE {self._audit_file}: its directory does not exist. Create "
                 "it, or unset OPSBOT_AUDIT_FILE.")
-        self._password = self._password_of(url)
+        self._passwords = self._passwords_of(url)
         try:
             parsed = make_url(url)
             options: dict[str, Any] = {"future": True}
@@ -736,13 +736,13 @@ class OperationStore:
 
         check_phrase(text)
         parse_example(example)
-        row = {"id": f"t-{secrets.token_hex(5)}", "text": text, "example": example,
-               "intent": intent, "source": source, "taught_by": taught_by, "channel": channel,
-               "created_at": _aware(now), "status": CANDIDATE, "reviewed_by": None,
-               "reviewed_at": None}
+        item = Taught(id=f"t-{secrets.token_hex(5)}", text=text, example=example,
+                      intent=intent, source=source, taught_by=taught_by, channel=channel,
+                      created_at=_aware(now), status=CANDIDATE, reviewed_by=None,
+                      reviewed_at=None)
         with self._begin() as conn:
-            conn.execute(taught.insert().values(**row))
-        return Taught(**row)
+            conn.execute(taught.insert().values(**asdict(item)))
+        return item
 
     def taught_examples(self, status: str | None = CANDIDATE, limit: int = 200) -> list[Taught]:
         """Taught phrasings, oldest first; ``status`` None lists all."""
@@ -1060,18 +1060,22 @@ class OperationStore:
         original = getattr(exc, "orig", None) or exc
         lines = str(original).strip().splitlines()
         text = lines[0] if lines else type(original).__name__
-        if self._password:
-            text = text.replace(self._password, "***")
+        for password in self._passwords:
+            text = text.replace(password, "***")
         return text.rstrip(".")
 
     @staticmethod
-    def _password_of(url: str) -> str | None:
+    def _passwords_of(url: str) -> tuple[str, ...]:
+        """Every password in ``url``: ``?password=`` may be given more than once."""
         try:
             parsed = make_url(url)
         except ArgumentError:
             found = re.search(r"://[^:/@]*:([^@]*)@", url)
-            return found.group(1) if found else None
-        return parsed.password or parsed.query.get("password") or None  # type: ignore[return-value]
+            return (found.group(1),) if found and found.group(1) else ()
+        in_query = parsed.query.get("password") or ()
+        if isinstance(in_query, str):
+            in_query = (in_query,)
+        return tuple(p for p in (parsed.password, *in_query) if p)
 
 
 class _Rollback(Exception):

@@ -192,13 +192,17 @@ def _prepare(spec: OperationSpec, values: Mapping[str, str], requester: str,
     run = spec.run
     if isinstance(run, CommandRun):
         argv: list[str] = []
+        kept: list[str] = []  # the template of each argument in argv, side by side
         for i, arg in enumerate(run.argv):
             try:
-                argv.append(_fill(arg, given))
+                filled = _fill(arg, given)
             except _Absent:
                 if i == 0:  # the loader refuses a placeholder program; never run a hole
                     raise
-        _check_arguments(spec, run.argv, argv, given)
+                continue  # an optional value not given drops its whole argument
+            argv.append(filled)
+            kept.append(arg)
+        _check_arguments(spec, tuple(kept), argv, given)
         program = argv[0]
         if "/" in program and not Path(program).is_absolute():
             program = str((spec.path.parent / program).resolve())
@@ -256,7 +260,7 @@ def _check_arguments(spec: OperationSpec, templates: tuple[str, ...], argv: list
     (``--upload-pack=...``) unless the file put ``--`` before it."""
     if any("\0" in a for a in argv):
         raise ConfigError(f"an argument of {spec.name} would hold a NUL character.")
-    for template, filled in zip(templates[1:], argv[1:], strict=False):
+    for template, filled in zip(templates[1:], argv[1:], strict=True):
         if template == "--":
             break  # what follows is never an option
         if filled.startswith("-") and not template.startswith("-"):
@@ -460,7 +464,10 @@ def _excerpt(kind: str, text: str, secrets: frozenset[str], limit: int = 1500) -
     return text if len(text) <= limit else text[:limit] + "\n..."
 
 
-async def send_http(prepared: Prepared, timeout: float, expect: tuple[int, ...],
+# `timeout` is also httpx's per-read timeout and is named in the errors; the deadline and
+# its translation into OutcomeUnknown belong here, not with each caller.
+async def send_http(prepared: Prepared, timeout: float,  # noqa: ASYNC109 - see above
+                    expect: tuple[int, ...],
                     transport: httpx.AsyncBaseTransport | None = None) -> HttpResult:
     """Send the request; BackendUnavailable if it was not sent, OutcomeUnknown if its answer
     was lost after sending (it may have happened)."""
@@ -490,7 +497,7 @@ async def send_http(prepared: Prepared, timeout: float, expect: tuple[int, ...],
     try:
         # httpx's timeout is per read: a server that drips its answer is stopped here.
         response, text = await asyncio.wait_for(exchange(), timeout)
-    except asyncio.TimeoutError as exc:
+    except TimeoutError as exc:
         raise OutcomeUnknown(f"{host} did not answer within {timeout:g}s after the request was "
                              "sent.", backend=host) from exc
     except (httpx.ConnectError, httpx.ConnectTimeout, httpx.UnsupportedProtocol,

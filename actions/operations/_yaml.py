@@ -9,14 +9,14 @@ import yaml
 __all__ = ["Located", "LocatedDict", "LocatedList", "line_of", "load"]
 
 
-class LocatedDict(dict):  # type: ignore[type-arg]  # a plain dict, plus the lines of its keys
+class LocatedDict(dict[Any, Any]):  # a plain dict, plus the lines of its keys
     """A mapping from the file; ``lines[key]`` is the 1-based line of that key."""
 
     line: int
     lines: dict[Any, int]
 
 
-class LocatedList(list):  # type: ignore[type-arg]  # a plain list, plus the lines of its items
+class LocatedList(list[Any]):  # a plain list, plus the lines of its items
     """A sequence from the file; ``lines[i]`` is the 1-based line of item ``i``."""
 
     line: int

@@ -29,7 +29,7 @@ import shlex
 import threading
 import time
 from collections.abc import Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -283,7 +283,7 @@ def _ask(turn: Turn, spec: OperationSpec, parameter: Parameter, values: Mapping[
         SlotSet(REQUEST_SLOT, {"intent": spec.name, "values": dict(values),
                                "asked": parameter.name, "choices": offered[:_MAX_BUTTONS],
                                "problem": problem, "text": turn.request.text,
-                               "at": datetime.now(timezone.utc).isoformat()}),
+                               "at": datetime.now(UTC).isoformat()}),
         SlotSet(ANSWER_SLOT, None),
         FollowupAction(FORM),
     ]
@@ -617,7 +617,7 @@ async def _run_command(spec: OperationSpec, prepared: Prepared, operation: Opera
     try:
         result = await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(future)),
                                         timeout=run.reply_within)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         future.add_done_callback(lambda done: _finish_later(spec, prepared, operation, done))
         return Outcome(
             f"Confirmed by {operation.confirmed_by}: {spec.description[:1].lower()}"
@@ -637,7 +637,7 @@ def _finish_later(spec: OperationSpec, prepared: Prepared, operation: Operation,
         won = store.transition(operation.id, {EXECUTING},
                                SUCCEEDED if outcome.succeeded else FAILED, actor="command",
                                event="finished", detail=outcome.audit, result=outcome.result,
-                               result_detail=reply, finished_at=datetime.now(timezone.utc))
+                               result_detail=reply, finished_at=datetime.now(UTC))
         if won is not None:
             notify(operation.sender_id)
     except Exception:  # noqa: BLE001 - a background end must never die silently
@@ -654,7 +654,7 @@ def _interrupted(operation: Operation) -> None:
     won = _runtime.runtime().store.transition(
         operation.id, {EXECUTING}, ERROR, actor="opsbot", event="interrupted",
         detail={"reason": "the action server restarted while it ran"},
-        result="interrupted", result_detail=message, finished_at=datetime.now(timezone.utc))
+        result="interrupted", result_detail=message, finished_at=datetime.now(UTC))
     if won is not None:
         threading.Thread(target=notify, args=(operation.sender_id,), daemon=True,
                          name="opsbot-notify").start()

@@ -18,7 +18,7 @@ import os
 import re
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 ENVIRONMENTS = ("dev", "staging", "prod")
@@ -38,7 +38,7 @@ def _records(path: Path) -> list[dict[str, str]]:
 
 
 def _ago(moment: datetime) -> str:
-    seconds = int((datetime.now(timezone.utc) - moment).total_seconds())
+    seconds = int((datetime.now(UTC) - moment).total_seconds())
     for size, unit in ((86400, "day"), (3600, "hour"), (60, "minute")):
         if seconds >= size:
             n = seconds // size
@@ -50,7 +50,8 @@ def restart(service: str, environment: str, mode: str, path: Path) -> int:
     seconds = float(os.environ.get("RESTART_SECONDS") or 1.0)
     started = time.monotonic()
     pods = 3 if environment == "prod" else 2
-    print(f"Restarting {service} on {environment} ({mode}): {'draining' if mode == 'graceful' else 'killing'} {pods} pods ...")
+    verb = "draining" if mode == "graceful" else "killing"
+    print(f"Restarting {service} on {environment} ({mode}): {verb} {pods} pods ...")
     if os.environ.get("DEPLOY_KEY"):
         print("(authenticated with a deploy key)")
     reason = os.environ.get("RESTART_REASON")
@@ -61,7 +62,7 @@ def restart(service: str, environment: str, mode: str, path: Path) -> int:
         print(f"pod {service}-7f9c-{i} restarted")
     path.parent.mkdir(parents=True, exist_ok=True)
     record = {"service": service, "environment": environment, "mode": mode,
-              "at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+              "at": datetime.now(UTC).isoformat(timespec="seconds"),
               "by": os.environ.get("OPSBOT_REQUESTER", "")}
     with path.open("a", encoding="utf-8") as out:
         out.write(json.dumps(record) + "\n")

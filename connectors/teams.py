@@ -472,6 +472,7 @@ class TeamsInput(InputChannel):
         self._book: ButtonBook[Location] = ButtonBook()
         self._texts: dict[Location, str] = {}
         self._tasks: set[asyncio.Task[Any]] = set()  # turns running; kept so none is collected
+        self._posting: dict[str, set[asyncio.Event]] = {}  # conversation -> cards being posted
         self._lanes = _Lanes()
 
     def __repr__(self) -> str:
@@ -648,6 +649,11 @@ class TeamsInput(InputChannel):
                     await self.send(reference, FORGED, [], {}, reply_to=activity.id)
                 return FORGED
             text = checked.text
+        if pressed:
+            # A card still being posted has no owner noted yet: wait for it, or a fast
+            # click by someone else would count as the asker's.
+            for posting in list(self._posting.get(conversation.id, ())):
+                await posting.wait()
         if pressed and await asyncio.to_thread(pressed_by_other, f"{conversation.id}:{pressed}",
                                                sender, text):
             if activity.type == "invoke":
@@ -760,17 +766,29 @@ class TeamsInput(InputChannel):
                 return await conversations.reply_to_activity(conversation_id, reply_to, activity)
             return await conversations.send_to_conversation(conversation_id, activity)
 
-        sent = await self._call(str(reference["service_url"]), what, post)
-        if buttons and sent.id:
-            location = (str(reference["service_url"]), str(reference["conversation_id"]), str(sent.id))
-            payloads = [str(b.get("payload") or "") for b in buttons]
-            self._texts[location] = text
-            self._book.track(location, payloads, states)
-            if owner and reference.get("conversation_type") not in (None, "personal"):
-                await asyncio.to_thread(claim_keyboard, f"{reference['conversation_id']}:{sent.id}",
-                                        owner, payloads)
-            while len(self._texts) > 5000:
-                self._texts.pop(next(iter(self._texts)))
+        if not buttons:
+            await self._call(str(reference["service_url"]), what, post)
+            return
+        posting = asyncio.Event()  # presses in this conversation wait until it is noted
+        self._posting.setdefault(conversation_id, set()).add(posting)
+        try:
+            sent = await self._call(str(reference["service_url"]), what, post)
+            if sent.id:
+                location = (str(reference["service_url"]), conversation_id, str(sent.id))
+                payloads = [str(b.get("payload") or "") for b in buttons]
+                self._texts[location] = text
+                self._book.track(location, payloads, states)
+                if owner and reference.get("conversation_type") not in (None, "personal"):
+                    await asyncio.to_thread(claim_keyboard, f"{conversation_id}:{sent.id}",
+                                            owner, payloads)
+                while len(self._texts) > 5000:
+                    self._texts.pop(next(iter(self._texts)))
+        finally:
+            posting.set()
+            waiting = self._posting.get(conversation_id, set())
+            waiting.discard(posting)
+            if not waiting:
+                self._posting.pop(conversation_id, None)
 
     async def _retire(self, reference: Mapping[str, Any], states: Mapping[str, str]) -> None:
         for location, state in self._book.stale(states):

@@ -13,8 +13,10 @@ import pytest
 from microsoft_agents.activity import Activity
 from rasa.core.channels.channel import UserMessage
 
+from actions.guard.identity import sign_payload
 from connectors import _common as common
-from connectors._common import ConnectorConfigError
+from connectors import teams as teams_connector
+from connectors._common import NOT_YOURS, ConnectorConfigError
 from connectors.teams import (
     AuthError,
     DeliveryError,
@@ -23,7 +25,7 @@ from connectors.teams import (
     adaptive_card,
     sender_id_for,
 )
-from simulators.teams import USERS, TeamsSimulator, text_of
+from simulators.teams import CHANNEL_ID, USERS, TeamsSimulator, card_actions, text_of
 
 _VARIABLES = ("TEAMS_APP_ID", "TEAMS_APP_PASSWORD", "TEAMS_TENANT_ID", "TEAMS_APP_TYPE",
               "TEAMS_ALLOWED_TENANTS",
@@ -287,3 +289,41 @@ def test_a_failing_turn_is_told_with_a_reference_and_logged(
     logged = [r for r in caplog.records if reference in r.getMessage()]
     assert logged and logged[0].exc_info is not None
     assert sim.bot_activities("alice")[-1]["replyToId"] == activity.id
+
+
+@pytest.mark.timeout(60)
+def test_a_fast_click_by_someone_else_waits_until_the_card_has_its_owner(
+        sim: TeamsSimulator, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The answer is asynchronous now: bob can click alice's choice buttons before the
+    # connector has noted whose they are. His click must still be refused.
+    claim = teams_connector.claim_keyboard
+
+    def slow_claim(*args: Any) -> None:
+        time.sleep(1.0)
+        claim(*args)
+
+    monkeypatch.setattr(teams_connector, "claim_keyboard", slow_claim)
+    connector = _connector(sim)
+    thread = f"{CHANNEL_ID};messageid={sim._state.next_id()}"
+    reference = {**_alice(sim), "conversation_id": thread, "conversation_type": "channel"}
+    payload = sign_payload("inform", {"service": "search"})
+    answered: list[str] = []
+
+    async def turn(message: UserMessage) -> None:
+        answered.append(message.text)
+
+    async def body() -> None:
+        posting = asyncio.create_task(connector.send(
+            reference, "Which service?", [{"title": "search", "payload": payload}], {},
+            owner=sender_id_for(thread, USERS["alice"].aad_object_id)))
+        while not [a for a in sim.bot_activities(thread) if card_actions(a)]:
+            await asyncio.sleep(0.02)
+        card = next(a for a in sim.bot_activities(thread) if card_actions(a))
+        bob = sim._user("bob")
+        click = sim._activity(bob, thread, value={"payload": payload}, replyToId=card["id"],
+                              textFormat="plain")
+        await asyncio.gather(posting, connector.start_turn(Activity.model_validate(click), turn))
+
+    asyncio.run(body())
+    assert answered == []
+    assert NOT_YOURS in text_of(sim.bot_activities(thread)[-1])

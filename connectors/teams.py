@@ -25,10 +25,27 @@ request, hard-codes the multi-tenant token endpoint and cannot push into Teams. 
   whose ``value`` holds the payload and whose ``from`` is the person who clicked. When the
   operation behind a card is decided, the card is replaced by one without buttons.
   ``Action.Execute`` (Universal Actions) invokes are answered too.
+* **Acknowledged at once, answered asynchronously.** Azure Bot Service gives a bot about
+  15 seconds to answer the POST of an activity, then gives up with 504 GatewayTimeout
+  (learn.microsoft.com/azure/bot-service/bot-builder-howto-long-operations-guidance), and
+  a Jira or Jenkins call can take longer. So once an activity is authenticated and found
+  to be ours, it is acknowledged (201) and its turn runs in a background task; every reply
+  goes through the Connector API. One person's turns in a conversation run one at a
+  time, in the order they arrived. A turn that fails tells the conversation so, with a
+  reference that is also in the log. An ``Action.Execute`` invoke, which must be answered
+  in its own response, waits a few seconds for its turn and otherwise says the answer
+  follows in the chat.
 * **Replies and proactive messages** go through the SDK's ``ConnectorClient`` to the
   conversation's service URL, with an outbound token from the app's tenant (or
   ``botframework.com`` for multi-tenant apps). The conversation reference is kept in
   opsbot's store, so "build finished" reaches the conversation from any replica.
+* **Throttling and outages.** The Connector API answers a bot that sends too fast with 429
+  and ``Retry-After`` (learn.microsoft.com/microsoftteams/platform/bots/how-to/rate-limit,
+  which also says to retry 412, 502 and 504). Every send (reply, proactive message, card
+  update, and the token behind it) waits as long as ``Retry-After`` says, or backs off
+  exponentially with jitter on a 5xx or a failed connection, and tries again, so each
+  part of a reply arrives, in order. After ``send_budget`` seconds (default 120) of trying
+  it gives up and logs which message, to which conversation, could not be delivered.
 * **Exactly once.** An activity id seen before (a redelivery) is answered and ignored.
 
 Settings (credentials.yml section ``connectors.teams.TeamsInput``; a key left out is read
@@ -42,23 +59,29 @@ from the environment variable):
     openid_metadata_url  TEAMS_OPENID_METADATA_URL  default https://login.botframework.com/v1/.well-known/openidconfiguration
     token_issuer         TEAMS_TOKEN_ISSUER         default https://api.botframework.com
     authority_url        TEAMS_AUTHORITY_URL        default https://login.microsoftonline.com
+    send_budget          TEAMS_SEND_BUDGET          seconds one reply may wait out throttling and outages (120)
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import logging
+import random
 import re
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from email.utils import parsedate_to_datetime
+from typing import Any, TypeVar
 
 import aiohttp
 import jwt
 from microsoft_agents.activity import Activity, Attachment, ChannelAccount, ConversationAccount
 from microsoft_agents.hosting.core.connector.client import ConnectorClient
+from microsoft_agents.hosting.core.connector.conversations_base import ConversationsBase
 from rasa.core.channels.channel import InputChannel, OutputChannel, UserMessage
 from sanic import Blueprint, response
 from sanic.request import Request
@@ -80,7 +103,8 @@ from connectors._common import (
     setting,
 )
 
-__all__ = ["TeamsInput", "TeamsOutput", "TokenValidator", "adaptive_card", "sender_id_for"]
+__all__ = ["DeliveryError", "TeamsInput", "TeamsOutput", "TokenValidator", "adaptive_card",
+           "sender_id_for"]
 
 logger = logging.getLogger(__name__)
 
@@ -93,6 +117,18 @@ CARD = "application/vnd.microsoft.card.adaptive"
 _REF_KIND = "teams-conversation"
 _SEEN_KIND = "teams-activity"
 _LEEWAY = 300  # seconds of clock skew, as the Bot Framework SDKs allow
+SEND_BUDGET = 120.0
+"""Seconds one outbound message may spend waiting out 429s and outages before it is given up."""
+# What the rate-limit page says to retry (429, 412, 502, 504), and the other 5xx that say
+# "not now" rather than "never".
+_RETRIED = frozenset({412, 429, 500, 502, 503, 504})
+_CALL_TIMEOUT = 30.0  # seconds for one Connector API request
+_INVOKE_WAIT = 5.0  # seconds an invoke waits for its turn, well inside the channel's 15
+_FAILED = ("Something went wrong on my side while answering that (reference {reference}). "
+           "It may not have finished: check before you ask again. The team can find the "
+           "details in opsbot's log under that reference.")
+_STILL_WORKING = "Working on it; the answer follows in this conversation."
+_T = TypeVar("_T")
 
 Location = tuple[str, str, str]  # (service url, conversation id, activity id)
 
@@ -116,6 +152,67 @@ def sender_id_for(conversation_id: str, person: str) -> str:
 
 class AuthError(Exception):
     """An inbound request is not from the channel; the message is for the log only."""
+
+
+class DeliveryError(Exception):
+    """An outbound message could not be delivered within the send budget (or was refused)."""
+
+
+class _NotNow(Exception):
+    """The token endpoint said "not now" (429 or 5xx); worth another try after ``retry_after``."""
+
+    def __init__(self, message: str, retry_after: float | None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+def _retry_after(headers: Mapping[str, str] | None) -> float | None:
+    """Seconds a ``Retry-After`` header asks for (delta-seconds or an HTTP date; RFC 9110
+    section 10.2.3), or None without a readable one."""
+    value = (headers or {}).get("Retry-After")
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def _backoff(attempt: int) -> float:
+    """Exponential backoff with +-20% jitter (the rate-limit page's advice): 1 s, 2 s, 4 s ...
+    up to 30 s."""
+    return min(30.0, 2.0 ** (attempt - 1)) * random.uniform(0.8, 1.2)
+
+
+class _Lanes:
+    """One asyncio lock per key, dropped when nobody holds or waits for it.
+
+    asyncio locks wake their waiters first come, first served, so turns taken in the order
+    they were started run in that order.
+    """
+
+    def __init__(self) -> None:
+        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
+
+    @contextlib.asynccontextmanager
+    async def hold(self, key: str) -> AsyncIterator[None]:
+        lock, users = self._locks.get(key) or (asyncio.Lock(), 0)
+        self._locks[key] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._locks[key]
+            if users <= 1:
+                del self._locks[key]
+            else:
+                self._locks[key] = (lock, users - 1)
 
 
 class TokenValidator:
@@ -199,7 +296,13 @@ class TokenProvider:
                     "client_secret": self._password, "scope": SCOPE}
             async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=15)) as s:
                 async with s.post(self.token_url, data=form) as answer:
-                    body = await answer.json(content_type=None)
+                    try:
+                        body = await answer.json(content_type=None)
+                    except ValueError:
+                        body = None
+            if answer.status == 429 or answer.status >= 500:
+                raise _NotNow(f"the token endpoint {self.token_url} answered HTTP "
+                              f"{answer.status}", _retry_after(answer.headers))
             if answer.status != 200 or not isinstance(body, dict) or not body.get("access_token"):
                 detail = body.get("error_description") or body.get("error") if isinstance(body, dict) else None
                 raise ConnectorConfigError(
@@ -220,6 +323,29 @@ def _tenant_of(activity: Activity, body: Mapping[str, Any]) -> str:
         inner = data.get("tenant") if isinstance(data, Mapping) else None
         tenant = inner.get("id") if isinstance(inner, Mapping) else None
     return str(tenant or "")
+
+
+def _reference_of(activity: Activity) -> dict[str, Any]:
+    """Where replies to an activity go (what the store keeps as the conversation reference)."""
+    conversation = activity.conversation
+    return {
+        "service_url": activity.service_url,
+        "conversation_id": conversation.id if conversation else None,
+        "conversation_type": conversation.conversation_type if conversation else None,
+        "tenant_id": conversation.tenant_id if conversation else None,
+        "channel_id": str(activity.channel_id or "msteams"),
+        "bot_id": activity.recipient.id if activity.recipient else None,
+        "bot_name": activity.recipient.name if activity.recipient else None,
+    }
+
+
+def _seconds_setting(value: str | None, variable: str, default: float) -> float:
+    if value is None:
+        return default
+    try:
+        return float(value)
+    except ValueError:
+        raise ConnectorConfigError(f"{variable} must be a number of seconds, got {value!r}.") from None
 
 
 def adaptive_card(text: str, buttons: Sequence[Mapping[str, Any]] = (),
@@ -302,13 +428,16 @@ class TeamsInput(InputChannel):
                                       default=ENTRA_AUTHORITY)),
             allowed_tenants=tuple(re.split(r"[\s,]+", str(setting(
                 credentials, "allowed_tenants", "TEAMS_ALLOWED_TENANTS") or "").strip())),
+            send_budget=_seconds_setting(setting(credentials, "send_budget", "TEAMS_SEND_BUDGET"),
+                                         "TEAMS_SEND_BUDGET", SEND_BUDGET),
         )
 
     def __init__(self, *, app_id: str, app_password: str, tenant_id: str | None = None,
                  app_type: str = "MultiTenant", openid_metadata_url: str = BOT_FRAMEWORK_METADATA,
                  token_issuer: str = BOT_FRAMEWORK_ISSUER,
                  authority_url: str = ENTRA_AUTHORITY,
-                 allowed_tenants: Sequence[str] = ()) -> None:
+                 allowed_tenants: Sequence[str] = (),
+                 send_budget: float = SEND_BUDGET) -> None:
         kind = app_type.replace("-", "").replace("_", "").lower()
         if kind not in ("singletenant", "multitenant"):
             raise ConnectorConfigError(f"TEAMS_APP_TYPE={app_type!r}: use SingleTenant or MultiTenant.")
@@ -337,8 +466,14 @@ class TeamsInput(InputChannel):
         token_tenant = tenant_id if self.single_tenant else "botframework.com"
         self.tokens = TokenProvider(app_id=app_id, app_password=app_password,
                                     token_url=f"{authority_url.rstrip('/')}/{token_tenant}/oauth2/v2.0/token")
+        if send_budget <= 0:
+            raise ConnectorConfigError(f"TEAMS_SEND_BUDGET must be above 0 seconds, got {send_budget}.")
+        self.send_budget = float(send_budget)
         self._book: ButtonBook[Location] = ButtonBook()
         self._texts: dict[Location, str] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()  # turns running; kept so none is collected
+        self._posting: dict[str, set[asyncio.Event]] = {}  # conversation -> cards being posted
+        self._lanes = _Lanes()
 
     def __repr__(self) -> str:
         return f"TeamsInput(app_id={self.app_id!r}, single_tenant={self.single_tenant}, app_password=**********)"
@@ -351,6 +486,10 @@ class TeamsInput(InputChannel):
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         hook = Blueprint("opsbot_teams", __name__)
+
+        @hook.listener("before_server_stop")
+        async def stop(_app: Any, _loop: Any) -> None:
+            await self.drain(timeout=10)
 
         @hook.route("/", methods=["GET"])
         async def health(_request: Request) -> HTTPResponse:
@@ -398,15 +537,63 @@ class TeamsInput(InputChannel):
                 channel_store().first_time, _SEEN_KIND, f"{activity.conversation.id}|{activity.id}"):
             logger.info("Teams activity %s was already handled; ignored", activity.id)
             return response.empty(status=200)
+        turn = self.start_turn(activity, on_new_message)
+        if activity.type != "invoke":
+            return response.empty(status=201)  # acknowledged; the answer follows
+        try:  # an invoke is answered in its response: wait a little for the turn
+            answered = await asyncio.wait_for(asyncio.shield(turn), timeout=_INVOKE_WAIT)
+        except TimeoutError:
+            answered = _STILL_WORKING
+        return response.json({"statusCode": 200, "type": "application/vnd.microsoft.activity.message",
+                              "value": answered or "Done."}, status=200)
+
+    def start_turn(self, activity: Activity,
+                   on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> asyncio.Task[str | None]:
+        """Run the turn of an accepted activity in the background; the task is kept until it
+        ends, and turns of one person in one conversation run in the order started."""
+        user = activity.from_property
+        lane = sender_id_for(activity.conversation.id if activity.conversation else "",
+                             str(user.aad_object_id if user else ""))
+        task = asyncio.create_task(self._turn(lane, activity, on_new_message),
+                                   name=f"teams-turn-{activity.id}")
+        self._tasks.add(task)
+        task.add_done_callback(self._turn_done)
+        return task
+
+    def _turn_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:  # _turn catches; belt and braces
+            logger.error("Teams turn %s ended with an error", task.get_name(),
+                         exc_info=task.exception())
+
+    async def drain(self, timeout: float) -> None:
+        """Wait up to ``timeout`` seconds for the turns still running (at shutdown)."""
+        if self._tasks:
+            logger.info("waiting for %d Teams turn(s) to finish", len(self._tasks))
+            await asyncio.wait(set(self._tasks), timeout=timeout)
+
+    async def _turn(self, lane: str, activity: Activity,
+                    on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> str | None:
+        """One turn; never raises: a failure is logged and told to the conversation."""
+        async with self._lanes.hold(lane):
+            try:
+                return await self._on_activity(activity, on_new_message)
+            except Exception:  # the log gets the trace, the person a reference
+                reference = uuid.uuid4().hex[:8]
+                logger.exception("failed to handle Teams activity %s (reference %s)",
+                                 activity.id, reference)
+                message = _FAILED.format(reference=reference)
+                await self._tell_failure(activity, message)
+                return message
+
+    async def _tell_failure(self, activity: Activity, message: str) -> None:
+        if activity.conversation is None or not activity.service_url:
+            return
         try:
-            answered = await self._on_activity(activity, on_new_message)
-        except Exception:  # noqa: BLE001 - logged; Teams must not retry into a second run
-            logger.exception("failed to handle Teams activity %s", activity.id)
-            answered = None
-        if activity.type == "invoke":
-            return response.json({"statusCode": 200, "type": "application/vnd.microsoft.activity.message",
-                                  "value": answered or "Done."}, status=200)
-        return response.empty(status=201)
+            await self.send(_reference_of(activity), message, [], {}, reply_to=activity.id)
+        except Exception:  # noqa: BLE001 - send has logged what failed; nothing more to try
+            logger.error("could not tell Teams conversation %s that activity %s failed",
+                         activity.conversation.id, activity.id)
 
     def _not_ours(self, activity: Activity, body: Mapping[str, Any]) -> str | None:
         """Why an authenticated activity is still not one opsbot serves (None: it is)."""
@@ -452,15 +639,7 @@ class TeamsInput(InputChannel):
             return None
         person = str(user.aad_object_id)
         sender = sender_id_for(conversation.id, person)
-        reference = {
-            "service_url": activity.service_url,
-            "conversation_id": conversation.id,
-            "conversation_type": conversation.conversation_type,
-            "tenant_id": conversation.tenant_id,
-            "channel_id": str(activity.channel_id or "msteams"),
-            "bot_id": activity.recipient.id if activity.recipient else None,
-            "bot_name": activity.recipient.name if activity.recipient else None,
-        }
+        reference = _reference_of(activity)
         await asyncio.to_thread(channel_store().remember, _REF_KIND, sender, reference)
         if from_card:
             checked = open_payload(text)
@@ -470,6 +649,11 @@ class TeamsInput(InputChannel):
                     await self.send(reference, FORGED, [], {}, reply_to=activity.id)
                 return FORGED
             text = checked.text
+        if pressed:
+            # A card still being posted has no owner noted yet: wait for it, or a fast
+            # click by someone else would count as the asker's.
+            for posting in list(self._posting.get(conversation.id, ())):
+                await posting.wait()
         if pressed and await asyncio.to_thread(pressed_by_other, f"{conversation.id}:{pressed}",
                                                sender, text):
             if activity.type == "invoke":
@@ -497,7 +681,55 @@ class TeamsInput(InputChannel):
     # -- outbound ------------------------------------------------------------------------
 
     async def _client(self, service_url: str) -> ConnectorClient:
-        return ConnectorClient(service_url, await self.tokens.token())
+        base = service_url if service_url.endswith("/") else service_url + "/"
+        session = aiohttp.ClientSession(base_url=base,
+                                        timeout=aiohttp.ClientTimeout(total=_CALL_TIMEOUT))
+        try:
+            return ConnectorClient(base, await self.tokens.token(), session=session)
+        except BaseException:
+            await session.close()
+            raise
+
+    async def _call(self, service_url: str, what: str,
+                    call: Callable[[ConversationsBase], Awaitable[_T]]) -> _T:
+        """``call(conversations)`` against the Connector API at ``service_url``, again and
+        again while the answer is "not now" (429, 412, 5xx, no connection), waiting what
+        ``Retry-After`` says or backing off, for up to ``send_budget`` seconds.
+
+        ``what`` names the message for the log. DeliveryError when it is given up or
+        refused for good, saying why.
+        """
+        deadline = time.monotonic() + self.send_budget
+        attempt = 0
+        while True:
+            attempt += 1
+            pause: float | None
+            try:
+                client = await self._client(service_url)
+                try:
+                    return await call(client.conversations)
+                finally:
+                    await client.close()
+            except aiohttp.ClientResponseError as exc:
+                if exc.status not in _RETRIED:
+                    logger.error("Teams refused %s: HTTP %s %s", what, exc.status,
+                                 str(exc.message)[:300])
+                    raise DeliveryError(f"Teams refused {what}: HTTP {exc.status}") from exc
+                why, pause = f"HTTP {exc.status}", _retry_after(exc.headers)
+            except _NotNow as exc:
+                why, pause = str(exc), exc.retry_after
+            except (TimeoutError, aiohttp.ClientConnectionError) as exc:
+                # A dropped connection may have delivered it: a reply twice beats none.
+                why, pause = f"{type(exc).__name__}: {exc}", None
+            wait = _backoff(attempt) if pause is None else pause * random.uniform(1.0, 1.1)
+            if time.monotonic() + wait > deadline:
+                logger.error("gave up delivering %s after %d attempt(s) in %.0fs (last: %s); "
+                             "the message is not in the conversation", what, attempt,
+                             self.send_budget - (deadline - time.monotonic()), why)
+                raise DeliveryError(f"could not deliver {what} within {self.send_budget:g}s "
+                                    f"({why})")
+            logger.info("Teams: %s for %s; trying again in %.1fs", why, what, wait)
+            await asyncio.sleep(wait)
 
     def _activity(self, reference: Mapping[str, Any], **fields: Any) -> Activity:
         return Activity(
@@ -525,25 +757,38 @@ class TeamsInput(InputChannel):
                 Attachment(content_type=CARD, content=adaptive_card(text, buttons))])
         else:
             activity = self._activity(reference, text=_teams_text(text), text_format="markdown")
-        client = await self._client(reference["service_url"])
-        try:
-            conversations = client.conversations
+        conversation_id = str(reference["conversation_id"])
+        what = (f"the message {text[:60]!r}{'...' if len(text) > 60 else ''} to Teams "
+                f"conversation {conversation_id}")
+
+        async def post(conversations: ConversationsBase) -> Any:
             if reply_to:
-                sent = await conversations.reply_to_activity(reference["conversation_id"], reply_to, activity)
-            else:
-                sent = await conversations.send_to_conversation(reference["conversation_id"], activity)
+                return await conversations.reply_to_activity(conversation_id, reply_to, activity)
+            return await conversations.send_to_conversation(conversation_id, activity)
+
+        if not buttons:
+            await self._call(str(reference["service_url"]), what, post)
+            return
+        posting = asyncio.Event()  # presses in this conversation wait until it is noted
+        self._posting.setdefault(conversation_id, set()).add(posting)
+        try:
+            sent = await self._call(str(reference["service_url"]), what, post)
+            if sent.id:
+                location = (str(reference["service_url"]), conversation_id, str(sent.id))
+                payloads = [str(b.get("payload") or "") for b in buttons]
+                self._texts[location] = text
+                self._book.track(location, payloads, states)
+                if owner and reference.get("conversation_type") not in (None, "personal"):
+                    await asyncio.to_thread(claim_keyboard, f"{conversation_id}:{sent.id}",
+                                            owner, payloads)
+                while len(self._texts) > 5000:
+                    self._texts.pop(next(iter(self._texts)))
         finally:
-            await client.close()
-        if buttons and sent.id:
-            location = (str(reference["service_url"]), str(reference["conversation_id"]), str(sent.id))
-            payloads = [str(b.get("payload") or "") for b in buttons]
-            self._texts[location] = text
-            self._book.track(location, payloads, states)
-            if owner and reference.get("conversation_type") not in (None, "personal"):
-                await asyncio.to_thread(claim_keyboard, f"{reference['conversation_id']}:{sent.id}",
-                                        owner, payloads)
-            while len(self._texts) > 5000:
-                self._texts.pop(next(iter(self._texts)))
+            posting.set()
+            waiting = self._posting.get(conversation_id, set())
+            waiting.discard(posting)
+            if not waiting:
+                self._posting.pop(conversation_id, None)
 
     async def _retire(self, reference: Mapping[str, Any], states: Mapping[str, str]) -> None:
         for location, state in self._book.stale(states):
@@ -560,10 +805,8 @@ class TeamsInput(InputChannel):
         activity = self._activity(reference, id=activity_id, attachments=[
             Attachment(content_type=CARD, content=adaptive_card(text, note=note))])
         try:
-            client = await self._client(service_url)
-            try:
-                await client.conversations.update_activity(conversation_id, activity_id, activity)
-            finally:
-                await client.close()
+            await self._call(service_url, f"the update of card {activity_id} in Teams "
+                             f"conversation {conversation_id}",
+                             lambda c: c.update_activity(conversation_id, activity_id, activity))
         except Exception as exc:  # noqa: BLE001 - a stale card is cosmetic; the store decides
             logger.warning("could not update Teams card %s: %s", activity_id, exc)

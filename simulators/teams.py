@@ -26,6 +26,36 @@ Errors look like the connector's: 404 ``{"error": {"code": "ConversationNotFound
 ``require_outbound_auth`` (the default), 401 ``Unauthorized`` unless the request carries
 ``Authorization: Bearer <a token this simulator issued and that has not expired>``.
 
+**Time limits, as Azure Bot Service keeps them.**
+
+* *Delivery timeout.* The channel waits ``bot_timeout`` seconds (default 15) for the bot
+  to answer the POST of an activity. A bot that is later (no answer, or an answer that
+  arrives after the deadline) gets its request abandoned, and the delivery is recorded as
+  ``504`` ``{"error": {"code": "GatewayTimeout"}}`` (``user_activities()`` entries carry
+  ``status`` 504, ``timed_out`` True and ``bot_status``, what the bot said, if anything).
+  The bot can still answer later through the Connector API with its token: that is how a
+  long operation is answered. Source: "Manage a long-running operation",
+  https://learn.microsoft.com/en-us/azure/bot-service/bot-builder-howto-long-operations-guidance
+  ("If the bot doesn't complete the operation within 10 to 15 seconds, depending on the
+  channel, the Azure AI Bot Service will time out and report back to the client a
+  504:GatewayTimeout"), and "Send proactive messages",
+  https://learn.microsoft.com/en-us/azure/bot-service/bot-builder-howto-proactive-message
+  (a bot messages a conversation outside the turn through the conversation reference).
+* *Throttling.* The Connector API refuses a bot that goes over the per bot per thread
+  limits with ``429`` and a ``Retry-After`` header in delta-seconds (RFC 9110 section
+  10.2.3), the seconds until the window has room again; a refused request changes
+  nothing and does not count. ``thread_limits`` maps a scenario to ``(seconds, maximum
+  operations)`` windows; by default the documented table of
+  https://learn.microsoft.com/en-us/microsoftteams/platform/bots/how-to/rate-limit
+  (MicrosoftDocs/msteams-docs ``msteams-platform/bots/how-to/rate-limit.md``, "Per bot per
+  thread limit"): ``send`` (posting, replying to, updating or deleting activities, per
+  conversation; a channel's threads are one conversation, "a channel in a team") 7 per 1 s,
+  8 per 2 s, 60 per 30 s, 1800 per hour; ``create`` (``POST /v3/conversations``) the same;
+  ``members`` (member and roster reads, per conversation) 14, 16, 120 and 3600. The
+  same page says 429, 412, 502 and 504 must be retried with backoff.
+  ``throttle_next(times, retry_after=...)`` makes the next Connector API requests 429 with
+  that ``Retry-After`` whatever the counts (``fail_next(429)`` sends ``Retry-After: 1``).
+
 **The AAD (Entra ID) token service** that the bot gets that token from, for an authority
 ``<url>/<tenant>`` where tenant is the simulator's tenant id (single-tenant bot) or
 ``botframework.com`` (multi-tenant bot):
@@ -87,6 +117,7 @@ import hmac
 import ipaddress
 import json
 import logging
+import math
 import secrets
 import shutil
 import ssl
@@ -99,6 +130,7 @@ import urllib.request
 import uuid
 from base64 import b64decode
 from binascii import Error as BinasciiError
+from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from http import HTTPStatus
@@ -125,10 +157,12 @@ __all__ = [
     "DEFAULT_APP_ID",
     "DEFAULT_APP_PASSWORD",
     "DEFAULT_TENANT_ID",
+    "DELIVERY_TIMEOUT",
     "HERO_CARD",
     "KEY_ID",
     "SERVICE_PATH",
     "TEAM_ID",
+    "THREAD_LIMITS",
     "USERS",
     "RecordedRequest",
     "TeamsSimulator",
@@ -160,6 +194,14 @@ CHANNEL_NAME = "ops"
 ADAPTIVE_CARD = "application/vnd.microsoft.card.adaptive"
 HERO_CARD = "application/vnd.microsoft.card.hero"
 _TOKEN_LIFETIME = 3599
+DELIVERY_TIMEOUT = 15.0
+"""Seconds Azure Bot Service waits for the bot to answer an activity's POST."""
+THREAD_LIMITS: dict[str, tuple[tuple[float, int], ...]] = {
+    "send": ((1, 7), (2, 8), (30, 60), (3600, 1800)),
+    "create": ((1, 7), (2, 8), (30, 60), (3600, 1800)),
+    "members": ((1, 14), (2, 16), (30, 120), (3600, 3600)),
+}
+"""The documented per bot per thread limits: scenario -> ((seconds, maximum operations), ...)."""
 _FORM = "application/x-www-form-urlencoded"
 logger = logging.getLogger(__name__)
 
@@ -484,7 +526,40 @@ class _State:
         self.inbound: list[dict[str, Any]] = []
         self.tokens: dict[str, float] = {}  # outbound access token -> expiry (epoch seconds)
         self.tenant_id = tenant_id
+        self.thread_limits: dict[str, tuple[tuple[float, int], ...]] = dict(THREAD_LIMITS)
+        self.recent: dict[tuple[str, str], deque[float]] = {}  # (scenario, thread) -> times
+        self.throttles: list[list[Any]] = []  # [remaining, retry_after, path]
         self._last_id = 0
+
+    def admit(self, scenario: str, thread: str, path: str) -> int | None:
+        """None if the Connector API takes one more ``scenario`` operation on ``thread``
+        now (and counts it), else the seconds the bot must wait (its Retry-After)."""
+        with self.lock:
+            for throttle in self.throttles:
+                remaining, retry_after, wanted = throttle
+                if wanted is None or wanted in path:
+                    throttle[0] = remaining - 1
+                    if throttle[0] <= 0:
+                        self.throttles.remove(throttle)
+                    return int(retry_after)
+            limits = self.thread_limits.get(scenario)
+            if not limits:
+                return None
+            now = time.monotonic()
+            times = self.recent.setdefault((scenario, thread), deque())
+            longest = max(period for period, _ in limits)
+            while times and now - times[0] >= longest:
+                times.popleft()
+            wait = 0.0
+            for period, allowed in limits:
+                inside = [t for t in times if now - t < period]
+                if len(inside) >= allowed:
+                    # room again once the oldest operation that fills the window leaves it
+                    wait = max(wait, inside[-allowed] + period - now)
+            if wait > 0:
+                return max(1, math.ceil(wait))
+            times.append(now)
+            return None
 
     def add_personal(self, user: TeamsUser) -> None:
         cid = user.personal_conversation
@@ -576,6 +651,7 @@ class _App:
                 return self._control(request, tuple(rest))
             case (prefix, "v3", *rest) if prefix == SERVICE_PATH.strip("/"):
                 self._check_outbound_auth(request)
+                self._check_rate(request, tuple(rest))
                 return self._connector(request, tuple(rest))
             case (tenant, "v2.0", ".well-known", "openid-configuration") if method == "GET":
                 return Response.json(self.sim._tenant_metadata(self._tenant(tenant)))
@@ -689,6 +765,28 @@ class _App:
                       "the token was not issued by this simulator's token endpoint")
             raise _connector_error(401, "Unauthorized",
                                    f"Authorization has been denied for this request ({reason}).")
+
+    def _check_rate(self, request: Request, rest: tuple[str, ...]) -> None:
+        """429 with Retry-After when the bot goes over the per bot per thread limits."""
+        method = request.method
+        scenario, thread = "", ""
+        match rest:
+            case ("conversations",) if method == "POST":
+                scenario = "create"
+            case ("conversations", cid, "activities", *_) if method in ("POST", "PUT",
+                                                                        "DELETE"):
+                scenario, thread = "send", cid.split(";", 1)[0]
+            case ("conversations", cid, *_) if method == "GET":
+                scenario, thread = "members", cid.split(";", 1)[0]
+        wait = self.state.admit(scenario, thread, request.raw_path)
+        if wait is not None:
+            logger.info("Teams simulator: throttled %s %s (Retry-After: %d)", method,
+                        request.raw_path, wait)
+            raise _Refused(_connector_error(
+                429, "TooManyRequests",
+                f"The bot sent too many requests to this conversation; retry after {wait} "
+                "seconds (per bot per thread limit).").response
+                .with_header("Retry-After", str(wait)))
 
     @staticmethod
     def _json(request: Request) -> Any:
@@ -939,6 +1037,9 @@ class TeamsSimulator(SimulatorBase[RecordedRequest]):
     """The Teams channel, the Bot Connector service and AAD's token endpoint, in a thread.
 
     ``require_outbound_auth`` makes the connector demand a token from the token endpoint.
+    ``bot_timeout``: seconds the channel waits for the bot to answer an activity (Azure Bot
+    Service's 15 by default; later is a 504). ``thread_limits``: the Connector API's rate
+    limits (``THREAD_LIMITS`` by default; ``{}`` for none; see ``set_thread_limits``).
     ``tls`` serves HTTPS (with ``ca_file``), which MSAL needs. ``port=0`` picks a free
     port; read ``url`` after ``start()``. An empty ``app_id`` is anonymous mode: inbound
     activities then carry no Authorization header unless a token is passed explicitly.
@@ -954,7 +1055,8 @@ class TeamsSimulator(SimulatorBase[RecordedRequest]):
         issuer: str = BOTFRAMEWORK_ISSUER,
         require_outbound_auth: bool = True,
         bot_endpoint: str | None = None,
-        bot_timeout: float = 30.0,
+        bot_timeout: float = DELIVERY_TIMEOUT,
+        thread_limits: Mapping[str, Sequence[tuple[float, int]]] | None = None,
         tls: bool = False,
         host: str = "127.0.0.1",
         port: int = 0,
@@ -977,6 +1079,8 @@ class TeamsSimulator(SimulatorBase[RecordedRequest]):
         self._key = _new_key()
         self._forged_key: rsa.RSAPrivateKey | None = None
         self._state = _State(tenant_id)
+        if thread_limits is not None:
+            self.set_thread_limits(thread_limits)
         self._tls = _Tls() if tls else None
         app = _App(self)
         super().__init__(app, faults=self._state.faults, requests=self._state.log,
@@ -1151,6 +1255,35 @@ class TeamsSimulator(SimulatorBase[RecordedRequest]):
             for token in self._state.tokens:
                 self._state.tokens[token] = 0.0
 
+    # -- throttling --------------------------------------------------------------------
+
+    def set_thread_limits(self, limits: Mapping[str, Sequence[tuple[float, int]]]) -> None:
+        """Replace the Connector API's limits: scenario ("send", "create", "members") ->
+        ``(seconds, maximum operations)`` windows; a scenario left out is not limited."""
+        checked: dict[str, tuple[tuple[float, int], ...]] = {}
+        for scenario, windows in limits.items():
+            if scenario not in THREAD_LIMITS:
+                raise ValueError(f"unknown scenario {scenario!r}; the simulator limits "
+                                 f"{', '.join(THREAD_LIMITS)}")
+            pairs = tuple((float(period), int(allowed)) for period, allowed in windows)
+            if any(period <= 0 or allowed < 1 for period, allowed in pairs):
+                raise ValueError(f"{scenario}: each window needs seconds > 0 and at least "
+                                 f"one operation, got {windows!r}")
+            checked[scenario] = pairs
+        with self._state.lock:
+            self._state.thread_limits = checked
+            self._state.recent.clear()
+
+    def throttle_next(self, times: int = 1, *, retry_after: int = 1,
+                      path: str | None = None) -> None:
+        """Answer the next ``times`` Connector API requests (whose path holds ``path``) with
+        429 and ``Retry-After: retry_after``, whatever the limits say."""
+        if times < 1 or retry_after < 0:
+            raise ValueError(f"times must be >= 1 and retry_after >= 0, got {times}, "
+                             f"{retry_after}")
+        with self._state.lock:
+            self._state.throttles.append([times, retry_after, path])
+
     # -- users and conversations -------------------------------------------------------
 
     @property
@@ -1241,25 +1374,43 @@ class TeamsSimulator(SimulatorBase[RecordedRequest]):
             headers["Authorization"] = f"Bearer {token}"
         request = urllib.request.Request(endpoint, data=json.dumps(activity).encode(),
                                          headers=headers, method="POST")
+        timeout = self.bot_timeout
+        started = time.monotonic()
+        bot_status: int | None = None
+        body: Any = None
         try:
-            with urllib.request.urlopen(request, timeout=self.bot_timeout) as response:
-                status, raw, kind = response.status, response.read(), response.headers
+            with urllib.request.urlopen(request, timeout=timeout) as response:
+                bot_status, raw, kind = response.status, response.read(), response.headers
         except urllib.error.HTTPError as error:
-            status, raw, kind = error.code, error.read(), error.headers
+            bot_status, raw, kind = error.code, error.read(), error.headers
+        except TimeoutError:
+            pass  # the bot is late: Azure Bot Service gives up on it (below)
         except (urllib.error.URLError, OSError) as exc:
             reason = getattr(exc, "reason", exc)
-            raise ConnectionError(f"cannot reach the bot at {endpoint}: {reason}") from exc
-        text = raw.decode(errors="replace")
-        body: Any = text
-        if "json" in (kind.get("Content-Type") or "") and text.strip():
-            try:
-                body = json.loads(text)
-            except ValueError:
-                pass
+            if not isinstance(reason, TimeoutError):
+                raise ConnectionError(f"cannot reach the bot at {endpoint}: {reason}") from exc
+        late = bot_status is None or time.monotonic() - started > timeout
+        if late:
+            status = 504
+            body = {"error": {"code": "GatewayTimeout",
+                              "message": f"The bot did not answer activity {activity.get('id')} "
+                                         f"within {timeout:g} seconds."}}
+            logger.warning("Teams simulator: the bot at %s did not answer activity %s within "
+                           "%gs: 504 GatewayTimeout", endpoint, activity.get("id"), timeout)
+        else:
+            status = int(bot_status or 0)
+            text = raw.decode(errors="replace")
+            body = text
+            if "json" in (kind.get("Content-Type") or "") and text.strip():
+                try:
+                    body = json.loads(text)
+                except ValueError:
+                    pass
         self._posted.activity = copy.deepcopy(activity)
         with self._state.changed:
             self._state.inbound.append({"activity": copy.deepcopy(activity), "status": status,
-                                        "body": body})
+                                        "body": body, "timed_out": late,
+                                        "bot_status": bot_status})
             self._state.changed.notify_all()
         return status, body
 
@@ -1450,7 +1601,10 @@ class TeamsSimulator(SimulatorBase[RecordedRequest]):
             return copy.deepcopy(self._state.events)
 
     def user_activities(self) -> list[dict[str, Any]]:
-        """What the simulator posted to the bot: ``{"activity", "status", "body"}``."""
+        """What the simulator posted to the bot, oldest first: ``{"activity", "status",
+        "body", "timed_out", "bot_status"}``. ``status`` is what the channel got: the bot's
+        answer, or 504 when the bot did not answer within ``bot_timeout`` (``timed_out``;
+        ``bot_status`` is then what the bot said too late, or None)."""
         with self._state.lock:
             return copy.deepcopy(self._state.inbound)
 
@@ -1499,6 +1653,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--bot-endpoint", default=None, metavar="URL",
                         help="the bot's messaging endpoint, e.g. "
                              "http://127.0.0.1:5005/webhooks/teams/api/messages")
+    parser.add_argument("--bot-timeout", type=float, default=DELIVERY_TIMEOUT, metavar="SECONDS",
+                        help="how long the channel waits for the bot to answer an activity "
+                             "(later is a 504, as Azure Bot Service does; default 15)")
+    parser.add_argument("--no-thread-limits", action="store_true",
+                        help="do not throttle the bot with the documented per thread limits")
     parser.add_argument("--no-outbound-auth", action="store_true",
                         help="let the connector accept requests without an issued token")
     parser.add_argument("--tls", action="store_true",
@@ -1509,7 +1668,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return TeamsSimulator(app_id=args.app_id, app_password=args.app_password,
                               tenant_id=args.tenant_id, bot_name=args.bot_name,
                               require_outbound_auth=not args.no_outbound_auth,
-                              bot_endpoint=args.bot_endpoint, tls=args.tls,
+                              bot_endpoint=args.bot_endpoint, bot_timeout=args.bot_timeout,
+                              thread_limits={} if args.no_thread_limits else None, tls=args.tls,
                               host=args.host, port=args.port)
 
     def banner(simulator: TeamsSimulator) -> list[str]:

@@ -137,11 +137,13 @@ def button_payload(replies: list[dict[str, Any]], title: str) -> str:
 
 @contextlib.contextmanager
 def chat_stack(model: Path, state: Path, chat: Any, *, port: int | None = None,
-               rasa_env: dict[str, str] | None = None) -> Iterator[Any]:
+               rasa_env: dict[str, str] | None = None,
+               actions_env: dict[str, str] | None = None) -> Iterator[Any]:
     """A Jenkins simulator, the action server and a Rasa server whose connector talks to ``chat``.
 
     ``chat`` is a started simulator whose ``env()`` configures the connector; yields the
-    Jenkins simulator. Everything is stopped afterwards, ``chat`` included.
+    Jenkins simulator. ``actions_env`` adds to the action server's environment (another
+    backend's simulator). Everything is stopped afterwards, ``chat`` included.
     """
     from opsbot._processes import Stack
     from opsbot.settings import Settings
@@ -153,7 +155,8 @@ def chat_stack(model: Path, state: Path, chat: Any, *, port: int | None = None,
     jenkins.start()
     stack = Stack(settings)
     try:
-        stack.start_action_server({**jenkins.env(), "OPSBOT_WATCH_POLL": "0.2"})
+        stack.start_action_server({**jenkins.env(), "OPSBOT_WATCH_POLL": "0.2",
+                                   **(actions_env or {})})
         stack.start_rasa_server(model, {**chat.env(), **(rasa_env or {})})
         stack.wait_ready(timeout=180)
         yield jenkins

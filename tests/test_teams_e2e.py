@@ -4,7 +4,9 @@ The Teams simulator signs each activity with its own keys (published as OpenID
 metadata) and hands out outbound tokens; opsbot's connector checks the JWT, answers
 through the Agents SDK's ConnectorClient and pushes build results into the thread. The
 policy is the project's policy.yml: alice (AAD ...a1) is a release manager, bob (...b2)
-is not. One stack serves the module; each test uses its own service.
+is not. One stack serves the module; each test uses its own service. The channel gives
+opsbot Azure Bot Service's 15 seconds to acknowledge each activity (504 otherwise), and
+a Jira that answers late must not make it late.
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ from typing import Any
 import pytest
 
 from simulators.jenkins import JenkinsSimulator
-from simulators.teams import TeamsSimulator, card_actions, text_of
+from simulators.jira import JiraSimulator
+from simulators.teams import DELIVERY_TIMEOUT, TeamsSimulator, card_actions, text_of
 from tests.conftest import chat_stack, free_port, wait_until
 
 
@@ -26,6 +29,7 @@ from tests.conftest import chat_stack, free_port, wait_until
 class Stage:
     teams: TeamsSimulator
     jenkins: JenkinsSimulator
+    jira: JiraSimulator
 
     def ask(self, user: str, text: str, *, contains: str, conversation: str = "channel",
             thread: str | None = None) -> tuple[str, dict[str, Any]]:
@@ -53,8 +57,14 @@ def stage(trained_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iter
     port = free_port()
     teams = TeamsSimulator(bot_endpoint=f"http://127.0.0.1:{port}/webhooks/teams/api/messages")
     teams.start()
-    with chat_stack(trained_model, tmp_path_factory.mktemp("state"), teams, port=port) as jenkins:
-        yield Stage(teams, jenkins)
+    jira = JiraSimulator()
+    jira.start()
+    try:
+        with chat_stack(trained_model, tmp_path_factory.mktemp("state"), teams, port=port,
+                        actions_env={**jira.env(), "JIRA_TIMEOUT": "90"}) as jenkins:
+            yield Stage(teams, jenkins, jira)
+    finally:
+        jira.stop()
 
 
 def _titles(activity: dict[str, Any]) -> list[str]:
@@ -149,3 +159,30 @@ def test_in_a_channel_choice_buttons_answer_only_the_person_asked(stage: Stage) 
     # bob's click neither answered alice's question nor spent her buttons.
     assert card_actions(next(a for a in stage.teams.bot_activities(thread) if a["id"] == card["id"]))
     stage.click("alice", card, "search", contains="Which version of search")
+
+
+@pytest.mark.timeout(240)
+@pytest.mark.parametrize(("channel_timeout", "jira_delay"), [(2.0, 6.0), (DELIVERY_TIMEOUT, 20.0)],
+                         ids=["2s-channel-6s-jira", "15s-channel-20s-jira"])
+def test_a_jira_slower_than_the_channel_still_answers_and_nothing_times_out(
+        stage: Stage, channel_timeout: float, jira_delay: float) -> None:
+    teams = stage.teams
+    teams.bot_timeout = channel_timeout
+    try:
+        count = len(teams.bot_activities("alice"))
+        stage.jira.delay_next(jira_delay, path="/rest/api/2/issue/OPS-101")
+        status, body = teams.send_text("alice", "what's the status of OPS-101?",
+                                       conversation="personal")
+        delivery = teams.user_activities()[-1]
+        # Acknowledged within the channel's time limit, not a 504 ...
+        assert (status, delivery["timed_out"]) == (201, False), (status, body)
+        # ... and the answer still reaches alice, through the Connector API.
+        answer = teams.wait_for_bot_activity(conversation="alice", contains="OPS-101",
+                                             after_count=count, timeout=jira_delay + 90)
+        assert "checkout 5.13.0 fails health checks" in text_of(answer)
+        assert answer.get("replyToId") == delivery["activity"]["id"]
+    finally:
+        teams.bot_timeout = DELIVERY_TIMEOUT
+    assert not stage.jira._faults._waiting, "Jira was never asked for OPS-101, so never slow"
+    late = [d["activity"].get("text") for d in teams.user_activities() if d["timed_out"]]
+    assert not late, f"the channel gave up on opsbot for {late}"

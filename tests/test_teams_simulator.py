@@ -24,6 +24,7 @@ from simulators.teams import (
     ADAPTIVE_CARD,
     BOTFRAMEWORK_SCOPE,
     CHANNEL_ID,
+    DELIVERY_TIMEOUT,
     KEY_ID,
     USERS,
     TeamsSimulator,
@@ -83,7 +84,9 @@ def bot() -> Iterator[FakeBot]:
 
 @pytest.fixture(scope="module")
 def sim(bot: FakeBot) -> Iterator[TeamsSimulator]:
-    with TeamsSimulator(bot_endpoint=bot.server.url + "api/messages") as simulator:
+    # These tests post to one chat faster than Teams allows; the limits have their own tests.
+    with TeamsSimulator(bot_endpoint=bot.server.url + "api/messages",
+                        thread_limits={}) as simulator:
         yield simulator
 
 
@@ -559,6 +562,96 @@ def test_faults_use_the_connector_shape(sim: TeamsSimulator) -> None:
                              timeout=5)
     assert (response.status_code, response.headers["Retry-After"]) == (429, "1")
     assert response.json()["error"]["code"] == "TooManyRequests"
+
+
+# -- Azure Bot Service's time limits --------------------------------------------------------
+
+
+def _post_text(sim: TeamsSimulator, conversation: str, text: str) -> int:
+    """POST a text activity to the Connector API; the HTTP status (and Retry-After on 429)."""
+    response = requests.post(f"{sim.service_url}v3/conversations/{quote(conversation)}/activities",
+                             json={"type": "message", "text": text},
+                             headers={"Authorization": f"Bearer {access_token(sim)}"}, timeout=5)
+    return response.status_code
+
+
+def test_the_defaults_are_azure_bot_services_limits() -> None:
+    simulator = TeamsSimulator()
+    assert simulator.bot_timeout == DELIVERY_TIMEOUT == 15.0
+    assert simulator._state.thread_limits["send"] == ((1, 7), (2, 8), (30, 60), (3600, 1800))
+    with pytest.raises(ValueError, match="unknown scenario"):
+        simulator.set_thread_limits({"sending": [(1, 1)]})
+    with pytest.raises(ValueError, match="at least one operation"):
+        simulator.set_thread_limits({"send": [(1, 0)]})
+
+
+@pytest.mark.timeout(60)
+def test_a_late_bot_is_a_504_and_can_still_answer_through_the_connector(bot: FakeBot) -> None:
+    with TeamsSimulator(bot_endpoint=bot.server.url + "api/messages", bot_timeout=1.0,
+                        thread_limits={}) as late:
+        def slow(activity: dict[str, Any]) -> Response:
+            time.sleep(3.0)
+            return Response(201)
+
+        bot.answer = slow
+        status, body = late.send_text("alice", "what's the status of OPS-101?")
+        assert status == 504
+        assert body["error"]["code"] == "GatewayTimeout"
+        record = late.user_activities()[-1]
+        assert record["timed_out"] and record["status"] == 504 and record["bot_status"] is None
+        # The long operation is answered through the Connector API, with the bot's token.
+        asked = record["activity"]
+        reply = Activity(type="message", text="OPS-101 is In Progress")
+        sent = run(lambda client: client.conversations.reply_to_activity(
+            asked["conversation"]["id"], asked["id"], reply), late)
+        assert late.bot_activities("alice")[-1]["id"] == sent.id
+
+        bot.answer = lambda activity: Response(201)
+        assert late.send_text("alice", "thanks") == (201, "")
+        record = late.user_activities()[-1]
+        assert not record["timed_out"] and record["status"] == record["bot_status"] == 201
+
+
+@pytest.mark.timeout(60)
+def test_the_connector_throttles_a_thread_with_retry_after() -> None:
+    with TeamsSimulator(thread_limits={"send": [(5.0, 2)], "members": [(60.0, 1)]}) as limited:
+        assert [_post_text(limited, ALICE_CHAT, f"part {n}") for n in range(2)] == [201, 201]
+        refused = requests.post(f"{limited.service_url}v3/conversations/{ALICE_CHAT}/activities",
+                                json={"type": "message", "text": "part 2"},
+                                headers={"Authorization": f"Bearer {access_token(limited)}"},
+                                timeout=5)
+        assert refused.status_code == 429
+        assert refused.json()["error"]["code"] == "TooManyRequests"
+        wait = int(refused.headers["Retry-After"])
+        assert 1 <= wait <= 5
+        # Refused means nothing was posted; another conversation has its own limit.
+        assert [text_of(a) for a in limited.bot_activities("alice")] == ["part 0", "part 1"]
+        assert _post_text(limited, USERS["bob"].personal_conversation, "hi bob") == 201
+        # A channel's threads are one conversation.
+        assert [_post_text(limited, f"{CHANNEL_ID};messageid=1{n}", "x") for n in range(3)] \
+            == [201, 201, 429]
+        # Member reads have their own limits.
+        members = f"{limited.service_url}v3/conversations/{ALICE_CHAT}/members"
+        auth = {"Authorization": f"Bearer {access_token(limited)}"}
+        assert [requests.get(members, headers=auth, timeout=5).status_code
+                for _ in range(2)] == [200, 429]
+        time.sleep(wait)
+        assert _post_text(limited, ALICE_CHAT, "part 2") == 201
+        assert [text_of(a) for a in limited.bot_activities("alice")][-1] == "part 2"
+
+
+def test_throttle_next_refuses_with_the_given_retry_after() -> None:
+    with TeamsSimulator(thread_limits={}) as limited:
+        limited.throttle_next(2, retry_after=7, path="/activities")
+        auth = {"Authorization": f"Bearer {access_token(limited)}"}
+        url = f"{limited.service_url}v3/conversations/{ALICE_CHAT}/activities"
+        answers = [requests.post(url, json={"type": "message", "text": "hi"}, headers=auth,
+                                 timeout=5) for _ in range(3)]
+        assert [a.status_code for a in answers] == [429, 429, 201]
+        assert [a.headers.get("Retry-After") for a in answers[:2]] == ["7", "7"]
+        assert len(limited.bot_activities("alice")) == 1
+        assert [r.status for r in limited.request_log() if "/activities" in r.target] \
+            == [429, 429, 201]
 
 
 def test_describe_and_env(sim: TeamsSimulator) -> None:

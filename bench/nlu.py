@@ -162,7 +162,8 @@ def source_commit() -> str:
     commit = git("rev-parse", "--short=7", "HEAD")
     if not commit:
         return "unknown"
-    changed = git("status", "--porcelain", "--untracked-files=no")
+    changed = git("status", "--porcelain", "--untracked-files=no", "--", ".",
+                  ":(exclude)bench/results")  # the results it writes are not the code
     return commit + ("+changes" if changed else "")
 
 

@@ -53,6 +53,7 @@ import hashlib
 import hmac
 import logging
 import re
+import urllib.parse
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any, TypeVar
@@ -110,6 +111,32 @@ _REFUSED_KIND = "telegram-refused-chat"
 _KEEP_SEEN = timedelta(days=7)
 
 Location = tuple[int, int]  # (chat id, message id) of a message the bot sent
+
+
+# setWebhook takes only https, on one of these ports (core.telegram.org/bots/api#setwebhook).
+WEBHOOK_PORTS = (443, 80, 88, 8443)
+
+
+def webhook_url_problem(url: str) -> str | None:
+    """Why Telegram would refuse ``url`` as a webhook, with the fix; None if it is fine."""
+    parts = urllib.parse.urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:
+        return "its port is not a number from 1 to 65535."
+    if parts.scheme.lower() not in ("https", "http") or not parts.hostname:
+        return ("not a URL Telegram can post to. Give the public https URL of this server's "
+                "/webhooks/telegram/webhook, e.g. https://opsbot.example.com/webhooks/telegram/"
+                "webhook.")
+    if parts.scheme.lower() != "https":
+        return ("Telegram posts updates only to https URLs. Put a TLS-terminating reverse proxy "
+                "(or a load balancer) in front of opsbot and give its https URL, or use "
+                "TELEGRAM_MODE=polling, which needs no public URL.")
+    if (port or 443) not in WEBHOOK_PORTS:
+        return (f"Telegram posts updates only to ports 443, 80, 88 or 8443, not {port}. Let the "
+                "reverse proxy listen on one of them (and forward to opsbot's port), or use "
+                "TELEGRAM_MODE=polling.")
+    return None
 
 
 def sender_id_for(chat_id: int, user_id: int) -> str:
@@ -199,6 +226,10 @@ async def _patiently(send: Callable[[], Awaitable[_T]]) -> _T:
             waited += pause
 
 
+_WEBHOOK_FIX = ("give the public https URL (port 443, 80, 88 or 8443) at which Telegram "
+                "reaches this server's /webhooks/telegram/webhook, or use TELEGRAM_MODE=polling")
+
+
 class TelegramInput(InputChannel):
     """The Telegram connector: ``connectors.telegram.TelegramInput`` in credentials.yml."""
 
@@ -233,10 +264,13 @@ class TelegramInput(InputChannel):
         if mode not in _MODES:
             raise ConnectorConfigError(f"TELEGRAM_MODE={mode!r}: use polling or webhook.")
         if mode == "webhook":
-            if not webhook_url or not webhook_url.startswith(("https://", "http://")):
+            if not webhook_url:
                 raise ConnectorConfigError(
                     "TELEGRAM_MODE=webhook needs TELEGRAM_WEBHOOK_URL: the public https URL of "
                     "this server's /webhooks/telegram/webhook.")
+            problem = webhook_url_problem(webhook_url)
+            if problem:
+                raise ConnectorConfigError(f"TELEGRAM_WEBHOOK_URL={webhook_url!r}: {problem}")
             if not webhook_secret or not _SECRET.match(webhook_secret):
                 raise ConnectorConfigError(
                     "TELEGRAM_MODE=webhook needs TELEGRAM_WEBHOOK_SECRET: 1-256 characters of "
@@ -330,8 +364,15 @@ class TelegramInput(InputChannel):
         except Exception:  # noqa: BLE001 - housekeeping only
             logger.debug("could not prune old Telegram update ids", exc_info=True)
         if self.mode == "webhook":
-            await self.bot.set_webhook(self.webhook_url or "", secret_token=self._secret,
-                                       allowed_updates=_ALLOWED_UPDATES)
+            try:
+                await _patiently(lambda: self.bot.set_webhook(
+                    self.webhook_url or "", secret_token=self._secret,
+                    allowed_updates=_ALLOWED_UPDATES))
+            except TelegramError as exc:
+                logger.error("Telegram refused TELEGRAM_WEBHOOK_URL=%s: %s. The Telegram "
+                             "connector is not receiving updates. Fix: %s", self.webhook_url,
+                             exc.message, _WEBHOOK_FIX)
+                return
             logger.info("Telegram: @%s receives updates at %s", self.bot.username, self.webhook_url)
         else:
             self._poller = asyncio.create_task(self._poll(app, on_new_message))
@@ -466,7 +507,7 @@ class TelegramInput(InputChannel):
                         on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> None:
         query = update.callback_query
         assert query is not None
-        toast = ""
+        toast, answered = "", False
         try:
             message = query.message
             if message is None or not isinstance(message, Message):
@@ -492,13 +533,16 @@ class TelegramInput(InputChannel):
                                        sender, payload):
                 toast = NOT_YOURS
                 return
+            # Answered now, before the turn: the button's spinner runs out while a slow
+            # backend answers, and a query can be answered only once (Bot API,
+            # answerCallbackQuery). The turn's replies arrive as messages.
+            answered = await self._answer_query(query.id, None)
             output = TelegramOutput(self, message.chat.id, _thread(message))
             await on_new_message(UserMessage(
                 payload, output, sender,
                 input_channel=CHANNEL, message_id=f"tg-{update.update_id}",
                 metadata=self._metadata(message, query.from_user, update.update_id,
                                         pressed=message.message_id)))
-            toast = next((t for t in output.sent if t), "")
             await self._retire(output.states)
             pressed = (message.chat.id, message.message_id)
             operation_id = operation_of(payload)
@@ -510,10 +554,16 @@ class TelegramInput(InputChannel):
             elif state is not None and state not in OPEN_STATES:
                 await self._remove_keyboard(pressed, decision_note(state))
         finally:
-            try:
-                await self.bot.answer_callback_query(query.id, text=_toast(toast))
-            except TelegramError as exc:  # already answered (a redelivery) or too old
-                logger.debug("answerCallbackQuery %s: %s", query.id, exc)
+            if not answered:
+                await self._answer_query(query.id, _toast(toast))
+
+    async def _answer_query(self, query_id: str, text: str | None) -> bool:
+        """Stop the button's spinner (with ``text`` as a toast); True once it is answered."""
+        try:
+            await self.bot.answer_callback_query(query_id, text=text)
+        except TelegramError as exc:  # already answered (a redelivery) or too old
+            logger.debug("answerCallbackQuery %s: %s", query_id, exc)
+        return True
 
     def _metadata(self, message: Message, user: Any, update_id: int,
                   pressed: int | None = None) -> dict[str, Any]:

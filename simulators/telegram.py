@@ -14,7 +14,12 @@ case; 401 ``Unauthorized`` for another token, 404 ``Not Found`` for another meth
   waiting poll ends with 409 when a newer one starts or a webhook is set);
 * ``setWebhook`` / ``deleteWebhook`` / ``getWebhookInfo``: with a webhook set, updates are
   POSTed to it one at a time, in order, with ``Content-Type: application/json`` and
-  ``X-Telegram-Bot-Api-Secret-Token``; a failed delivery is retried with a growing delay;
+  ``X-Telegram-Bot-Api-Secret-Token``; a failed delivery is retried with a growing delay.
+  Like the real API it accepts only https URLs on ports 443, 80, 88 or 8443 (400 "Bad
+  Request: bad webhook: An HTTPS URL must be provided for webhook" / "... Webhook can be
+  set up only on ports 80, 88, 443 or 8443"; core.telegram.org/bots/api#setwebhook and
+  core.telegram.org/bots/webhooks). ``routes`` / ``route()`` play the reverse proxy in
+  front of a real bot: posts to the public https origin reach a local listener;
 * ``sendMessage``, ``editMessageText``, ``editMessageReplyMarkup``, ``deleteMessage``,
   ``answerCallbackQuery``, ``sendChatAction``, ``setMyCommands`` / ``getMyCommands`` /
   ``deleteMyCommands``;
@@ -68,7 +73,7 @@ import secrets
 import ssl
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from email import policy
 from email.parser import BytesParser
@@ -748,6 +753,19 @@ class _ApiError(Exception):
         return Response.json(body, self.status)
 
 
+# "Ports currently supported for webhooks: 443, 80, 88, 8443" (core.telegram.org/bots/api,
+# setWebhook; core.telegram.org/bots/webhooks): any other port, or http, is refused.
+WEBHOOK_PORTS = frozenset({443, 80, 88, 8443})
+
+
+def _origin(url: str) -> str:
+    """``scheme://host:port`` of ``url``, with the scheme's default port spelt out."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    default = 443 if scheme == "https" else 80
+    return f"{scheme}://{(parts.hostname or '').lower()}:{parts.port or default}"
+
+
 def _bad(description: str) -> _ApiError:
     return _ApiError(400, f"Bad Request: {description}")
 
@@ -766,6 +784,9 @@ class _State:
         self.privacy_mode = privacy_mode
         self.callback_query_ttl = callback_query_ttl
         self.chat_interval = 0.0
+        # Public webhook origins and where they really lead (the reverse proxy in front of
+        # a bot): Telegram posts to the public URL; here it reaches the local listener.
+        self.routes: dict[str, str] = {}
         self.last_sent: dict[int, float] = {}
         self.users: dict[int, _User] = {}
         self.chats: dict[int, _Chat] = {}
@@ -785,6 +806,15 @@ class _State:
         self.commands: dict[tuple[str, str], list[dict[str, str]]] = {}
         self.stopping = False
         self.counter = 0
+
+    def routed(self, url: str) -> str:
+        """``url`` with its public origin replaced by the local one it is routed to."""
+        with self.lock:
+            local = self.routes.get(_origin(url))
+        if local is None:
+            return url
+        parts = urlsplit(url)
+        return local.rstrip("/") + (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
 
     def now(self) -> int:
         return int(self.clock())
@@ -1250,10 +1280,16 @@ class _BotApi:
         if not url:
             return self.delete_webhook(params)
         parts = urlsplit(url)
-        if parts.scheme.lower() not in ("http", "https"):
-            raise _bad("bad webhook: An HTTPS URL must be provided for webhook")
-        if not parts.hostname:
+        try:
+            port = parts.port
+        except ValueError:
+            raise _bad("invalid webhook URL specified") from None
+        if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
             raise _bad("invalid webhook URL specified")
+        if parts.scheme.lower() != "https":
+            raise _bad("bad webhook: An HTTPS URL must be provided for webhook")
+        if (port or 443) not in WEBHOOK_PORTS:
+            raise _bad("bad webhook: Webhook can be set up only on ports 80, 88, 443 or 8443")
         secret = _str(params, "secret_token") or None
         if secret is not None:
             if len(secret) > 256:
@@ -1476,7 +1512,7 @@ class _Deliverer:
 
     def _post(self, hook: _Webhook, update: dict[str, Any]) -> tuple[int | None, str | None]:
         """One delivery: the status (None without an answer) and an error for the info."""
-        parts = urlsplit(hook.url)
+        parts = urlsplit(self.state.routed(hook.url))
         path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         headers = {"Content-Type": "application/json"}  # exactly this: PTB refuses anything else
         if hook.secret:
@@ -1637,6 +1673,7 @@ class TelegramSimulator(SimulatorBase[RecordedRequest]):
         webhook_timeout: float = 10.0,
         callback_query_ttl: float = 15.0,
         chat_interval: float = 0.0,
+        routes: Mapping[str, str] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         match = _TOKEN.fullmatch(token)
@@ -1656,6 +1693,8 @@ class TelegramSimulator(SimulatorBase[RecordedRequest]):
         self._state = _State(_User(self.bot_id, bot_name, bot_username, is_bot=True), clock,
                              privacy_mode, callback_query_ttl)
         self._state.chat_interval = chat_interval
+        for public, local in (routes or {}).items():
+            self.route(public, local)
         self._deliverer = _Deliverer(self._state, retry_delay, max_delivery_attempts,
                                      webhook_timeout)
         super().__init__(_App(self, self._state, token), faults=self._state.faults,
@@ -1806,6 +1845,13 @@ class TelegramSimulator(SimulatorBase[RecordedRequest]):
                                         entities=[],
                                         extra={"new_chat_members": [state.user_json(user)]})
             return state.enqueue("message", state.message_json(message), chat)
+
+    def route(self, public: str, local: str) -> None:
+        """Deliver webhook posts for ``public`` (``https://bot.example.com:8443``) to ``local``
+        (``http://127.0.0.1:PORT``), as the reverse proxy in front of a real bot would. The
+        URL given to ``setWebhook`` still has to be one Telegram accepts."""
+        with self._state.lock:
+            self._state.routes[_origin(public)] = local
 
     def press(self, user_id: int, chat_id: int, message_id: int, *, data: str | None = None,
               title: str | None = None, force: bool = False) -> dict[str, Any]:

@@ -376,8 +376,11 @@ def test_webhook_mode_never_writes_the_token(trained_model: Path, tmp_path: Path
     caplog.set_level(logging.INFO)
     state = tmp_path / "state"
     port = free_port()
-    hook = f"http://127.0.0.1:{port}/webhooks/telegram/webhook"
-    telegram = TelegramSimulator(token=TOKEN)
+    # The public https URL Telegram accepts; the simulator routes it to the local port,
+    # as the reverse proxy in front of a real bot does.
+    hook = "https://opsbot.example.com:8443/webhooks/telegram/webhook"
+    telegram = TelegramSimulator(token=TOKEN,
+                                 routes={"https://opsbot.example.com:8443": f"http://127.0.0.1:{port}"})
     telegram.start()
     webhook = {"TELEGRAM_MODE": "webhook", "TELEGRAM_WEBHOOK_URL": hook,
                "TELEGRAM_WEBHOOK_SECRET": "webhook-Secret-recognisable-42"}

@@ -8,11 +8,13 @@ reached the dialogue.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 from rasa.core.channels.channel import UserMessage
 from telegram import Update
 
@@ -94,6 +96,14 @@ def test_settings_come_from_credentials_or_the_environment(monkeypatch: pytest.M
     ({"token": "1:a", "mode": "webhook", "webhook_url": "https://x/h", "webhook_secret": "sp ace"},
      "TELEGRAM_WEBHOOK_SECRET"),
     ({"token": "1:a", "api_url": "ftp://x"}, "TELEGRAM_API_URL must be an http"),
+    ({"token": "1:a", "mode": "webhook", "webhook_url": "http://bot.example.com/h",
+      "webhook_secret": "s"}, "only to https URLs. Put a TLS-terminating reverse proxy"),
+    ({"token": "1:a", "mode": "webhook", "webhook_url": "https://bot.example.com:5005/h",
+      "webhook_secret": "s"}, "only to ports 443, 80, 88 or 8443, not 5005"),
+    ({"token": "1:a", "mode": "webhook", "webhook_url": "https://bot.example.com:0x1/h",
+      "webhook_secret": "s"}, "port is not a number"),
+    ({"token": "1:a", "mode": "webhook", "webhook_url": "bot.example.com/h",
+      "webhook_secret": "s"}, "not a URL Telegram can post to"),
 ])
 def test_bad_settings_are_refused_with_the_fix(settings: dict[str, str], message: str) -> None:
     with pytest.raises(ConnectorConfigError, match=message):
@@ -175,7 +185,36 @@ def test_a_payload_longer_than_64_bytes_goes_through_the_store(sim: TelegramSimu
     received = recorder.messages[0]
     assert verified_identity(received.metadata, received.sender_id, received.message_id) \
         == Identity("telegram", str(ALICE))
-    assert sim.callback_answers()[-1]["text"] == "ok"
+    # Answered before the turn, so without a toast: the turn's "ok" came as a message.
+    assert sim.callback_answers()[-1]["text"] is None
+    assert sim.bot_messages(ALICE)[-1]["plain_text"] == "ok"
+
+
+class SlowTurn(Recorder):
+    """A turn that waits for a slow backend before it answers."""
+
+    async def __call__(self, message: UserMessage) -> None:
+        await asyncio.sleep(1.0)
+        await super().__call__(message)
+
+
+def test_a_button_press_is_answered_before_a_slow_turn_replies(sim: TelegramSimulator) -> None:
+    connector = _connector(sim)
+    payload = sign_payload("affirm", {"operation_id": "op-0123456789ab", "digest": "f" * 40})
+
+    async def body() -> None:
+        await connector.send(ALICE, "Deploy?", [{"title": "Confirm", "payload": payload}], {})
+        message = sim.bot_messages(ALICE)[-1]
+        update = sim.press(ALICE, ALICE, int(message["message_id"]), title="Confirm")
+        await connector._handle(Update.de_json(update, connector.bot), SlowTurn())
+
+    before = len(sim.request_log())
+    _run(connector, body)
+    methods = [e.api_method for e in sim.request_log()[before:]
+               if e.api_method in ("answerCallbackQuery", "sendMessage")]
+    # The spinner stopped first; the slow turn's reply came after, and the query was
+    # answered exactly once.
+    assert methods[1:] == ["answerCallbackQuery", "sendMessage"], methods
 
 
 @pytest.mark.parametrize("forged", [
@@ -302,4 +341,23 @@ def test_in_a_group_choice_buttons_answer_only_the_person_asked(sim: TelegramSim
     assert [(m.sender_id, m.text) for m in recorder.messages] == [
         (sender_id_for(OPS_GROUP, BOB), open_payload(confirm).text),
         (alice, open_payload(choice).text)]
-    assert "someone else's" not in answers[2]
+    assert answers[2] is None  # passed on: answered at once, without a toast
+
+
+def test_a_webhook_telegram_refuses_is_logged_with_the_fix_and_nothing_escapes(
+        sim: TelegramSimulator, caplog: pytest.LogCaptureFixture) -> None:
+    connector = TelegramInput(sim.token, api_url=sim.api_url, mode="webhook",
+                              webhook_url="https://bot.example.com/webhooks/telegram/webhook",
+                              webhook_secret="s3cret")
+    sim.fail_next(429, path=f"/bot{sim.token}/setWebhook")  # flood control: waited out
+    asyncio.run(connector._start(None, Recorder()))
+    assert sim.webhook_info()["url"] == "https://bot.example.com/webhooks/telegram/webhook"
+    requests.post(f"{sim.api_url}/bot{sim.token}/deleteWebhook", timeout=5)
+    sim.fail_next(400, path=f"/bot{sim.token}/setWebhook")
+    with caplog.at_level(logging.ERROR):
+        asyncio.run(connector._start(None, Recorder()))  # no exception leaves start-up
+    assert sim.webhook_info().get("url", "") == ""
+    [record] = [r for r in caplog.records if "TELEGRAM_WEBHOOK_URL" in r.getMessage()]
+    assert "Telegram refused" in record.getMessage() and "TELEGRAM_MODE=polling" in \
+        record.getMessage()
+    assert record.exc_info is None

@@ -184,7 +184,7 @@ def test_allowed_updates_filters_what_is_made_afterwards(sim: TelegramSimulator)
 
 def test_getupdates_conflicts_with_a_webhook_and_with_a_newer_poll(
         sim: TelegramSimulator) -> None:
-    assert call(sim, "setWebhook", url="http://127.0.0.1:9/hook").json()["description"] == \
+    assert call(sim, "setWebhook", url="https://opsbot.example.com/hook").json()["description"] == \
         "Webhook was set"
 
     async def poll() -> None:
@@ -212,7 +212,7 @@ def test_getupdates_conflicts_with_a_webhook_and_with_a_newer_poll(
     waiting.start()
     while sim.waiting_polls() == 0 and time.monotonic() < deadline + 5:
         time.sleep(0.02)
-    call(sim, "setWebhook", url="http://127.0.0.1:9/hook")
+    call(sim, "setWebhook", url="https://opsbot.example.com/hook")
     waiting.join(timeout=10)
     assert error(answers[0]) == (409, "Conflict: terminated by setWebhook request")
 
@@ -539,7 +539,8 @@ class Hook:
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/tg-hook"
+        self.local = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.url = "https://hook.example.com:8443/tg-hook"  # the public URL, routed to local
 
     def wait_for(self, count: int, timeout: float = 10) -> None:
         with self.arrived:
@@ -553,6 +554,7 @@ class Hook:
 
 def test_webhook_delivery_headers_secret_and_retry(sim: TelegramSimulator) -> None:
     hook = Hook([500])
+    sim.route("https://hook.example.com:8443", hook.local)
     try:
         async def configure() -> telegram.WebhookInfo:
             async with make_bot(sim) as bot:
@@ -585,16 +587,38 @@ def test_webhook_delivery_headers_secret_and_retry(sim: TelegramSimulator) -> No
 
 
 def test_set_webhook_validates_the_secret(sim: TelegramSimulator) -> None:
-    assert error(call(sim, "setWebhook", url="http://127.0.0.1:9/h",
+    assert error(call(sim, "setWebhook", url="https://opsbot.example.com:8443/h",
                       secret_token="base64+/=")) == (
         400, "Bad Request: secret token contains unallowed characters")
-    assert error(call(sim, "setWebhook", url="http://127.0.0.1:9/h",
+    assert error(call(sim, "setWebhook", url="https://opsbot.example.com:8443/h",
                       secret_token="a" * 257)) == (400, "Bad Request: secret token is too long")
     sim.send_text(ALICE, "queued")
-    assert call(sim, "setWebhook", url="http://127.0.0.1:9/h", secret_token="a" * 256,
+    assert call(sim, "setWebhook", url="https://opsbot.example.com:8443/h", secret_token="a" * 256,
                 drop_pending_updates=True).json()["result"] is True
     assert sim.pending_updates() == 0
-    assert call(sim, "getWebhookInfo").json()["result"]["url"] == "http://127.0.0.1:9/h"
+    assert call(sim, "getWebhookInfo").json()["result"]["url"] == \
+        "https://opsbot.example.com:8443/h"
+
+
+@pytest.mark.parametrize(("url", "description"), [
+    ("http://opsbot.example.com/hook", "bad webhook: An HTTPS URL must be provided for webhook"),
+    ("http://127.0.0.1:5005/webhooks/telegram/webhook",
+     "bad webhook: An HTTPS URL must be provided for webhook"),
+    ("https://opsbot.example.com:5005/hook",
+     "bad webhook: Webhook can be set up only on ports 80, 88, 443 or 8443"),
+    ("https://opsbot.example.com:8080/hook",
+     "bad webhook: Webhook can be set up only on ports 80, 88, 443 or 8443"),
+    ("https://opsbot.example.com:99999/hook", "invalid webhook URL specified"),
+    ("ftp://opsbot.example.com/hook", "invalid webhook URL specified"),
+])
+def test_set_webhook_takes_only_https_on_telegrams_ports(sim: TelegramSimulator, url: str,
+                                                         description: str) -> None:
+    call(sim, "deleteWebhook")
+    assert error(call(sim, "setWebhook", url=url)) == (400, f"Bad Request: {description}")
+    assert call(sim, "getWebhookInfo").json()["result"]["url"] == ""
+    for port in ("", ":443", ":80", ":88", ":8443"):
+        assert call(sim, "setWebhook", url=f"https://opsbot.example.com{port}/h").json()["ok"]
+    call(sim, "deleteWebhook")
 
 
 # -- the control API over HTTP -------------------------------------------------------------------

@@ -28,21 +28,24 @@ SECRET = "opsbot-webhook_Secret-42"
 class Stage:
     telegram: TelegramSimulator
     jenkins: JenkinsSimulator
-    hook: str
+    hook: str  # where opsbot itself listens (behind the proxy), for requests not from Telegram
 
 
 @pytest.fixture(scope="module")
 def stage(trained_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stage]:
     port = free_port()
-    hook = f"http://127.0.0.1:{port}/webhooks/telegram/webhook"
-    telegram = TelegramSimulator()
+    # The public https URL Telegram accepts; the simulator routes it to the local port,
+    # as the reverse proxy in front of a real bot does.
+    hook = "https://opsbot.example.com:8443/webhooks/telegram/webhook"
+    telegram = TelegramSimulator(routes={"https://opsbot.example.com:8443":
+                                         f"http://127.0.0.1:{port}"})
     telegram.start()
     webhook = {"TELEGRAM_MODE": "webhook", "TELEGRAM_WEBHOOK_URL": hook,
                "TELEGRAM_WEBHOOK_SECRET": SECRET}
     with chat_stack(trained_model, tmp_path_factory.mktemp("state"), telegram, port=port,
                     rasa_env=webhook) as jenkins:
         wait_until(lambda: telegram.webhook_info().get("url") == hook, "setWebhook was not called")
-        yield Stage(telegram, jenkins, hook)
+        yield Stage(telegram, jenkins, f"http://127.0.0.1:{port}/webhooks/telegram/webhook")
 
 
 def _update(update_id: int, user: int, text: str) -> dict[str, Any]:

@@ -17,7 +17,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import requests
 import yaml
 
 from opsbot._processes import Stack
@@ -25,7 +24,14 @@ from opsbot.settings import Settings
 from simulators.jenkins import BuildSnapshot, JenkinsSimulator
 from simulators.jira import JiraSimulator
 from simulators.loki import LokiSimulator
-from tests.conftest import REST_AUTH, ROOT, api, free_port, team_policy, wait_until
+from tests.conftest import (
+    ROOT,
+    bot_texts,
+    free_port,
+    rest_say,
+    team_policy,
+    wait_until,
+)
 
 # Short enough that a test waits seconds for a backend that never answers, long enough
 # that a loaded machine does not trip it on a healthy request.
@@ -47,17 +53,10 @@ class DemoBot:
     action_env: dict[str, str]
 
     def say(self, sender: str, text: str) -> list[dict[str, Any]]:
-        response = requests.post(self.settings.rest_url, json={"sender": sender, "message": text},
-                                 headers=REST_AUTH, timeout=120)
-        response.raise_for_status()
-        return list(response.json())
+        return rest_say(self.settings, sender, text, timeout=120)
 
     def bot_texts(self, sender: str) -> list[str]:
-        """Everything the bot said in ``sender``'s conversation, completion messages included."""
-        base = f"http://{self.settings.host}:{self.settings.port}"
-        answer = requests.get(api(f"{base}/conversations/{sender}/tracker"), timeout=30)
-        answer.raise_for_status()
-        return [str(e.get("text") or "") for e in answer.json()["events"] if e["event"] == "bot"]
+        return bot_texts(self.settings, sender)
 
     def wait_said(self, sender: str, fragment: str, timeout: float = 90.0) -> str:
         """The first bot message to ``sender`` that holds ``fragment``, once it was said."""

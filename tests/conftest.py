@@ -6,8 +6,8 @@ import asyncio
 import contextlib
 import dataclasses
 import os
-import socket
 import shutil
+import socket
 import subprocess
 import sys
 import threading
@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 
 ROOT = Path(__file__).resolve().parent.parent
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -36,6 +37,22 @@ if str(ROOT) not in sys.path:
 def api(url: str) -> str:
     """``url`` of Rasa's HTTP API with the tests' API token."""
     return f"{url}{'&' if '?' in url else '?'}token={TEST_API_TOKEN}"
+
+
+def rest_say(settings: Any, sender: str, text: str, timeout: float = 60) -> list[dict[str, Any]]:
+    """Send ``text`` as ``sender`` through the REST channel of ``settings``' Rasa server."""
+    response = requests.post(settings.rest_url, json={"sender": sender, "message": text},
+                             headers=REST_AUTH, timeout=timeout)
+    response.raise_for_status()
+    return list(response.json())
+
+
+def bot_texts(settings: Any, sender: str) -> list[str]:
+    """Everything the bot said in ``sender``'s conversation, completion messages included."""
+    base = f"http://{settings.host}:{settings.port}"
+    answer = requests.get(api(f"{base}/conversations/{sender}/tracker"), timeout=30)
+    answer.raise_for_status()
+    return [str(e.get("text") or "") for e in answer.json()["events"] if e["event"] == "bot"]
 
 
 def team_policy(directory: Path, *names: str) -> Path:

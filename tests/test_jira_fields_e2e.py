@@ -10,12 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
 
 from opsbot._processes import Stack
 from opsbot.settings import Settings
 from simulators.jira import JiraSimulator
-from tests.conftest import REST_AUTH, ROOT, button_payload, free_port, team_policy
+from tests.conftest import ROOT, button_payload, free_port, rest_say, team_policy
 
 
 @dataclasses.dataclass
@@ -24,10 +23,7 @@ class Bot:
     sim: JiraSimulator
 
     def say(self, sender: str, text: str) -> str:
-        response = requests.post(self.settings.rest_url, json={"sender": sender, "message": text},
-                                 headers=REST_AUTH, timeout=60)
-        response.raise_for_status()
-        self.last: list[dict[str, Any]] = list(response.json())
+        self.last: list[dict[str, Any]] = rest_say(self.settings, sender, text)
         return "\n".join(r.get("text") or "" for r in self.last)
 
 

@@ -17,12 +17,18 @@ from typing import Any
 
 import jenkins
 import pytest
-import requests
 
 from opsbot._processes import Stack
 from opsbot.settings import Settings
 from simulators.jenkins import JenkinsSimulator
-from tests.conftest import REST_AUTH, ROOT, api, button_payload, free_port, wait_until
+from tests.conftest import (
+    ROOT,
+    bot_texts,
+    button_payload,
+    free_port,
+    rest_say,
+    wait_until,
+)
 
 POLICY = """\
 confirmation_ttl: 5m
@@ -48,16 +54,10 @@ class Bot:
     db_path: Path
 
     def say(self, sender: str, text: str) -> list[dict[str, Any]]:
-        response = requests.post(self.settings.rest_url, json={"sender": sender, "message": text},
-                                 headers=REST_AUTH, timeout=60)
-        response.raise_for_status()
-        return list(response.json())
+        return rest_say(self.settings, sender, text)
 
     def bot_texts(self, sender: str) -> list[str]:
-        base = f"http://{self.settings.host}:{self.settings.port}"
-        response = requests.get(api(f"{base}/conversations/{sender}/tracker"), timeout=30)
-        response.raise_for_status()
-        return [e.get("text") or "" for e in response.json()["events"] if e["event"] == "bot"]
+        return bot_texts(self.settings, sender)
 
     def running(self, job: str) -> int:
         """Start a build of ``job`` as opsbot's Jenkins user; its number once it runs."""

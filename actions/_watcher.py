@@ -33,14 +33,13 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Coroutine, Mapping
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from actions import _runtime
 from actions.backends.jenkins import OPERATION_PARAMETER, Build, JenkinsBackend
 from actions.catalog import duration
 from actions.errors import BackendError, OpsbotError
-from actions.registry import kind_of
 from actions.guard import (
     ERROR,
     EXECUTING,
@@ -50,6 +49,7 @@ from actions.guard import (
     Operation,
     StoreError,
 )
+from actions.registry import kind_of
 
 logger = logging.getLogger(__name__)
 
@@ -335,7 +335,7 @@ class Watcher:
         won = rt.store.transition(
             operation.id, _FOLLOWED, state, actor="jenkins", event="finished",
             detail={"result": result, "detail": detail},
-            result=result, result_detail=detail, finished_at=datetime.now(timezone.utc),
+            result=result, result_detail=detail, finished_at=datetime.now(UTC),
         )
         if won is not None:
             threading.Thread(target=notify, args=(operation.sender_id,), daemon=True,
@@ -396,7 +396,7 @@ _PCHAR = "!$&'()*+,;=:@-._~"
 
 
 def notify(sender_id: str) -> bool:
-    """Ask the Rasa server to deliver pending completion messages in ``sender_id``'s conversation."""
+    """Ask the Rasa server to deliver pending completion messages in ``sender_id``'s chat."""
     rt = _runtime.runtime()
     # Rasa's Sanic routes do not percent-decode the conversation id, so the characters a
     # path segment may hold as they are stay as they are (connectors keep to those).

@@ -15,12 +15,14 @@ import asyncio
 import os
 import re
 from collections.abc import Awaitable, Callable, Mapping
-from datetime import UTC, datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from rasa_sdk.events import SlotSet
 
-from actions.backends.jenkins import OPERATION_PARAMETER, Build, Job, JenkinsBackend
+from actions._runtime import Runtime
+from actions._watcher import WATCHER, stop_ended
+from actions.backends.jenkins import OPERATION_PARAMETER, Build, JenkinsBackend, Job
 from actions.catalog import (
     ENVIRONMENTS,
     Catalog,
@@ -33,8 +35,6 @@ from actions.catalog import (
     previous_version,
 )
 from actions.confirmations import propose, record_read, record_refusal
-from actions._runtime import Runtime
-from actions._watcher import WATCHER, stop_ended
 from actions.errors import (
     BackendError,
     BackendUnavailable,
@@ -80,7 +80,7 @@ def _ask(turn: Turn, question: str, asked: str, choices: list[str],
     turn.say(question, buttons)
     turn.events.append(SlotSet("pending_request", {
         "intent": turn.request.intent, "entities": entities, "asked": asked,
-        "at": datetime.now(timezone.utc).isoformat(),
+        "at": datetime.now(UTC).isoformat(),
     }))
 
 
@@ -197,7 +197,8 @@ async def _deploy_common(turn: Turn, *, rollback: bool) -> None:
             if deployment.succeeded and deployment.version not in known:
                 known.append(deployment.version)
         _ask(turn, f"Which version of {service} should I deploy to {environment}?"
-             + (f" Recent versions: {', '.join(known[:4])}." if known else ""), "version", known[:4])
+             + (f" Recent versions: {', '.join(known[:4])}." if known else ""),
+             "version", known[:4])
         return
     else:
         verb = "Roll back" if rollback else "Deploy"
@@ -279,11 +280,12 @@ async def deploy_history(turn: Turn) -> None:
         services = catalog.deployable()
         all_builds = await asyncio.gather(
             *(jenkins.builds(str(catalog.deploy_job(s)), limit=30) for s in services))
-        for service, builds in zip(services, all_builds):
+        # gather returns one result per awaitable, in order: one list of builds per service
+        for service, builds in zip(services, all_builds, strict=True):
             history = deployments(service, builds)
             envs = [environment] if environment else list(ENVIRONMENTS)
-            live = [(e, live_version(history, e)) for e in envs]
-            shown = [f"{e} {d.version}" for e, d in live if d]
+            live_by_env = [(e, live_version(history, e)) for e in envs]
+            shown = [f"{e} {d.version}" for e, d in live_by_env if d]
             lines.append(f"• {service}: {', '.join(shown) if shown else 'nothing deployed'}")
         where = f" on {environment}" if environment else ""
         turn.say(f"What's live{where}:\n" + "\n".join(lines))
@@ -304,7 +306,8 @@ async def deploy_history(turn: Turn) -> None:
             lines.append(f"• {env}: nothing deployed")
         else:
             by = f" by {live.by}" if live.by else ""
-            lines.append(f"• {env}: {live.version} (deployed{by} {ago(live.at)}, {job} #{live.number})")
+            lines.append(f"• {env}: {live.version} "
+                         f"(deployed{by} {ago(live.at)}, {job} #{live.number})")
     recent = [d for d in history if not environment or d.environment == environment][:5]
     if recent:
         lines.append("Recent deploys:")
@@ -622,8 +625,8 @@ def completion_message(operation: Operation) -> str:
             and operation.result_detail:
         return operation.result_detail  # the watcher's whole sentence (stop_ended)
     took = f" in {duration(float(ref['duration_s']))}" if ref.get("duration_s") is not None else ""
-    build = f"{ref.get('job', p.get('job'))} #{ref['build_number']}" if ref.get("build_number") else \
-        str(ref.get("job", p.get("job")))
+    job = ref.get("job", p.get("job"))
+    build = f"{job} #{ref['build_number']}" if ref.get("build_number") else str(job)
     result = operation.result or "UNKNOWN"
     if result in UNRESOLVED_RESULTS and operation.result_detail:
         return operation.result_detail

@@ -352,7 +352,8 @@ async def _update(rt: Runtime, operation: Operation) -> Outcome:
     jira = _connected(rt)
     if "assignee" in p:
         issue = await jira.assign(key, p["assignee"])
-        return Outcome(f"{key} is now assigned to {issue.assignee}. {issue.url}", {"issue_key": key})
+        return Outcome(f"{key} is now assigned to {issue.assignee}. {issue.url}",
+                       {"issue_key": key})
     if "status" in p:
         issue = await jira.transition(key, p["status"], p.get("resolution"))
         resolved = f" ({issue.resolution})" if issue.resolution else ""

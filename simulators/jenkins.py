@@ -824,7 +824,13 @@ class _State:
                            java="java.lang.IllegalStateException")
         if not with_parameters and job.params:
             raise _Refused(400, "Nothing is submitted")
-        params = tuple((param, param.coerce((values.get(param.name) or [None])[0]))
+
+        def submitted(name: str) -> str | None:
+            """The first value given for ``name`` (Jenkins reads one); None if none was."""
+            given = values.get(name)
+            return given[0] if given else None
+
+        params = tuple((param, param.coerce(submitted(param.name)))
                        for param in job.params)  # undeclared parameters are dropped, as in Jenkins
         for item in self.pending:
             if item.job is job and item.params == params:

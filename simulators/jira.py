@@ -935,7 +935,8 @@ def _tokenize(text: str) -> list[_Token]:
             tokens.append(_Token("op", c, i))
             i += 1
         elif c in "\"'":
-            start, i, chars = i, i + 1, []
+            start, i = i, i + 1
+            chars: list[str] = []
             while True:
                 if i >= n:
                     raise _JqlError(f"Error in the JQL Query: The quoted string "
@@ -1959,12 +1960,12 @@ class _App:
                                       "total": len(types),
                                       "isLast": start + limit >= len(types), "values": page})
             case ("user",):
-                wanted = request.param("username") or request.param("key") or ""
-                found = self.state.users.get(wanted) or next(
-                    (u for u in self.state.users.values() if u.key == wanted), None)
-                if found is None:
-                    raise _refuse(404, f"The user named '{wanted}' does not exist")
-                return Response.json(render.user(found.name))
+                username = request.param("username") or request.param("key") or ""
+                person = self.state.users.get(username) or next(
+                    (u for u in self.state.users.values() if u.key == username), None)
+                if person is None:
+                    raise _refuse(404, f"The user named '{username}' does not exist")
+                return Response.json(render.user(person.name))
             case ("resolution",):
                 return self._only(request, "GET", lambda: Response.json(
                     [render.resolution(r.name) for r in _RESOLUTIONS]))
@@ -1993,8 +1994,8 @@ class _App:
                     raise _refuse(400, "The username query parameter was not provided")
                 start = max(0, _int_value(request.param("startAt"), "startAt", 0))
                 limit = _int_value(request.param("maxResults"), "maxResults", 50)
-                found = self.state.search_users(query)[start:start + max(0, min(limit, 1000))]
-                return Response.json([render.user(u.name) for u in found])
+                people = self.state.search_users(query)[start:start + max(0, min(limit, 1000))]
+                return Response.json([render.user(u.name) for u in people])
             case ("search",):
                 if method not in ("GET", "POST"):
                     return Response(405)
@@ -2016,13 +2017,14 @@ class _App:
             case ("issue", ref, "comment"):
                 issue = self.state.issue(ref)
                 if method == "POST":
-                    comment = self.state.comment(issue, self._json_body(request), name, now)
-                    return Response.json(render.comment(issue, comment), 201)
+                    created = self.state.comment(issue, self._json_body(request), name, now)
+                    return Response.json(render.comment(issue, created), 201)
                 start = max(0, _int_value(request.param("startAt"), "startAt", 0))
-                limit = request.param("maxResults")
+                max_results = request.param("maxResults")
                 order = request.param("orderBy") or "created"
                 return self._only(request, "GET", lambda: Response.json(render.comments_page(
-                    issue, start, None if limit is None else _int_value(limit, "maxResults", 50),
+                    issue, start,
+                    None if max_results is None else _int_value(max_results, "maxResults", 50),
                     newest_first=order.startswith("-"))))
             case ("issue", ref, "comment", number):
                 issue = self.state.issue(ref)

@@ -115,7 +115,8 @@ def policy_with_ttl(directory: Path, ttl: str, *names: str) -> Path:
 
 
 def demo_stack(model: Path, state: Path, *people: str) -> Iterator[DemoBot]:
-    """Start the stack (generator for a module fixture); ``people`` join policy.yml as developers."""
+    """Start the stack (a generator for a module fixture); ``people`` join policy.yml as
+    developers."""
     settings = dataclasses.replace(Settings.from_env(ROOT), port=free_port(),
                                    actions_port=free_port(), state_dir=state)
     jenkins = JenkinsSimulator(queue_delay=0.1, build_seconds=1.5)

@@ -104,7 +104,8 @@ def free_port() -> int:
 
 
 def wait_until(predicate: Any, what: str, timeout: float = 60.0) -> Any:
-    """Poll ``predicate`` until it returns something truthy (returned); AssertionError(what) after ``timeout``."""
+    """Poll ``predicate`` until it returns something truthy (returned); AssertionError(what)
+    after ``timeout``."""
     import time
 
     deadline = time.monotonic() + timeout
@@ -116,13 +117,15 @@ def wait_until(predicate: Any, what: str, timeout: float = 60.0) -> Any:
     raise AssertionError(what)
 
 
-def serve_demo(cwd: Path, env: dict[str, str], *args: str) -> tuple[subprocess.Popen[str], list[str], float]:
+def serve_demo(cwd: Path, env: dict[str, str],
+               *args: str) -> tuple[subprocess.Popen[str], list[str], float]:
     """``opsbot demo --serve ARGS`` in ``cwd``: the process, what it printed until it was
     ready, and the seconds that took. Its later output is drained, so it never blocks."""
     return serve_opsbot(cwd, env, "demo", "--serve", *args)
 
 
-def serve_opsbot(cwd: Path, env: dict[str, str], *args: str) -> tuple[subprocess.Popen[str], list[str], float]:
+def serve_opsbot(cwd: Path, env: dict[str, str],
+                 *args: str) -> tuple[subprocess.Popen[str], list[str], float]:
     """``opsbot ARGS`` (``run``, or ``demo --serve``) in ``cwd``, as :func:`serve_demo` says."""
     started = time.monotonic()
     process = subprocess.Popen([sys.executable, "-m", "opsbot", *args],

@@ -1,4 +1,5 @@
-"""The deploy dialogue end to end: REST channel -> Rasa -> action server -> python-jenkins -> simulator.
+"""The deploy dialogue end to end: REST channel -> Rasa -> action server -> python-jenkins ->
+simulator.
 
 One Rasa server, action server and Jenkins simulator serve the whole module (starting
 them costs ~30 s); each test uses its own senders and services so tests stay independent.
@@ -46,7 +47,8 @@ rules:
   - intents: [run_build, stop_build, deploy, rollback, create_issue, comment_issue, update_issue]
     risk: change
     unknown: true   # the tests' other senders (erin, ivan, ...) are not named above
-  - intents: [deploy_history, build_status, list_jobs, build_failure, query_logs, issue_status, list_issues]
+  - intents: [deploy_history, build_status, list_jobs, build_failure, query_logs, issue_status,
+              list_issues]
     risk: read
     unknown: true
 """
@@ -114,7 +116,8 @@ class Bot:
 
     def operation_state(self, operation_id: str) -> str:
         with sqlite3.connect(self.db_path) as db:
-            row = db.execute("SELECT state FROM opsbot_operations WHERE id = ?", (operation_id,)).fetchone()
+            row = db.execute("SELECT state FROM opsbot_operations WHERE id = ?",
+                             (operation_id,)).fetchone()
         return str(row[0])
 
 

@@ -104,8 +104,8 @@ def test_loki_failing_while_a_preview_waits(bot: DemoBot) -> None:
     confirm = button_payload(replies, "Confirm")
     bot.loki.fail_next(502, path=_LOG_QUERY)
     said = text_of(bot.say("judy", "errors from payments in the last hour"))
-    assert f"Loki at {bot.loki.url.rstrip('/')} failed (502) while trying to count the matching log lines" \
-        in said, said
+    loki = bot.loki.url.rstrip("/")
+    assert f"Loki at {loki} failed (502) while trying to count the matching log lines" in said, said
     assert "Try again in a minute" in said and "Nothing was changed." in said, said
     assert "error lines from payments" not in said and "Traceback" not in said, said
     assert [op["id"] for op in _open(bot, "judy")] == [operation_id(confirm)]

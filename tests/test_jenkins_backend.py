@@ -512,6 +512,8 @@ def test_config_never_echoes_a_password_in_the_url() -> None:
 
 
 # -- console analysis: real-world snippets ---------------------------------------------------
+# A backslash at the end of a line inside these logs continues that log line on the next one
+# (Python drops the backslash and the newline), so the lines Jenkins printed stay whole.
 
 PIPELINE_PYTEST = """\
 Started by user Alice Chen
@@ -523,7 +525,8 @@ Running on agent-3 in /home/jenkins/workspace/search-ci
 [Pipeline] { (Declarative: Checkout SCM)
 [Pipeline] checkout
 [2024-05-02T10:11:12.345Z] The recommended git tool is: NONE
-[2024-05-02T10:11:12.350Z]  > git rev-parse --resolve-git-dir /home/jenkins/workspace/search-ci/.git # timeout=10
+[2024-05-02T10:11:12.350Z]  > git rev-parse --resolve-git-dir \
+/home/jenkins/workspace/search-ci/.git # timeout=10
 [2024-05-02T10:11:13.001Z] Checking out Revision 4f1c0e9a7d2b (refs/remotes/origin/main)
 [Pipeline] }
 [Pipeline] // stage
@@ -531,9 +534,11 @@ Running on agent-3 in /home/jenkins/workspace/search-ci
 [Pipeline] { (Test)
 [Pipeline] sh
 [2024-05-02T10:11:14.000Z] + python -m pytest
-[2024-05-02T10:11:55.000Z] \x1b[31mFAILED\x1b[0m tests/test_api.py::test_create_order - assert 500 == 201
+[2024-05-02T10:11:55.000Z] \x1b[31mFAILED\x1b[0m tests/test_api.py::test_create_order - \
+assert 500 == 201
 [2024-05-02T10:11:55.001Z] FAILED tests/test_api.py::test_refund[partial] - KeyError: 'amount'
-[2024-05-02T10:11:55.002Z] \x1b[31m======================== 2 failed, 318 passed in 41.2s =========================\x1b[0m
+[2024-05-02T10:11:55.002Z] \x1b[31m======================== 2 failed, 318 passed in 41.2s \
+=========================\x1b[0m
 [Pipeline] }
 [Pipeline] // stage
 [Pipeline] stage
@@ -580,13 +585,16 @@ def test_maven_javac_error_shortens_the_workspace_path() -> None:
 [INFO] -------------------------------------------------------------
 [ERROR] COMPILATION ERROR :
 [INFO] -------------------------------------------------------------
-[ERROR] /var/jenkins_home/workspace/payments-ci@2/src/main/java/com/acme/PaymentService.java:[42,17] cannot find symbol
+[ERROR] /var/jenkins_home/workspace/payments-ci@2/src/main/java/com/acme/PaymentService.java:\
+[42,17] cannot find symbol
   symbol:   variable ledger
   location: class com.acme.PaymentService
 [INFO] 1 error
 [INFO] BUILD FAILURE
-[ERROR] Failed to execute goal org.apache.maven.plugins:maven-compiler-plugin:3.13.0:compile (default-compile) on project payments-service: Compilation failure
-[ERROR] /var/jenkins_home/workspace/payments-ci@2/src/main/java/com/acme/PaymentService.java:[42,17] cannot find symbol
+[ERROR] Failed to execute goal org.apache.maven.plugins:maven-compiler-plugin:3.13.0:compile \
+(default-compile) on project payments-service: Compilation failure
+[ERROR] /var/jenkins_home/workspace/payments-ci@2/src/main/java/com/acme/PaymentService.java:\
+[42,17] cannot find symbol
 [ERROR] -> [Help 1]
 [ERROR]
 [ERROR] Re-run Maven using the -X switch to enable full debug logging.

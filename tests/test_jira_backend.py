@@ -518,7 +518,8 @@ def test_set_priority_and_unknown_priorities(sim: JiraSimulator, backend: JiraBa
     assert sim.issue("OPS-102").priority == "High"
     unknown = failure(backend.set_priority("OPS-102", "urgent"))
     assert isinstance(unknown, InvalidRequest)
-    assert str(unknown).startswith("Jira has no priority 'urgent'; use ") and "Lowest" in str(unknown)
+    assert str(unknown).startswith("Jira has no priority 'urgent'; use ")
+    assert "Lowest" in str(unknown)
     assert sim.issue("OPS-102").priority == "High"
     assert str(failure(backend.set_priority("OPS-999", "Low"))) == \
         "There is no issue OPS-999 (or opsbot may not see it)."

@@ -45,7 +45,8 @@ def _run(rt: _runtime.Runtime, intent: str, text: str, person: str = "alice",
 
 
 def _confirm(rt: _runtime.Runtime, turn: Turn) -> str:
-    payload = next(b for r in turn.replies for b in r.get("buttons") or [] if b["title"] == "Confirm")
+    payload = next(b for r in turn.replies for b in r.get("buttons") or []
+                   if b["title"] == "Confirm")
     operation = rt.store.open_for(turn.who.sender_id)[0]
     assert operation.id in payload["payload"]
     confirm = Turn(OpsRequest("affirm", payload["payload"], 1.0, {}), turn.who, rt)

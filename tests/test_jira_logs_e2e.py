@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import re
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,7 @@ from simulators.logs import generate, write_files
 from simulators.loki import LokiSimulator
 from tests.conftest import REST_AUTH, ROOT, button_payload, free_port, team_policy
 
-NOW = datetime.now(timezone.utc)
+NOW = datetime.now(UTC)
 
 
 @dataclasses.dataclass

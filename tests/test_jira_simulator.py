@@ -401,7 +401,8 @@ def test_done_needs_a_resolution_from_its_screen(sim: JiraSimulator, client: jir
     assert "OPS-101" not in keys(client, "resolution = Done")
     client.transition_issue("OPS-101", "41")
     assert sim.issue("OPS-101").resolution is None  # reopening clears it
-    raw = requests.post(f"{sim.url}rest/api/2/issue/OPS-101/transitions", auth=(sim.user, sim.token),
+    raw = requests.post(f"{sim.url}rest/api/2/issue/OPS-101/transitions",
+                        auth=(sim.user, sim.token),
                         json={"transition": {"id": "11"}, "fields": {"resolution": {"id": "1"}}},
                         timeout=5)
     assert raw.status_code == 400 and set(raw.json()["errors"]) == {"resolution"}

@@ -1,4 +1,5 @@
-"""Stopping a build end to end: REST channel -> Rasa -> action server -> python-jenkins -> simulator.
+"""Stopping a build end to end: REST channel -> Rasa -> action server -> python-jenkins ->
+simulator.
 
 Stopping is asynchronous in Jenkins: ``POST stop`` answers at once, the build ends when
 it reaches an abort point. A freestyle build here stops at once; the payments pipeline

@@ -631,8 +631,11 @@ class JenkinsBackend:
                           cancelled=bool(data.get("cancelled")),
                           why=str(why) if why else None)
 
+    # The deadline lives in the polling loop, not in asyncio.timeout(), so that running out
+    # of time raises with Jenkins' last reason for the wait (state.why) instead of cancelling
+    # a request half-way; callers (the watcher, tests) pass ``timeout`` by name.
     async def wait_for_build(self, queue_id: int, *, poll: float = 1.0,
-                             timeout: float = 600.0) -> Build:
+                             timeout: float = 600.0) -> Build:  # noqa: ASYNC109
         """Poll queue item ``queue_id`` until it has become a build (not until that finishes).
 
         BackendError if it was cancelled; BackendUnavailable if it has not started after
@@ -642,7 +645,7 @@ class JenkinsBackend:
         deadline = loop.time() + timeout
         while True:
             data = await self._queue_item(queue_id)
-            state = _parse(self, lambda: self._queue_state(data, queue_id))
+            state = _parse(self, partial(self._queue_state, data, queue_id))
             if state.cancelled:
                 raise BackendError(f"The build queued as item {queue_id} was cancelled in "
                                    "Jenkins before it started.", backend=_BACKEND)

@@ -704,7 +704,8 @@ class JiraBackend:
 
         def call() -> None:
             # python-jira reads the issue, PUTs {"fields": {"priority": ...}} and reads it again.
-            self._jira().issue(wanted, fields="priority").update(fields={"priority": {"name": name}})
+            issue = self._jira().issue(wanted, fields="priority")
+            issue.update(fields={"priority": {"name": name}})
 
         doing = f"change the priority of {wanted}"
         try:

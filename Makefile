@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 
 help:
 	@echo "make demo    install (idempotent), train if needed, start everything, chat in the terminal"
-	@echo "make test    run the test suite (what CI runs)"
+	@echo "make test    lint (ruff, mypy), then the test suite (what CI runs)"
 	@echo "make lint    ruff check and mypy only"
 	@echo "make install create .venv and install requirements.lock (idempotent)"
 	@echo "make train   train the model from data/"
@@ -29,7 +29,7 @@ lint: install
 	@$(BIN)/ruff check .
 	@$(BIN)/mypy
 
-test: install
+test: lint
 	@$(BIN)/python -m pytest
 
 bench: install

@@ -55,11 +55,13 @@ from the environment variable):
     app_password         TEAMS_APP_PASSWORD         its client secret (required)
     tenant_id            TEAMS_TENANT_ID            the tenant (required for single-tenant)
     allowed_tenants      TEAMS_ALLOWED_TENANTS      a multi-tenant app: the tenant ids it serves
-    app_type             TEAMS_APP_TYPE             SingleTenant (default with a tenant) or MultiTenant
+    app_type             TEAMS_APP_TYPE             SingleTenant (default with a tenant) or
+                                                    MultiTenant
     openid_metadata_url  TEAMS_OPENID_METADATA_URL  default https://login.botframework.com/v1/.well-known/openidconfiguration
     token_issuer         TEAMS_TOKEN_ISSUER         default https://api.botframework.com
     authority_url        TEAMS_AUTHORITY_URL        default https://login.microsoftonline.com
-    send_budget          TEAMS_SEND_BUDGET          seconds one reply may wait out throttling and outages (120)
+    send_budget          TEAMS_SEND_BUDGET          seconds one reply may wait out throttling and
+                                                    outages (120)
 """
 
 from __future__ import annotations
@@ -79,7 +81,13 @@ from typing import Any, TypeVar
 
 import aiohttp
 import jwt
-from microsoft_agents.activity import Activity, Attachment, ChannelAccount, ConversationAccount
+from microsoft_agents.activity import (
+    Activity,
+    Attachment,
+    ChannelAccount,
+    ChannelId,
+    ConversationAccount,
+)
 from microsoft_agents.hosting.core.connector.client import ConnectorClient
 from microsoft_agents.hosting.core.connector.conversations_base import ConversationsBase
 from rasa.core.channels.channel import InputChannel, OutputChannel, UserMessage
@@ -231,7 +239,8 @@ class TokenValidator:
                 async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as s:
                     async with s.get(self.metadata_url) as answer:
                         if answer.status != 200:
-                            raise AuthError(f"OpenID metadata {self.metadata_url}: HTTP {answer.status}")
+                            raise AuthError(
+                                f"OpenID metadata {self.metadata_url}: HTTP {answer.status}")
                         metadata = await answer.json(content_type=None)
                 jwks_uri = metadata.get("jwks_uri") if isinstance(metadata, dict) else None
                 if not jwks_uri:
@@ -286,7 +295,8 @@ class TokenProvider:
         self._lock = asyncio.Lock()
 
     def __repr__(self) -> str:
-        return f"TokenProvider(app_id={self.app_id!r}, token_url={self.token_url!r}, password=**********)"
+        return (f"TokenProvider(app_id={self.app_id!r}, token_url={self.token_url!r}, "
+                "password=**********)")
 
     async def token(self) -> str:
         async with self._lock:
@@ -304,7 +314,8 @@ class TokenProvider:
                 raise _NotNow(f"the token endpoint {self.token_url} answered HTTP "
                               f"{answer.status}", _retry_after(answer.headers))
             if answer.status != 200 or not isinstance(body, dict) or not body.get("access_token"):
-                detail = body.get("error_description") or body.get("error") if isinstance(body, dict) else None
+                detail = (body.get("error_description") or body.get("error")
+                          if isinstance(body, dict) else None)
                 raise ConnectorConfigError(
                     f"Teams: the token endpoint {self.token_url} refused app {self.app_id} "
                     f"(HTTP {answer.status}: {str(detail or '')[:200]}). Check TEAMS_APP_ID, "
@@ -315,7 +326,8 @@ class TokenProvider:
 
 
 def _tenant_of(activity: Activity, body: Mapping[str, Any]) -> str:
-    """The tenant an activity comes from: ``conversation.tenantId``, else ``channelData.tenant.id``."""
+    """The tenant an activity comes from: ``conversation.tenantId``, else
+    ``channelData.tenant.id``."""
     conversation = activity.conversation
     tenant = conversation.tenant_id if conversation is not None else None
     if not tenant:
@@ -345,7 +357,8 @@ def _seconds_setting(value: str | None, variable: str, default: float) -> float:
     try:
         return float(value)
     except ValueError:
-        raise ConnectorConfigError(f"{variable} must be a number of seconds, got {value!r}.") from None
+        raise ConnectorConfigError(
+            f"{variable} must be a number of seconds, got {value!r}.") from None
 
 
 def adaptive_card(text: str, buttons: Sequence[Mapping[str, Any]] = (),
@@ -389,7 +402,8 @@ class TeamsOutput(ReplyChannel):
 
     async def _where(self, recipient_id: str) -> Mapping[str, Any]:
         if self._reference is None:
-            self._reference = await asyncio.to_thread(channel_store().recall, _REF_KIND, recipient_id)
+            self._reference = await asyncio.to_thread(
+                channel_store().recall, _REF_KIND, recipient_id)
             if self._reference is None:
                 raise ValueError(f"no Teams conversation reference for {recipient_id!r}")
         return self._reference
@@ -440,7 +454,8 @@ class TeamsInput(InputChannel):
                  send_budget: float = SEND_BUDGET) -> None:
         kind = app_type.replace("-", "").replace("_", "").lower()
         if kind not in ("singletenant", "multitenant"):
-            raise ConnectorConfigError(f"TEAMS_APP_TYPE={app_type!r}: use SingleTenant or MultiTenant.")
+            raise ConnectorConfigError(
+                f"TEAMS_APP_TYPE={app_type!r}: use SingleTenant or MultiTenant.")
         if kind == "singletenant" and not tenant_id:
             raise ConnectorConfigError(
                 "TEAMS_APP_TYPE=SingleTenant needs TEAMS_TENANT_ID: the directory (tenant) id of "
@@ -467,7 +482,8 @@ class TeamsInput(InputChannel):
         self.tokens = TokenProvider(app_id=app_id, app_password=app_password,
                                     token_url=f"{authority_url.rstrip('/')}/{token_tenant}/oauth2/v2.0/token")
         if send_budget <= 0:
-            raise ConnectorConfigError(f"TEAMS_SEND_BUDGET must be above 0 seconds, got {send_budget}.")
+            raise ConnectorConfigError(
+                f"TEAMS_SEND_BUDGET must be above 0 seconds, got {send_budget}.")
         self.send_budget = float(send_budget)
         self._book: ButtonBook[Location] = ButtonBook()
         self._texts: dict[Location, str] = {}
@@ -476,7 +492,8 @@ class TeamsInput(InputChannel):
         self._lanes = _Lanes()
 
     def __repr__(self) -> str:
-        return f"TeamsInput(app_id={self.app_id!r}, single_tenant={self.single_tenant}, app_password=**********)"
+        return (f"TeamsInput(app_id={self.app_id!r}, single_tenant={self.single_tenant}, "
+                "app_password=**********)")
 
     # -- Rasa's channel interface --------------------------------------------------------
 
@@ -489,7 +506,7 @@ class TeamsInput(InputChannel):
 
         @hook.listener("before_server_stop")
         async def stop(_app: Any, _loop: Any) -> None:
-            await self.drain(timeout=10)
+            await self.drain(seconds=10)
 
         @hook.route("/", methods=["GET"])
         async def health(_request: Request) -> HTTPResponse:
@@ -519,8 +536,9 @@ class TeamsInput(InputChannel):
         except AuthError as exc:
             logger.warning("refused a Teams request: %s", exc)
             return response.json({"error": "Unauthorized"}, status=401)
-        except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as exc:
-            logger.error("cannot read the OpenID metadata at %s: %s", self.validator.metadata_url, exc)
+        except (TimeoutError, aiohttp.ClientError, ValueError) as exc:
+            logger.error("cannot read the OpenID metadata at %s: %s",
+                         self.validator.metadata_url, exc)
             return response.json({"error": "cannot verify the token now"}, status=503)
         try:
             activity = Activity.model_validate(body)
@@ -533,8 +551,9 @@ class TeamsInput(InputChannel):
             return response.json({"error": f"Forbidden: {refused}"}, status=403)
         if activity.type not in ("message", "invoke"):
             return response.empty(status=200)  # conversationUpdate, typing, reactions, ...
+        seen_key = f"{activity.conversation.id}|{activity.id}"
         if activity.id and not await asyncio.to_thread(
-                channel_store().first_time, _SEEN_KIND, f"{activity.conversation.id}|{activity.id}"):
+                channel_store().first_time, _SEEN_KIND, seen_key):
             logger.info("Teams activity %s was already handled; ignored", activity.id)
             return response.empty(status=200)
         turn = self.start_turn(activity, on_new_message)
@@ -544,11 +563,13 @@ class TeamsInput(InputChannel):
             answered = await asyncio.wait_for(asyncio.shield(turn), timeout=_INVOKE_WAIT)
         except TimeoutError:
             answered = _STILL_WORKING
-        return response.json({"statusCode": 200, "type": "application/vnd.microsoft.activity.message",
+        return response.json({"statusCode": 200,
+                              "type": "application/vnd.microsoft.activity.message",
                               "value": answered or "Done."}, status=200)
 
-    def start_turn(self, activity: Activity,
-                   on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> asyncio.Task[str | None]:
+    def start_turn(
+        self, activity: Activity, on_new_message: Callable[[UserMessage], Awaitable[Any]]
+    ) -> asyncio.Task[str | None]:
         """Run the turn of an accepted activity in the background; the task is kept until it
         ends, and turns of one person in one conversation run in the order started."""
         user = activity.from_property
@@ -566,11 +587,11 @@ class TeamsInput(InputChannel):
             logger.error("Teams turn %s ended with an error", task.get_name(),
                          exc_info=task.exception())
 
-    async def drain(self, timeout: float) -> None:
-        """Wait up to ``timeout`` seconds for the turns still running (at shutdown)."""
+    async def drain(self, seconds: float) -> None:
+        """Wait up to ``seconds`` for the turns still running (at shutdown)."""
         if self._tasks:
             logger.info("waiting for %d Teams turn(s) to finish", len(self._tasks))
-            await asyncio.wait(set(self._tasks), timeout=timeout)
+            await asyncio.wait(set(self._tasks), timeout=seconds)
 
     async def _turn(self, lane: str, activity: Activity,
                     on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> str | None:
@@ -621,13 +642,15 @@ class TeamsInput(InputChannel):
         if activity.type == "invoke":
             action = (value or {}).get("action") if activity.name == "adaptiveCard/action" else None
             data = action.get("data") if isinstance(action, dict) else None
-            text = str(data.get("payload")) if isinstance(data, dict) and data.get("payload") else None
+            text = (str(data.get("payload"))
+                    if isinstance(data, dict) and data.get("payload") else None)
             pressed = activity.reply_to_id
         elif value and value.get("payload"):
             text = str(value["payload"])
             pressed = activity.reply_to_id
         else:
-            group = (conversation.conversation_type or "personal") != "personal" or bool(conversation.is_group)
+            group = ((conversation.conversation_type or "personal") != "personal"
+                     or bool(conversation.is_group))
             if group and not activity.is_recipient_mentioned():
                 return None  # in a channel, opsbot answers when mentioned
             from_card = False
@@ -654,8 +677,9 @@ class TeamsInput(InputChannel):
             # click by someone else would count as the asker's.
             for posting in list(self._posting.get(conversation.id, ())):
                 await posting.wait()
-        if pressed and await asyncio.to_thread(pressed_by_other, f"{conversation.id}:{pressed}",
-                                               sender, text):
+        by_other = bool(pressed) and await asyncio.to_thread(
+            pressed_by_other, f"{conversation.id}:{pressed}", sender, text)
+        if by_other:
             if activity.type == "invoke":
                 return NOT_YOURS  # shown on the card, to the one who clicked
             await self.send(reference, f"{user.name}: {NOT_YOURS}" if user.name else NOT_YOURS,
@@ -734,7 +758,7 @@ class TeamsInput(InputChannel):
     def _activity(self, reference: Mapping[str, Any], **fields: Any) -> Activity:
         return Activity(
             type="message",
-            channel_id=reference.get("channel_id") or "msteams",
+            channel_id=ChannelId(reference.get("channel_id") or "msteams"),
             service_url=reference["service_url"],
             from_property=ChannelAccount(id=reference.get("bot_id") or f"28:{self.app_id}",
                                          name=reference.get("bot_name") or "opsbot"),

@@ -55,7 +55,8 @@ import logging
 import re
 import urllib.parse
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any, TypeVar
 
 from rasa.core.channels.channel import InputChannel, OutputChannel, UserMessage
@@ -147,7 +148,8 @@ def sender_id_for(chat_id: int, user_id: int) -> str:
 def _chat_of(sender_id: str) -> int:
     parts = sender_id.split(":")
     if len(parts) != 3 or parts[0] != CHANNEL:
-        raise ValueError(f"{sender_id!r} is not a Telegram conversation id (telegram:<chat>:<user>)")
+        raise ValueError(
+            f"{sender_id!r} is not a Telegram conversation id (telegram:<chat>:<user>)")
     return int(parts[1])
 
 
@@ -347,7 +349,9 @@ class TelegramInput(InputChannel):
 
     # -- lifecycle -----------------------------------------------------------------------
 
-    async def _start(self, app: Any, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> None:
+    async def _start(
+        self, app: Any, on_new_message: Callable[[UserMessage], Awaitable[Any]]
+    ) -> None:
         try:
             await self.bot.initialize()
         except InvalidToken:
@@ -356,11 +360,12 @@ class TelegramInput(InputChannel):
             return
         except TelegramError as exc:
             logger.error("cannot reach the Telegram Bot API at %s (%s); the Telegram connector "
-                         "is not running. Check TELEGRAM_API_URL and the network.", self.api_url, exc)
+                         "is not running. Check TELEGRAM_API_URL and the network.",
+                         self.api_url, exc)
             return
         try:
             await asyncio.to_thread(channel_store().forget_older, _SEEN_KIND,
-                                    datetime.now(timezone.utc) - _KEEP_SEEN)
+                                    datetime.now(UTC) - _KEEP_SEEN)
         except Exception:  # noqa: BLE001 - housekeeping only
             logger.debug("could not prune old Telegram update ids", exc_info=True)
         if self.mode == "webhook":
@@ -390,9 +395,11 @@ class TelegramInput(InputChannel):
         except Exception:  # noqa: BLE001 - shutting down anyway
             logger.debug("Telegram bot shutdown failed", exc_info=True)
 
-    async def _poll(self, app: Any, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> None:
+    async def _poll(
+        self, app: Any, on_new_message: Callable[[UserMessage], Awaitable[Any]]
+    ) -> None:
         """getUpdates in a loop, as PTB's Updater does, handing each update to a task."""
-        while not _agent_ready(app):
+        while not _agent_ready(app):  # noqa: ASYNC110 - the agent is loaded by Rasa, which offers no event to await
             await asyncio.sleep(0.2)
         try:
             await self.bot.delete_webhook()
@@ -624,18 +631,19 @@ class TelegramInput(InputChannel):
             last = index == len(pieces) - 1
             escaped = escape_markdown(piece, version=2)
             try:
-                sent = await _patiently(lambda: self.bot.send_message(
-                    chat_id, escaped, parse_mode=ParseMode.MARKDOWN_V2,
+                sent = await _patiently(partial(
+                    self.bot.send_message, chat_id, escaped, parse_mode=ParseMode.MARKDOWN_V2,
                     reply_markup=markup if last else None, message_thread_id=thread_id))
             except BadRequest as exc:
                 if "parse entities" not in str(exc):
                     raise
-                sent = await _patiently(lambda: self.bot.send_message(
-                    chat_id, piece, reply_markup=markup if last else None,
-                    message_thread_id=thread_id))
+                sent = await _patiently(partial(
+                    self.bot.send_message, chat_id, piece,
+                    reply_markup=markup if last else None, message_thread_id=thread_id))
                 escaped = escape_markdown(piece, version=2)
             except Forbidden as exc:
-                logger.warning("Telegram chat %s does not take messages from the bot: %s", chat_id, exc)
+                logger.warning("Telegram chat %s does not take messages from the bot: %s",
+                               chat_id, exc)
                 return
             if last and markup is not None:
                 location = (chat_id, sent.message_id)
@@ -653,7 +661,8 @@ class TelegramInput(InputChannel):
         for button in buttons[:100]:
             title = str(button.get("title") or button.get("payload") or "?")[:64]
             payload = str(button.get("payload") or title)
-            keys.append(InlineKeyboardButton(title, callback_data=await self._callback_data(payload)))
+            data = await self._callback_data(payload)
+            keys.append(InlineKeyboardButton(title, callback_data=data))
         per_row = 2 if all(len(k.text) <= 18 for k in keys) else 1
         rows = [keys[i:i + per_row] for i in range(0, len(keys), per_row)]
         return InlineKeyboardMarkup(rows)

@@ -1496,7 +1496,8 @@ class TeamsSimulator(SimulatorBase[RecordedRequest]):
         if title is None and data is not None:
             sent = self._sent(activity_id)
             action: dict[str, Any] = {"type": "Action.Submit", "data": data}
-            kind, card = ADAPTIVE_CARD, {}
+            card: dict[str, Any] = {}
+            kind = ADAPTIVE_CARD
         else:
             sent, kind, action, card = self._find(
                 activity_id, title, ("Action.Submit", "messageBack", "imBack", "invoke"))
@@ -1507,7 +1508,7 @@ class TeamsSimulator(SimulatorBase[RecordedRequest]):
         if kind == ADAPTIVE_CARD:
             payload = action.get("data")
             teams = payload.get("msteams") if isinstance(payload, dict) else None
-            if isinstance(teams, dict):
+            if isinstance(payload, dict) and isinstance(teams, dict):
                 kind_of = teams.get("type")
                 if kind_of == "messageBack":
                     fields.update(text=teams.get("text"), value=teams.get("value"))

@@ -56,7 +56,8 @@ def _validator(sim: TeamsSimulator) -> TokenValidator:
 
 def _check(sim: TeamsSimulator, authorization: str | None, channel: str = "msteams",
            service_url: str | None = None) -> dict:
-    return asyncio.run(_validator(sim).validate(authorization, channel, service_url or sim.service_url))
+    validator = _validator(sim)
+    return asyncio.run(validator.validate(authorization, channel, service_url or sim.service_url))
 
 
 def test_a_channel_token_is_accepted(sim: TeamsSimulator) -> None:
@@ -104,7 +105,8 @@ def test_settings_need_an_app_and_a_tenant_for_single_tenant() -> None:
     with pytest.raises(ConnectorConfigError, match="TEAMS_APP_PASSWORD is not set"):
         TeamsInput.from_credentials({"app_id": "a"})
     with pytest.raises(ConnectorConfigError, match="needs TEAMS_TENANT_ID"):
-        TeamsInput.from_credentials({"app_id": "a", "app_password": "p", "app_type": "SingleTenant"})
+        TeamsInput.from_credentials(
+            {"app_id": "a", "app_password": "p", "app_type": "SingleTenant"})
     with pytest.raises(ConnectorConfigError, match="SingleTenant or MultiTenant"):
         TeamsInput.from_credentials({"app_id": "a", "app_password": "p", "app_type": "Both"})
 
@@ -138,7 +140,8 @@ def test_the_token_provider_reports_a_wrong_secret(sim: TeamsSimulator) -> None:
 
 
 def test_cards_and_conversation_ids() -> None:
-    card = adaptive_card("Deploy?", [{"title": "Confirm", "payload": '/affirm{"operation_id":"op-1"}'}])
+    card = adaptive_card(
+        "Deploy?", [{"title": "Confirm", "payload": '/affirm{"operation_id":"op-1"}'}])
     assert card["type"] == "AdaptiveCard" and card["body"][0]["text"] == "Deploy?"
     assert card["actions"] == [{"type": "Action.Submit", "title": "Confirm",
                                 "data": {"payload": '/affirm{"operation_id":"op-1"}'}}]
@@ -252,7 +255,8 @@ def test_turns_run_in_the_background_one_person_at_a_time_in_order(sim: TeamsSim
         started.append(message.text)
         if message.text == "slow one":
             await asyncio.sleep(1.0)  # a slow backend: the next turn waits its turn
-        await message.output_channel.send_text_message(message.sender_id, f"answer to {message.text}")
+        await message.output_channel.send_text_message(
+            message.sender_id, f"answer to {message.text}")
 
     async def body() -> list[Any]:
         first = connector.start_turn(_from_alice(sim, "slow one"), turn)
@@ -316,7 +320,7 @@ def test_a_fast_click_by_someone_else_waits_until_the_card_has_its_owner(
         posting = asyncio.create_task(connector.send(
             reference, "Which service?", [{"title": "search", "payload": payload}], {},
             owner=sender_id_for(thread, USERS["alice"].aad_object_id)))
-        while not [a for a in sim.bot_activities(thread) if card_actions(a)]:
+        while not [a for a in sim.bot_activities(thread) if card_actions(a)]:  # noqa: ASYNC110 - polls the simulator, which runs in another thread
             await asyncio.sleep(0.02)
         card = next(a for a in sim.bot_activities(thread) if card_actions(a))
         bob = sim._user("bob")

@@ -38,9 +38,12 @@ class Stage:
         assert status in (200, 201), (status, body)
         sent = self.teams.user_activities()[-1]["activity"]
         cid = sent["conversation"]["id"]
-        return cid, self.teams.wait_for_bot_activity(conversation=cid, contains=contains, timeout=60)
+        answer = self.teams.wait_for_bot_activity(conversation=cid, contains=contains, timeout=60)
+        return cid, answer
 
-    def click(self, user: str, card: dict[str, Any], title: str, *, contains: str) -> dict[str, Any]:
+    def click(
+        self, user: str, card: dict[str, Any], title: str, *, contains: str
+    ) -> dict[str, Any]:
         cid = card["conversation"]["id"]
         count = len(self.teams.bot_activities(cid))
         status, body = self.teams.submit(user, card["id"], title=title)
@@ -94,8 +97,8 @@ def test_channel_deploy_confirmed_by_the_requester_only(stage: Stage) -> None:
     with pytest.raises(LookupError):
         stage.teams.submit("alice", card["id"], title="Confirm")
     # The build result is pushed into the thread when the build ends.
-    done = stage.teams.wait_for_bot_activity(conversation=thread, contains="is live on prod: SUCCESS",
-                                             timeout=60)
+    done = stage.teams.wait_for_bot_activity(
+        conversation=thread, contains="is live on prod: SUCCESS", timeout=60)
     assert "payments 2.4.1" in text_of(done)
     assert len(stage.builds("payments")) == before + 1
     # Outbound calls carried a token the simulator issued.
@@ -117,7 +120,8 @@ def test_a_redelivered_click_runs_nothing_twice(stage: Stage) -> None:
     assert not [a for a in stage.teams.bot_activities(thread)[count:] if "started" in text_of(a)]
 
 
-@pytest.mark.parametrize("bad", ["missing", "forged", "expired", "audience", "issuer", "serviceurl"])
+@pytest.mark.parametrize(
+    "bad", ["missing", "forged", "expired", "audience", "issuer", "serviceurl"])
 def test_a_bad_token_gets_401_and_changes_nothing(stage: Stage, bad: str) -> None:
     teams = stage.teams
     token = {
@@ -145,7 +149,8 @@ def test_channel_messages_need_a_mention_and_personal_chats_do_not(stage: Stage)
     assert status in (200, 201)
     time.sleep(1.0)
     assert len(stage.teams.bot_activities()) == before
-    _, answer = stage.ask("bob", "what's red in CI?", conversation="personal", contains="billing-ci")
+    _, answer = stage.ask(
+        "bob", "what's red in CI?", conversation="personal", contains="billing-ci")
     assert "search-ci" in text_of(answer)
     _, refused = stage.ask("bob", "deploy checkout 5.13.1 to prod", contains="release-manager")
     assert "Nothing ran" in text_of(refused)
@@ -157,7 +162,8 @@ def test_in_a_channel_choice_buttons_answer_only_the_person_asked(stage: Stage) 
     refused = stage.click("bob", card, "search", contains="someone else's question")
     assert "nothing was done" in text_of(refused)
     # bob's click neither answered alice's question nor spent her buttons.
-    assert card_actions(next(a for a in stage.teams.bot_activities(thread) if a["id"] == card["id"]))
+    updated = next(a for a in stage.teams.bot_activities(thread) if a["id"] == card["id"])
+    assert card_actions(updated)
     stage.click("alice", card, "search", contains="Which version of search")
 
 

@@ -92,7 +92,8 @@ def test_settings_come_from_credentials_or_the_environment(monkeypatch: pytest.M
     ({"token": "not-a-token"}, "does not look like a bot token"),
     ({"token": "1:a", "mode": "push"}, "use polling or webhook"),
     ({"token": "1:a", "mode": "webhook"}, "needs TELEGRAM_WEBHOOK_URL"),
-    ({"token": "1:a", "mode": "webhook", "webhook_url": "https://x/h"}, "needs TELEGRAM_WEBHOOK_SECRET"),
+    ({"token": "1:a", "mode": "webhook", "webhook_url": "https://x/h"},
+     "needs TELEGRAM_WEBHOOK_SECRET"),
     ({"token": "1:a", "mode": "webhook", "webhook_url": "https://x/h", "webhook_secret": "sp ace"},
      "TELEGRAM_WEBHOOK_SECRET"),
     ({"token": "1:a", "api_url": "ftp://x"}, "TELEGRAM_API_URL must be an http"),
@@ -125,7 +126,9 @@ def test_split_text_keeps_everything_within_the_limit() -> None:
     assert "".join(split_text(emoji)) == emoji
 
 
-def test_a_long_reply_arrives_in_pieces_and_special_characters_intact(sim: TelegramSimulator) -> None:
+def test_a_long_reply_arrives_in_pieces_and_special_characters_intact(
+    sim: TelegramSimulator,
+) -> None:
     connector = _connector(sim)
     tricky = "job data_pipeline.v2-nightly [main] (#87) *bold?* `tick` a>b c|d {x} ~y~ +1=2 !\\"
     long = "\n".join(f"line {n}: {tricky}" for n in range(200))
@@ -257,7 +260,8 @@ def test_an_unknown_long_payload_is_expired_not_run(sim: TelegramSimulator) -> N
     async def body() -> None:
         await connector.send(ALICE, "Pick", [{"title": "A", "payload": "/greet"}], {})
         message = sim.bot_messages(ALICE)[-1]
-        update = sim.press(ALICE, ALICE, int(message["message_id"]), data="~" + "0" * 24, force=True)
+        update = sim.press(ALICE, ALICE, int(message["message_id"]), data="~" + "0" * 24,
+                           force=True)
         await connector._handle(Update.de_json(update, connector.bot), recorder)
 
     _run(connector, body)
@@ -322,8 +326,8 @@ def test_in_a_group_choice_buttons_answer_only_the_person_asked(sim: TelegramSim
     confirm = sign_payload("affirm", {"operation_id": "op-1"})
 
     async def body() -> None:
-        await connector.send(OPS_GROUP, "Which service?", [{"title": "payments", "payload": choice}],
-                             {}, owner=alice)
+        await connector.send(OPS_GROUP, "Which service?",
+                             [{"title": "payments", "payload": choice}], {}, owner=alice)
         asked = int(sim.bot_messages(OPS_GROUP)[-1]["message_id"])
         await connector.send(OPS_GROUP, "Deploy?", [{"title": "Confirm", "payload": confirm}],
                              {"op-1": "pending_confirmation"}, owner=alice)

@@ -78,7 +78,8 @@ def test_group_deploy_confirmed_by_the_requester_only(stage: Stage) -> None:
     time.sleep(0.5)
     assert len(stage.builds("payments")) == before
     # bob's click changed nothing: alice's keyboard is still there.
-    assert _buttons(stage.telegram.bot_messages(OPS_GROUP)[_index(stage, preview)]) == ["Confirm", "Cancel"]
+    shown = stage.telegram.bot_messages(OPS_GROUP)[_index(stage, preview)]
+    assert _buttons(shown) == ["Confirm", "Cancel"]
 
     started = stage.press(ALICE, preview, "Confirm", contains="started")
     assert "payments" in started["plain_text"]
@@ -144,7 +145,8 @@ def test_a_command_and_a_private_chat(stage: Stage) -> None:
 
 
 def test_bob_cannot_deploy_to_prod_and_a_sticker_is_harmless(stage: Stage) -> None:
-    refused = stage.ask(BOB, f"{MENTION} deploy checkout 5.13.1 to prod", contains="release-manager")
+    refused = stage.ask(BOB, f"{MENTION} deploy checkout 5.13.1 to prod",
+                        contains="release-manager")
     assert "Nothing ran" in refused["plain_text"]
     after = stage.last_id(BOB)
     stage.telegram.send_sticker(BOB, OPS_GROUP)

@@ -59,8 +59,8 @@ def _update(update_id: int, user: int, text: str) -> dict[str, Any]:
 def test_a_confirmed_deploy_through_the_webhook(stage: Stage) -> None:
     builds = len(stage.jenkins.builds("deploy-payments"))
     stage.telegram.send_text(ALICE, "deploy payments 2.4.1 to staging")
-    preview = stage.telegram.wait_for_bot_message(ALICE, contains="Deploy payments 2.4.1 to staging",
-                                                  timeout=60)
+    preview = stage.telegram.wait_for_bot_message(
+        ALICE, contains="Deploy payments 2.4.1 to staging", timeout=60)
     stage.telegram.press(ALICE, ALICE, int(preview["message_id"]), title="Confirm")
     stage.telegram.wait_for_bot_message(ALICE, contains="started", after=int(preview["message_id"]),
                                         timeout=60)

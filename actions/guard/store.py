@@ -934,6 +934,24 @@ class OperationStore:
             conn.info.setdefault(_UNSHIPPED, []).append(line)
 
     @contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        """A transaction in this database, for modules that keep their own tables in it
+        (``actions.events``); committed on success, database errors become StoreError."""
+        with self._begin() as conn:
+            yield conn
+
+    @contextmanager
+    def connection(self) -> Iterator[Connection]:
+        """A connection for reads in this database (see :meth:`transaction`)."""
+        with self._connect() as conn:
+            yield conn
+
+    @property
+    def engine(self) -> Engine:
+        """The SQLAlchemy engine (for creating another module's tables)."""
+        return self._engine
+
+    @contextmanager
     def _write(self) -> Iterator[Connection]:
         """A transaction; the audit rows it appended go to OPSBOT_AUDIT_FILE once it commits."""
         with self._engine.begin() as conn:

@@ -1,0 +1,473 @@
+"""Events into the chat: the webhooks that take alerts, checks and builds, and the courier
+that brings them to the subscribed conversations.
+
+``POST /webhooks/events/<source>`` on the Rasa server's port, for ``alertmanager``,
+``grafana``, ``github`` and ``jenkins`` (the Notification plugin; the Jenkins watcher in
+the action server polls instead and needs no endpoint):
+
+* **Authentication.** Alertmanager, Grafana and Jenkins send ``Authorization: Bearer
+  $OPSBOT_EVENTS_TOKEN`` (Alertmanager's ``http_config.authorization``, Grafana's
+  webhook "Authorization header"), or basic auth whose password is the token
+  (``http_config.basic_auth``, Grafana's username/password); Jenkins' Notification
+  plugin can only put it in the URL: ``?token=``. GitHub signs the raw body with
+  ``GITHUB_WEBHOOK_SECRET`` (``X-Hub-Signature-256``, compared in constant time). A
+  source whose variable is unset is off: 404. A wrong or missing token or signature:
+  401, and nothing is recorded.
+* **Validation.** A body over ``OPSBOT_EVENTS_MAX_BYTES`` (default 1 MiB): 413. A body
+  that is not the source's format: 400 with the reason. A valid one: 200 with what was
+  recorded; a redelivery (the same notification, the same ``X-GitHub-Delivery``) is 200
+  and changes nothing.
+* **Outbox.** The event and one delivery per subscribed conversation are written in one
+  transaction (``actions.events.store``) before the answer; the courier sends them.
+
+The courier (started with the server) claims due deliveries with a lease and sends each
+through its conversation's channel: Telegram and Teams through their connectors (which
+register themselves as *sinks* when they start), the REST channel and the terminal chat
+by appending the message to the conversation's tracker. An event of a group that already
+has a message in the conversation edits it (Telegram ``editMessageText``, Teams'
+activity update); a flood (more than ``OPSBOT_EVENTS_FLOOD`` new messages for one
+conversation within ``OPSBOT_EVENTS_FLOOD_WINDOW`` seconds, default 10 per 60) is held
+and summarised in one message at the end of the window. A send that the chat refuses for
+now (429 with ``retry_after``, 5xx, no connection) is retried at the time the chat asked
+for, or with backoff; one it refuses for good is given up and logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import os
+import random
+import secrets
+import socket
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+
+from rasa.core.channels.channel import InputChannel, UserMessage
+from sanic import Blueprint, response
+from sanic.request import Request
+from sanic.response import HTTPResponse
+
+from actions.events._model import SOURCES, EventFormatError
+from actions.events.render import buttons_for, render, render_summary
+from actions.events.store import Delivery, EventStore
+from actions.guard.identity import bearer, same_secret
+from connectors._common import channel_store
+
+__all__ = [
+    "EventsInput",
+    "Gone",
+    "SendLater",
+    "SendRefused",
+    "Sink",
+    "Courier",
+    "event_store",
+    "register_sink",
+    "sink_for",
+]
+
+logger = logging.getLogger(__name__)
+
+TOKEN_VARIABLE = "OPSBOT_EVENTS_TOKEN"
+GITHUB_SECRET_VARIABLE = "GITHUB_WEBHOOK_SECRET"
+MAX_BYTES = 1 << 20
+LEASE_SECONDS = 120.0
+MAX_ATTEMPTS = 10
+
+
+class SendLater(Exception):
+    """The chat cannot take the message now; try again after ``retry_after`` seconds (or
+    back off when it did not say)."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class SendRefused(Exception):
+    """The chat refuses the message for good (the bot was removed, the chat is gone)."""
+
+
+class Gone(Exception):
+    """The message to edit is no longer editable (deleted, too old): post a new one."""
+
+
+class Sink(Protocol):
+    """Where a channel's event messages go (Telegram, Teams, the trackers)."""
+
+    async def post_event(self, address: Mapping[str, Any], text: str,
+                         buttons: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+        """Post a new message; a reference to it (for later edits)."""
+
+    async def edit_event(self, address: Mapping[str, Any], ref: Mapping[str, Any], text: str,
+                         buttons: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+        """Change the message ``ref`` (Gone when it cannot be edited any more)."""
+
+
+_sinks: dict[str, Sink] = {}
+
+
+def register_sink(channel: str, sink: Sink) -> None:
+    """A connector that can deliver events (``telegram``, ``teams``) registers on start."""
+    _sinks[channel] = sink
+
+
+def sink_for(channel: str) -> Sink | None:
+    return _sinks.get(channel)
+
+
+_events: EventStore | None = None
+
+
+def event_store() -> EventStore:
+    """The outbox in opsbot's store, one per process."""
+    global _events
+    if _events is None:
+        _events = EventStore(channel_store())
+    return _events
+
+
+def _number(variable: str, default: float, minimum: float) -> float:
+    raw = os.environ.get(variable, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        logger.warning("%s=%r is not a number; using %g", variable, raw, default)
+        return default
+    return max(value, minimum)
+
+
+def _basic_password(authorization: str) -> str | None:
+    scheme, _, encoded = authorization.strip().partition(" ")
+    if scheme.lower() != "basic" or not encoded:
+        return None
+    try:
+        decoded = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return decoded.partition(":")[2]
+
+
+def authorised(source: str, request: Request, body: bytes) -> tuple[int, str] | None:
+    """None if the request proves it comes from ``source``'s sender; else (status, why)."""
+    from actions.events.sources import github_signature_ok
+
+    if source == "github":
+        secret = os.environ.get(GITHUB_SECRET_VARIABLE) or ""
+        if not secret:
+            return 404, f"GitHub events are off: {GITHUB_SECRET_VARIABLE} is not set"
+        if not github_signature_ok(secret, body, request.headers.get("X-Hub-Signature-256")):
+            return 401, "the X-Hub-Signature-256 signature is missing or wrong"
+        return None
+    token = os.environ.get(TOKEN_VARIABLE) or ""
+    if not token:
+        return 404, f"{source} events are off: {TOKEN_VARIABLE} is not set"
+    authorization = request.headers.get("Authorization") or ""
+    given = bearer(authorization) or _basic_password(authorization) or ""
+    if not given and source == "jenkins":
+        given = request.args.get("token") or ""
+    if not same_secret(given, token):
+        return 401, "the events token is missing or wrong (Authorization: Bearer, or basic auth)"
+    return None
+
+
+class EventsInput(InputChannel):
+    """``connectors.events.EventsInput`` in credentials.yml (``opsbot run`` adds it)."""
+
+    @classmethod
+    def name(cls) -> str:
+        return "events"
+
+    @classmethod
+    def from_credentials(cls, credentials: dict[str, Any] | None) -> EventsInput:
+        return cls()
+
+    def __init__(self) -> None:
+        self.courier: Courier | None = None
+
+    def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
+        hook = Blueprint("opsbot_events", __name__)
+
+        @hook.listener("after_server_start")
+        async def start(app: Any, _loop: Any) -> None:
+            self.courier = Courier(event_store(), TrackerSink(app))
+            self.courier.start()
+            try:
+                from actions.events.routes import load_routes
+
+                count = await asyncio.to_thread(load_routes, event_store())
+                if count:
+                    logger.info("events: %d route(s) from subscriptions.yml", count)
+            except Exception as exc:  # noqa: BLE001 - a bad file must not stop the server
+                logger.error("events: subscriptions.yml not loaded: %s", exc)
+
+        @hook.listener("before_server_stop")
+        async def stop(_app: Any, _loop: Any) -> None:
+            if self.courier is not None:
+                await self.courier.stop()
+
+        @hook.route("/", methods=["GET"])
+        async def health(_request: Request) -> HTTPResponse:
+            return response.json({"status": "ok", "sources": list(SOURCES)})
+
+        @hook.route("/<source>", methods=["POST"])
+        async def receive(request: Request, source: str) -> HTTPResponse:
+            return await self._receive(request, source)
+
+        return hook
+
+    async def _receive(self, request: Request, source: str) -> HTTPResponse:
+        from actions.events.sources import parse
+
+        if source not in SOURCES:
+            return response.json({"error": f"no event source {source!r}; opsbot takes "
+                                           f"{', '.join(SOURCES)}"}, status=404)
+        limit = int(_number("OPSBOT_EVENTS_MAX_BYTES", MAX_BYTES, 1024))
+        declared = request.headers.get("Content-Length") or ""
+        if declared.isdigit() and int(declared) > limit:
+            return response.json({"error": f"the body is over {limit} bytes"}, status=413)
+        body = request.body or b""
+        if len(body) > limit:
+            return response.json({"error": f"the body is over {limit} bytes"}, status=413)
+        refused = authorised(source, request, body)
+        if refused is not None:
+            status, why = refused
+            if status == 401:
+                logger.warning("events: refused a %s webhook from %s: %s", source,
+                               request.remote_addr or request.ip, why)
+            return response.json({"error": why}, status=status)
+        try:
+            parsed = parse(source, body, dict(request.headers))
+        except EventFormatError as exc:
+            logger.info("events: a %s webhook that is not its format: %s", source, exc)
+            return response.json({"error": f"not a {source} webhook: {exc}"}, status=400)
+        store = event_store()
+        recorded, duplicates, queued = 0, 0, 0
+        try:
+            for event in parsed:
+                count = await asyncio.to_thread(store.record, event)
+                if count is None:
+                    duplicates += 1
+                else:
+                    recorded += 1
+                    queued += count
+        except Exception as exc:  # noqa: BLE001 - the sender retries on 5xx
+            logger.exception("events: could not record a %s event", source)
+            return response.json({"error": f"opsbot could not record the event: {exc}"},
+                                 status=503)
+        if queued and self.courier is not None:
+            self.courier.wake()
+        return response.json({"received": len(parsed), "recorded": recorded,
+                              "duplicates": duplicates, "deliveries": queued})
+
+
+class TrackerSink:
+    """The REST channel and the terminal chat: the message is appended to the tracker of
+    the conversation (the terminal chat shows what it finds there); an edit is a new line."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def post_event(self, address: Mapping[str, Any], text: str,
+                         buttons: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+        from rasa.shared.core.events import BotUttered
+
+        agent = getattr(self.app.ctx, "agent", None)
+        if agent is None or agent.tracker_store is None:
+            raise SendLater("the model is not loaded yet")
+        sender = str(address.get("sender") or "")
+        if not sender:
+            raise SendRefused("the subscription names no conversation")
+        async with agent.lock_store.lock(sender):
+            tracker = await agent.tracker_store.get_or_create_tracker(sender)
+            tracker.update(BotUttered(text, data={"buttons": list(buttons)},
+                                      metadata={"opsbot_event": True}))
+            await agent.tracker_store.save(tracker)
+        return {"sender": sender}
+
+    async def edit_event(self, address: Mapping[str, Any], ref: Mapping[str, Any], text: str,
+                         buttons: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+        return await self.post_event(address, text, buttons)
+
+
+def _backoff(attempts: int) -> float:
+    return min(600.0, 5.0 * 2 ** max(attempts - 1, 0)) * random.uniform(1.0, 1.2)
+
+
+class Courier:
+    """Delivers the outbox: claim, render, send or edit, record; holds and summarises floods."""
+
+    def __init__(self, store: EventStore, trackers: Sink | None = None, *,
+                 interval: float | None = None) -> None:
+        self.store = store
+        self.trackers = trackers
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+        self.interval = interval if interval is not None else _number(
+            "OPSBOT_EVENTS_INTERVAL", 1.0, 0.05)
+        self.flood = int(_number("OPSBOT_EVENTS_FLOOD", 10, 1))
+        self.window = _number("OPSBOT_EVENTS_FLOOD_WINDOW", 60.0, 1.0)
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="opsbot-events-courier")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self.run_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - the courier keeps going; the outbox keeps them
+                logger.exception("events: delivering failed; trying again")
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=self.interval)
+            except TimeoutError:
+                pass
+            self._wake.clear()
+
+    def _sink(self, channel: str) -> Sink | None:
+        if channel in ("rest", "terminal"):
+            return self.trackers
+        return sink_for(channel)
+
+    async def run_once(self, now: datetime | None = None) -> int:
+        """Deliver what is due; how many deliveries were settled."""
+        now = now or datetime.now(UTC)
+        batch = await asyncio.to_thread(self.store.claim, self.owner, now=now,
+                                        lease=LEASE_SECONDS)
+        if not batch:
+            return 0
+        by_conversation: dict[str, list[Delivery]] = {}
+        for delivery in batch:
+            by_conversation.setdefault(delivery.conversation, []).append(delivery)
+        done = await asyncio.gather(*(self._conversation(items, now)
+                                      for items in by_conversation.values()))
+        return sum(done)
+
+    async def _conversation(self, items: list[Delivery], now: datetime) -> int:
+        conversation, channel = items[0].conversation, items[0].channel
+        sink = self._sink(channel)
+        if sink is None:
+            for delivery in items:
+                await self._retry(delivery, f"the {channel} channel is not running here",
+                                  None)
+            return 0
+        edits, held, new = [], [], []
+        for delivery in items:
+            message = await asyncio.to_thread(self.store.group_message, conversation,
+                                              delivery.event.group)
+            if message is not None:
+                edits.append((delivery, message))
+            elif delivery.held:
+                held.append(delivery)
+            else:
+                new.append(delivery)
+        settled = 0
+        for delivery, message in edits:
+            settled += await self._deliver(sink, delivery, message, now)
+        posted = await asyncio.to_thread(self.store.posts_since, conversation,
+                                         now - timedelta(seconds=self.window))
+        room = max(self.flood - len(posted), 0)
+        if held:
+            # The flood's window is over: what was held goes out as one summary.
+            room -= 1
+            settled += await self._summarise(sink, held, now)
+        if len(new) > room:
+            keep, over = new[:room], new[room:]
+            until = (min(posted) if posted else now) + timedelta(seconds=self.window)
+            await asyncio.to_thread(self.store.hold, over, self.owner, max(until, now))
+            logger.info("events: %s is flooded; %d event(s) held for one summary at %s",
+                        conversation, len(over), until.strftime("%H:%M:%S"))
+            new = keep
+        for delivery in new:
+            settled += await self._deliver(sink, delivery, None, now)
+        return settled
+
+    async def _deliver(self, sink: Sink, delivery: Delivery, message: Any,
+                       now: datetime) -> int:
+        event, kind = delivery.event, delivery.kind
+        text = render(event, kind, first=message.event if message else None,
+                      first_at=message.first_at if message else None, now=now)
+        buttons = buttons_for(event, kind, delivery.buttons, _operation_parameters)
+        edited = message is not None
+        try:
+            if message is not None:
+                try:
+                    ref = await sink.edit_event(delivery.address, message.ref, text, buttons)
+                except Gone:
+                    edited = False
+                    ref = await sink.post_event(delivery.address, text, buttons)
+            else:
+                ref = await sink.post_event(delivery.address, text, buttons)
+        except SendLater as exc:
+            await self._retry(delivery, str(exc), exc.retry_after)
+            return 0
+        except SendRefused as exc:
+            logger.error("events: %s refused %s for good: %s", delivery.channel,
+                         event.key, exc)
+            await asyncio.to_thread(self.store.retry, delivery, self.owner, str(exc), None)
+            return 1
+        except Exception as exc:  # noqa: BLE001 - a connector's own error: retried
+            await self._retry(delivery, f"{type(exc).__name__}: {exc}", None)
+            return 0
+        await asyncio.to_thread(self.store.sent, delivery, self.owner, ref, edited=edited)
+        return 1
+
+    async def _summarise(self, sink: Sink, held: list[Delivery], now: datetime) -> int:
+        first = min(d.created_at or now for d in held)
+        text = render_summary([d.event for d in held],
+                              max((now - first).total_seconds(), self.window))
+        try:
+            ref = await sink.post_event(held[0].address, text, [])
+        except SendLater as exc:
+            for delivery in held:
+                await self._retry(delivery, str(exc), exc.retry_after)
+            return 0
+        except Exception as exc:  # noqa: BLE001
+            for delivery in held:
+                await self._retry(delivery, f"{type(exc).__name__}: {exc}", None)
+            return 0
+        return await asyncio.to_thread(self.store.summarised, held, self.owner, ref)
+
+    async def _retry(self, delivery: Delivery, why: str, after: float | None) -> None:
+        attempts = delivery.attempts + 1
+        if attempts >= MAX_ATTEMPTS and after is None:
+            logger.error("events: gave up delivering %s to %s after %d attempts: %s",
+                         delivery.event.key, delivery.conversation, attempts, why)
+            await asyncio.to_thread(self.store.retry, delivery, self.owner, why, None)
+            return
+        wait = after + 0.1 if after is not None else _backoff(attempts)
+        logger.info("events: %s to %s not delivered (%s); trying again in %.1fs",
+                    delivery.event.key, delivery.conversation, why, wait)
+        await asyncio.to_thread(self.store.retry, delivery, self.owner, why,
+                                datetime.now(UTC) + timedelta(seconds=wait))
+
+
+def _operation_parameters(name: str) -> Sequence[str] | None:
+    """The parameters of the team-defined operation ``name`` (None: no such operation)."""
+    from pathlib import Path
+
+    from actions.operations import load_operations
+
+    try:
+        loaded = load_operations(Path(os.environ.get("OPSBOT_PROJECT") or Path.cwd()))
+    except Exception:  # noqa: BLE001 - a broken file: no button, not a broken message
+        logger.warning("events: operation files unreadable for a button", exc_info=True)
+        return None
+    spec = loaded.operations.get(name)
+    return [p.name for p in spec.parameters] if spec is not None else None

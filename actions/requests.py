@@ -11,7 +11,11 @@ from rasa_sdk import Tracker
 ENTITY_NAMES = (
     "service", "version", "environment", "job", "branch", "build_number",
     "log_level", "time_range", "priority", "project", "issue_key",
+    "event_source", "severity", "event_kind", "subscription_id",
 )
+# Entities a message may hold several of ("post builds and checks here"): their distinct
+# values are kept in order, joined by commas (``OpsRequest.values`` splits them).
+MULTI_VALUED = frozenset({"event_source", "event_kind", "subscription_id"})
 
 # Which backend serves which intent. A new backend claims its intents here.
 BACKEND_OF_INTENT = {
@@ -22,6 +26,9 @@ BACKEND_OF_INTENT = {
     "comment_issue": "Jira", "update_issue": "Jira",
     "query_logs": "log source",
 }
+
+
+_KIND_WORDS = {"failure": "failures", "recovery": "recoveries", "all": "every result"}
 
 
 @dataclass(frozen=True)
@@ -43,8 +50,13 @@ class OpsRequest:
         entities: dict[str, str] = {}
         for entity in message.get("entities") or []:
             name = entity.get("entity")
-            if name in names and name not in entities and entity.get("value"):
-                entities[name] = str(entity["value"])
+            if name not in names or not entity.get("value"):
+                continue
+            value = str(entity["value"])
+            if name not in entities:
+                entities[name] = value
+            elif name in MULTI_VALUED and value not in entities[name].split(","):
+                entities[name] += f",{value}"
         return cls(
             intent=intent,
             text=message.get("text") or "",
@@ -54,6 +66,10 @@ class OpsRequest:
 
     def get(self, name: str) -> str | None:
         return self.entities.get(name)
+
+    def values(self, name: str) -> list[str]:
+        """Every value of an entity, in order: ``["builds", "checks"]`` (MULTI_VALUED)."""
+        return [v for v in (self.entities.get(name) or "").split(",") if v]
 
     def describe(self) -> str:
         """The request in a short sentence, e.g. 'deploy payments 2.4.1 to prod'."""
@@ -66,6 +82,8 @@ class OpsRequest:
         key = e.get("issue_key")
         prio = e.get("priority")
         project = e.get("project")
+        subscription = self._events_in_words()
+        ids = " and ".join(self.values("subscription_id"))
         parts: dict[str, list[str | None]] = {
             "deploy": ["deploy", subject or "(service not given)", f"to {env}" if env else None],
             "rollback": ["roll back", subject or "(service not given)",
@@ -93,9 +111,29 @@ class OpsRequest:
                             f"in {project}" if project else None],
             "comment_issue": ["comment on", key or "an issue"],
             "update_issue": ["update", key or "an issue"],
+            "subscribe": ["subscribe:", subscription or "events"],
+            "unsubscribe": ["unsubscribe from", ids or subscription
+                            or "this conversation's subscriptions"],
+            "list_subscriptions": ["list this conversation's subscriptions"],
         }
         words = parts.get(self.intent, [self.intent.replace("_", " ")])
         return " ".join(w for w in words if w)
+
+    def _events_in_words(self) -> str:
+        """"critical alerts of nightly-integration for payments on prod, failures": the
+        subscription a request names (empty when it names nothing)."""
+        e = self.entities
+        sources = " and ".join(self.values("event_source"))
+        what = " ".join(x for x in (e.get("severity"), sources) if x)
+        words = [what or None,
+                 f"of {e['job']}" if e.get("job") else None,
+                 f"for {e['service']}" if e.get("service") else None,
+                 f"on {e['environment']}" if e.get("environment") else None]
+        text = " ".join(w for w in words if w)
+        kinds = [_KIND_WORDS.get(k, k) for k in self.values("event_kind")]
+        if kinds:
+            text = f"{text or 'events'}, {' and '.join(kinds)}"
+        return text
 
     def as_dict(self) -> dict[str, Any]:
         return {"intent": self.intent, "text": self.text, "confidence": self.confidence,

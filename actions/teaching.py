@@ -59,6 +59,9 @@ INTENT_TITLES: dict[str, str] = {
     "list_issues": "list tickets",
     "comment_issue": "comment on a ticket",
     "update_issue": "change a ticket",
+    "subscribe": "post events in this chat",
+    "unsubscribe": "stop posting events here",
+    "list_subscriptions": "what this chat is subscribed to",
     "greet": "say hello",
     "goodbye": "say goodbye",
     "thank": "say thanks",
@@ -75,6 +78,9 @@ _ALIASES = {
     "ticket": "create_issue", "bug": "create_issue", "open ticket": "create_issue",
     "tickets": "list_issues", "comment": "comment_issue", "assign": "update_issue",
     "hello": "greet", "hi": "greet", "bye": "goodbye", "thanks": "thank",
+    "notify": "subscribe", "alert me": "subscribe", "tell us when": "subscribe",
+    "mute": "unsubscribe", "stop notifications": "unsubscribe", "stop posting": "unsubscribe",
+    "subscriptions": "list_subscriptions",
 }
 
 _MARK = re.compile(r"\[([^\[\]]+)\]\(([a-z_]+)\)")

@@ -16,11 +16,12 @@ from rasa.shared.nlu.constants import (
     ENTITY_ATTRIBUTE_TYPE,
     ENTITY_ATTRIBUTE_VALUE,
     EXTRACTOR,
+    TEXT,
 )
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
-from actions.values import normalise_value
+from actions.values import FROM_TEXT, normalise_value
 
 # Regex-shaped entities: when a learned extractor and the regex disagree, the regex wins.
 _REGEX_FIRST = {"issue_key", "version", "build_number"}
@@ -47,9 +48,20 @@ class EntityNormalizer(GraphComponent, EntityExtractorMixin):
 
     def process(self, messages: list[Message]) -> list[Message]:
         for message in messages:
-            entities = message.get(ENTITIES) or []
+            entities = [self.from_text(e, message.get(TEXT) or "")
+                        for e in message.get(ENTITIES) or []]
             message.set(ENTITIES, self.clean(entities), add_to_output=True)
         return messages
+
+    @staticmethod
+    def from_text(entity: dict[str, Any], text: str) -> dict[str, Any]:
+        """For the FROM_TEXT types, the words as written, before Rasa's synonym mapper:
+        it ignores the entity type ("critical" would become the priority "highest")."""
+        start, end = entity.get(ENTITY_ATTRIBUTE_START), entity.get(ENTITY_ATTRIBUTE_END)
+        if (entity.get(ENTITY_ATTRIBUTE_TYPE) not in FROM_TEXT or not isinstance(start, int)
+                or not isinstance(end, int) or not 0 <= start < end <= len(text)):
+            return entity
+        return {**entity, ENTITY_ATTRIBUTE_VALUE: text[start:end]}
 
     @staticmethod
     def clean(entities: list[dict[str, Any]]) -> list[dict[str, Any]]:

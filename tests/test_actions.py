@@ -94,7 +94,9 @@ def test_every_ops_intent_names_its_backend(intent: str) -> None:
 def test_every_ops_intent_in_the_domain_has_a_backend() -> None:
     chat_intents = {"greet", "goodbye", "thank", "help", "affirm", "deny", "out_of_scope",
                     "teach", "choose_meaning", "review_taught"}
-    assert set(DOMAIN["intents"]) - chat_intents == set(BACKEND_OF_INTENT)
+    # Subscriptions live in opsbot's own store: there is no backend that can be missing.
+    event_intents = {"subscribe", "unsubscribe", "list_subscriptions"}
+    assert set(DOMAIN["intents"]) - chat_intents - event_intents == set(BACKEND_OF_INTENT)
 
 
 def test_descriptions_use_the_entities() -> None:
@@ -110,6 +112,29 @@ def test_descriptions_use_the_entities() -> None:
                     time_range="last hour") == (
         "search the logs of payments for error lines from last hour"
     )
+    assert describe("subscribe", event_source="alerts", service="payments",
+                    environment="prod") == "subscribe: alerts for payments on prod"
+    assert describe("subscribe", event_source="builds,checks", severity="critical",
+                    job="nightly-integration", event_kind="failure") == (
+        "subscribe: critical builds and checks of nightly-integration, failures")
+    assert describe("subscribe", event_kind="all") == "subscribe: events, every result"
+    assert describe("unsubscribe", subscription_id="3f2a,c0a1") == "unsubscribe from 3f2a and c0a1"
+    assert describe("unsubscribe") == "unsubscribe from this conversation's subscriptions"
+    assert describe("list_subscriptions") == "list this conversation's subscriptions"
+
+
+def test_a_message_may_name_several_sources_and_kinds() -> None:
+    request = OpsRequest.from_tracker(tracker("post builds and checks for payments here",
+                                              "subscribe", [
+        {"entity": "event_source", "value": "builds"},
+        {"entity": "service", "value": "payments"},
+        {"entity": "event_source", "value": "checks"},
+        {"entity": "event_source", "value": "builds"},
+        {"entity": "service", "value": "billing"},
+    ]))
+    assert request.values("event_source") == ["builds", "checks"]
+    assert request.get("service") == "payments"  # single-valued: the first one
+    assert request.values("event_kind") == []
 
 
 def test_an_unexpected_failure_gives_a_reference_not_a_trace(

@@ -46,3 +46,21 @@ def test_environment_and_log_level_synonyms() -> None:
     assert data.entity_synonyms.get("exceptions") == "error"
     regexes = {r["name"] for r in data.regex_features}
     assert {"issue_key", "version", "build_number"} <= regexes
+
+
+def test_subscription_words_agree_with_the_normaliser() -> None:
+    """synonyms.yml's event words say what actions/values.py says (which the NLU applies)."""
+    from actions.values import EVENT_KINDS, EVENT_SOURCES, SEVERITIES, normalise_value
+
+    data = load_data(str(ROOT / "data" / "nlu"))
+    tables = {"event_source": EVENT_SOURCES, "severity": SEVERITIES, "event_kind": EVENT_KINDS}
+    for entity, table in tables.items():
+        canonical = set(table.values())
+        for word, value in data.entity_synonyms.items():
+            if value in canonical:
+                assert normalise_value(entity, word) == value, (entity, word, value)
+    # The words that are also another entity's synonym come out as this entity's value.
+    assert normalise_value("severity", "critical") == "critical"
+    assert normalise_value("severity", "p1") == "critical"
+    assert normalise_value("event_kind", "failures") == "failure"
+    assert {r["name"] for r in data.regex_features} >= {"subscription_id"}

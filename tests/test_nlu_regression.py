@@ -15,7 +15,8 @@ from nlu.entities import normalise_value
 from tests.conftest import Parser
 
 REGRESSION = Path(__file__).parent / "nlu" / "regression.yml"
-CHECKED_ENTITIES = ("environment", "issue_key", "version", "build_number")
+CHECKED_ENTITIES = ("environment", "issue_key", "version", "build_number",
+                    "event_source", "severity", "event_kind", "subscription_id")
 
 
 @pytest.fixture(scope="module")

@@ -57,6 +57,17 @@ def test_chat_teaching_phrases() -> None:
     assert meaning_of(" I mean build status", OFFERABLE) == "build_status"
     assert meaning_of(" I mean errors in the logs", OFFERABLE) == "query_logs"
     assert meaning_of(" I mean lunch", OFFERABLE) is None
+    assert meaning_of(" I mean notify us when the build fails", OFFERABLE) == "subscribe"
+    assert meaning_of(" I mean unsubscribe", OFFERABLE) == "unsubscribe"
+    assert meaning_of(" I mean stop posting alerts", OFFERABLE) == "unsubscribe"
+    assert meaning_of(" I mean list subscriptions", OFFERABLE) == "list_subscriptions"
+
+
+def test_subscription_entities_can_be_taught() -> None:
+    text, entities = parse_example(
+        "ping us when [billing](service) [alarms](event_source) go off, id [3f2a](subscription_id)")
+    assert text == "ping us when billing alarms go off, id 3f2a"
+    assert [e["entity"] for e in entities] == ["service", "event_source", "subscription_id"]
 
 
 def test_write_accepted_appends_to_its_own_file_only(tmp_path: Path) -> None:

@@ -19,7 +19,15 @@ from rasa_sdk.events import ActionExecuted, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 # Importing a flow module registers its intents (actions.registry).
-from actions import _runtime, confirmations, jenkins_flows, jira_flows, logs_flows, teach_flows
+from actions import (
+    _runtime,
+    confirmations,
+    events_flows,
+    jenkins_flows,
+    jira_flows,
+    logs_flows,
+    teach_flows,
+)
 from actions.errors import OpsbotError, Refused
 from actions.jira_flows import MAX_SUMMARY, summary_from
 from actions.operations import flow as operation_flow
@@ -27,7 +35,8 @@ from actions.registry import kind_of
 from actions.requests import ENTITY_NAMES, OpsRequest
 from actions.turn import OPERATIONS_KEY, Turn, Who
 
-_FLOWS = (jenkins_flows, logs_flows, operation_flow)  # imported for their registrations
+# Imported for their registrations.
+_FLOWS = (jenkins_flows, logs_flows, operation_flow, events_flows)
 
 logger = logging.getLogger(__name__)
 
@@ -84,7 +93,8 @@ async def _run_turn(
     try:
         rt = _runtime.runtime()
         turn = Turn(request or OpsRequest.from_tracker(tracker), Who.from_tracker(tracker, rt), rt,
-                    slots={name: tracker.get_slot(name) for name in _TURN_SLOTS})
+                    slots={name: tracker.get_slot(name) for name in _TURN_SLOTS},
+                    metadata=dict((tracker.latest_message or {}).get("metadata") or {}))
         from actions._watcher import WATCHER
 
         WATCHER.ensure_started()
@@ -332,6 +342,11 @@ class ValidateCreateIssueForm(FormValidationAction):
             return {"issue_summary": " ".join(text.split())}
         if intent == "create_issue" and not text.startswith("/"):
             return {"issue_summary": summary_from(text), "issue_request_text": text}
+        if intent == "create_issue":
+            # A signed button ("Open a ticket" on an alert) carries the summary it proposes.
+            given = " ".join(str(_entity(tracker, "summary") or "").split())
+            if given:
+                return {"issue_summary": given[:MAX_SUMMARY], "issue_request_text": given}
         return {}
 
     def validate_issue_summary(

@@ -82,6 +82,9 @@ class Turn:
     # operation id -> its state; sent with the replies as ``opsbot_operations`` so a
     # connector can retire the buttons of an operation that was decided
     operations: dict[str, str] = field(default_factory=dict)
+    # The message's metadata as its connector wrote it (chat, topic, conversation ids);
+    # who is asking comes from ``who``, never from here.
+    metadata: dict[str, Any] = field(default_factory=dict)
 
     def note(self, operation: Operation) -> None:
         """Remember that this turn concerns ``operation`` (in its current state)."""

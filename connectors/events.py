@@ -43,6 +43,7 @@ import secrets
 import socket
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any, Protocol
 
 from rasa.core.channels.channel import InputChannel, UserMessage
@@ -50,7 +51,9 @@ from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
+from actions.backends.jenkins import JenkinsBackend
 from actions.events._model import SOURCES, EventFormatError
+from actions.events.jenkins_watch import JenkinsWatch
 from actions.events.render import buttons_for, render, render_summary
 from actions.events.store import Delivery, EventStore
 from actions.guard.identity import bearer, same_secret
@@ -188,6 +191,7 @@ class EventsInput(InputChannel):
 
     def __init__(self) -> None:
         self.courier: Courier | None = None
+        self.jenkins: JenkinsWatch | None = None
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         hook = Blueprint("opsbot_events", __name__)
@@ -196,6 +200,9 @@ class EventsInput(InputChannel):
         async def start(app: Any, _loop: Any) -> None:
             self.courier = Courier(event_store(), TrackerSink(app))
             self.courier.start()
+            self.jenkins = _jenkins_watch()
+            if self.jenkins is not None:
+                self.jenkins.start()
             try:
                 from actions.events.routes import load_routes
 
@@ -209,6 +216,8 @@ class EventsInput(InputChannel):
         async def stop(_app: Any, _loop: Any) -> None:
             if self.courier is not None:
                 await self.courier.stop()
+            if self.jenkins is not None:
+                await self.jenkins.stop()
 
         @hook.route("/", methods=["GET"])
         async def health(_request: Request) -> HTTPResponse:
@@ -367,35 +376,32 @@ class Courier:
                 await self._retry(delivery, f"the {channel} channel is not running here",
                                   None)
             return 0
-        edits, held, new = [], [], []
-        for delivery in items:
-            message = await asyncio.to_thread(self.store.group_message, conversation,
-                                              delivery.event.group)
-            if message is not None:
-                edits.append((delivery, message))
-            elif delivery.held:
-                held.append(delivery)
-            else:
-                new.append(delivery)
-        settled = 0
-        for delivery, message in edits:
-            settled += await self._deliver(sink, delivery, message, now)
         posted = await asyncio.to_thread(self.store.posts_since, conversation,
                                          now - timedelta(seconds=self.window))
         room = max(self.flood - len(posted), 0)
+        held = [d for d in items if d.held]
+        settled = 0
         if held:
             # The flood's window is over: what was held goes out as one summary.
             room -= 1
             settled += await self._summarise(sink, held, now)
-        if len(new) > room:
-            keep, over = new[:room], new[room:]
-            until = (min(posted) if posted else now) + timedelta(seconds=self.window)
-            await asyncio.to_thread(self.store.hold, over, self.owner, max(until, now))
+        over: list[Delivery] = []
+        for delivery in items:  # in the order they arrived: a group's red before its green
+            if delivery.held:
+                continue
+            message = await asyncio.to_thread(self.store.group_message, conversation,
+                                              delivery.event.group)
+            if message is None and (room <= 0 or over):
+                over.append(delivery)
+                continue
+            if message is None:
+                room -= 1
+            settled += await self._deliver(sink, delivery, message, now)
+        if over:
+            until = max((min(posted) if posted else now) + timedelta(seconds=self.window), now)
+            await asyncio.to_thread(self.store.hold, over, self.owner, until)
             logger.info("events: %s is flooded; %d event(s) held for one summary at %s",
                         conversation, len(over), until.strftime("%H:%M:%S"))
-            new = keep
-        for delivery in new:
-            settled += await self._deliver(sink, delivery, None, now)
         return settled
 
     async def _deliver(self, sink: Sink, delivery: Delivery, message: Any,
@@ -425,7 +431,8 @@ class Courier:
         except Exception as exc:  # noqa: BLE001 - a connector's own error: retried
             await self._retry(delivery, f"{type(exc).__name__}: {exc}", None)
             return 0
-        await asyncio.to_thread(self.store.sent, delivery, self.owner, ref, edited=edited)
+        await asyncio.to_thread(partial(self.store.sent, delivery, self.owner, ref,
+                                        edited=edited, now=now))
         return 1
 
     async def _summarise(self, sink: Sink, held: list[Delivery], now: datetime) -> int:
@@ -442,7 +449,7 @@ class Courier:
             for delivery in held:
                 await self._retry(delivery, f"{type(exc).__name__}: {exc}", None)
             return 0
-        return await asyncio.to_thread(self.store.summarised, held, self.owner, ref)
+        return await asyncio.to_thread(self.store.summarised, held, self.owner, ref, now)
 
     async def _retry(self, delivery: Delivery, why: str, after: float | None) -> None:
         attempts = delivery.attempts + 1
@@ -456,6 +463,20 @@ class Courier:
                     delivery.event.key, delivery.conversation, why, wait)
         await asyncio.to_thread(self.store.retry, delivery, self.owner, why,
                                 datetime.now(UTC) + timedelta(seconds=wait))
+
+
+def _jenkins_watch() -> JenkinsWatch | None:
+    """The poller of subscribed Jenkins jobs, when Jenkins is configured (JENKINS_URL)."""
+    from actions.backends.jenkins import JenkinsConfig
+
+    try:
+        config = JenkinsConfig.from_env()
+    except Exception as exc:  # noqa: BLE001 - the action server reports Jenkins' settings
+        logger.warning("events: Jenkins builds are not watched: %s", exc)
+        return None
+    if config is None:
+        return None
+    return JenkinsWatch(event_store(), JenkinsBackend(config), channel_store())
 
 
 def _operation_parameters(name: str) -> Sequence[str] | None:

@@ -110,6 +110,7 @@ from connectors._common import (
     refuse_forged_payload,
     setting,
 )
+from connectors.events import Gone, SendLater, SendRefused, register_sink
 
 __all__ = ["DeliveryError", "TeamsInput", "TeamsOutput", "TokenValidator", "adaptive_card",
            "sender_id_for"]
@@ -503,6 +504,7 @@ class TeamsInput(InputChannel):
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         hook = Blueprint("opsbot_teams", __name__)
+        register_sink(CHANNEL, self)  # alerts, checks and builds (connectors.events)
 
         @hook.listener("before_server_stop")
         async def stop(_app: Any, _loop: Any) -> None:
@@ -664,6 +666,9 @@ class TeamsInput(InputChannel):
         sender = sender_id_for(conversation.id, person)
         reference = _reference_of(activity)
         await asyncio.to_thread(channel_store().remember, _REF_KIND, sender, reference)
+        # Events for the whole conversation (a channel's subscription) go here too.
+        await asyncio.to_thread(channel_store().remember, _REF_KIND,
+                                f"conversation:{conversation.id}", reference)
         if from_card:
             checked = open_payload(text)
             if checked.text is None:
@@ -813,6 +818,59 @@ class TeamsInput(InputChannel):
             waiting.discard(posting)
             if not waiting:
                 self._posting.pop(conversation_id, None)
+
+    # -- events (connectors.events) ------------------------------------------------------
+
+    async def _event_reference(self, address: Mapping[str, Any]) -> Mapping[str, Any]:
+        for key in (f"conversation:{address.get('conversation_id')}", address.get("sender")):
+            if key and not key.endswith(":None"):
+                reference = await asyncio.to_thread(channel_store().recall, _REF_KIND, key)
+                if reference:
+                    return reference
+        # opsbot can only write where it has been talked to (the Bot Framework needs the
+        # conversation's service URL): a route to a new channel waits for its first message.
+        raise SendLater(f"no Teams conversation reference for {address.get('conversation_id')}"
+                        " yet: mention opsbot there once")
+
+    async def post_event(self, address: Mapping[str, Any], text: str,
+                         buttons: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+        """Post an event's card to its conversation; where it is, for updates."""
+        reference = await self._event_reference(address)
+        conversation_id = str(reference["conversation_id"])
+        activity = self._activity(reference, attachments=[
+            Attachment(content_type=CARD, content=adaptive_card(text, buttons))])
+        sent = await self._event_call(reference, f"an event card to {conversation_id}",
+                                      lambda c: c.send_to_conversation(conversation_id, activity))
+        return {"service_url": reference["service_url"], "conversation_id": conversation_id,
+                "activity_id": str(getattr(sent, "id", "") or "")}
+
+    async def edit_event(self, address: Mapping[str, Any], ref: Mapping[str, Any], text: str,
+                         buttons: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+        """Update an event's card (the alert resolved); Gone if Teams no longer has it."""
+        if not ref.get("activity_id"):
+            raise Gone("the card's activity id is not known")
+        reference = await self._event_reference(address)
+        conversation_id, activity_id = str(ref["conversation_id"]), str(ref["activity_id"])
+        activity = self._activity(reference, id=activity_id, attachments=[
+            Attachment(content_type=CARD, content=adaptive_card(text, buttons))])
+        try:
+            await self._event_call(reference, f"the update of event card {activity_id}",
+                                   lambda c: c.update_activity(conversation_id, activity_id,
+                                                               activity))
+        except SendRefused as exc:
+            if "HTTP 404" in str(exc):
+                raise Gone(str(exc)) from None
+            raise
+        return dict(ref)
+
+    async def _event_call(self, reference: Mapping[str, Any], what: str,
+                          call: Callable[[ConversationsBase], Awaitable[_T]]) -> _T:
+        try:
+            return await self._call(str(reference["service_url"]), what, call)
+        except DeliveryError as exc:
+            if "refused" in str(exc):
+                raise SendRefused(str(exc)) from None
+            raise SendLater(str(exc)) from None
 
     async def _retire(self, reference: Mapping[str, Any], states: Mapping[str, str]) -> None:
         for location, state in self._book.stale(states):

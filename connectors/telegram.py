@@ -94,6 +94,7 @@ from connectors._common import (
     refuse_forged_payload,
     setting,
 )
+from connectors.events import Gone, SendLater, SendRefused, register_sink
 
 __all__ = ["TelegramInput", "TelegramOutput", "sender_id_for", "split_text"]
 
@@ -109,6 +110,7 @@ _MAX_CALLBACK_BYTES = 64
 _SEEN_KIND = "telegram-update"
 _BUTTON_KIND = "telegram-button"
 _REFUSED_KIND = "telegram-refused-chat"
+_EVENT_KIND = "telegram-event-message"  # messages of alerts and checks: keyboards stay
 _KEEP_SEEN = timedelta(days=7)
 
 Location = tuple[int, int]  # (chat id, message id) of a message the bot sent
@@ -226,6 +228,20 @@ async def _patiently(send: Callable[[], Awaitable[_T]]) -> _T:
             logger.info("Telegram flood control: waiting %.1fs before sending", pause)
             await asyncio.sleep(pause)
             waited += pause
+
+
+async def _event_call(send: Callable[[], Awaitable[_T]]) -> _T:
+    """``send()`` for the outbox: Telegram's "not now" (429, 5xx, no connection) becomes
+    SendLater (with ``retry_after`` when it said), a refusal SendRefused."""
+    try:
+        return await send()
+    except RetryAfter as exc:
+        raise SendLater(f"Telegram flood control: {exc.message}",
+                        _seconds(exc.retry_after)) from None
+    except (TimedOut, NetworkError) as exc:  # 5xx and lost connections are NetworkError
+        raise SendLater(f"Telegram: {type(exc).__name__}: {exc.message}") from None
+    except (BadRequest, Forbidden, InvalidToken) as exc:
+        raise SendRefused(f"Telegram: {exc.message}") from None
 
 
 _WEBHOOK_FIX = ("give the public https URL (port 443, 80, 88 or 8443) at which Telegram "
@@ -363,6 +379,7 @@ class TelegramInput(InputChannel):
                          "is not running. Check TELEGRAM_API_URL and the network.",
                          self.api_url, exc)
             return
+        register_sink(CHANNEL, self)  # alerts, checks and builds (connectors.events)
         try:
             await asyncio.to_thread(channel_store().forget_older, _SEEN_KIND,
                                     datetime.now(UTC) - _KEEP_SEEN)
@@ -554,7 +571,9 @@ class TelegramInput(InputChannel):
             pressed = (message.chat.id, message.message_id)
             operation_id = operation_of(payload)
             state = output.states.get(operation_id or "")
-            if operation_id is None:
+            if operation_id is None and await self._is_event_message(pressed):
+                pass  # an alert's next steps stay for whoever else wants them
+            elif operation_id is None:
                 # A choice (service, project, ...) was made: its keyboard is spent.
                 await self._remove_keyboard(pressed, f"{_name(query.from_user)} chose "
                                             f"{_title_of(message, query.data or '')}")
@@ -585,6 +604,9 @@ class TelegramInput(InputChannel):
             "chat_type": message.chat.type,
             "update_id": update_id,
         }
+        thread = _thread(message)
+        if thread is not None:
+            meta["thread_id"] = thread
         if pressed is not None:
             meta["pressed_message_id"] = pressed
         return meta
@@ -655,6 +677,54 @@ class TelegramInput(InputChannel):
                                             owner, payloads)
                 while len(self._texts) > 5000:
                     self._texts.pop(next(iter(self._texts)))
+
+    # -- events (connectors.events) ------------------------------------------------------
+
+    async def post_event(self, address: Mapping[str, Any], text: str,
+                         buttons: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+        """Post an event's message to its chat (or forum topic); where it is, for edits.
+
+        Not retried here: the outbox retries at the time a 429 names (``retry_after``) and
+        backs off on 5xx and lost connections; a chat that refuses the bot is given up.
+        """
+        chat_id, thread_id = int(address["chat_id"]), address.get("thread_id")
+        markup = await self._keyboard(buttons) if buttons else None
+        piece = split_text(text)[0] if text else "…"
+        escaped = escape_markdown(piece, version=2)
+        sent = await _event_call(partial(
+            self.bot.send_message, chat_id, escaped, parse_mode=ParseMode.MARKDOWN_V2,
+            reply_markup=markup, message_thread_id=int(thread_id) if thread_id else None))
+        location = f"{chat_id}:{sent.message_id}"
+        await asyncio.to_thread(channel_store().remember, _EVENT_KIND, location, {"event": True})
+        return {"chat_id": chat_id, "message_id": sent.message_id}
+
+    async def edit_event(self, address: Mapping[str, Any], ref: Mapping[str, Any], text: str,
+                         buttons: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+        """Rewrite an event's message (editMessageText): the alert resolved, more of it."""
+        chat_id, message_id = int(ref["chat_id"]), int(ref["message_id"])
+        markup = await self._keyboard(buttons) if buttons else None
+        piece = split_text(text)[0] if text else "…"
+        try:
+            await _event_call(partial(
+                self.bot.edit_message_text, escape_markdown(piece, version=2), chat_id=chat_id,
+                message_id=message_id, parse_mode=ParseMode.MARKDOWN_V2, reply_markup=markup))
+        except SendRefused as exc:
+            reason = str(exc).lower()
+            if "not modified" in reason:
+                return {"chat_id": chat_id, "message_id": message_id}
+            if any(gone in reason for gone in ("not found", "can't be edited",
+                                               "cannot be edited")):
+                raise Gone(str(exc)) from None
+            raise
+        return {"chat_id": chat_id, "message_id": message_id}
+
+    async def _is_event_message(self, location: Location) -> bool:
+        chat_id, message_id = location
+        try:
+            return await asyncio.to_thread(channel_store().recall, _EVENT_KIND,
+                                           f"{chat_id}:{message_id}") is not None
+        except Exception:  # noqa: BLE001 - unknown: treat it as an ordinary message
+            return False
 
     async def _keyboard(self, buttons: Sequence[Mapping[str, Any]]) -> InlineKeyboardMarkup:
         keys = []

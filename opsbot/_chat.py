@@ -84,6 +84,8 @@ class _Announcements(threading.Thread):
             self.tracker_url += "?token=" + urllib.parse.quote(api_token, safe="")
         self.user, self.out, self.interval = user, out, interval
         self.lock = threading.Lock()
+        # Buttons of a message printed here (an alert's next steps), for the chat to press.
+        self.fresh: list[dict[str, Any]] | None = None
         self.stopped = threading.Event()
         self.seen = self._count()
 
@@ -114,10 +116,15 @@ class _Announcements(threading.Thread):
             if text in unanswered:
                 unanswered.remove(text)
             else:
-                extra.append({"text": text})
+                extra.append(_reply_of(event))
         self.seen = len(events)
         if extra:
-            render(extra, self.out)
+            self._show(extra)
+
+    def _show(self, replies: list[dict[str, Any]]) -> None:
+        offered = render(replies, self.out)
+        if offered:
+            self.fresh = offered
 
     def run(self) -> None:
         while not self.stopped.wait(self.interval):
@@ -126,12 +133,18 @@ class _Announcements(threading.Thread):
                 if events is None or len(events) <= self.seen:
                     continue
                 new, self.seen = events[self.seen:], len(events)
-                texts = [e.get("text") for e in new if e.get("event") == "bot" and e.get("text")]
-                if texts:
+                replies = [_reply_of(e) for e in new if e.get("event") == "bot" and e.get("text")]
+                if replies:
                     self.out.write("\n")
-                    render([{"text": t} for t in texts], self.out)
+                    self._show(replies)
                     self.out.write(f"{self.user}> ")
                     self.out.flush()
+
+
+def _reply_of(event: dict[str, Any]) -> dict[str, Any]:
+    """A bot event of the tracker as a reply (its text and buttons)."""
+    data = event.get("data") if isinstance(event.get("data"), dict) else {}
+    return {"text": event.get("text"), "buttons": (data or {}).get("buttons") or []}
 
 
 def chat(
@@ -142,6 +155,7 @@ def chat(
     announcements: bool = True,
     token: str | None = None,
     api_token: str | None = None,
+    simulate: Callable[[str], str] | None = None,
 ) -> int:
     """Run the chat loop until /quit or end of input.
 
@@ -156,7 +170,7 @@ def chat(
     if pusher is not None:
         pusher.start()
     try:
-        return _loop(url, user, read, out, buttons, pusher, token)
+        return _loop(url, user, read, out, buttons, pusher, token, simulate)
     finally:
         if pusher is not None:
             pusher.stopped.set()
@@ -183,8 +197,14 @@ def read_lines(read: Callable[[str], str], prompt: Callable[[], str], out: TextI
 
 def _loop(url: str, user: str, read: Callable[[str], str], out: TextIO,
           buttons: list[dict[str, Any]], pusher: _Announcements | None,
-          token: str | None = None) -> int:
-    for line in read_lines(read, lambda: f"{user}> ", out, HELP):
+          token: str | None = None, simulate: Callable[[str], str] | None = None) -> int:
+    help_text = HELP + (" /simulate fires a demo event (/simulate help)." if simulate else "")
+    for line in read_lines(read, lambda: f"{user}> ", out, help_text):
+        if simulate is not None and line.split()[0] == "/simulate":
+            out.write(simulate(line) + "\n")
+            continue
+        if pusher is not None and pusher.fresh is not None:
+            buttons, pusher.fresh = pusher.fresh, None
         message = line
         if line.isdigit() and buttons:
             index = int(line) - 1

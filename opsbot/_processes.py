@@ -92,6 +92,9 @@ CONNECTOR_SETTINGS: dict[str, tuple[tuple[str, str], ...]] = {
 
 # The endpoint `opsbot train --reload` calls; always part of a run's credentials.
 RELOAD_CHANNEL = "connectors.reload.ModelReload"
+# The event webhooks and their courier (POST /webhooks/events/<source>); always added: a
+# source is off until its token variable is set.
+EVENTS_CHANNEL = "connectors.events.EventsInput"
 # The REST channel with a bearer token; a run adds it when it has a REST token.
 REST_CHANNEL = "connectors.rest.RestInput"
 
@@ -222,6 +225,8 @@ class Stack:
             sections.append("\n".join(lines))
         if isinstance(configured, dict) and RELOAD_CHANNEL not in configured:
             sections.append(f"{RELOAD_CHANNEL}:")  # POST /webhooks/opsbot/reload
+        if isinstance(configured, dict) and EVENTS_CHANNEL not in configured:
+            sections.append(f"{EVENTS_CHANNEL}:")  # POST /webhooks/events/<source>
         if isinstance(configured, dict) and REST_CHANNEL not in configured \
                 and (env.get(REST_TOKEN) or REST_TOKEN in self.tokens):
             sections.append(f"{REST_CHANNEL}:\n  token: ${{{REST_TOKEN}}}")

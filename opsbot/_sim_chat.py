@@ -109,11 +109,13 @@ class TeamsChannel:
 
 
 HELP = ("Type a message and press Enter; opsbot answers in {where}. A number presses that "
-        "button. /as NAME speaks as another person ({users}). /quit (or Ctrl-D) leaves.")
+        "button. /as NAME speaks as another person ({users}). /simulate fires a demo event "
+        "(/simulate help). /quit (or Ctrl-D) leaves.")
 
 
 def sim_chat(channel: SimChannel, user: str = "alice", read: Callable[[str], str] = input,
-             out: TextIO | None = None, quiet_after: float = 1.5) -> int:
+             out: TextIO | None = None, quiet_after: float = 1.5,
+             simulate: Callable[[str], str] | None = None) -> int:
     """Chat through ``channel`` until /quit or end of input."""
     out = out or sys.stdout
     if user not in channel.users:
@@ -159,6 +161,11 @@ def sim_chat(channel: SimChannel, user: str = "alice", read: Callable[[str], str
     try:
         help_text = HELP.format(where=channel.where, users=", ".join(channel.users))
         for line in read_lines(read, lambda: f"{current[0]}> ", out, help_text):
+            if simulate is not None and line.split()[0] == "/simulate":
+                out.write(simulate(line) + "\n")
+                with lock:
+                    _wait_for_replies(show_new, quiet_after, limit=5.0)
+                continue
             if line.startswith("/as"):
                 name = line[3:].strip().lower()
                 if name not in channel.users:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+import secrets
 import signal
 import sys
 import time
@@ -26,6 +27,7 @@ from typing import Any
 
 from opsbot import __version__, _redact
 from opsbot._chat import chat
+from opsbot._private import private_dir, write_private
 from opsbot._processes import Stack, StartupError, http_get_json
 from opsbot._tokens import API_TOKEN, REST_TOKEN, read_token
 from opsbot._training import (
@@ -86,6 +88,14 @@ def _print_urls(settings: Settings, env: dict[str, str] | None, stack: Stack) ->
             print(f"  Telegram      polling {env.get('TELEGRAM_API_URL') or 'https://api.telegram.org'}")
     if env.get("TEAMS_APP_ID"):
         print(f"  Teams         POST {base}/webhooks/teams/api/messages")
+    if env.get("OPSBOT_EVENTS_TOKEN") or env.get("GITHUB_WEBHOOK_SECRET"):
+        sources = [s for s, v in (("alertmanager", "OPSBOT_EVENTS_TOKEN"),
+                                  ("grafana", "OPSBOT_EVENTS_TOKEN"),
+                                  ("jenkins", "OPSBOT_EVENTS_TOKEN"),
+                                  ("github", "GITHUB_WEBHOOK_SECRET")) if env.get(v)]
+        print(f"  Events        POST {base}/webhooks/events/<{'|'.join(sources)}>  "
+              "(Bearer OPSBOT_EVENTS_TOKEN; GitHub: X-Hub-Signature-256 with "
+              "GITHUB_WEBHOOK_SECRET)")
     told = "OPSBOT_API_TOKEN" if os.environ.get(API_TOKEN) else f"the token in {where}/api-token"
     print(f"  Rasa HTTP API {base}/  (e.g. GET {base}/conversations/<sender>/tracker?token=..., "
           f"with {told})")
@@ -239,9 +249,19 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
         print("Simulated backends:", flush=True)
         for backend in [*backends, *([chat_sim] if chat_sim is not None else [])]:
             print(f"  {backend.describe()}", flush=True)
-        _start_servers(stack, model, backend_env, channel_env)
+        from opsbot._simulate import RandomEvents, Simulator
+
+        events_env = _demo_events_env(settings)
+        backend_env.update(events_env)
+        # The Rasa server takes the webhooks and watches Jenkins for subscribed builds.
+        _start_servers(stack, model, backend_env, {**backend_env, **channel_env})
+        simulator = Simulator(f"http://{settings.host}:{settings.port}",
+                              events_env.get("OPSBOT_EVENTS_TOKEN"),
+                              events_env.get("GITHUB_WEBHOOK_SECRET"))
+        if args.events:
+            RandomEvents(simulator, sys.stdout).start()
         if args.serve:
-            _print_urls(settings, channel_env, stack)
+            _print_urls(settings, {**channel_env, **events_env}, stack)
             if chat_sim is not None:
                 print(f"  {args.channel} simulator: play its users with POST "
                       f"{chat_sim.url.rstrip('/')}/_sim/users/<user>/send (the module docstring of "
@@ -253,9 +273,9 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
 
             driven = (TelegramChannel(chat_sim) if args.channel == "telegram"
                       else TeamsChannel(chat_sim))
-            return sim_chat(driven, args.user or "alice")
+            return sim_chat(driven, args.user or "alice", simulate=simulator.command)
         return chat(settings.rest_url, args.user or "alice", token=stack.tokens[REST_TOKEN],
-                    api_token=stack.tokens[API_TOKEN])
+                    api_token=stack.tokens[API_TOKEN], simulate=simulator.command)
     except KeyboardInterrupt:
         print("\nStopping ...", flush=True)
         return 0
@@ -265,6 +285,19 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
             backend.stop()
         if chat_sim is not None:
             chat_sim.stop()
+
+
+def _demo_events_env(settings: Settings) -> dict[str, str]:
+    """The demo's event sources: OPSBOT_EVENTS_TOKEN and GITHUB_WEBHOOK_SECRET as set, or
+    made for this run (written to the state dir, 0600, for scripts that post events)."""
+    env: dict[str, str] = {}
+    for variable, name in (("OPSBOT_EVENTS_TOKEN", "events-token"),
+                           ("GITHUB_WEBHOOK_SECRET", "github-webhook-secret")):
+        value = os.environ.get(variable) or secrets.token_urlsafe(24)
+        write_private(private_dir(settings.state_dir) / name, value + "\n", encoding="utf-8")
+        env[variable] = value
+    env["OPSBOT_EVENTS_JENKINS_POLL"] = os.environ.get("OPSBOT_EVENTS_JENKINS_POLL") or "5"
+    return env
 
 
 def _chat_simulator(channel: str, settings: Settings) -> Any:
@@ -393,6 +426,9 @@ def build_parser() -> argparse.ArgumentParser:
                       help="chat straight through the REST channel (terminal, the default), or "
                            "as a user of the simulated Telegram or Teams, "
                            "through opsbot's connector")
+    demo.add_argument("--events", action="store_true",
+                      help="fire realistic alerts and failed PR checks now and then (as "
+                           "/simulate does in the chat)")
     with_ports(demo)
     demo.set_defaults(func=cmd_demo)
 

@@ -395,9 +395,15 @@ class EventStore:
 
     def _queue(self, conn: sa.engine.Connection, event_id: int, event: Event,
                subs: Sequence[Subscription], now: datetime) -> int:
-        earlier = {row.conversation: row.kind for row in conn.execute(
-            sa.select(messages.c.conversation, messages.c.kind)
-            .where(messages.c.grp == event.group))}
+        # What each conversation was last told (or is about to be told) of this group: a
+        # green right after a red is its recovery even before the red was delivered.
+        earlier: dict[str, str] = {}
+        for row in conn.execute(
+                sa.select(deliveries.c.conversation, deliveries.c.kind)
+                .join(events, events.c.id == deliveries.c.event_id)
+                .where(events.c.grp == event.group, deliveries.c.state != FAILED)
+                .order_by(deliveries.c.id)):
+            earlier[row.conversation] = row.kind
         chosen: dict[str, tuple[Subscription, str, set[str]]] = {}
         for sub in subs:
             if not sub.filters.matches(event):

@@ -1,0 +1,398 @@
+"""The event outbox and its courier: matching, exactly once, grouping, floods, retries.
+
+Runs on SQLite and on PostgreSQL (the store's ``db_url`` fixture), with a recording sink
+in place of a chat.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from actions.backends.jenkins import Build
+from actions.events._model import FAILURE, RECOVERY, RESULT, Event
+from actions.events.jenkins_watch import JenkinsWatch, build_event, watched_jobs
+from actions.events.routes import RouteError, load_routes, read_routes
+from actions.events.store import EventStore, Filters
+from actions.guard.identity import open_payload
+from actions.guard.store import OperationStore
+from connectors.events import Courier, Gone, SendLater, SendRefused
+from tests.test_guard_store import db_url  # noqa: F401 - the fixture (SQLite, PostgreSQL)
+
+T0 = datetime(2026, 12, 4, 9, 0, tzinfo=UTC)
+
+
+def alert(status: str = "firing", *, group: str = "am:payments-errors", key: str | None = None,
+          service: str = "payments", environment: str = "prod",
+          severity: str = "critical") -> Event:
+    firing = status == "firing"
+    return Event(
+        source="alertmanager", key=key or f"{group}:{status}", group=group,
+        kind=FAILURE if firing else RECOVERY, status=status,
+        title="Error rate above 5% for payments", summary="5xx ratio is 7.2% for 10 minutes",
+        service=service, environment=environment, severity=severity,
+        started_at=T0, ended_at=None if firing else T0 + timedelta(minutes=23),
+        links=(("Source", "http://prometheus.local/graph?g0.expr=rate"),))
+
+
+def check(conclusion: str, run: int) -> Event:
+    failed = conclusion == "failure"
+    return Event(source="github", key=f"gh-{run}", group="github:acme/checkout:check:unit:7",
+                 kind=FAILURE if failed else RESULT, status=conclusion,
+                 title=f"check 'unit' {conclusion} on acme/checkout PR #7",
+                 service="checkout", repo="acme/checkout")
+
+
+class Chat:
+    """A sink that records what it was asked to post and edit."""
+
+    def __init__(self) -> None:
+        self.posts: list[tuple[Mapping[str, Any], str, list[Mapping[str, Any]]]] = []
+        self.edits: list[tuple[Mapping[str, Any], str, list[Mapping[str, Any]]]] = []
+        self.fail: list[Exception] = []
+        self.fail_edit: list[Exception] = []
+
+    async def post_event(self, address: Mapping[str, Any], text: str,
+                         buttons: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+        if self.fail:
+            raise self.fail.pop(0)
+        self.posts.append((address, text, list(buttons)))
+        return {"message_id": len(self.posts)}
+
+    async def edit_event(self, address: Mapping[str, Any], ref: Mapping[str, Any], text: str,
+                         buttons: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+        if self.fail_edit:
+            raise self.fail_edit.pop(0)
+        self.edits.append((ref, text, list(buttons)))
+        return dict(ref)
+
+
+@pytest.fixture
+def store(db_url: str) -> Iterator[OperationStore]:  # noqa: F811 - the imported fixture
+    opened = OperationStore(db_url)
+    yield opened
+    opened.close()
+
+
+@pytest.fixture
+def events(store: OperationStore) -> EventStore:
+    return EventStore(store)
+
+
+def subscribe(events: EventStore, conversation: str = "rest:alice", **filters: Any) -> None:
+    events.subscribe(conversation=conversation, channel="rest",
+                     address={"sender": conversation.split(":", 1)[1]},
+                     filters=Filters.build(**filters), created_by="alice", now=T0)
+
+
+def courier(events: EventStore, chat: Chat, **kwargs: Any) -> Courier:
+    return Courier(events, chat, interval=0.1, **kwargs)
+
+
+def run(c: Courier, at: datetime) -> int:
+    return asyncio.run(c.run_once(at))
+
+
+def test_an_event_reaches_each_subscribed_conversation_once(events: EventStore) -> None:
+    assert events.record(alert(), T0) == 0  # nobody subscribed yet: kept, sent nowhere
+    subscribe(events, sources=["alerts"], service="payments")
+    subscribe(events, "rest:bob", service="payments", environment="prod")
+    subscribe(events, "rest:carol", service="billing")
+    assert events.record(alert(key="k2"), T0) == 2
+    assert events.record(alert(key="k2"), T0) is None  # the same notification again
+    chat = Chat()
+    assert run(courier(events, chat), T0) == 2
+    assert sorted(a["sender"] for a, _, _ in chat.posts) == ["alice", "bob"]
+    assert run(courier(events, chat), T0 + timedelta(minutes=5)) == 0
+    assert len(chat.posts) == 2
+
+
+def test_the_same_subscription_twice_is_one(events: EventStore) -> None:
+    first, created = events.subscribe(conversation="rest:alice", channel="rest",
+                                      address={"sender": "alice"},
+                                      filters=Filters.build(sources=["alerts"]), created_by="a")
+    again, created_again = events.subscribe(conversation="rest:alice", channel="rest",
+                                            address={"sender": "alice"},
+                                            filters=Filters.build(sources=["alertmanager",
+                                                                           "grafana"]),
+                                            created_by="b")
+    assert created and not created_again and again.id == first.id
+    assert len(events.subscriptions("rest:alice")) == 1
+
+
+def test_filters_in_words_and_their_mistakes() -> None:
+    assert Filters.build(sources=["alerts"], service="Payments", environment="prod",
+                         severity="critical").describe() == \
+        "alerts for payments on prod (critical only): failures and recoveries"
+    assert "every result" in Filters.build(sources=["checks"], kinds=["all"]).describe()
+    with pytest.raises(ValueError, match="no event source called 'sms'"):
+        Filters.build(sources=["sms"])
+    with pytest.raises(ValueError, match="not a kind of event"):
+        Filters.build(kinds=["sometimes"])
+
+
+def test_an_alert_message_names_what_where_since_when_with_next_steps(events: EventStore) -> None:
+    subscribe(events, sources=["alerts"])
+    events.record(alert(), T0)
+    chat = Chat()
+    run(courier(events, chat), T0 + timedelta(minutes=1))
+    _, text, buttons = chat.posts[0]
+    assert text.startswith("ALERT (critical): Error rate above 5% for payments - payments on prod")
+    assert "Firing since 09:00 UTC" in text and "Source: http://prometheus.local" in text
+    titles = [b["title"] for b in buttons]
+    assert titles == ["Show errors", "Roll back payments on prod", "Open a ticket"]
+    opened = {b["title"]: open_payload(b["payload"]).text for b in buttons}
+    assert opened["Roll back payments on prod"] == \
+        '/rollback{"service":"payments","environment":"prod"}'
+    assert '"summary":"Error rate above 5% for payments - payments on prod"' in \
+        str(opened["Open a ticket"])
+
+
+def test_resolution_edits_the_alert_and_says_how_long(events: EventStore) -> None:
+    subscribe(events, sources=["alerts"])
+    events.record(alert(), T0)
+    chat = Chat()
+    c = courier(events, chat)
+    run(c, T0)
+    events.record(alert("resolved"), T0 + timedelta(minutes=23))
+    run(c, T0 + timedelta(minutes=23))
+    assert len(chat.posts) == 1
+    ref, text, buttons = chat.edits[0]
+    assert ref == {"message_id": 1}
+    assert text.startswith("RESOLVED after 23m: Error rate above 5% for payments")
+    assert buttons == []  # nothing left to do
+
+
+def test_a_resolution_reaches_whoever_got_the_failure_only(events: EventStore) -> None:
+    subscribe(events, sources=["alerts"], kinds=["recovery"])  # alice: resolutions only
+    subscribe(events, "rest:bob", sources=["alerts"])
+    events.record(alert(), T0)
+    chat = Chat()
+    run(courier(events, chat), T0)
+    assert [a["sender"] for a, _, _ in chat.posts] == ["bob"]
+    events.record(alert("resolved"), T0 + timedelta(minutes=5))
+    run(courier(events, chat), T0 + timedelta(minutes=5))
+    assert [a["sender"] for a, _, _ in chat.posts] == ["bob", "alice"]  # alice: a new post
+    assert len(chat.edits) == 1  # bob: his alert edited
+
+
+def test_first_green_after_red_is_a_recovery_and_other_greens_are_not_news(
+        events: EventStore) -> None:
+    subscribe(events, sources=["checks"], service="checkout")
+    chat = Chat()
+    c = courier(events, chat)
+    events.record(check("success", 1), T0)  # green, nothing red before: not reported
+    events.record(check("failure", 2), T0)
+    run(c, T0)
+    events.record(check("success", 3), T0 + timedelta(minutes=9))
+    run(c, T0 + timedelta(minutes=9))
+    assert [text.split(":")[0] for _, text, _ in chat.posts] == ["FAILED"]
+    assert chat.edits[0][1].startswith("Back to green after 9m")
+    assert [h["kind"] for h in events.history()] == [FAILURE, RECOVERY]
+
+
+def test_a_flood_is_summarised_in_one_message(events: EventStore) -> None:
+    subscribe(events, sources=["alerts"])
+    chat = Chat()
+    c = courier(events, chat)
+    c.flood, c.window = 3, 60.0
+    for n in range(8):
+        events.record(alert(group=f"g{n}", service=f"svc{n}"), T0)
+    run(c, T0)
+    assert len(chat.posts) == 3
+    assert run(c, T0 + timedelta(seconds=30)) == 0  # held until the window ends
+    run(c, T0 + timedelta(seconds=61))
+    assert len(chat.posts) == 4
+    summary = chat.posts[-1][1]
+    assert summary.startswith("5 more events arrived within 1m (5 from alertmanager)")
+    assert events.counts() == {"sent": 3, "summarised": 5}
+
+
+def test_a_claimed_delivery_whose_courier_died_is_delivered_once_by_another(
+        events: EventStore) -> None:
+    subscribe(events, sources=["alerts"])
+    events.record(alert(), T0)
+    dead = events.claim("dead-process", now=T0, lease=60)
+    assert len(dead) == 1  # claimed, then the process died before sending
+    chat = Chat()
+    restarted = courier(events, chat)
+    assert run(restarted, T0 + timedelta(seconds=30)) == 0  # the lease still holds
+    assert run(restarted, T0 + timedelta(seconds=61)) == 1
+    assert len(chat.posts) == 1
+    # The dead one's late word changes nothing: its lease is gone.
+    assert events.sent(dead[0], "dead-process", {"message_id": 99}) is False
+    assert run(restarted, T0 + timedelta(minutes=5)) == 0 and len(chat.posts) == 1
+
+
+def test_two_couriers_never_send_the_same_delivery(events: EventStore) -> None:
+    subscribe(events, sources=["alerts"])
+    for n in range(6):
+        events.record(alert(group=f"g{n}"), T0)
+    a, b = events.claim("a", now=T0), events.claim("b", now=T0)
+    assert len(a) == 6 and b == []
+
+
+def test_flood_control_is_waited_out_as_the_chat_asks(events: EventStore) -> None:
+    subscribe(events, sources=["alerts"])
+    events.record(alert(), T0)
+    chat = Chat()
+    chat.fail = [SendLater("429 Too Many Requests", retry_after=30)]
+    c = courier(events, chat)
+    run(c, T0)
+    assert chat.posts == [] and events.counts() == {"pending": 1}
+    [row] = events.history()
+    assert row["attempts"] == 1 and "429" in row["error"]
+
+
+def test_a_chat_that_refuses_for_good_is_given_up_and_logged(events: EventStore) -> None:
+    subscribe(events, sources=["alerts"])
+    events.record(alert(), T0)
+    chat = Chat()
+    chat.fail = [SendRefused("Forbidden: bot was kicked from the group chat")]
+    run(courier(events, chat), T0)
+    assert events.counts() == {"failed": 1}
+    assert "kicked" in events.history()[0]["error"]
+
+
+def test_a_message_that_cannot_be_edited_any_more_is_posted_again(events: EventStore) -> None:
+    subscribe(events, sources=["alerts"])
+    events.record(alert(), T0)
+    chat = Chat()
+    c = courier(events, chat)
+    run(c, T0)
+    chat.fail_edit = [Gone("Bad Request: message to edit not found")]
+    events.record(alert("resolved"), T0 + timedelta(hours=1))
+    run(c, T0 + timedelta(hours=1))
+    assert len(chat.posts) == 2 and chat.posts[1][1].startswith("RESOLVED after 23m")
+
+
+def test_a_channel_not_running_here_keeps_its_deliveries(events: EventStore) -> None:
+    events.subscribe(conversation="telegram:-100", channel="telegram",
+                     address={"chat_id": -100}, filters=Filters.build(sources=["alerts"]),
+                     created_by="alice")
+    events.record(alert(), T0)
+    run(courier(events, Chat()), T0)
+    assert events.counts() == {"pending": 1}
+    assert "not running" in events.history()[0]["error"]
+
+
+def test_routes_from_subscriptions_yml(events: EventStore, tmp_path: Path) -> None:
+    path = tmp_path / "subscriptions.yml"
+    path.write_text(
+        "routes:\n"
+        "  - name: payments-oncall\n"
+        "    telegram: -1001234/42\n"
+        "    sources: [alerts]\n"
+        "    service: payments\n"
+        "    environment: prod\n"
+        "    buttons: [restart_service]\n"
+        "  - teams: '19:abc@thread.tacv2'\n"
+        "    sources: checks\n", encoding="utf-8")
+    assert load_routes(events, path) == 2
+    telegram = events.subscriptions("telegram:-1001234/42")[0]
+    assert telegram.address == {"chat_id": -1001234, "thread_id": 42}
+    assert telegram.buttons == ("restart_service",) and telegram.origin == "file:payments-oncall"
+    assert events.subscriptions("teams:19:abc@thread.tacv2")[0].filters.sources == {"github"}
+    path.write_text("routes:\n  - rest: alice\n    sources: [alerts]\n", encoding="utf-8")
+    assert load_routes(events, path) == 1  # the file is the whole truth
+    assert events.subscriptions("telegram:-1001234/42") == []
+    # What people subscribed in the chat is not the file's to remove.
+    subscribe(events, "rest:bob", sources=["checks"])
+    load_routes(events, path)
+    assert len(events.subscriptions("rest:bob")) == 1
+
+
+@pytest.mark.parametrize(("text", "error"), [
+    ("routes: {}\n", "'routes' must be a list"),
+    ("routes:\n  - sources: [alerts]\n", "give exactly one of telegram"),
+    ("routes:\n  - telegram: general\n", "telegram must be a chat id"),
+    ("routes:\n  - rest: a\n    sources: [sms]\n", "no event source called 'sms'"),
+    ("routes:\n  - rest: a\n    colour: red\n", "unknown field(s) colour"),
+    ("routes: [\n", "is not YAML"),
+])
+def test_a_broken_subscriptions_yml_says_where(tmp_path: Path, text: str, error: str) -> None:
+    path = tmp_path / "subscriptions.yml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(RouteError, match=error.replace("(", r"\(").replace(")", r"\)")):
+        read_routes(path)
+
+
+# -- Jenkins without a plugin ----------------------------------------------------------------
+
+
+def build(number: int, result: str | None, job: str = "nightly-integration") -> Build:
+    return Build(job=job, number=number, url=f"http://jenkins.local/job/{job}/{number}/",
+                 result=result, building=result is None,
+                 started_at=T0 + timedelta(hours=number), duration_s=600.0,
+                 parameters={"ENV": "staging"}, started_by="timer")
+
+
+class FakeJenkins:
+    def __init__(self) -> None:
+        self.history: dict[str, list[Build]] = {"nightly-integration": [], "payments-deploy": []}
+        self.reports = 0
+
+    async def jobs(self) -> list[Any]:
+        class Job:
+            def __init__(self, name: str) -> None:
+                self.full_name = name
+
+        return [Job(name) for name in self.history]
+
+    async def builds(self, job: str, limit: int = 20) -> list[Build]:
+        return sorted(self.history[job], key=lambda b: -b.number)[:limit]
+
+    async def failure_report(self, job: str, number: int) -> Any:
+        self.reports += 1
+
+        class Report:
+            summary = "stage 'integration' failed: 3 tests failed (OrderFlowIT)"
+
+        return Report()
+
+
+def test_jenkins_failures_and_recoveries_from_polling_without_repeats(
+        events: EventStore, store: OperationStore) -> None:
+    jenkins = FakeJenkins()
+    jenkins.history["nightly-integration"] = [build(1, "FAILURE"), build(2, "SUCCESS")]
+    watch = JenkinsWatch(events, jenkins, store, interval=1)  # type: ignore[arg-type]
+    assert asyncio.run(watch.poll_once()) == 0  # nobody subscribed: Jenkins is not asked
+    subscribe(events, job="nightly-integration")
+    assert asyncio.run(watch.poll_once()) == 0  # the first look: history is not news
+    jenkins.history["nightly-integration"] += [build(3, "FAILURE"), build(4, None)]
+    assert asyncio.run(watch.poll_once()) == 1
+    assert asyncio.run(watch.poll_once()) == 0  # the same builds again: nothing new
+    jenkins.history["nightly-integration"][-1] = build(4, "SUCCESS")
+    jenkins.history["nightly-integration"].append(build(5, "SUCCESS"))
+    assert asyncio.run(watch.poll_once()) == 2
+    assert jenkins.reports == 1  # the summary is read for the failure only
+    chat = Chat()
+    run(courier(events, chat), T0 + timedelta(days=1))
+    [(_, failed, buttons)] = chat.posts
+    assert failed.startswith("FAILED: nightly-integration #3 failed")
+    assert "3 tests failed" in failed and [b["title"] for b in buttons][0] == "Why did it fail?"
+    assert chat.edits[0][1].startswith("Back to green")
+    assert [h["kind"] for h in events.history()] == [FAILURE, RECOVERY]  # #5: not news
+    # A new watcher (the server restarted) starts where the last one stopped.
+    again = JenkinsWatch(events, jenkins, store, interval=1)  # type: ignore[arg-type]
+    assert asyncio.run(again.poll_once()) == 0
+
+
+def test_which_jobs_are_watched(events: EventStore) -> None:
+    subscribe(events, service="payments")
+    subscribe(events, "rest:bob", sources=["alerts"], service="nightly")
+    jobs = ["payments-deploy", "payments-build", "nightly-integration", "billing-deploy"]
+    assert watched_jobs(events.subscriptions(), jobs) == ["payments-build", "payments-deploy"]
+
+
+def test_a_running_build_is_no_event() -> None:
+    assert build_event(build(7, None)) is None
+    event = build_event(build(7, "UNSTABLE"), "2 tests flaky")
+    assert event is not None and event.kind == FAILURE and event.environment == "staging"
+    assert event.key == "jenkins:nightly-integration#7"
+    assert event.links == (("Console", "http://jenkins.local/job/nightly-integration/7/console"),)

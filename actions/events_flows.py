@@ -67,24 +67,22 @@ def _conversation(turn: Turn) -> tuple[str, str, dict[str, Any]]:
 
 
 def _sources(turn: Turn) -> list[str]:
-    found: list[str] = []
-    given = turn.request.get("event_source")
-    if given:
-        found.append(given.lower())
+    given = [v.lower() for v in turn.request.values("event_source")]
+    found: list[str] = list(dict.fromkeys(given))
     for pattern, source in _SOURCE_WORDS:
         if pattern.search(turn.request.text) and source not in found:
             found.append(source)
     # "alerts" covers Alertmanager and Grafana; naming one of them narrows it.
     if {"alertmanager", "grafana"} & set(found) and "alerts" in found \
-            and given not in ("alerts",):
+            and "alerts" not in given:
         found.remove("alerts")
     return found
 
 
 def _kinds(turn: Turn) -> list[str]:
-    given = (turn.request.get("event_kind") or "").lower()
+    given = [v.lower() for v in turn.request.values("event_kind")]
     if given:
-        return [given]
+        return given
     if _ALL_WORDS.search(turn.request.text):
         return ["all"]
     if _RECOVERY_WORDS.search(turn.request.text):
@@ -180,13 +178,12 @@ async def list_subscriptions(turn: Turn) -> None:
 
 def _matching(found: list[Subscription], turn: Turn) -> list[Subscription]:
     request = turn.request
-    wanted_id = (request.get("subscription_id") or "").lower()
-    if not wanted_id:
-        match = re.search(r"\b([0-9a-f]{4,16})\b", request.text.lower())
-        if match and any(s.id.startswith(match.group(1)) for s in found):
-            wanted_id = match.group(1)
-    if wanted_id:
-        return [s for s in found if s.id.lower().startswith(wanted_id)]
+    wanted = [v.lower() for v in request.values("subscription_id")]
+    if not wanted:
+        wanted = [w for w in re.findall(r"\b([0-9a-f]{4,16})\b", request.text.lower())
+                  if any(s.id.startswith(w) for s in found)]
+    if wanted:
+        return [s for s in found if any(s.id.lower().startswith(w) for w in wanted)]
     sources: set[str] = set()
     for name in _sources(turn):
         sources |= Filters.build(sources=[name]).sources

@@ -165,7 +165,9 @@ def test_resolution_edits_the_alert_and_says_how_long(events: EventStore) -> Non
     ref, text, buttons = chat.edits[0]
     assert ref == {"message_id": 1}
     assert text.startswith("RESOLVED after 23m: Error rate above 5% for payments")
-    assert buttons == []  # nothing left to do
+    # The next steps stay: a rollback or a ticket may still be wanted afterwards.
+    assert [b["title"] for b in buttons] == ["Show errors", "Roll back payments on prod",
+                                             "Open a ticket"]
 
 
 def test_a_resolution_reaches_whoever_got_the_failure_only(events: EventStore) -> None:

@@ -124,9 +124,15 @@ OperationParameters = Callable[[str], Sequence[str] | None]
 
 def buttons_for(event: Event, kind: str, operations: Sequence[str] = (),
                 parameters_of: OperationParameters | None = None) -> list[dict[str, str]]:
-    """The next steps for ``event``, as signed buttons (none once it is resolved)."""
-    if kind == RECOVERY:
+    """The next steps for ``event``, as signed buttons.
+
+    A resolved alert keeps its buttons (the rollback or the ticket may still be wanted
+    once the pages stop); a build or check back to green has none.
+    """
+    if kind == RECOVERY and event.source not in ALERT_SOURCES:
         return []
+    if kind == RECOVERY:
+        kind = FAILURE
     buttons: list[dict[str, str]] = []
 
     def add(title: str, intent: str, entities: Mapping[str, str]) -> None:

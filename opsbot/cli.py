@@ -93,9 +93,12 @@ def _print_urls(settings: Settings, env: dict[str, str] | None, stack: Stack) ->
                                   ("grafana", "OPSBOT_EVENTS_TOKEN"),
                                   ("jenkins", "OPSBOT_EVENTS_TOKEN"),
                                   ("github", "GITHUB_WEBHOOK_SECRET")) if env.get(v)]
+        token = ("OPSBOT_EVENTS_TOKEN" if os.environ.get("OPSBOT_EVENTS_TOKEN")
+                 else f"the token in {where}/events-token")
+        secret = ("GITHUB_WEBHOOK_SECRET" if os.environ.get("GITHUB_WEBHOOK_SECRET")
+                  else f"the secret in {where}/github-webhook-secret")
         print(f"  Events        POST {base}/webhooks/events/<{'|'.join(sources)}>  "
-              "(Bearer OPSBOT_EVENTS_TOKEN; GitHub: X-Hub-Signature-256 with "
-              "GITHUB_WEBHOOK_SECRET)")
+              f"(Authorization: Bearer <{token}>; GitHub: X-Hub-Signature-256 with {secret})")
     told = "OPSBOT_API_TOKEN" if os.environ.get(API_TOKEN) else f"the token in {where}/api-token"
     print(f"  Rasa HTTP API {base}/  (e.g. GET {base}/conversations/<sender>/tracker?token=..., "
           f"with {told})")

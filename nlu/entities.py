@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from rasa.engine.graph import ExecutionContext, GraphComponent
@@ -25,6 +26,10 @@ from actions.values import FROM_TEXT, normalise_value
 
 # Regex-shaped entities: when a learned extractor and the regex disagree, the regex wins.
 _REGEX_FIRST = {"issue_key", "version", "build_number"}
+# "live" is a name of prod, and also the predicate of "what is live on staging" and "went
+# live in dev": there, with another environment named, it is not an environment.
+_PREDICATE_LIVE = re.compile(r"(?:\b(?:is|are|was|were|be|been|being|went|goes|go|gone|going)"
+                             r"|'s|'re)\s+$", re.IGNORECASE)
 
 
 @DefaultV1Recipe.register(
@@ -48,9 +53,10 @@ class EntityNormalizer(GraphComponent, EntityExtractorMixin):
 
     def process(self, messages: list[Message]) -> list[Message]:
         for message in messages:
-            entities = [self.from_text(e, message.get(TEXT) or "")
-                        for e in message.get(ENTITIES) or []]
-            message.set(ENTITIES, self.clean(entities), add_to_output=True)
+            text = message.get(TEXT) or ""
+            entities = [self.from_text(e, text) for e in message.get(ENTITIES) or []]
+            message.set(ENTITIES, self.clean(self.without_predicate_live(entities, text)),
+                        add_to_output=True)
         return messages
 
     @staticmethod
@@ -62,6 +68,23 @@ class EntityNormalizer(GraphComponent, EntityExtractorMixin):
                 or not isinstance(end, int) or not 0 <= start < end <= len(text)):
             return entity
         return {**entity, ENTITY_ATTRIBUTE_VALUE: text[start:end]}
+
+    @staticmethod
+    def without_predicate_live(entities: list[dict[str, Any]], text: str) -> list[dict[str, Any]]:
+        """Drop an environment that is the word "live" used as a predicate ("payments is
+        live on staging") when the message names another environment too."""
+
+        def predicate(entity: dict[str, Any]) -> bool:
+            start, end = entity.get(ENTITY_ATTRIBUTE_START), entity.get(ENTITY_ATTRIBUTE_END)
+            if entity.get(ENTITY_ATTRIBUTE_TYPE) != "environment" or not isinstance(start, int) \
+                    or not isinstance(end, int) or text[start:end].lower() != "live":
+                return False
+            return bool(_PREDICATE_LIVE.search(text[:start]))
+
+        doubtful = [e for e in entities if predicate(e)]
+        others = [e for e in entities if e.get(ENTITY_ATTRIBUTE_TYPE) == "environment"
+                  and e not in doubtful]
+        return [e for e in entities if e not in doubtful] if doubtful and others else entities
 
     @staticmethod
     def clean(entities: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
+from rasa.shared.nlu.training_data.message import Message
 
 from nlu._encoder import EmbeddingCache, Encoder, model_id_for
 from nlu.entities import EntityNormalizer, normalise_value
@@ -38,6 +40,41 @@ def test_overlapping_entities_keep_the_regex_for_regex_shaped_types() -> None:
     assert [e["entity"] for e in cleaned] == ["service", "version", "environment"]
     assert cleaned[1]["extractor"] == "RegexEntityExtractor"
     assert cleaned[2]["value"] == "prod"
+
+
+def _env(text: str, word: str, value: str) -> dict:
+    start = text.index(word)
+    return {"entity": "environment", "start": start, "end": start + len(word), "value": value,
+            "extractor": "CRFEntityExtractor"}
+
+
+@pytest.mark.parametrize(("text", "kept"), [
+    ("what version of payments is live on staging?", ["staging"]),
+    ("checkout went live in dev yesterday", ["dev"]),
+    ("what's live on staging", ["staging"]),
+])
+def test_live_as_a_predicate_is_not_an_environment_when_another_is_named(
+        text: str, kept: list[str]) -> None:
+    other = kept[0]
+    entities = [_env(text, "live", "prod"), _env(text, other, other)]
+    message = Message.build(text=text)
+    message.set("entities", entities)
+    EntityNormalizer().process([message])
+    assert [e["value"] for e in message.get("entities")] == kept
+
+
+@pytest.mark.parametrize("text", [
+    "roll out inventory 1.8.0 to live",          # the only environment: prod
+    "compare the live and staging error rates",  # not a predicate: both stay
+])
+def test_live_stays_an_environment_otherwise(text: str) -> None:
+    entities = [_env(text, "live", "prod")]
+    if "staging" in text:
+        entities.append(_env(text, "staging", "staging"))
+    message = Message.build(text=text)
+    message.set("entities", entities)
+    EntityNormalizer().process([message])
+    assert "prod" in [e["value"] for e in message.get("entities")]
 
 
 def test_cache_round_trip(tmp_path: Path) -> None:

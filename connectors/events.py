@@ -11,9 +11,12 @@ the action server polls instead and needs no endpoint):
   (``http_config.basic_auth``, Grafana's username/password); Jenkins' Notification
   plugin can only put it in the URL: ``?token=``. GitHub signs the raw body with
   ``GITHUB_WEBHOOK_SECRET`` (``X-Hub-Signature-256``, compared in constant time). A
-  source whose variable is unset is off: 404. A wrong or missing token or signature:
-  401, and nothing is recorded.
-* **Validation.** A body over ``OPSBOT_EVENTS_MAX_BYTES`` (default 1 MiB): 413. A body
+  source whose variable is unset (or a token under 16 characters) is off: 404. A wrong or
+  missing token or signature: 401, and nothing is recorded. The token is checked from
+  the headers before any of the body is read.
+* **Validation.** A body over ``OPSBOT_EVENTS_MAX_BYTES`` (default 1 MiB): 413, as soon
+  as the ``Content-Length`` or the bytes read pass it (the body is streamed, never held
+  whole beyond the limit). A body
   that is not the source's format: 400 with the reason. A valid one: 200 with what was
   recorded; a redelivery (the same notification, the same ``X-GitHub-Delivery``) is 200
   and changes nothing.
@@ -48,6 +51,7 @@ from typing import Any, Protocol
 
 from rasa.core.channels.channel import InputChannel, UserMessage
 from sanic import Blueprint, response
+from sanic.exceptions import PayloadTooLarge
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
@@ -76,6 +80,8 @@ logger = logging.getLogger(__name__)
 TOKEN_VARIABLE = "OPSBOT_EVENTS_TOKEN"
 GITHUB_SECRET_VARIABLE = "GITHUB_WEBHOOK_SECRET"
 MAX_BYTES = 1 << 20
+# The shortest OPSBOT_EVENTS_TOKEN taken (the API token's minimum too).
+MIN_TOKEN = 16
 LEASE_SECONDS = 120.0
 MAX_ATTEMPTS = 10
 
@@ -155,20 +161,31 @@ def _basic_password(authorization: str) -> str | None:
     return decoded.partition(":")[2]
 
 
-def authorised(source: str, request: Request, body: bytes) -> tuple[int, str] | None:
-    """None if the request proves it comes from ``source``'s sender; else (status, why)."""
+def authorised(source: str, request: Request, body: bytes | None) -> tuple[int, str] | None:
+    """None if the request proves it comes from ``source``'s sender; else (status, why).
+
+    The token sources are checked from the headers alone (``body`` None is fine), so a
+    caller without the token is refused before opsbot reads a byte of its body; GitHub's
+    signature covers the body, so it needs it.
+    """
     from actions.events.sources import github_signature_ok
 
     if source == "github":
         secret = os.environ.get(GITHUB_SECRET_VARIABLE) or ""
         if not secret:
             return 404, f"GitHub events are off: {GITHUB_SECRET_VARIABLE} is not set"
+        if body is None:
+            return None  # checked once the body is read
         if not github_signature_ok(secret, body, request.headers.get("X-Hub-Signature-256")):
             return 401, "the X-Hub-Signature-256 signature is missing or wrong"
         return None
-    token = os.environ.get(TOKEN_VARIABLE) or ""
+    token = (os.environ.get(TOKEN_VARIABLE) or "").strip()
     if not token:
         return 404, f"{source} events are off: {TOKEN_VARIABLE} is not set"
+    if len(token) < MIN_TOKEN:
+        # Refused rather than guessable; the server's log says so at start too.
+        return 404, f"{source} events are off: {TOKEN_VARIABLE} is shorter than {MIN_TOKEN} " \
+                    "characters"
     authorization = request.headers.get("Authorization") or ""
     given = bearer(authorization) or _basic_password(authorization) or ""
     if not given and source == "jenkins":
@@ -176,6 +193,27 @@ def authorised(source: str, request: Request, body: bytes) -> tuple[int, str] | 
     if not same_secret(given, token):
         return 401, "the events token is missing or wrong (Authorization: Bearer, or basic auth)"
     return None
+
+
+async def read_body(request: Request, limit: int) -> bytes | None:
+    """The body of a streamed request, or None as soon as it passes ``limit`` bytes (then
+    the rest is not read: Sanic closes the connection instead of draining it)."""
+    stream = request.stream
+    if stream is None:  # not streamed (a test client that buffered it)
+        body = request.body or b""
+        return None if len(body) > limit else body
+    stream.request_max_size = limit  # Sanic's own drain after the answer stops here too
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        async for chunk in stream:
+            size += len(chunk)
+            if size > limit:
+                return None
+            chunks.append(chunk)
+    except PayloadTooLarge:
+        return None
+    return b"".join(chunks)
 
 
 class EventsInput(InputChannel):
@@ -223,7 +261,7 @@ class EventsInput(InputChannel):
         async def health(_request: Request) -> HTTPResponse:
             return response.json({"status": "ok", "sources": list(SOURCES)})
 
-        @hook.route("/<source>", methods=["POST"])
+        @hook.route("/<source>", methods=["POST"], stream=True)
         async def receive(request: Request, source: str) -> HTTPResponse:
             return await self._receive(request, source)
 
@@ -236,13 +274,18 @@ class EventsInput(InputChannel):
             return response.json({"error": f"no event source {source!r}; opsbot takes "
                                            f"{', '.join(SOURCES)}"}, status=404)
         limit = int(_number("OPSBOT_EVENTS_MAX_BYTES", MAX_BYTES, 1024))
+        too_big = response.json({"error": f"the body is over {limit} bytes"}, status=413)
         declared = request.headers.get("Content-Length") or ""
-        if declared.isdigit() and int(declared) > limit:
-            return response.json({"error": f"the body is over {limit} bytes"}, status=413)
-        body = request.body or b""
-        if len(body) > limit:
-            return response.json({"error": f"the body is over {limit} bytes"}, status=413)
-        refused = authorised(source, request, body)
+        body = b""
+        refused = authorised(source, request, None)
+        if refused is None:
+            if declared.isdigit() and int(declared) > limit:
+                return too_big
+            read = await read_body(request, limit)
+            if read is None:
+                return too_big
+            body = read
+            refused = authorised(source, request, body)
         if refused is not None:
             status, why = refused
             if status == 401:
@@ -264,10 +307,10 @@ class EventsInput(InputChannel):
                 else:
                     recorded += 1
                     queued += count
-        except Exception as exc:  # noqa: BLE001 - the sender retries on 5xx
+        except Exception:  # noqa: BLE001 - the sender retries on 5xx
             logger.exception("events: could not record a %s event", source)
-            return response.json({"error": f"opsbot could not record the event: {exc}"},
-                                 status=503)
+            return response.json({"error": "opsbot could not record the event (its store "
+                                           "did not answer); try again"}, status=503)
         if queued and self.courier is not None:
             self.courier.wake()
         return response.json({"received": len(parsed), "recorded": recorded,

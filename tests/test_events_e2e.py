@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -181,6 +182,30 @@ def test_bad_bodies_get_the_reason_and_change_nothing(stage: Stage) -> None:
     assert status == 400 and "groupKey" in answer["error"]
     assert requests.post(f"{stage.base}/webhooks/events/pagerduty", timeout=10,
                          json={}).status_code == 404
+
+
+def _raw(base: str, head: str, body: bytes = b"") -> str:
+    """Send a request's head (and maybe part of its body) on a socket; the status line of
+    what comes back, before the rest of a promised body is sent."""
+    host, port = base.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=30) as sock:
+        sock.sendall(head.encode() + b"\r\n" + body)
+        answer = sock.recv(4096).decode("latin-1")
+    return answer.split("\r\n", 1)[0]
+
+
+def test_a_big_body_is_refused_before_it_is_read(stage: Stage) -> None:
+    promised = 50 * 1024 * 1024  # only the head is sent: an answer shows nothing waited for it
+    head = ("POST /webhooks/events/alertmanager HTTP/1.1\r\nHost: x\r\n"
+            "Content-Type: application/json\r\nContent-Length: {}\r\n{}")
+    assert " 401 " in _raw(stage.base, head.format(promised, ""))
+    assert " 413 " in _raw(stage.base, head.format(promised, f"Authorization: Bearer {TOKEN}\r\n"))
+    chunked = ("POST /webhooks/events/alertmanager HTTP/1.1\r\nHost: x\r\n"
+               f"Authorization: Bearer {TOKEN}\r\nTransfer-Encoding: chunked\r\n")
+    chunk = b"x" * 65536
+    body = (b"%x\r\n" % len(chunk) + chunk + b"\r\n") * 17  # over 1 MiB, never terminated
+    assert " 413 " in _raw(stage.base, chunked, body)
+    assert stage.post("alertmanager", {"version": "4"}, token=TOKEN)[0] == 400  # still serving
 
 
 def test_failed_pr_checks_reach_the_subscribed_group_once(stage: Stage) -> None:

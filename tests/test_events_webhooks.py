@@ -79,3 +79,21 @@ def test_a_source_without_its_variable_is_off(monkeypatch: pytest.MonkeyPatch) -
     assert status == 404 and "OPSBOT_EVENTS_TOKEN is not set" in why
     monkeypatch.setenv("GITHUB_WEBHOOK_SECRET", "")
     assert authorised("github", request(), BODY)[0] == 404  # type: ignore[index]
+
+
+def test_a_short_events_token_leaves_the_endpoint_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    for weak in ("short", "   ", "fifteen-chars.."):
+        monkeypatch.setenv("OPSBOT_EVENTS_TOKEN", weak)
+        status, why = authorised("alertmanager", request(
+            {"Authorization": f"Bearer {weak}"}), BODY) or (0, "")
+        assert status == 404, weak
+    assert "shorter than 16" in why or "not set" in why
+
+
+def test_the_token_is_checked_before_the_body_is_read() -> None:
+    assert authorised("alertmanager", request({"Authorization": "Bearer nope"}), None)[0] == 401  # type: ignore[index]
+    assert authorised("grafana", request({"Authorization": "Bearer the-events-token"}),
+                      None) is None
+    # GitHub's signature covers the body: with none read yet it is not decided.
+    assert authorised("github", request({}), None) is None
+    assert authorised("github", request({}), BODY)[0] == 401  # type: ignore[index]

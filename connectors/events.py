@@ -82,6 +82,9 @@ GITHUB_SECRET_VARIABLE = "GITHUB_WEBHOOK_SECRET"
 MAX_BYTES = 1 << 20
 # The shortest OPSBOT_EVENTS_TOKEN taken (the API token's minimum too).
 MIN_TOKEN = 16
+# Settled deliveries and old events are forgotten after this many days, checked hourly.
+RETENTION_DAYS = 7.0
+PRUNE_EVERY = 3600.0
 LEASE_SECONDS = 120.0
 MAX_ATTEMPTS = 10
 
@@ -364,6 +367,7 @@ class Courier:
         self.window = _number("OPSBOT_EVENTS_FLOOD_WINDOW", 60.0, 1.0)
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._pruned: datetime | None = None
 
     def start(self) -> None:
         if self._task is None:
@@ -397,9 +401,24 @@ class Courier:
             return self.trackers
         return sink_for(channel)
 
+    async def prune(self, now: datetime | None = None) -> None:
+        """Forget settled deliveries and old events (``OPSBOT_EVENTS_RETENTION_DAYS``)."""
+        now = now or datetime.now(UTC)
+        days = _number("OPSBOT_EVENTS_RETENTION_DAYS", RETENTION_DAYS, 1)
+        gone, dropped = await asyncio.to_thread(self.store.prune, now - timedelta(days=days))
+        if gone or dropped:
+            logger.info("events: forgot %d settled deliveries and %d events older than %g "
+                        "days", gone, dropped, days)
+
     async def run_once(self, now: datetime | None = None) -> int:
         """Deliver what is due; how many deliveries were settled."""
         now = now or datetime.now(UTC)
+        if self._pruned is None or (now - self._pruned).total_seconds() >= PRUNE_EVERY:
+            self._pruned = now
+            try:
+                await self.prune(now)
+            except Exception:  # noqa: BLE001 - delivering matters more; tried again later
+                logger.exception("events: could not prune the outbox")
         batch = await asyncio.to_thread(self.store.claim, self.owner, now=now,
                                         lease=LEASE_SECONDS)
         if not batch:
@@ -425,6 +444,11 @@ class Courier:
         held = [d for d in items if d.held]
         settled = 0
         if held:
+            # The whole backlog, not only what this claim's page held.
+            more = await asyncio.to_thread(partial(self.store.claim_held, conversation,
+                                                   self.owner, now=now, lease=LEASE_SECONDS))
+            known = {d.id for d in held}
+            held += [d for d in more if d.id not in known]
             # The flood's window is over: what was held goes out as one summary.
             room -= 1
             settled += await self._summarise(sink, held, now)

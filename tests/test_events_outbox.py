@@ -215,6 +215,56 @@ def test_a_flood_is_summarised_in_one_message(events: EventStore) -> None:
     assert events.counts() == {"sent": 3, "summarised": 5}
 
 
+def test_a_flood_longer_than_one_claim_is_still_one_summary(events: EventStore) -> None:
+    subscribe(events, sources=["alerts"])
+    chat = Chat()
+    c = courier(events, chat)
+    c.flood, c.window = 3, 60.0
+    for n in range(130):  # a claim takes 50 at a time
+        events.record(alert(group=f"g{n}", service=f"svc{n}"), T0)
+    for _ in range(4):
+        run(c, T0)
+    assert len(chat.posts) == 3
+    for _ in range(4):
+        run(c, T0 + timedelta(seconds=61))
+    assert len(chat.posts) == 4, [p[1][:40] for p in chat.posts]
+    assert chat.posts[-1][1].startswith("127 more events arrived")
+    assert events.counts() == {"sent": 3, "summarised": 127}
+    # The summary counts against the next window: 2 more posts there, then held again.
+    for n in range(5):
+        events.record(alert(group=f"h{n}", service=f"late{n}"), T0 + timedelta(seconds=62))
+    run(c, T0 + timedelta(seconds=62))
+    assert len(chat.posts) == 6
+
+
+def test_old_settled_deliveries_and_events_are_forgotten(events: EventStore) -> None:
+    subscribe(events, sources=["alerts"], service="payments")
+    chat = Chat()
+    c = courier(events, chat)
+    events.record(alert(group="old"), T0)
+    run(c, T0)
+    events.record(alert(group="pending"), T0)  # never delivered
+    events.record(alert(group="nobody", service="other", environment="dev"), T0)
+    later = T0 + timedelta(days=8)
+    events.record(alert(group="new"), later)
+    assert events.prune(later - timedelta(days=7)) == (1, 2)  # old's delivery; old, nobody
+    assert [h["grp"] for h in events.history()] == ["pending", "new"]
+    # A forgotten key is new again; one still kept is a duplicate.
+    assert events.record(alert(group="old"), later) == 1
+    assert events.record(alert(group="new"), later) is None
+
+
+def test_the_kind_a_conversation_was_last_told_decides_a_recovery(events: EventStore) -> None:
+    subscribe(events, sources=["checks"], kinds=["failure"])
+    chat = Chat()
+    c = courier(events, chat)
+    for run_id in range(40):  # a long history of the same group
+        events.record(check("failure" if run_id % 2 == 0 else "success", run_id), T0)
+        run(c, T0)
+    kinds = [h["kind"] for h in events.history()]
+    assert kinds == ["failure", "recovery"] * 20
+
+
 def test_a_claimed_delivery_whose_courier_died_is_delivered_once_by_another(
         events: EventStore) -> None:
     subscribe(events, sources=["alerts"])

@@ -74,6 +74,8 @@ events = sa.Table(
     sa.Column("kind", sa.String(16), nullable=False),
     sa.Column("body", _JSONText, nullable=False),
     sa.Column("received_at", _UTCDateTime, nullable=False),
+    sa.Index("ix_opsbot_events_grp", "grp"),
+    sa.Index("ix_opsbot_events_received", "received_at"),
 )
 
 deliveries = sa.Table(
@@ -294,6 +296,13 @@ class EventStore:
                 except sa.exc.SQLAlchemyError:
                     # Two processes creating the tables at once: the loser finds them made.
                     _metadata.create_all(self.store.engine, checkfirst=True)
+                # Tables made before an index was added get it too (create_all skips them).
+                for table in (events, deliveries):
+                    for index in table.indexes:
+                        try:
+                            index.create(self.store.engine, checkfirst=True)
+                        except sa.exc.SQLAlchemyError:
+                            pass  # another process made it meanwhile
                 self._ready = True
 
     # -- subscriptions --------------------------------------------------------------------
@@ -397,13 +406,15 @@ class EventStore:
                subs: Sequence[Subscription], now: datetime) -> int:
         # What each conversation was last told (or is about to be told) of this group: a
         # green right after a red is its recovery even before the red was delivered.
-        earlier: dict[str, str] = {}
-        for row in conn.execute(
+        latest = (sa.select(sa.func.max(deliveries.c.id))
+                  .join(events, events.c.id == deliveries.c.event_id)
+                  .where(events.c.grp == event.group, deliveries.c.state != FAILED)
+                  .group_by(deliveries.c.conversation)
+                  .scalar_subquery())
+        earlier: dict[str, str] = {
+            row.conversation: row.kind for row in conn.execute(
                 sa.select(deliveries.c.conversation, deliveries.c.kind)
-                .join(events, events.c.id == deliveries.c.event_id)
-                .where(events.c.grp == event.group, deliveries.c.state != FAILED)
-                .order_by(deliveries.c.id)):
-            earlier[row.conversation] = row.kind
+                .where(deliveries.c.id.in_(latest)))}
         chosen: dict[str, tuple[Subscription, str, set[str]]] = {}
         for sub in subs:
             if not sub.filters.matches(event):
@@ -455,6 +466,44 @@ class EventStore:
                 .join(events, events.c.id == deliveries.c.event_id)
                 .where(deliveries.c.id.in_(claimed)).order_by(deliveries.c.id)).mappings()
             return [_delivery(row) for row in rows]
+
+    def claim_held(self, conversation: str, owner: str, *, now: datetime | None = None,
+                   lease: float = 60.0) -> list[Delivery]:
+        """Every held delivery of ``conversation`` that is due, leased to ``owner`` in one
+        statement: a flood's whole backlog goes into one summary, however long it is."""
+        self._tables()
+        now = _now(now)
+        free = sa.or_(deliveries.c.lease_until.is_(None), deliveries.c.lease_until < now)
+        until = now + timedelta(seconds=lease)
+        with self.store.transaction() as conn:
+            conn.execute(deliveries.update().where(
+                deliveries.c.conversation == conversation, deliveries.c.state == PENDING,
+                deliveries.c.held.is_(True), deliveries.c.next_at <= now, free,
+            ).values(lease_owner=owner, lease_until=until))
+        with self.store.connection() as conn:
+            rows = conn.execute(
+                sa.select(deliveries, events.c.body)
+                .join(events, events.c.id == deliveries.c.event_id)
+                .where(deliveries.c.conversation == conversation,
+                       deliveries.c.state == PENDING, deliveries.c.held.is_(True),
+                       deliveries.c.lease_owner == owner, deliveries.c.lease_until == until)
+                .order_by(deliveries.c.id)).mappings()
+            return [_delivery(row) for row in rows]
+
+    def prune(self, older_than: datetime) -> tuple[int, int]:
+        """Forget what was settled before ``older_than``: sent, summarised and given-up
+        deliveries, and the events none of whose deliveries is still pending (their keys
+        stop dropping redeliveries then). Returns (deliveries, events) removed."""
+        self._tables()
+        settled = deliveries.c.state.in_([SENT, SUMMARISED, FAILED])
+        with self.store.transaction() as conn:
+            gone = conn.execute(deliveries.delete().where(
+                settled, deliveries.c.created_at < older_than)).rowcount or 0
+            still = sa.select(deliveries.c.event_id).where(
+                deliveries.c.event_id == events.c.id)
+            dropped = conn.execute(events.delete().where(
+                events.c.received_at < older_than, ~sa.exists(still))).rowcount or 0
+        return int(gone), int(dropped)
 
     def _settle(self, ids: Sequence[int], owner: str, **values: Any) -> int:
         with self.store.transaction() as conn:
@@ -523,14 +572,21 @@ class EventStore:
                             Event.from_dict(row["event"]), row["first_at"], row["updated_at"])
 
     def posts_since(self, conversation: str, since: datetime) -> list[datetime]:
-        """When new messages (not edits, not summaries) went to the conversation since then."""
+        """When new messages went to the conversation since then: posts (not edits), and
+        each summary once (its deliveries share the summary's time)."""
         self._tables()
         with self.store.connection() as conn:
-            rows = conn.execute(sa.select(deliveries.c.sent_at, deliveries.c.message_ref).where(
-                deliveries.c.conversation == conversation, deliveries.c.state == SENT,
-                deliveries.c.sent_at >= since))
-            return sorted(row.sent_at for row in rows
-                          if not (row.message_ref or {}).get("edited"))
+            rows = conn.execute(sa.select(deliveries.c.state, deliveries.c.sent_at,
+                                          deliveries.c.message_ref).where(
+                deliveries.c.conversation == conversation,
+                deliveries.c.state.in_([SENT, SUMMARISED]), deliveries.c.sent_at >= since))
+            posts, summaries = [], set()
+            for row in rows:
+                if row.state == SUMMARISED:
+                    summaries.add(row.sent_at)
+                elif not (row.message_ref or {}).get("edited"):
+                    posts.append(row.sent_at)
+        return sorted([*posts, *summaries])
 
     def counts(self) -> dict[str, int]:
         """Deliveries by state (pending, sent, summarised, failed)."""

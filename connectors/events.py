@@ -9,11 +9,12 @@ the action server polls instead and needs no endpoint):
   $OPSBOT_EVENTS_TOKEN`` (Alertmanager's ``http_config.authorization``, Grafana's
   webhook "Authorization header"), or basic auth whose password is the token
   (``http_config.basic_auth``, Grafana's username/password); Jenkins' Notification
-  plugin can only put it in the URL: ``?token=``. GitHub signs the raw body with
-  ``GITHUB_WEBHOOK_SECRET`` (``X-Hub-Signature-256``, compared in constant time). A
-  source whose variable is unset (or a token under 16 characters) is off: 404. A wrong or
-  missing token or signature: 401, and nothing is recorded. The token is checked from
-  the headers before any of the body is read.
+  plugin can only put it in the URL: ``?token=``, which should be its own token,
+  ``OPSBOT_EVENTS_JENKINS_TOKEN`` (a leaked job config then posts no alerts). GitHub
+  signs the raw body with ``GITHUB_WEBHOOK_SECRET`` (``X-Hub-Signature-256``, compared
+  in constant time). A source whose variable is unset (or a token under 16 characters)
+  is off: 404. A wrong or missing token or signature: 401, and nothing is recorded. The
+  token is checked from the headers before any of the body is read.
 * **Validation.** A body over ``OPSBOT_EVENTS_MAX_BYTES`` (default 1 MiB): 413, as soon
   as the ``Content-Length`` or the bytes read pass it (the body is streamed, never held
   whole beyond the limit). A body
@@ -82,6 +83,8 @@ GITHUB_SECRET_VARIABLE = "GITHUB_WEBHOOK_SECRET"
 MAX_BYTES = 1 << 20
 # The shortest OPSBOT_EVENTS_TOKEN taken (the API token's minimum too).
 MIN_TOKEN = 16
+# The token Jenkins' Notification plugin puts in the URL (?token=), when it has its own.
+JENKINS_URL_TOKEN_VARIABLE = "OPSBOT_EVENTS_JENKINS_TOKEN"
 # Settled deliveries and old events are forgotten after this many days, checked hourly.
 RETENTION_DAYS = 7.0
 PRUNE_EVERY = 3600.0
@@ -192,7 +195,14 @@ def authorised(source: str, request: Request, body: bytes | None) -> tuple[int, 
     authorization = request.headers.get("Authorization") or ""
     given = bearer(authorization) or _basic_password(authorization) or ""
     if not given and source == "jenkins":
+        # A URL is written into job configs and proxy logs: with its own token set, a URL
+        # that leaks lets nobody post alerts, and the events token is taken in headers only.
         given = request.args.get("token") or ""
+        own = (os.environ.get(JENKINS_URL_TOKEN_VARIABLE) or "").strip()
+        if own:
+            if len(own) >= MIN_TOKEN and same_secret(given, own):
+                return None
+            return 401, f"the ?token= is not {JENKINS_URL_TOKEN_VARIABLE}"
     if not same_secret(given, token):
         return 401, "the events token is missing or wrong (Authorization: Bearer, or basic auth)"
     return None
@@ -546,16 +556,39 @@ def _jenkins_watch() -> JenkinsWatch | None:
     return JenkinsWatch(event_store(), JenkinsBackend(config), channel_store())
 
 
+_OPERATIONS: dict[str, Any] = {"stamp": None, "specs": {}}
+
+
+def _operation_files_stamp(root: Any) -> tuple[tuple[str, float, int], ...]:
+    from actions.operations import operation_dirs, operation_files
+
+    stamps = []
+    for path in operation_files(operation_dirs(root, os.environ)):
+        info = path.stat()
+        stamps.append((str(path), info.st_mtime, info.st_size))
+    return tuple(sorted(stamps))
+
+
 def _operation_parameters(name: str) -> Sequence[str] | None:
-    """The parameters of the team-defined operation ``name`` (None: no such operation)."""
+    """The parameters of the team-defined operation ``name`` (None: no such operation).
+
+    The files are read again only when one of them changed (name, time or size), so a
+    courier pass with many route buttons does not parse them for each.
+    """
     from pathlib import Path
 
     from actions.operations import load_operations
 
+    root = Path(os.environ.get("OPSBOT_PROJECT") or Path.cwd())
     try:
-        loaded = load_operations(Path(os.environ.get("OPSBOT_PROJECT") or Path.cwd()))
+        stamp = _operation_files_stamp(root)
+        if stamp != _OPERATIONS["stamp"]:
+            loaded = load_operations(root)
+            _OPERATIONS["specs"] = {n: [p.name for p in spec.parameters]
+                                    for n, spec in loaded.operations.items()}
+            _OPERATIONS["stamp"] = stamp
     except Exception:  # noqa: BLE001 - a broken file: no button, not a broken message
         logger.warning("events: operation files unreadable for a button", exc_info=True)
         return None
-    spec = loaded.operations.get(name)
-    return [p.name for p in spec.parameters] if spec is not None else None
+    names: Sequence[str] | None = _OPERATIONS["specs"].get(name)
+    return names

@@ -364,8 +364,14 @@ def _seconds_setting(value: str | None, variable: str, default: float) -> float:
 
 def adaptive_card(text: str, buttons: Sequence[Mapping[str, Any]] = (),
                   note: str | None = None) -> dict[str, Any]:
-    """An Adaptive Card with ``text`` and one ``Action.Submit`` per button (payload in data)."""
-    body: list[dict[str, Any]] = [{"type": "TextBlock", "text": text, "wrap": True}]
+    """An Adaptive Card with ``text`` and one ``Action.Submit`` per button (payload in data).
+
+    A TextBlock renders markdown links; ``[a](b)`` in ``text`` (an alert's annotation, a
+    ticket's summary) is broken up with a zero-width space so that what a link says is
+    always the address it goes to (Teams still links bare URLs, which show themselves).
+    """
+    body: list[dict[str, Any]] = [{"type": "TextBlock", "text": _card_text(text),
+                                   "wrap": True}]
     if note:
         body.append({"type": "TextBlock", "text": note, "wrap": True, "isSubtle": True,
                      "size": "Small"})
@@ -379,6 +385,13 @@ def adaptive_card(text: str, buttons: Sequence[Mapping[str, Any]] = (),
             for b in buttons
         ]
     return card
+
+
+_MARKDOWN_LINK = re.compile(r"\]\s*\(")
+
+
+def _card_text(text: str) -> str:
+    return _MARKDOWN_LINK.sub("]\u200b(", text)
 
 
 def _teams_text(text: str) -> str:

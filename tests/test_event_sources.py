@@ -571,3 +571,9 @@ def test_post_event_tokens(receiver: Any) -> None:
     assert sim.post_event(url, "alertmanager", b"{}", token="nope")[0] == 401
     with pytest.raises(ValueError, match="no event source"):
         sim.post_event(url, "nagios", {})
+
+
+def test_json_nested_too_deeply_is_a_format_error() -> None:
+    deep = b"[" * 100_000 + b"]" * 100_000
+    with pytest.raises(EventFormatError, match="nested too deeply"):
+        parse("alertmanager", b'{"version": "4", "alerts": ' + deep + b"}", {})

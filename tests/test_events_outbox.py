@@ -7,6 +7,8 @@ in place of a chat.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import json
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -153,6 +155,33 @@ def test_an_alert_message_names_what_where_since_when_with_next_steps(events: Ev
         str(opened["Open a ticket"])
 
 
+def test_an_operation_button_acts_on_what_the_message_says_not_on_raw_labels() -> None:
+    from actions.events.render import buttons_for
+
+    event = dataclasses.replace(alert(environment="dev"), labels={
+        "environment": "prod", "service": "billing", "mode": "hard"})
+    [button] = [b for b in buttons_for(event, FAILURE, ["restart_service"],
+                                       lambda name: ["service", "environment", "mode"])
+                if b["title"] == "Restart service"]
+    assert open_payload(button["payload"]).text == \
+        '/restart_service{"service":"payments","environment":"dev","mode":"hard"}'
+
+
+def test_control_characters_from_a_payload_never_reach_the_chat() -> None:
+    from actions.events.sources import parse
+    from simulators.events import alertmanager_payload
+
+    payload = alertmanager_payload(service="payments")
+    payload["alerts"][0]["annotations"]["summary"] = \
+        "error\x1b[2J\x1b]8;;http://evil\x07rate\r\x1b[1Aopsbot> fake \u202egnp.exe"
+    payload["alerts"][0]["generatorURL"] = "http://prometheus.local/\x1b[2J"
+    [event] = parse("alertmanager", json.dumps(payload).encode(), {})
+    text = event.summary + event.title + "".join(url for _, url in event.links)
+    assert not any(ord(c) < 32 and c not in "\t\n" or 0x7f <= ord(c) <= 0x9f
+                   or c == "\u202e" for c in text), repr(text)
+    assert "\x1b" not in text and "http://prometheus.local/" not in text
+
+
 def test_resolution_edits_the_alert_and_says_how_long(events: EventStore) -> None:
     subscribe(events, sources=["alerts"])
     events.record(alert(), T0)
@@ -263,6 +292,31 @@ def test_the_kind_a_conversation_was_last_told_decides_a_recovery(events: EventS
         run(c, T0)
     kinds = [h["kind"] for h in events.history()]
     assert kinds == ["failure", "recovery"] * 20
+
+
+def test_a_signed_github_body_replayed_under_a_new_delivery_id_is_dropped(
+        events: EventStore) -> None:
+    from actions.events.sources import parse
+    from simulators.events import github_check_run
+
+    subscribe(events, sources=["checks"])
+    raw = json.dumps(github_check_run()).encode()
+
+    def post(delivery: str | None) -> int | None:
+        headers = {"X-GitHub-Event": "check_run"}
+        if delivery:
+            headers["X-GitHub-Delivery"] = delivery
+        [event] = parse("github", raw, headers)
+        return events.record(event, T0)
+
+    assert post("d-1") == 1
+    assert post("d-1") is None  # GitHub's redelivery
+    assert post("d-2") is None  # the same body under a new id: a replay
+    assert post(None) is None
+    other = json.dumps(github_check_run(sha="e" * 40)).encode()
+    [event] = parse("github", other, {"X-GitHub-Event": "check_run", "X-GitHub-Delivery": "d-1"})
+    assert events.record(event, T0) is None  # a delivery id seen before: a redelivery
+    assert len(events.history()) == 1
 
 
 def test_a_claimed_delivery_whose_courier_died_is_delivered_once_by_another(

@@ -97,3 +97,14 @@ def test_the_token_is_checked_before_the_body_is_read() -> None:
     # GitHub's signature covers the body: with none read yet it is not decided.
     assert authorised("github", request({}), None) is None
     assert authorised("github", request({}), BODY)[0] == 401  # type: ignore[index]
+
+
+def test_jenkins_url_token_of_its_own(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPSBOT_EVENTS_JENKINS_TOKEN", "the-jenkins-url-token")
+    assert authorised("jenkins", request(args={"token": "the-jenkins-url-token"}), BODY) is None
+    # The events token no longer works in a URL, still in a header; the URL one posts no alert.
+    assert authorised("jenkins", request(args={"token": "the-events-token"}), BODY)[0] == 401  # type: ignore[index]
+    assert authorised("jenkins", request({"Authorization": "Bearer the-events-token"}),
+                      BODY) is None
+    assert authorised("alertmanager", request({"Authorization": "Bearer the-jenkins-url-token"}),
+                      BODY)[0] == 401  # type: ignore[index]

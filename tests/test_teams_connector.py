@@ -296,6 +296,14 @@ def test_a_failing_turn_is_told_with_a_reference_and_logged(
 
 
 @pytest.mark.timeout(60)
+def test_a_card_never_shows_a_link_whose_words_hide_its_address() -> None:
+    card = adaptive_card("High error rate. [Runbook](https://evil.example/x) and "
+                         "https://grafana.local/d/1 [a] (b)")
+    text = card["body"][0]["text"]
+    assert "](https://evil.example" not in text and "[Runbook]" in text
+    assert "https://grafana.local/d/1" in text  # a bare URL shows where it goes
+
+
 def test_a_fast_click_by_someone_else_waits_until_the_card_has_its_owner(
         sim: TeamsSimulator, monkeypatch: pytest.MonkeyPatch) -> None:
     # The answer is asynchronous now: bob can click alice's choice buttons before the

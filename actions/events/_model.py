@@ -51,9 +51,9 @@ class Event:
     """One notification from a source, normalised.
 
     ``key`` identifies the notification itself: the same payload delivered again has the
-    same key and is dropped. ``group`` identifies what it is about (an Alertmanager
-    group, a check run, a job's build state): later events of the same group update the
-    message of the first instead of posting again.
+    same key (or one of the same ``aliases``) and is dropped. ``group`` identifies what it
+    is about (an Alertmanager group, a check run, a job's build state): later events of
+    the same group update the message of the first instead of posting again.
     """
 
     source: str
@@ -75,6 +75,9 @@ class Event:
     labels: Mapping[str, str] = field(default_factory=dict)
     # How many things the notification covers (alerts in a group); 1 for a build or check.
     count: int = 1
+    # Other keys of the same notification (a GitHub body's digest besides its delivery id):
+    # an event any of whose keys was seen is dropped. Not kept with the event.
+    aliases: tuple[str, ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready, for the outbox (``from_dict`` reads it back)."""

@@ -157,8 +157,11 @@ def buttons_for(event: Event, kind: str, operations: Sequence[str] = (),
         names = parameters_of(name) if parameters_of is not None else None
         if names is None:
             continue  # an operation the files no longer define
-        values = {"service": service or "", "environment": env or "", "job": event.job or "",
-                  **event.labels}
+        # The event's own fields win over raw labels of the same name: the button acts on
+        # what the message says (a label "environment=prod" on an alert shown "on dev"
+        # does not turn the button into a prod one).
+        values = {**event.labels, "service": service or "", "environment": env or "",
+                  "job": event.job or ""}
         add(name.replace("_", " ").capitalize(), name,
             {p: str(values[p]) for p in names if values.get(p)})
     return buttons

@@ -37,6 +37,7 @@ so that a hostile body cannot make a huge or dangerous message.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import hmac
 import json
@@ -78,8 +79,13 @@ _ENVIRONMENT_LABELS = ("env", "environment", "stage")
 # -- small readers ----------------------------------------------------------------------
 
 
+# C0 and C1 control characters but tab and newline, and the bidirectional overrides:
+# ANSI escapes would move the terminal chat's cursor or fake a prompt, U+202E reverses text.
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
 def _cap(text: str, limit: int) -> str:
-    text = text.strip()
+    text = _CONTROL.sub("", text).strip()
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
@@ -110,6 +116,8 @@ def _document(body: bytes) -> dict[str, Any]:
     except json.JSONDecodeError as exc:
         raise EventFormatError(f"not JSON: {exc.msg} at line {exc.lineno} column "
                                f"{exc.colno}") from None
+    except RecursionError:
+        raise EventFormatError("not a webhook: the JSON is nested too deeply") from None
     if not isinstance(data, dict):
         raise EventFormatError(f"the body must be a JSON object, not {_kind(data)}")
     return data
@@ -214,7 +222,8 @@ def _url(value: Any) -> str | None:
     if not isinstance(value, str):
         return None
     value = value.strip()
-    if not value or len(value) > _MAX_URL or any(c.isspace() for c in value):
+    if not value or len(value) > _MAX_URL or any(c.isspace() for c in value) \
+            or _CONTROL.search(value):
         return None
     return value if value.lower().startswith(("https://", "http://")) else None
 
@@ -412,11 +421,14 @@ class _Repo:
         return text + (f" ({branch})" if branch else "")
 
 
-def _github_key(headers: Mapping[str, str], body: bytes) -> str:
+def _github_keys(headers: Mapping[str, str], body: bytes) -> tuple[str, tuple[str, ...]]:
+    """The key (``X-GitHub-Delivery``, which a redelivery repeats) and the body's digest as
+    an alias: a signed body replayed under a new delivery id is dropped too."""
+    digest = "github:sha256:" + _digest(body.decode("utf-8", "replace"))
     delivery = (_header(headers, "X-GitHub-Delivery") or "").strip()
     if delivery:
-        return "github:" + _line(delivery, 100)
-    return "github:sha256:" + _digest(body.decode("utf-8", "replace"))
+        return "github:" + _line(delivery, 100), (digest,)
+    return digest, ()
 
 
 def _github_event(key: str, group: str, conclusion: str, title: str, repo: _Repo, *,
@@ -589,7 +601,8 @@ def _github(body: bytes, headers: Mapping[str, str]) -> list[Event]:
     reader = readers.get(name)
     if reader is None:
         return []  # ping and events opsbot does not report
-    return reader(data, _github_key(headers, body))
+    key, aliases = _github_keys(headers, body)
+    return [dataclasses.replace(event, aliases=aliases) for event in reader(data, key)]
 
 
 # -- Jenkins ----------------------------------------------------------------------------

@@ -78,6 +78,13 @@ events = sa.Table(
     sa.Index("ix_opsbot_events_received", "received_at"),
 )
 
+# The other keys of recorded events (Event.aliases), for dropping them.
+event_keys = sa.Table(
+    "opsbot_event_keys", _metadata,
+    sa.Column("key", sa.String(255), primary_key=True),
+    sa.Column("event_id", sa.Integer, nullable=False),
+)
+
 deliveries = sa.Table(
     "opsbot_event_deliveries", _metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
@@ -382,7 +389,8 @@ class EventStore:
         self._tables()
         now = _now(now)
         subs = self.subscriptions()
-        if self._seen(event.key):
+        keys = [event.key, *event.aliases]
+        if self._seen(keys):
             return None
         try:
             with self.store.transaction() as conn:
@@ -390,17 +398,21 @@ class EventStore:
                     source=event.source, key=event.key, grp=event.group, kind=event.kind,
                     body=event.as_dict(), received_at=now))
                 event_id = int(inserted.inserted_primary_key[0])
+                for alias in event.aliases:
+                    conn.execute(event_keys.insert().values(key=alias, event_id=event_id))
                 queued = self._queue(conn, event_id, event, subs, now)
         except StoreError as exc:
-            if self._seen(event.key):
+            if self._seen(keys):
                 return None
             raise exc
         return queued
 
-    def _seen(self, key: str) -> bool:
+    def _seen(self, keys: Sequence[str]) -> bool:
         with self.store.connection() as conn:
-            return conn.execute(sa.select(events.c.id).where(events.c.key == key)).first() \
-                is not None
+            if conn.execute(sa.select(events.c.id).where(events.c.key.in_(keys))).first():
+                return True
+            return conn.execute(sa.select(event_keys.c.key)
+                                .where(event_keys.c.key.in_(keys))).first() is not None
 
     def _queue(self, conn: sa.engine.Connection, event_id: int, event: Event,
                subs: Sequence[Subscription], now: datetime) -> int:
@@ -503,6 +515,8 @@ class EventStore:
                 deliveries.c.event_id == events.c.id)
             dropped = conn.execute(events.delete().where(
                 events.c.received_at < older_than, ~sa.exists(still))).rowcount or 0
+            conn.execute(event_keys.delete().where(~sa.exists(
+                sa.select(events.c.id).where(events.c.id == event_keys.c.event_id))))
         return int(gone), int(dropped)
 
     def _settle(self, ids: Sequence[int], owner: str, **values: Any) -> int:

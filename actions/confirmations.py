@@ -39,6 +39,7 @@ from actions.guard import (
     Operation,
     StoreError,
 )
+from actions.metrics import confirmation_refused
 from actions.registry import IntentKind, Outcome, kind_of
 from actions.turn import Turn, button
 
@@ -213,11 +214,13 @@ async def confirm(turn: Turn, operation_id: str | None, digest: str | None) -> N
     if operation is None:
         return
     if operation.state not in _OPEN:
+        confirmation_refused("closed")
         turn.say(_closed_reason(operation))
         rt.store.audit(operation.id, "late_confirm", actor=who.person, channel=who.channel,
                        detail={"state": operation.state})
         return
     if operation.expired():
+        confirmation_refused("expired")
         rt.store.transition(operation.id, _OPEN, EXPIRED, actor=who.person, channel=who.channel,
                             event="expired")
         turn.say(f"That confirmation expired at {_clock(operation.expires_at)} "
@@ -225,6 +228,7 @@ async def confirm(turn: Turn, operation_id: str | None, digest: str | None) -> N
                  "Ask again for a fresh preview.")
         return
     if digest is not None and digest != operation.digest:
+        confirmation_refused("parameters_changed")
         rt.store.audit(operation.id, "refused_confirm", actor=who.person, channel=who.channel,
                        detail={"reason": "parameters differ from the preview"})
         turn.say("That confirmation does not match the parameters of the preview, so I refused "
@@ -232,12 +236,14 @@ async def confirm(turn: Turn, operation_id: str | None, digest: str | None) -> N
         return
     if operation.state == PENDING_CONFIRMATION:
         if who.person != operation.requester:
+            confirmation_refused("not_requester")
             rt.store.audit(operation.id, "refused_confirm", actor=who.person, channel=who.channel,
                            detail={"reason": "not the requester"})
             turn.say(f"Only {operation.requester}, who asked for it, can confirm this "
                      f"{operation.intent.replace('_', ' ')} ({operation.id}); nothing ran.")
             return
         if who.channel == "rest" and operation.channel != "rest":
+            confirmation_refused("other_channel")
             rt.store.audit(operation.id, "refused_confirm", actor=who.person, channel=who.channel,
                            detail={"reason": f"asked in {operation.channel}, confirmed via REST"})
             turn.say(f"{operation.id} was asked for in {operation.channel}: confirm it there. "
@@ -245,6 +251,7 @@ async def confirm(turn: Turn, operation_id: str | None, digest: str | None) -> N
             return
         decision = decide(turn, operation.intent, operation.parameters)
         if not decision.allowed:
+            confirmation_refused("policy")
             rt.store.transition(operation.id, _OPEN, REFUSED, actor="policy", channel=who.channel,
                                 event="refused", detail={"reason": decision.reason},
                                 result="refused", result_detail=decision.reason, finished_at=_now())
@@ -268,11 +275,13 @@ async def confirm(turn: Turn, operation_id: str | None, digest: str | None) -> N
                                     confirmed_by=who.person, confirmed_at=_now())
     else:  # PENDING_APPROVAL
         if who.person == operation.requester or who.person == operation.confirmed_by:
+            confirmation_refused("same_person")
             others = _holders(turn, operation.approval_roles, exclude=who.person)
             turn.say(f"{operation.id} needs a second, different person to approve; "
                      f"{who.person} asked for it. Ask {others or 'a colleague'}.")
             return
         if not rt.policy.may_approve(who.person, operation.approval_roles):
+            confirmation_refused("role_missing")
             rt.store.audit(operation.id, "refused_approval", actor=who.person, channel=who.channel,
                            detail={"reason": "role missing"})
             holders = _holders(turn, operation.approval_roles)
@@ -282,6 +291,7 @@ async def confirm(turn: Turn, operation_id: str | None, digest: str | None) -> N
                      " Nothing ran.")
             return
         if who.channel == "rest":
+            confirmation_refused("rest_approval")
             # One REST token speaks for everyone policy.yml maps to it: an approval through
             # it proves no second person.
             rt.store.audit(operation.id, "refused_approval", actor=who.person, channel=who.channel,
@@ -294,6 +304,7 @@ async def confirm(turn: Turn, operation_id: str | None, digest: str | None) -> N
                                     actor=who.person, channel=who.channel, event="approved",
                                     approved_by=who.person, approved_at=_now())
     if moved is None:  # someone else's click won the race
+        confirmation_refused("lost_race")
         turn.say(_closed_reason(rt.store.get(operation.id) or operation))
         return
     await _execute(turn, moved)

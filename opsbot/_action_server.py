@@ -6,6 +6,7 @@ rasa_sdk's own server runs any action for any tracker that anyone posts to
 the same actions (``actions/``) with:
 
 * a bind address of ``OPSBOT_ACTIONS_HOST`` (default 127.0.0.1, loopback only);
+* ``/metrics``: Prometheus text of this process (backend calls, refused confirmations);
 * every route but ``/health`` refused (401) without the ``X-Opsbot-Secret`` header
   holding ``OPSBOT_ACTIONS_SECRET``, compared in constant time; the Rasa server sends it
   from endpoints.yml (``action_endpoint.headers``);
@@ -50,6 +51,13 @@ def create_app(package: str = "actions") -> Sanic:
                        request.path, request.ip, SECRET_HEADER)
         return response.json({"error": f"unauthorized: this action server answers only the "
                                        f"Rasa server, which sends {SECRET_HEADER}"}, status=401)
+
+    @app.route("/metrics", methods=["GET"])
+    async def metrics(_request: Request) -> HTTPResponse:
+        """Prometheus text (``actions.metrics``); the Rasa server's /metrics includes it."""
+        from actions.metrics import ACTIONS, CONTENT_TYPE, render
+
+        return response.text(render(ACTIONS).decode("utf-8"), content_type=CONTENT_TYPE)
 
     @app.exception(Exception)
     async def failed(request: Request, exception: Exception) -> HTTPResponse:

@@ -128,6 +128,9 @@ def main(argv: list[str] | None = None) -> int:
     def configure_app(*args: Any, **kwargs: Any) -> Sanic:
         app = configure(*args, **kwargs)
         guard(app, token)
+        from opsbot._health import install
+
+        install(app)
         return app
 
     rasa.core.run.configure_app = configure_app  # serve_application looks it up here

@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 import requests
 
 from actions.errors import BackendError, ConfigError
+from actions.metrics import backend_call
 
 __all__ = [
     "Account",
@@ -126,19 +127,22 @@ def account_from_env(env: Mapping[str, str], prefix: str, *,
 
 async def run_in_thread(call: Callable[[], _T], seconds: float, *,
                         timed_out: Callable[[], BackendError],
-                        also: tuple[type[BaseException], ...] = ()) -> _T:
+                        also: tuple[type[BaseException], ...] = (),
+                        backend: str = "other") -> _T:
     """``call()`` in a worker thread, so the event loop never blocks on it.
 
     ``seconds`` is the client's own timeout; the thread is given up a second later, so
     the client normally reports first. That deadline (a TimeoutError), or one of the
     exceptions in ``also``, becomes ``timed_out()``, chained to it; anything else
-    propagates for the backend to translate.
+    propagates for the backend to translate. Each call is counted and timed under
+    ``backend`` (``opsbot_backend_calls_total``, ``opsbot_backend_call_seconds``).
     """
     caught: tuple[type[BaseException], ...] = (TimeoutError, *also)
-    try:
-        return await asyncio.wait_for(asyncio.to_thread(call), seconds + _MARGIN)
-    except caught as exc:
-        raise timed_out() from exc
+    with backend_call(backend):
+        try:
+            return await asyncio.wait_for(asyncio.to_thread(call), seconds + _MARGIN)
+        except caught as exc:
+            raise timed_out() from exc
 
 
 # -- words for failures ---------------------------------------------------------------------

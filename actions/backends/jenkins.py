@@ -810,7 +810,8 @@ class JenkinsBackend:
         NotFound also names the jobs closest to it.
         """
         try:
-            return await run_in_thread(call, self._config.timeout, timed_out=self._timed_out)
+            return await run_in_thread(call, self._config.timeout, timed_out=self._timed_out,
+                                       backend="jenkins")
         except BackendError:
             raise
         except Exception as exc:

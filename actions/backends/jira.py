@@ -877,7 +877,7 @@ class JiraBackend:
             calls += 1  # building the client asks for serverInfo
         try:
             return await run_in_thread(call, self._config.timeout * calls,
-                                       timed_out=self._timed_out)
+                                       timed_out=self._timed_out, backend="jira")
         except BackendError:
             raise
         except Exception as exc:

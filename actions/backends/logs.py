@@ -432,7 +432,7 @@ class FileLogSource:
     async def _run(self, call: Callable[[], _T]) -> _T:
         try:
             return await run_in_thread(call, self.timeout, timed_out=self._timed_out,
-                                       also=(_Overtime,))
+                                       also=(_Overtime,), backend="logs")
         except OSError as exc:
             where = exc.filename or self.directory
             raise BackendUnavailable(
@@ -783,7 +783,7 @@ class LokiLogSource:
 
         try:
             response = await run_in_thread(call, self.timeout, timed_out=timed_out,
-                                           also=(requests.Timeout,))
+                                           also=(requests.Timeout,), backend="logs")
         except requests.ConnectionError as exc:
             raise BackendUnavailable(connection_message(exc, product="Loki", url=self.url,
                                                         variable="LOKI_URL"),

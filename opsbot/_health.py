@@ -1,0 +1,232 @@
+"""``/health``, ``/ready`` and ``/metrics`` on the Rasa server, and the turn metrics.
+
+* ``GET /health``: the process is up and serving (200). Open: it says nothing else.
+* ``GET /ready``: 200 when this replica can take conversations (the model is loaded, the
+  tracker store and opsbot's store answer, Redis answers when ``OPSBOT_REDIS_URL`` is
+  set), else 503; the body names each check and, for a failed one, what failed (never a
+  URL or a password). Open: a load balancer asks it. Each check is asked anew with a
+  short timeout, so a database that comes back makes the replica ready again without a
+  restart.
+* ``GET /metrics``: Prometheus' text format (``actions.metrics``): this process's, the
+  operations in the store, and the action server's (asked with the shared secret).
+  Behind the API token like the rest of Rasa's API (``?token=`` or ``Authorization:
+  Bearer``; the guard in ``opsbot._rasa_server`` checks it).
+
+Turn metrics come from wrapping ``Agent.handle_message`` (latency, channel) and
+``MessageProcessor.parse_message`` (intent, confidence) once per process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import logging
+import os
+import re
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import aiohttp
+from sanic import Sanic, response
+from sanic.request import Request
+from sanic.response import HTTPResponse
+
+from actions import metrics
+
+__all__ = ["CHECK_TIMEOUT", "install", "instrument"]
+
+logger = logging.getLogger("opsbot.health")
+
+CHECK_TIMEOUT = 3.0
+_USERINFO = re.compile(r"(\w+://)[^\s/@]+@")
+_parsed: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar(
+    "opsbot_parsed", default=None)
+_instrumented = False
+
+
+def instrument() -> None:
+    """Count and time every message the Rasa server handles (idempotent)."""
+    global _instrumented
+    if _instrumented:
+        return
+    from rasa.core.agent import Agent
+    from rasa.core.processor import MessageProcessor
+
+    handle = Agent.handle_message
+    parse = MessageProcessor.parse_message
+
+    async def handle_message(self: Agent, message: Any) -> Any:
+        started = time.perf_counter()
+        holder: dict[str, Any] = {}
+        token = _parsed.set(holder)
+        try:
+            return await handle(self, message)
+        finally:
+            _parsed.reset(token)
+            intent = holder.get("intent") or {}
+            metrics.turn(str(getattr(message, "input_channel", None) or "unknown"),
+                         intent.get("name"), intent.get("confidence"),
+                         time.perf_counter() - started)
+
+    async def parse_message(self: MessageProcessor, message: Any, *args: Any,
+                            **kwargs: Any) -> Any:
+        result = await parse(self, message, *args, **kwargs)
+        holder = _parsed.get()
+        if holder is not None and isinstance(result, dict) and "intent" not in holder:
+            holder["intent"] = result.get("intent") or {}
+        return result
+
+    Agent.handle_message = handle_message
+    MessageProcessor.parse_message = parse_message
+    _instrumented = True
+
+
+async def _within(check: Callable[[], Awaitable[None]]) -> str | None:
+    """None if ``check`` passes in time; else what failed, in words."""
+    try:
+        await asyncio.wait_for(check(), CHECK_TIMEOUT)
+    except TimeoutError:
+        return f"no answer within {CHECK_TIMEOUT:g}s"
+    except Exception as exc:  # noqa: BLE001 - every failure is "not ready", said plainly
+        return _said(exc)
+    return None
+
+
+def _said(exc: BaseException) -> str:
+    """An exception in a few words, without the URL or password a driver may quote."""
+    from opsbot._redact import mask
+
+    text = _USERINFO.sub(r"\1***@", mask(" ".join(str(exc).split())))[:200]
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _select_one(engine: Any) -> Callable[[], Awaitable[None]]:
+    import sqlalchemy as sa
+
+    def query() -> None:
+        with engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+
+    async def check() -> None:
+        await asyncio.to_thread(query)
+
+    return check
+
+
+def _redis_check(url: str) -> Callable[[], Awaitable[None]]:
+    async def check() -> None:
+        import redis
+
+        def ping() -> None:
+            client = redis.Redis.from_url(url, socket_connect_timeout=CHECK_TIMEOUT,
+                                          socket_timeout=CHECK_TIMEOUT)
+            try:
+                client.ping()
+            finally:
+                client.close()
+
+        await asyncio.to_thread(ping)
+
+    return check
+
+
+async def readiness(app: Sanic) -> tuple[bool, dict[str, str]]:
+    """Each check's verdict ("ok" or what failed); ready if all are ok."""
+    from connectors._common import channel_store
+
+    checks: dict[str, str] = {}
+    agent = getattr(app.ctx, "agent", None)
+    checks["model"] = "ok" if agent is not None and agent.is_ready() else "no model loaded"
+    tracker_store = getattr(agent, "tracker_store", None) if agent is not None else None
+    for _ in range(4):  # Rasa wraps it: FailSafeTrackerStore(AwaitableTrackerStore(SQL...))
+        inner = getattr(tracker_store, "_tracker_store", None)
+        if inner is None:
+            break
+        tracker_store = inner
+    engine = getattr(tracker_store, "engine", None)
+    if engine is not None:
+        checks["tracker_store"] = await _within(_select_one(engine)) or "ok"
+    elif tracker_store is None:
+        checks["tracker_store"] = "no tracker store yet"
+    try:
+        store_engine = channel_store().engine
+    except Exception as exc:  # noqa: BLE001 - a bad OPSBOT_DB_URL: not ready, said why
+        checks["store"] = _said(exc)
+    else:
+        checks["store"] = await _within(_select_one(store_engine)) or "ok"
+    redis_url = (os.environ.get("OPSBOT_REDIS_URL") or "").strip()
+    if redis_url:
+        checks["redis"] = await _within(_redis_check(redis_url)) or "ok"
+    return all(v == "ok" for v in checks.values()), checks
+
+
+async def _operations_text() -> str:
+    """``opsbot_operations{intent,state}`` from the store: every replica's operations."""
+    import sqlalchemy as sa
+
+    from actions.guard.store import operations
+    from connectors._common import channel_store
+
+    def query() -> list[tuple[str, str, int]]:
+        with channel_store().connection() as conn:
+            rows = conn.execute(sa.select(operations.c.intent, operations.c.state,
+                                          sa.func.count()).group_by(operations.c.intent,
+                                                                    operations.c.state))
+            return [(str(i), str(s), int(n)) for i, s, n in rows]
+
+    rows = await asyncio.wait_for(asyncio.to_thread(query), CHECK_TIMEOUT)
+    lines = ["# HELP opsbot_operations Operations in opsbot's store, by intent and state",
+             "# TYPE opsbot_operations gauge"]
+    lines += [f'opsbot_operations{{intent="{_label(i)}",state="{_label(s)}"}} {n}'
+              for i, s, n in sorted(rows)]
+    return "\n".join(lines) + "\n"
+
+
+def _label(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+async def _action_server_text(app: Sanic) -> str:
+    """The action server's metrics, asked with the secret the Rasa server sends it."""
+    from actions.guard.identity import SECRET_HEADER, SECRET_VARIABLE
+
+    agent = getattr(app.ctx, "agent", None)
+    endpoint = getattr(agent, "action_endpoint", None) if agent is not None else None
+    url = str(getattr(endpoint, "url", "") or "")
+    if not url:
+        return ""
+    base = url.rsplit("/webhook", 1)[0] if url.rstrip("/").endswith("/webhook") else url
+    secret = os.environ.get(SECRET_VARIABLE) or ""
+    timeout = aiohttp.ClientTimeout(total=CHECK_TIMEOUT)
+    async with aiohttp.ClientSession(timeout=timeout) as session, session.get(
+            base.rstrip("/") + "/metrics", headers={SECRET_HEADER: secret}) as answer:
+        if answer.status != 200:
+            raise RuntimeError(f"the action server answered {answer.status}")
+        return await answer.text()
+
+
+def install(app: Sanic) -> None:
+    """Add the three routes to the Rasa server's app and instrument its turns."""
+    instrument()
+
+    @app.route("/health", methods=["GET"])
+    async def health(_request: Request) -> HTTPResponse:
+        return response.json({"status": "ok"})
+
+    @app.route("/ready", methods=["GET"])
+    async def ready(_request: Request) -> HTTPResponse:
+        ok, checks = await readiness(app)
+        return response.json({"ready": ok, "checks": checks}, status=200 if ok else 503)
+
+    @app.route("/metrics", methods=["GET"])
+    async def scrape(_request: Request) -> HTTPResponse:
+        parts = [metrics.render(metrics.RASA).decode("utf-8")]
+        for name, part in (("store", _operations_text()),
+                           ("action server", _action_server_text(app))):
+            try:
+                parts.append(await part)
+            except Exception as exc:  # noqa: BLE001 - the rest is still worth scraping
+                logger.warning("metrics: the %s part is missing: %s", name, _said(exc))
+                parts.append(f"# the {name} part is missing: {_said(exc)}\n")
+        return response.text("".join(parts), content_type=metrics.CONTENT_TYPE)

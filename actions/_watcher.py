@@ -15,6 +15,18 @@ seconds with nothing found reports that Jenkins did not start it.
 A build Jenkins was asked to stop but that still ran when the stop was answered is
 followed too, until Jenkins says it has ended (ABORTED, or finished otherwise).
 
+With several action servers (replicas) sharing the store, each operation is followed by
+exactly one of them at a time, the holder of its lease ``operation:<id>`` in the store
+(``OperationStore.take_lease``). The replica that confirms an operation takes its lease
+before it claims the execution key, and renews it every ``OPSBOT_LEASE_SECONDS`` / 4
+seconds (default 20 s) while it runs or follows it. Every replica scans the store's
+executing operations as often: one whose lease has run out (its replica died) is taken
+over, followed from where the store says it is, or, for a command that ran inside the
+dead replica, reported as interrupted. So a replica that dies loses its operations within
+``OPSBOT_LEASE_SECONDS``, and no replica marks another's in-flight operation as
+interrupted. A replica's name is ``OPSBOT_REPLICA_ID`` (the action server sets it to
+host and port): a restarted action server takes its own leases back at once.
+
 When a build ends, the operation moves to its final state (compare-and-set, so two
 watchers cannot both finish it) and the Rasa server is asked to run
 ``action_notify_operations`` in the requester's conversation
@@ -25,9 +37,11 @@ pushes it through the conversation's latest channel when that channel can push.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import json
 import logging
 import os
+import socket
 import threading
 import urllib.error
 import urllib.parse
@@ -36,7 +50,7 @@ from collections.abc import Coroutine, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from actions import _runtime
+from actions import _runtime, metrics
 from actions.backends.jenkins import OPERATION_PARAMETER, Build, JenkinsBackend
 from actions.catalog import duration
 from actions.errors import BackendError, OpsbotError
@@ -69,6 +83,24 @@ def _reconcile_window() -> float:
         return 120.0
 
 
+def lease_seconds() -> float:
+    """How long an operation's lease lasts unless renewed (OPSBOT_LEASE_SECONDS, 20)."""
+    try:
+        return max(2.0, float(os.environ.get("OPSBOT_LEASE_SECONDS") or 20.0))
+    except ValueError:
+        return 20.0
+
+
+def replica_id() -> str:
+    """This process's name in leases: OPSBOT_REPLICA_ID, else host and process id."""
+    return (os.environ.get("OPSBOT_REPLICA_ID") or "").strip() or \
+        f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _lease_name(operation_id: str) -> str:
+    return f"operation:{operation_id}"
+
+
 def _poll_seconds() -> float:
     try:
         return max(0.05, float(os.environ.get("OPSBOT_WATCH_POLL") or 2.0))
@@ -77,15 +109,22 @@ def _poll_seconds() -> float:
 
 
 class Watcher:
-    """Follows executing operations in a daemon thread."""
+    """Follows executing operations in a daemon thread, each under its lease."""
 
     def __init__(self) -> None:
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._following: set[str] = set()
+        self._following: dict[str, concurrent.futures.Future[None] | None] = {}
+        self._held: set[str] = set()  # confirmed here and running here (not followed yet)
+        self._kept: set[str] = set()  # of those, still running after the turn (a command)
+        self._passive: set[str] = set()  # executing, but nothing here follows them
         self._lock = threading.Lock()
 
+    @property
+    def owner(self) -> str:
+        return replica_id()
+
     def ensure_started(self) -> None:
-        """Start the thread once, and resume every operation the store says is executing."""
+        """Start the thread and its scan of the store once (see the module's docstring)."""
         with self._lock:
             if self._loop is not None:
                 return
@@ -93,18 +132,53 @@ class Watcher:
             thread = threading.Thread(target=loop.run_forever, name="opsbot-watcher", daemon=True)
             thread.start()
             self._loop = loop
+        self._submit(self._scan_forever())
+
+    # -- leases ---------------------------------------------------------------------------
+
+    def hold(self, operation_id: str) -> bool:
+        """Take the operation's lease before running it here; False if another replica holds
+        it (it is running or followed there). Raises StoreError when the store fails."""
+        self.ensure_started()
+        lease = _runtime.runtime().store.take_lease(_lease_name(operation_id), self.owner,
+                                                    lease_seconds())
+        if lease is None:
+            return False
+        with self._lock:
+            self._held.add(operation_id)
+        return True
+
+    def keep(self, operation_id: str) -> None:
+        """The operation goes on running here after the turn (a long command): keep its lease
+        until :meth:`release`."""
+        with self._lock:
+            self._kept.add(operation_id)
+
+    def settle(self, operation_id: str) -> None:
+        """The turn that ran the operation is over: give its lease up unless it is followed
+        or kept."""
+        with self._lock:
+            if operation_id in self._kept or operation_id in self._following:
+                return
+            self._held.discard(operation_id)
+        self._release(operation_id)
+
+    def release(self, operation_id: str) -> None:
+        """The operation's run here has ended: give its lease up."""
+        with self._lock:
+            self._kept.discard(operation_id)
+            self._held.discard(operation_id)
+        self._release(operation_id)
+
+    def _release(self, operation_id: str) -> None:
         try:
-            for operation in _runtime.runtime().store.executing():
-                kind = kind_of(operation.intent)
-                if kind is not None and kind.resume is not None:
-                    kind.resume(operation)
-                else:
-                    self.follow(operation.id)
-        except OpsbotError:
-            logger.exception("could not resume executing operations")
+            _runtime.runtime().store.release_lease(_lease_name(operation_id), self.owner)
+        except OpsbotError as exc:  # it runs out by itself
+            logger.warning("could not release the lease of %s: %s", operation_id, exc)
 
     def follow(self, operation_id: str, ref: Mapping[str, Any] | None = None) -> None:
-        """Follow one operation's build until it ends (no-op if already followed).
+        """Follow one operation's build until it ends (no-op if already followed here, or
+        if another replica holds its lease: that one follows it).
 
         ``ref`` is what the caller knows of the build (queue id ...) when the store could
         not record it; what the store holds wins.
@@ -113,22 +187,103 @@ class Watcher:
         with self._lock:
             if operation_id in self._following:
                 return
-            self._following.add(operation_id)
-        assert self._loop is not None
-        self._submit(self._follow(operation_id, dict(ref or {})))
+            held = operation_id in self._held
+            self._following[operation_id] = None
+        if not held:
+            try:
+                taken = _runtime.runtime().store.take_lease(
+                    _lease_name(operation_id), self.owner, lease_seconds())
+            except OpsbotError as exc:
+                logger.warning("following %s: %s; the next scan tries again", operation_id,
+                               exc)
+                taken = None
+            if taken is None:
+                with self._lock:
+                    self._following.pop(operation_id, None)
+                return
+        with self._lock:
+            self._held.discard(operation_id)
+            self._kept.discard(operation_id)
+        future = self._submit(self._follow(operation_id, dict(ref or {})))
+        with self._lock:
+            if operation_id in self._following:
+                self._following[operation_id] = future
 
-    def _submit(self, coroutine: Coroutine[Any, Any, None]) -> None:
+    def _submit(self, coroutine: Coroutine[Any, Any, None]) -> concurrent.futures.Future[None]:
         assert self._loop is not None
-        asyncio.run_coroutine_threadsafe(coroutine, self._loop)
+        return asyncio.run_coroutine_threadsafe(coroutine, self._loop)
+
+    async def _scan_forever(self) -> None:
+        while True:
+            try:
+                await asyncio.to_thread(self.scan)
+            except Exception:  # noqa: BLE001 - the scan must go on
+                logger.exception("the watcher's scan failed")
+            await asyncio.sleep(lease_seconds() / 4)
+
+    def scan(self) -> None:
+        """Renew this replica's leases, and take over the executing operations nobody holds."""
+        store = _runtime.runtime().store
+        seconds = lease_seconds()
+        with self._lock:
+            mine = set(self._following) | self._held
+        for operation_id in mine:
+            try:
+                kept = store.take_lease(_lease_name(operation_id), self.owner, seconds)
+            except OpsbotError as exc:
+                logger.warning("renewing the lease of %s: %s", operation_id, exc)
+                continue
+            if kept is None:  # too slow to renew: another replica has it now
+                logger.warning("operation %s is followed by another replica now", operation_id)
+                with self._lock:
+                    future = self._following.pop(operation_id, None)
+                    self._held.discard(operation_id)
+                    self._kept.discard(operation_id)
+                if future is not None:
+                    future.cancel()
+        try:
+            executing = store.executing()
+        except OpsbotError as exc:
+            logger.warning("the watcher cannot read the store: %s", exc)
+            return
+        for operation in executing:
+            with self._lock:
+                if (operation.id in self._following or operation.id in self._held
+                        or operation.id in self._passive):
+                    continue
+            try:
+                lease = store.take_lease(_lease_name(operation.id), self.owner, seconds)
+            except OpsbotError as exc:
+                logger.warning("taking over %s: %s", operation.id, exc)
+                continue
+            if lease is None:
+                continue
+            if lease.previous is not None:
+                metrics.lease_changed("operation")
+                logger.info("took over operation %s from %s", operation.id, lease.previous)
+            kind = kind_of(operation.intent)
+            if kind is not None and kind.resume is not None:
+                try:
+                    kind.resume(operation)
+                finally:
+                    self._release(operation.id)
+            else:
+                with self._lock:
+                    self._held.add(operation.id)  # follow() keeps the lease just taken
+                self.follow(operation.id)
 
     async def _follow(self, operation_id: str, hint: dict[str, Any]) -> None:
         try:
             await self._follow_build(operation_id, hint)
         except Exception:  # noqa: BLE001 - a watcher must never die silently
             logger.exception("following operation %s failed", operation_id)
-        finally:
-            with self._lock:
-                self._following.discard(operation_id)
+        # Not reached when cancelled (its lease went to another replica). Ended, or nothing
+        # here can follow it (no Jenkins, not a build, a failure logged above): the scans
+        # leave it alone from now on.
+        with self._lock:
+            self._following.pop(operation_id, None)
+            self._passive.add(operation_id)
+        await asyncio.to_thread(self._release, operation_id)
 
     async def _follow_build(self, operation_id: str, hint: dict[str, Any]) -> None:
         rt = _runtime.runtime()

@@ -332,6 +332,21 @@ def _after_refusal(exc: BackendError, backend: str) -> str:
 
 
 async def _execute(turn: Turn, operation: Operation) -> None:
+    """Run a confirmed operation here, holding its lease (``actions._watcher``) until it
+    has ended or is followed, so no other replica takes it for one whose replica died."""
+    from actions._watcher import WATCHER
+
+    if not WATCHER.hold(operation.id):
+        confirmation_refused("lost_race")
+        turn.say(_closed_reason(operation))
+        return
+    try:
+        await _execute_held(turn, operation)
+    finally:
+        WATCHER.settle(operation.id)
+
+
+async def _execute_held(turn: Turn, operation: Operation) -> None:
     rt, who = turn.runtime, turn.who
     if not rt.store.claim_execution(operation.id, actor=who.person):
         turn.say(_closed_reason(operation))

@@ -38,9 +38,11 @@ from prometheus_client import (
     ProcessCollector,
     generate_latest,
 )
+from prometheus_client.metrics_core import Metric
+from prometheus_client.parser import text_string_to_metric_families
 
 __all__ = ["ACTIONS", "RASA", "backend_call", "confirmation_refused", "delivery_retry",
-           "lease_changed", "render", "turn"]
+           "in_action_server", "lease_changed", "merge", "render", "turn"]
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -64,9 +66,8 @@ FALLBACKS = Counter(
 DELIVERY_RETRIES = Counter(
     "opsbot_delivery_retries", "Sends to a chat that were tried again (429, 5xx, no connection)",
     ["channel"], registry=RASA)
-LEASE_CHANGES = Counter(
-    "opsbot_lease_owner_changes", "A duty's lease taken over from another (dead or slow) process",
-    ["lease"], registry=RASA)
+_LEASE_HELP = "A duty's lease taken over from another (dead or slow) process"
+LEASE_CHANGES = Counter("opsbot_lease_owner_changes", _LEASE_HELP, ["lease"], registry=RASA)
 
 # -- the action server's ------------------------------------------------------------------
 
@@ -80,7 +81,16 @@ BACKEND_SECONDS = Histogram(
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0))
 REFUSED = Counter("opsbot_confirmations_refused", "Confirmations that ran nothing, by reason",
                   ["reason"], registry=ACTIONS)
+ACTIONS_LEASE_CHANGES = Counter("opsbot_lease_owner_changes", _LEASE_HELP, ["lease"],
+                                registry=ACTIONS)
 FALLBACK_INTENTS = frozenset({"nlu_fallback", "out_of_scope"})
+_in_action_server = False
+
+
+def in_action_server() -> None:
+    """This process is the action server: its lease changes go to its registry."""
+    global _in_action_server
+    _in_action_server = True
 
 
 def turn(channel: str, intent: str | None, confidence: float | None, seconds: float) -> None:
@@ -99,7 +109,7 @@ def delivery_retry(channel: str) -> None:
 
 
 def lease_changed(lease: str) -> None:
-    LEASE_CHANGES.labels(lease).inc()
+    (ACTIONS_LEASE_CHANGES if _in_action_server else LEASE_CHANGES).labels(lease).inc()
 
 
 def confirmation_refused(reason: str) -> None:
@@ -136,4 +146,27 @@ def _outcome(exc: BaseException) -> str:
 
 
 def render(registry: CollectorRegistry) -> bytes:
+    return generate_latest(registry)
+
+
+class _Families:
+    def __init__(self, families: list[Metric]) -> None:
+        self._families = families
+
+    def collect(self) -> list[Metric]:
+        return self._families
+
+
+def merge(texts: list[str]) -> bytes:
+    """Several processes' Prometheus texts as one: a metric both have (a lease counter)
+    is one family with the samples of both, as the text format requires."""
+    families: dict[str, Metric] = {}
+    for text in texts:
+        for family in text_string_to_metric_families(text):
+            if family.name in families:
+                families[family.name].samples.extend(family.samples)
+            else:
+                families[family.name] = family
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_Families(list(families.values())))
     return generate_latest(registry)

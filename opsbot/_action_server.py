@@ -20,8 +20,10 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import socket
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from sanic import Sanic, response
 from sanic.exceptions import SanicException
@@ -93,7 +95,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     utils.update_sanic_log_level()
+    # Its name in the store's leases (actions._watcher): a restart on the same host and
+    # port takes its operations back at once; another replica waits for them to run out.
+    os.environ.setdefault("OPSBOT_REPLICA_ID", f"{socket.gethostname()}:{args.port}")
+    from actions import metrics
+
+    metrics.in_action_server()
     app = create_app(args.actions)
+
+    async def watch(*_args: Any) -> None:
+        """Follow what the store says is executing from the start, not from the first
+        message: after a restart, or when another replica died."""
+        import asyncio
+
+        from actions._watcher import WATCHER
+
+        await asyncio.to_thread(WATCHER.ensure_started)
+
+    app.register_listener(watch, "after_server_start")
+
     ssl = create_ssl_context(args.ssl_certificate, args.ssl_keyfile)
     logger.info("action server on %s://%s:%s (requests need %s)",
                 "https" if ssl else "http", args.host, args.port, SECRET_HEADER)

@@ -222,11 +222,13 @@ def install(app: Sanic) -> None:
     @app.route("/metrics", methods=["GET"])
     async def scrape(_request: Request) -> HTTPResponse:
         parts = [metrics.render(metrics.RASA).decode("utf-8")]
+        missing = []
         for name, part in (("store", _operations_text()),
                            ("action server", _action_server_text(app))):
             try:
                 parts.append(await part)
             except Exception as exc:  # noqa: BLE001 - the rest is still worth scraping
                 logger.warning("metrics: the %s part is missing: %s", name, _said(exc))
-                parts.append(f"# the {name} part is missing: {_said(exc)}\n")
-        return response.text("".join(parts), content_type=metrics.CONTENT_TYPE)
+                missing.append(f"# the {name} part is missing: {_said(exc)}\n")
+        text = metrics.merge(parts).decode("utf-8") + "".join(missing)
+        return response.text(text, content_type=metrics.CONTENT_TYPE)

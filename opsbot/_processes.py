@@ -13,12 +13,14 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
 import yaml
 
+from opsbot import _replicas
 from opsbot._private import UMASK, open_private, private_dir, secure_state_dir, write_private
 from opsbot._tokens import ACTIONS_SECRET, API_TOKEN, REST_TOKEN, forget_tokens, run_tokens
 from opsbot.settings import Settings
@@ -164,19 +166,28 @@ class Stack:
         self.children.append(child)
         return child
 
-    def runtime_endpoints(self) -> Path:
-        """endpoints.yml for this run: the action server's port and a SQLite tracker store."""
+    def runtime_endpoints(self, env: Mapping[str, str] | None = None) -> Path:
+        """endpoints.yml for this run: the action server's URL and secret (by reference),
+        the tracker store and, with OPSBOT_REDIS_URL, Rasa's Redis lock store
+        (``opsbot._replicas``)."""
+        env = os.environ if env is None else env
         private_dir(self.settings.state_dir)
         path = self.settings.state_dir / "endpoints.yml"
-        tracker_db = self.settings.state_dir / "tracker.db"
+        try:
+            stores: dict[str, Any] = {
+                "tracker_store": _replicas.tracker_store(env, self.settings.state_dir)}
+            lock_store = _replicas.lock_store(env)
+        except _replicas.ReplicaError as exc:
+            raise StartupError(str(exc)) from None
+        if lock_store is not None:
+            stores["lock_store"] = lock_store
         write_private(path,
-            "# Written by opsbot for this run; edit endpoints.yml instead. The secret is read\n"
+            "# Written by opsbot for this run; edit endpoints.yml instead. Secrets are read\n"
             "# from the environment, never written here.\n"
             f"action_endpoint:\n  url: \"{self.settings.actions_url}\"\n"
             # unquoted: Rasa replaces ${VAR} only in plain YAML scalars
             f"  headers:\n    X-Opsbot-Secret: ${{{ACTIONS_SECRET}}}\n"
-            "tracker_store:\n  type: SQL\n  dialect: sqlite\n"
-            f"  db: \"{tracker_db}\"\n",
+            + yaml.safe_dump(stores, sort_keys=False, default_flow_style=False),
             encoding="utf-8",
         )
         return path
@@ -242,15 +253,19 @@ class Stack:
     def start_rasa_server(self, model: Path, extra_env: dict[str, str] | None = None) -> Child:
         s = self.settings
         env = {**self._env(), **(extra_env or {})}
+        try:
+            replica_env = _replicas.environment(env)
+        except _replicas.ReplicaError as exc:
+            raise StartupError(str(exc)) from None
         return self.start(
             "rasa",
             [
                 sys.executable, "-m", "opsbot._rasa_server", "run", "--enable-api",
                 "--interface", s.host, "--port", str(s.port),
-                "--model", str(model), "--endpoints", str(self.runtime_endpoints()),
+                "--model", str(model), "--endpoints", str(self.runtime_endpoints(env)),
                 "--credentials", str(self.runtime_credentials(env)),
             ],
-            extra_env,
+            {**(extra_env or {}), **replica_env},
         )
 
     def check_ports(self) -> None:

@@ -244,34 +244,43 @@ def parser(trained_model: Path) -> Iterator[Parser]:
     instance.loop.close()
 
 
-@pytest.fixture(scope="session")
-def postgres_url() -> str:
-    """A PostgreSQL URL for tests: OPSBOT_TEST_POSTGRES_URL, else scripts/postgres.sh's server.
+def _server_from_script(variable: str, script_name: str, scheme: str) -> str:
+    """A test server's URL: ``variable``, else what ``scripts/<script_name>`` prints.
 
     Without either, the tests that need it are skipped, except in CI (or with
-    OPSBOT_REQUIRE_POSTGRES=1), where that is a failure.
+    OPSBOT_REQUIRE_POSTGRES=1, which .ci/run sets), where that is a failure.
     """
-    import subprocess
-
-    url = os.environ.get("OPSBOT_TEST_POSTGRES_URL", "").strip()
+    url = os.environ.get(variable, "").strip()
     if url:
         return url
-    script = ROOT / "scripts" / "postgres.sh"
+    script = ROOT / "scripts" / script_name
     try:
         done = subprocess.run(
             ["bash", str(script)], capture_output=True, text=True, timeout=900,
             stdin=subprocess.DEVNULL, check=False,
         )
     except (OSError, subprocess.TimeoutExpired) as exc:
-        reason = f"scripts/postgres.sh could not run: {exc}"
+        reason = f"scripts/{script_name} could not run: {exc}"
     else:
-        urls = [line for line in done.stdout.splitlines() if line.startswith("postgresql://")]
+        urls = [line for line in done.stdout.splitlines() if line.startswith(scheme)]
         if done.returncode == 0 and urls:
             return urls[-1]
         tail = " | ".join(done.stderr.strip().splitlines()[-3:])
-        reason = f"scripts/postgres.sh exited {done.returncode}: {tail}"
-    reason = f"no PostgreSQL for the tests ({reason}); set OPSBOT_TEST_POSTGRES_URL"
+        reason = f"scripts/{script_name} exited {done.returncode}: {tail}"
+    reason = f"no server for the tests ({reason}); set {variable}"
     required = os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
     if required or os.environ.get("OPSBOT_REQUIRE_POSTGRES") == "1":
         pytest.fail(reason)
     pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """A Redis URL for tests: OPSBOT_TEST_REDIS_URL, else scripts/redis.sh's server."""
+    return _server_from_script("OPSBOT_TEST_REDIS_URL", "redis.sh", "redis://")
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> str:
+    """A PostgreSQL URL for tests: OPSBOT_TEST_POSTGRES_URL, else scripts/postgres.sh's server."""
+    return _server_from_script("OPSBOT_TEST_POSTGRES_URL", "postgres.sh", "postgresql://")

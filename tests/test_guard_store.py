@@ -231,6 +231,41 @@ def test_claim_execution_exactly_once_across_store_instances(
     assert replica_b.claim_execution(ops[0].id, actor="again") is False
 
 
+# --- leases ----------------------------------------------------------------------------
+
+
+def test_a_lease_is_one_owners_until_it_runs_out(open_store: Callable[[], OperationStore]) -> None:
+    replica_a, replica_b = open_store(), open_store()
+    first = replica_a.take_lease("operation:x", "a", 20, now=T0)
+    assert first is not None and first.previous is None and first.until == T0 + timedelta(
+        seconds=20)
+    assert replica_b.take_lease("operation:x", "b", 20, now=T0 + timedelta(seconds=19)) is None
+    renewed = replica_a.take_lease("operation:x", "a", 20, now=T0 + timedelta(seconds=10))
+    assert renewed is not None and renewed.previous is None and renewed.since == T0
+    assert replica_b.take_lease("operation:x", "b", 20, now=T0 + timedelta(seconds=29)) is None
+    assert replica_b.lease_holder("operation:x", now=T0 + timedelta(seconds=29)) == "a"
+    taken = replica_b.take_lease("operation:x", "b", 20, now=T0 + timedelta(seconds=31))
+    assert taken is not None and taken.previous == "a" and taken.since == T0 + timedelta(
+        seconds=31)
+    assert replica_a.take_lease("operation:x", "a", 20, now=T0 + timedelta(seconds=32)) is None
+    assert replica_a.release_lease("operation:x", "a") is False  # not a's to give up
+    assert replica_b.release_lease("operation:x", "b") is True
+    assert replica_a.lease_holder("operation:x", now=T0 + timedelta(seconds=33)) is None
+    assert replica_a.take_lease("operation:x", "a", 20, now=T0 + timedelta(seconds=33))
+
+
+def test_one_of_many_takes_a_lease_that_ran_out(open_store: Callable[[], OperationStore]) -> None:
+    stores = [open_store(), open_store()]
+    assert stores[0].take_lease("poller", "dead", 5, now=T0)
+    later = T0 + timedelta(seconds=60)
+    for name in ("poller", "fresh"):  # one that ran out, one nobody ever held
+        results = run_together(6, lambda i, name=name: stores[i % 2].take_lease(
+            name, f"replica-{i}", 20, now=later))
+        winners = [r for r in results if r is not None]
+        assert len(winners) == 1, results
+        assert stores[1].lease_holder(name, now=later) == winners[0].owner
+
+
 def test_update_backend_ref_merges(store: OperationStore) -> None:
     op = new_op(store)
     store.update_backend_ref(op.id, job="deploy-payments", queue_id=5811)

@@ -186,6 +186,7 @@ def test_ready_follows_the_database_without_a_restart(served: Served) -> None:
         status, body = wait_until(lambda: (r := _ready(served))[0] == 503 and r,
                                   "/ready stayed ready with the database gone", timeout=60)
         assert body["ready"] is False and body["checks"]["store"] != "ok"
+        assert body["checks"]["tracker_store"] != "ok"  # OPSBOT_DB_URL's database too
         assert body["checks"]["model"] == "ok"
         assert "opsbot_test" not in str(body)  # no URL, user or password in the answer
         assert requests.get(f"{served.base}/health", timeout=30).status_code == 200

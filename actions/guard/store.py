@@ -62,6 +62,7 @@ __all__ = [
     "AuditEvent",
     "AuditRecord",
     "AuditVerification",
+    "Lease",
     "Operation",
     "OperationStore",
     "StoreError",
@@ -340,6 +341,17 @@ channel_state = sa.Table(
     sa.Column("updated_at", _UTCDateTime, nullable=False),
 )
 
+# Who does a background duty now (follows an operation's build, polls Telegram, ...):
+# a lease, held while its owner renews it before ``until``; a replica that dies stops
+# renewing, and another takes the duty once ``until`` has passed. Compare-and-set writes.
+leases = sa.Table(
+    "opsbot_leases", metadata,
+    sa.Column("name", sa.String(255), primary_key=True),
+    sa.Column("owner", sa.String(255), nullable=False),
+    sa.Column("until", _UTCDateTime, nullable=False),
+    sa.Column("since", _UTCDateTime, nullable=False),
+)
+
 # Phrasings people taught opsbot (a fallback choice, "when I say ... I mean ...", opsbot
 # teach), waiting for review; accepted ones are written to data/nlu/taught.yml.
 taught = sa.Table(
@@ -409,6 +421,17 @@ _PG_CHAIN_LOCK = 0x0B5B0A
 _CHAIN_COLUMNS = {"changes": "TEXT", "prev_hash": "VARCHAR(64)", "hash": "VARCHAR(64)"}
 # Where a transaction keeps the audit lines to append to OPSBOT_AUDIT_FILE once it commits.
 _UNSHIPPED = "opsbot_audit_unshipped"
+
+
+@dataclass(frozen=True)
+class Lease:
+    """A lease held: until when, since when (this owner's), and whose it was before."""
+
+    name: str
+    owner: str
+    until: datetime
+    since: datetime
+    previous: str | None  # the owner it was taken from (None: new, or renewed)
 
 
 def _to_operation(row: Any) -> Operation:
@@ -832,6 +855,56 @@ class OperationStore:
                        channel_state.c.updated_at < _aware(before, "before"))
             )
         return int(result.rowcount or 0)
+
+    # -- leases -------------------------------------------------------------------------
+
+    def take_lease(self, name: str, owner: str, seconds: float,
+                   now: datetime | None = None) -> Lease | None:
+        """Hold (or keep holding) the lease ``name`` for ``seconds``; None if another
+        owner holds it and it has not run out. The returned lease says whose it was.
+
+        One winner when several try at once: an expired lease is taken with an UPDATE
+        that names the old owner and its ``until``, a new one with an INSERT.
+        """
+        now = _aware(now)
+        until = now + timedelta(seconds=seconds)
+        with self._begin() as conn:
+            row = conn.execute(sa.select(leases).where(leases.c.name == name)).first()
+            if row is None:
+                try:
+                    with conn.begin_nested():
+                        conn.execute(leases.insert().values(name=name, owner=owner,
+                                                            until=until, since=now))
+                except IntegrityError:  # another took it first
+                    return None
+                return Lease(name, owner, until, now, previous=None)
+            if row.owner != owner and row.until > now:
+                return None
+            taken = conn.execute(
+                leases.update()
+                .where(leases.c.name == name, leases.c.owner == row.owner,
+                       leases.c.until == row.until)
+                .values(owner=owner, until=until,
+                        since=row.since if row.owner == owner else now))
+            if taken.rowcount != 1:
+                return None
+        return Lease(name, owner, until, row.since if row.owner == owner else now,
+                     previous=None if row.owner == owner else str(row.owner))
+
+    def release_lease(self, name: str, owner: str) -> bool:
+        """Give the lease up (only its owner can); True if it was held by ``owner``."""
+        with self._begin() as conn:
+            gone = conn.execute(leases.delete().where(leases.c.name == name,
+                                                      leases.c.owner == owner))
+        return bool(gone.rowcount)
+
+    def lease_holder(self, name: str, now: datetime | None = None) -> str | None:
+        """Who holds ``name`` now (None: nobody, or it ran out)."""
+        now = _aware(now)
+        with self._connect() as conn:
+            row = conn.execute(sa.select(leases.c.owner, leases.c.until)
+                               .where(leases.c.name == name)).first()
+        return str(row.owner) if row is not None and row.until > now else None
 
     # -- audit --------------------------------------------------------------------------
 

@@ -37,7 +37,7 @@ import regex  # the regular expressions with a time limit (a dependency of Rasa'
 from rasa_sdk.events import FollowupAction, SlotSet
 
 from actions import _runtime
-from actions._watcher import notify
+from actions._watcher import WATCHER, notify
 from actions.catalog import Catalog, duration
 from actions.confirmations import decide, propose, record_read, record_refusal
 from actions.errors import BackendUnavailable, NotFound, OpsbotError
@@ -618,6 +618,7 @@ async def _run_command(spec: OperationSpec, prepared: Prepared, operation: Opera
         result = await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(future)),
                                         timeout=run.reply_within)
     except TimeoutError:
+        WATCHER.keep(operation.id)  # its lease stays with this replica until it ends
         future.add_done_callback(lambda done: _finish_later(spec, prepared, operation, done))
         return Outcome(
             f"Confirmed by {operation.confirmed_by}: {spec.description[:1].lower()}"
@@ -642,10 +643,13 @@ def _finish_later(spec: OperationSpec, prepared: Prepared, operation: Operation,
             notify(operation.sender_id)
     except Exception:  # noqa: BLE001 - a background end must never die silently
         logger.exception("finishing operation %s failed", operation.id)
+    finally:
+        WATCHER.release(operation.id)
 
 
 def _interrupted(operation: Operation) -> None:
-    """A command that was running when the action server stopped: its end is not known."""
+    """A command that was running when its action server stopped (its lease ran out): its
+    end is not known."""
     command = " ".join(str(a) for a in operation.backend_ref.get("call", {}).get("argv", [])[:1])
     message = (f"opsbot restarted while {operation.intent.replace('_', ' ')} ({operation.id}) was "
                f"running{' (' + command + ')' if command else ''}, so I do not know how it "

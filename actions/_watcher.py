@@ -41,7 +41,6 @@ import concurrent.futures
 import json
 import logging
 import os
-import socket
 import threading
 import urllib.error
 import urllib.parse
@@ -63,6 +62,7 @@ from actions.guard import (
     Operation,
     StoreError,
 )
+from actions.leases import lease_seconds, process_owner
 from actions.registry import kind_of
 
 logger = logging.getLogger(__name__)
@@ -81,20 +81,6 @@ def _reconcile_window() -> float:
         return max(1.0, float(os.environ.get("OPSBOT_RECONCILE_WINDOW") or 120.0))
     except ValueError:
         return 120.0
-
-
-def lease_seconds() -> float:
-    """How long an operation's lease lasts unless renewed (OPSBOT_LEASE_SECONDS, 20)."""
-    try:
-        return max(2.0, float(os.environ.get("OPSBOT_LEASE_SECONDS") or 20.0))
-    except ValueError:
-        return 20.0
-
-
-def replica_id() -> str:
-    """This process's name in leases: OPSBOT_REPLICA_ID, else host and process id."""
-    return (os.environ.get("OPSBOT_REPLICA_ID") or "").strip() or \
-        f"{socket.gethostname()}:{os.getpid()}"
 
 
 def _lease_name(operation_id: str) -> str:
@@ -121,7 +107,7 @@ class Watcher:
 
     @property
     def owner(self) -> str:
-        return replica_id()
+        return process_owner()
 
     def ensure_started(self) -> None:
         """Start the thread and its scan of the store once (see the module's docstring)."""

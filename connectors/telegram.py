@@ -78,7 +78,9 @@ from telegram.error import (
 from telegram.helpers import escape_markdown
 from telegram.request import HTTPXRequest
 
+from actions import metrics
 from actions.guard.identity import FORGED, IDENTITY_KEY, open_payload, sign_identity
+from actions.leases import lease_seconds, process_owner
 from connectors._common import (
     NOT_YOURS,
     OPEN_STATES,
@@ -110,6 +112,7 @@ _MAX_CALLBACK_BYTES = 64
 _SEEN_KIND = "telegram-update"
 _BUTTON_KIND = "telegram-button"
 _REFUSED_KIND = "telegram-refused-chat"
+_POLL_KIND = "telegram-poll"  # where the poller got to: {"offset": ...}
 _EVENT_KIND = "telegram-event-message"  # messages of alerts and checks: keyboards stay
 _KEEP_SEEN = timedelta(days=7)
 
@@ -311,6 +314,7 @@ class TelegramInput(InputChannel):
         )
         self._book: ButtonBook[Location] = ButtonBook()
         self._poller: asyncio.Task[None] | None = None
+        self._polling_lease: str | None = None  # its name while this process polls
         self._tasks: set[asyncio.Task[None]] = set()
         self._texts: dict[Location, str] = {}  # the escaped text of messages with buttons
 
@@ -405,6 +409,7 @@ class TelegramInput(InputChannel):
             self._poller.cancel()
             await asyncio.gather(self._poller, return_exceptions=True)
             self._poller = None
+            await asyncio.to_thread(self._release_polling_lease)  # the next one starts at once
         if self._tasks:
             await asyncio.wait(set(self._tasks), timeout=10)
         try:
@@ -415,14 +420,96 @@ class TelegramInput(InputChannel):
     async def _poll(
         self, app: Any, on_new_message: Callable[[UserMessage], Awaitable[Any]]
     ) -> None:
-        """getUpdates in a loop, as PTB's Updater does, handing each update to a task."""
+        """getUpdates in a loop, as PTB's Updater does, on one replica at a time.
+
+        Telegram lets one getUpdates run per bot (a second one ends the first with 409),
+        so with several replicas (or workers) only the holder of the lease
+        ``telegram-poller:<bot id>`` polls; the others wait and take over within
+        OPSBOT_LEASE_SECONDS when it dies. The offset of the last handled update is kept
+        in the store, so the next poller starts there, and an update seen twice anyway
+        (fetched by a poller that died before saying so) is dropped by its id.
+        """
         while not _agent_ready(app):  # noqa: ASYNC110 - the agent is loaded by Rasa, which offers no event to await
             await asyncio.sleep(0.2)
+        name, owner = f"telegram-poller:{self.bot.id}", process_owner()
+        waiting_said = False
+        while True:
+            seconds = lease_seconds()
+            try:
+                lease = await asyncio.to_thread(channel_store().take_lease, name, owner, seconds)
+            except Exception as exc:  # noqa: BLE001 - the store may come back
+                logger.warning("Telegram: cannot take the polling lease (%s); trying again", exc)
+                lease = None
+            if lease is None:
+                if not waiting_said:
+                    logger.info("Telegram: another replica polls for updates; this one waits "
+                                "to take over")
+                    waiting_said = True
+                await asyncio.sleep(seconds / 4)
+                continue
+            waiting_said = False
+            if lease.previous is not None:
+                metrics.lease_changed("telegram_poller")
+                logger.info("Telegram: took over polling from %s", lease.previous)
+            self._polling_lease = name
+            poller = asyncio.create_task(self._poll_updates(on_new_message))
+            keeper = asyncio.create_task(self._keep_lease(name, owner, seconds))
+            try:
+                done, _ = await asyncio.wait({poller, keeper},
+                                             return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for task in (poller, keeper):
+                    task.cancel()
+                await asyncio.gather(poller, keeper, return_exceptions=True)
+            if poller in done and not poller.cancelled():
+                failure = poller.exception()
+                if failure is None:
+                    await asyncio.to_thread(self._release_polling_lease)
+                    return  # polling stopped for good (the token was refused)
+                logger.error("Telegram polling failed; starting again", exc_info=failure)
+                await asyncio.sleep(1.0)
+                continue
+            logger.warning("Telegram: lost the polling lease; another replica polls now")
+
+    async def _keep_lease(self, name: str, owner: str, seconds: float) -> None:
+        """Renew the polling lease every quarter of its time; return when it is lost."""
+        failures = 0
+        while True:
+            await asyncio.sleep(seconds / 4)
+            try:
+                kept = await asyncio.to_thread(channel_store().take_lease, name, owner, seconds)
+            except Exception as exc:  # noqa: BLE001 - a short outage: keep polling a while
+                failures += 1
+                logger.warning("Telegram: cannot renew the polling lease (%s)", exc)
+                if failures >= 3:  # it runs out about now: stop before another one starts
+                    return
+                continue
+            failures = 0
+            if kept is None:
+                return
+
+    def _release_polling_lease(self) -> None:
+        name, self._polling_lease = self._polling_lease, None
+        if name is None:
+            return
+        try:
+            channel_store().release_lease(name, process_owner())
+        except Exception:  # noqa: BLE001 - it runs out by itself
+            logger.debug("could not release the Telegram polling lease", exc_info=True)
+
+    async def _poll_updates(
+        self, on_new_message: Callable[[UserMessage], Awaitable[Any]]
+    ) -> None:
         try:
             await self.bot.delete_webhook()
         except TelegramError as exc:
             logger.warning("Telegram deleteWebhook failed: %s", exc)
-        offset = 0
+        key = f"offset:{self.bot.id}"
+        try:
+            saved = await asyncio.to_thread(channel_store().recall, _POLL_KIND, key)
+        except Exception:  # noqa: BLE001 - from 0: Telegram keeps what was not confirmed
+            saved = None
+        offset = int((saved or {}).get("offset") or 0)
         backoff = 1.0
         while True:
             try:
@@ -450,6 +537,12 @@ class TelegramInput(InputChannel):
                 task = asyncio.create_task(self._handle(update, on_new_message))
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
+            if updates:
+                try:
+                    await asyncio.to_thread(channel_store().remember, _POLL_KIND, key,
+                                            {"offset": offset})
+                except Exception:  # noqa: BLE001 - the ids still keep updates from running twice
+                    logger.warning("Telegram: could not save the polling offset", exc_info=True)
 
     # -- inbound -------------------------------------------------------------------------
 

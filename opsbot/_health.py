@@ -149,6 +149,10 @@ async def readiness(app: Sanic) -> tuple[bool, dict[str, str]]:
         checks["tracker_store"] = await _within(_select_one(engine)) or "ok"
     elif tracker_store is None:
         checks["tracker_store"] = "no tracker store yet"
+    elif type(tracker_store).__name__ == "InMemoryTrackerStore":
+        # opsbot always configures an SQL one: Rasa fell back to memory when it failed
+        checks["tracker_store"] = ("in memory: the SQL tracker store could not start, so "
+                                   "conversations are not shared or kept (see the log)")
     try:
         store_engine = channel_store().engine
     except Exception as exc:  # noqa: BLE001 - a bad OPSBOT_DB_URL: not ready, said why

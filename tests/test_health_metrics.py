@@ -9,90 +9,19 @@ a restart of anything.
 from __future__ import annotations
 
 import dataclasses
-import secrets
-import socket
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
-import sqlalchemy as sa
 from sqlalchemy.engine import make_url
-from sqlalchemy.pool import NullPool
 
 from opsbot._processes import Stack
 from opsbot.settings import Settings
 from simulators.jenkins import JenkinsSimulator
+from tests._servers import Relay, pg_schema
 from tests.conftest import ROOT, TEST_API_TOKEN, free_port, rest_say, wait_until
-
-
-class Relay:
-    """A TCP relay on a fixed loopback port to ``target``; stop() drops every connection."""
-
-    def __init__(self, target: tuple[str, int]) -> None:
-        self.target = target
-        self.port = free_port()
-        self._server: socket.socket | None = None
-        self._conns: list[socket.socket] = []
-        self._lock = threading.Lock()
-
-    def start(self) -> None:
-        server = socket.socket()
-        server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        server.bind(("127.0.0.1", self.port))
-        server.listen(64)
-        self._server = server
-        threading.Thread(target=self._accept, args=(server,), daemon=True).start()
-
-    def stop(self) -> None:
-        with self._lock:
-            server, self._server = self._server, None
-            conns, self._conns = self._conns, []
-        if server is not None:
-            server.close()
-        for conn in conns:
-            try:
-                conn.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-            conn.close()
-
-    def _accept(self, server: socket.socket) -> None:
-        while True:
-            try:
-                client, _ = server.accept()
-            except OSError:
-                return
-            try:
-                upstream = socket.create_connection(self.target, timeout=10)
-            except OSError:
-                client.close()
-                continue
-            upstream.settimeout(None)
-            with self._lock:
-                if self._server is not server:
-                    client.close()
-                    upstream.close()
-                    return
-                self._conns += [client, upstream]
-            for a, b in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
-
-    @staticmethod
-    def _pipe(source: socket.socket, sink: socket.socket) -> None:
-        try:
-            while data := source.recv(65536):
-                sink.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for s in (source, sink):
-                try:
-                    s.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
 
 
 @dataclasses.dataclass
@@ -108,15 +37,9 @@ class Served:
 @pytest.fixture(scope="module")
 def served(trained_model: Path, tmp_path_factory: pytest.TempPathFactory,
            postgres_url: str) -> Iterator[Served]:
-    schema = "opsbot_health_" + secrets.token_hex(4)
-    admin = sa.create_engine(postgres_url, future=True, poolclass=NullPool)
-    with admin.begin() as conn:
-        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
     url = make_url(postgres_url)
     relay = Relay((url.host or "127.0.0.1", int(url.port or 5432)))
     relay.start()
-    through = url.set(port=relay.port).update_query_dict({"options": f"-csearch_path={schema}"})
-    db_url = through.render_as_string(hide_password=False)
     state = tmp_path_factory.mktemp("state")
     settings = dataclasses.replace(Settings.from_env(ROOT), port=free_port(),
                                    actions_port=free_port(), state_dir=state)
@@ -124,18 +47,18 @@ def served(trained_model: Path, tmp_path_factory: pytest.TempPathFactory,
     jenkins.start()
     stack = Stack(settings)
     try:
-        env = {**jenkins.env(), "OPSBOT_DB_URL": db_url}
-        stack.start_action_server(env)
-        stack.start_rasa_server(trained_model, {"OPSBOT_DB_URL": db_url})
-        stack.wait_ready(timeout=180)
-        yield Served(settings, relay)
+        with pg_schema(postgres_url, "opsbot_health", port=relay.port) as db_url:
+            try:
+                env = {**jenkins.env(), "OPSBOT_DB_URL": db_url}
+                stack.start_action_server(env)
+                stack.start_rasa_server(trained_model, {"OPSBOT_DB_URL": db_url})
+                stack.wait_ready(timeout=180)
+                yield Served(settings, relay)
+            finally:
+                stack.stop()
     finally:
-        stack.stop()
         jenkins.stop()
         relay.stop()
-        with admin.begin() as conn:
-            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
 
 
 def _ready(served: Served) -> tuple[int, Any]:

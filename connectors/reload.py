@@ -18,6 +18,9 @@ model in ``OPSBOT_MODELS``), which:
 carry ``OPSBOT_API_TOKEN`` as ``?token=`` (as Rasa's API takes it) or as
 ``Authorization: Bearer``; without that variable the endpoint refuses every request.
 ``GET /webhooks/opsbot/health`` says that an opsbot is running, and nothing else.
+
+With replicas (a store on a database server), a model reloaded here is also published
+to the others, which take it through the same check (``connectors.model_share``).
 """
 
 from __future__ import annotations
@@ -105,6 +108,7 @@ class ModelReload(InputChannel):
 
     def __init__(self) -> None:
         self._lock = asyncio.Lock()
+        self._follower: asyncio.Task[None] | None = None
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         hook = Blueprint("opsbot_reload", __name__)
@@ -138,13 +142,38 @@ class ModelReload(InputChannel):
                     if running is not None and running.processor is not None and \
                             Path(str(running.processor.model_filename or "")).name == path.name:
                         return response.json({"model": path.name, "reloaded": False,
-                                              "reason": "that model is already running"})
+                                              "reason": "that model is already running",
+                                              "shared": await _share(path)})
                     agent = await load_checked(path, running)
                 except ModelRefused as exc:
                     logger.warning("model refused: %s", exc)
                     return response.json({"error": str(exc), "reloaded": False}, status=422)
                 request.app.ctx.agent = agent
             logger.info("now answering with model %s", path.name)
-            return response.json({"model": path.name, "reloaded": True})
+            return response.json({"model": path.name, "reloaded": True,
+                                  "shared": await _share(path)})
+
+        @hook.listener("after_server_start")
+        async def follow_shared(app: Any, _loop: Any) -> None:
+            from connectors import model_share
+
+            if model_share.enabled():
+                self._follower = asyncio.create_task(
+                    model_share.follow(app, self._lock, _models_dir()))
 
         return hook
+
+
+async def _share(path: Path) -> bool:
+    """Publish a model this replica checked and runs, for the others (connectors.model_share)."""
+    from actions.leases import process_owner
+    from connectors import model_share
+
+    if not model_share.enabled():
+        return False
+    try:
+        await asyncio.to_thread(model_share.publish, path, process_owner())
+    except Exception as exc:  # noqa: BLE001 - this replica has it; the others keep theirs
+        logger.error("could not publish model %s for the other replicas: %s", path.name, exc)
+        return False
+    return True

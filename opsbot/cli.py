@@ -178,11 +178,13 @@ def reload_model(settings: Settings, model: Path) -> bool:
         print(f"No opsbot is running on {settings.host}:{settings.port}; it will use the new "
               "model when it starts.", flush=True)
         return False
+    shared = (" It is published to the other replicas, which take it within "
+              "OPSBOT_MODEL_SYNC_SECONDS." if result.get("shared") else "")
     if result.get("reloaded"):
-        print(f"The running opsbot now answers with {result.get('model')} (checked, no restart).",
-              flush=True)
+        print(f"The running opsbot now answers with {result.get('model')} (checked, no "
+              f"restart).{shared}", flush=True)
     else:
-        print(f"The running opsbot already uses {result.get('model')}.", flush=True)
+        print(f"The running opsbot already uses {result.get('model')}.{shared}", flush=True)
     return bool(result.get("reloaded"))
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -107,12 +108,13 @@ def cluster(trained_model: Path, tmp_path_factory: pytest.TempPathFactory, postg
         with pg_schema(postgres_url, "opsbot_replicas") as db_url:
             shared = {"OPSBOT_DB_URL": db_url, "OPSBOT_REDIS_URL": redis_url,
                       "OPSBOT_POLICY": str(policy), "OPSBOT_LEASE_SECONDS": str(LEASE_SECONDS),
-                      "OPSBOT_WATCH_POLL": "0.5"}
+                      "OPSBOT_WATCH_POLL": "0.5", "OPSBOT_MODEL_SYNC_SECONDS": "1"}
             try:
                 for name in ("a", "b"):
+                    state = tmp_path_factory.mktemp(f"replica-{name}")
                     settings = dataclasses.replace(
                         Settings.from_env(ROOT), port=free_port(), actions_port=free_port(),
-                        state_dir=tmp_path_factory.mktemp(f"replica-{name}"))
+                        state_dir=state, models=state / "models")  # a machine's own disk
                     stack = Stack(settings)
                     replicas.append(Replica(name, stack, settings))
                     stack.start_action_server({**jenkins.env(), **shared})
@@ -129,6 +131,29 @@ def cluster(trained_model: Path, tmp_path_factory: pytest.TempPathFactory, postg
 
 def _text(replies: list[dict[str, Any]]) -> str:
     return "\n".join(str(r.get("text") or "") for r in replies)
+
+
+def _model_file(replica: Replica) -> str:
+    base = f"http://{replica.settings.host}:{replica.settings.port}"
+    return str(requests.get(api(f"{base}/status"), timeout=30).json().get("model_file") or "")
+
+
+def test_a_model_reloaded_on_one_replica_reaches_the_other(cluster: Cluster,
+                                                           trained_model: Path) -> None:
+    a, b = cluster.a, cluster.b
+    a.settings.models.mkdir(parents=True, exist_ok=True)
+    new = a.settings.models / "20991231-000000-taught.tar.gz"  # as `opsbot train` names them
+    shutil.copyfile(trained_model, new)
+    base = f"http://{a.settings.host}:{a.settings.port}"
+    answer = requests.post(api(f"{base}/webhooks/opsbot/reload"), json={"model": str(new)},
+                           timeout=300)
+    assert answer.status_code == 200 and answer.json()["reloaded"] is True, answer.text
+    assert answer.json()["shared"] is True
+    assert Path(_model_file(a)).name == new.name
+    wait_until(lambda: Path(_model_file(b)).name == new.name,
+               "replica B never took the model A published", timeout=120)
+    assert (b.settings.models / new.name).read_bytes() == new.read_bytes()  # B's own copy
+    assert _text(b.say("alice", "hi"))  # and answers with it
 
 
 def test_a_killed_replica_hands_its_build_and_conversations_to_the_survivor(

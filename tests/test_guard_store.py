@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import secrets
 import threading
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -12,7 +11,6 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
 from actions.guard import (
@@ -32,6 +30,7 @@ from actions.guard import (
     params_digest,
     parse_since,
 )
+from tests._servers import pg_schema
 from tests.conftest import free_port
 
 T0 = datetime(2025, 3, 14, 9, 30, tzinfo=UTC)
@@ -44,18 +43,8 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'opsbot.db'}"
         return
-    base = request.getfixturevalue("postgres_url")
-    schema = "opsbot_test_" + secrets.token_hex(6)
-    admin = sa.create_engine(base, future=True, poolclass=NullPool)
-    with admin.begin() as conn:
-        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    url = make_url(base).update_query_dict({"options": f"-csearch_path={schema}"})
-    try:
-        yield url.render_as_string(hide_password=False)
-    finally:
-        with admin.begin() as conn:
-            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+    with pg_schema(request.getfixturevalue("postgres_url"), "opsbot_test") as url:
+        yield url
 
 
 @pytest.fixture

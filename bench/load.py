@@ -69,6 +69,7 @@ SCRIPT: tuple[str, ...] = (
     "is the payments build green?",
     "list the jobs",
 )
+ACTION_PIDS: list[int] = []  # of the stacks _opsbot runs now (bench.profile samples them)
 WARMUP_MESSAGES = 2  # per conversation, not measured (first-turn costs, caches)
 
 
@@ -131,12 +132,16 @@ async def _converse(urls: list[str], headers: dict[str, str], sender: str, index
 
 
 async def _load(urls: list[str], headers: dict[str, str], senders: list[str], messages: int,
-                seconds: float, cpu: Callable[[], float]) -> tuple[list[float], int, float, float]:
+                seconds: float, cpu: Callable[[], float],
+                measuring: Callable[[], None] | None = None
+                ) -> tuple[list[float], int, float, float]:
     latencies: list[float] = []
     errors: list[int] = []
     # Warm up every conversation first (not measured), then measure them all together.
     warm = [_warm(urls, headers, s, i) for i, s in enumerate(senders)]
     await asyncio.gather(*warm)
+    if measuring is not None:
+        measuring()  # e.g. start a profiler
     cpu_before = cpu()
     started = time.monotonic()
     budget: dict[str, Any] = {"left": messages, "deadline": started + seconds}
@@ -208,7 +213,7 @@ def _backends() -> Iterator[dict[str, str]]:
     from simulators.jira import JiraSimulator
     from simulators.loki import LokiSimulator
 
-    sims = [JenkinsSimulator(queue_delay=0.1, build_seconds=2.0), JiraSimulator(),
+    sims: list[Any] = [JenkinsSimulator(queue_delay=0.1, build_seconds=2.0), JiraSimulator(),
             LokiSimulator()]
     env: dict[str, str] = {}
     try:
@@ -224,7 +229,8 @@ def _backends() -> Iterator[dict[str, str]]:
 @contextmanager
 def _opsbot(model: Path, work: Path, replicas: int, env: dict[str, str]
             ) -> Iterator[tuple[list[str], list[int]]]:
-    """``replicas`` opsbot stacks; yields their REST URLs and their Rasa servers' pgids."""
+    """``replicas`` opsbot stacks; yields their REST URLs and their Rasa servers' pgids
+    (then their action servers' pids, as ``ACTION_PIDS``)."""
     from opsbot._processes import Stack
     from opsbot.settings import Settings
 
@@ -241,6 +247,8 @@ def _opsbot(model: Path, work: Path, replicas: int, env: dict[str, str]
         for stack in stacks:
             stack.wait_ready(timeout=300)
         pgids = [next(c for c in s.children if c.name == "rasa").process.pid for s in stacks]
+        ACTION_PIDS[:] = [next(c for c in s.children if c.name == "actions").process.pid
+                          for s in stacks]
         yield [s.settings.rest_url for s in stacks], pgids
     finally:
         for stack in stacks:
@@ -255,7 +263,7 @@ def _rasa_init_project(cache: Path) -> Path:
     if any((project / "models").glob("*.tar.gz")):
         return project
     shutil.rmtree(project, ignore_errors=True)
-    project.parent.mkdir(parents=True, exist_ok=True)
+    project.mkdir(parents=True)  # rasa init wants the directory to exist
     _progress(f"training the rasa init project once into {project} (a few minutes) ...")
     done = subprocess.run([sys.executable, "-m", "rasa", "init", "--no-prompt", "--init-dir",
                            str(project)], cwd=project.parent, capture_output=True, text=True,

@@ -53,6 +53,7 @@ import hashlib
 import hmac
 import logging
 import re
+import threading
 import urllib.parse
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
@@ -472,21 +473,38 @@ class TelegramInput(InputChannel):
             logger.warning("Telegram: lost the polling lease; another replica polls now")
 
     async def _keep_lease(self, name: str, owner: str, seconds: float) -> None:
-        """Renew the polling lease every quarter of its time; return when it is lost."""
-        failures = 0
-        while True:
-            await asyncio.sleep(seconds / 4)
-            try:
-                kept = await asyncio.to_thread(channel_store().take_lease, name, owner, seconds)
-            except Exception as exc:  # noqa: BLE001 - a short outage: keep polling a while
-                failures += 1
-                logger.warning("Telegram: cannot renew the polling lease (%s)", exc)
-                if failures >= 3:  # it runs out about now: stop before another one starts
-                    return
-                continue
+        """Renew the polling lease every quarter of its time; return when it is lost.
+
+        The renewing runs in a thread of its own: a busy event loop (a model loading, a
+        long turn) must not lose the lease and let a second poller start.
+        """
+        loop = asyncio.get_running_loop()
+        lost: asyncio.Future[None] = loop.create_future()
+        stop = threading.Event()
+
+        def renew() -> None:
             failures = 0
-            if kept is None:
-                return
+            while not stop.wait(seconds / 4):
+                try:
+                    kept = channel_store().take_lease(name, owner, seconds)
+                except Exception as exc:  # noqa: BLE001 - a short outage: keep polling a while
+                    failures += 1
+                    logger.warning("Telegram: cannot renew the polling lease (%s)", exc)
+                    if failures < 3:
+                        continue
+                    kept = None  # it runs out about now: stop before another one starts
+                else:
+                    failures = 0
+                if kept is None:
+                    break
+            if not stop.is_set():
+                loop.call_soon_threadsafe(_settle, lost)
+
+        threading.Thread(target=renew, name="telegram-lease", daemon=True).start()
+        try:
+            await lost
+        finally:
+            stop.set()
 
     def _release_polling_lease(self) -> None:
         name, self._polling_lease = self._polling_lease, None
@@ -863,6 +881,11 @@ class TelegramInput(InputChannel):
 
 
 _COMMANDS = {"start": "hi", "help": "help"}
+
+
+def _settle(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
 
 
 def parse_chat_ids(text: str) -> frozenset[int]:

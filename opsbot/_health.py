@@ -212,7 +212,17 @@ async def _action_server_text(app: Sanic) -> str:
 
 def install(app: Sanic) -> None:
     """Add the three routes to the Rasa server's app and instrument its turns."""
+    from opsbot import _speedups
+
     instrument()
+    _speedups.install()
+
+    async def warm(*_args: Any) -> None:
+        agent = getattr(app.ctx, "agent", None)
+        if agent is not None and agent.is_ready():
+            await _speedups.warm_up(agent)
+
+    app.register_listener(warm, "after_server_start")
 
     @app.route("/health", methods=["GET"])
     async def health(_request: Request) -> HTTPResponse:

@@ -187,6 +187,8 @@ class Stack:
             f"action_endpoint:\n  url: \"{self.settings.actions_url}\"\n"
             # unquoted: Rasa replaces ${VAR} only in plain YAML scalars
             f"  headers:\n    X-Opsbot-Secret: ${{{ACTIONS_SECRET}}}\n"
+            # opsbot's actions never read the domain: do not send it with every call
+            "  enable_selective_domain: true\n"
             + yaml.safe_dump(stores, sort_keys=False, default_flow_style=False),
             encoding="utf-8",
         )

@@ -28,7 +28,9 @@ __all__ = ["ReplicaError", "environment", "lock_store", "tracker_store", "worker
 
 TRACKER_PASSWORD = "OPSBOT_TRACKER_PASSWORD"
 REDIS_PASSWORD = "OPSBOT_REDIS_PASSWORD"
-KEY_PREFIX = "opsbot"  # Rasa takes alphanumeric prefixes only
+KEY_PREFIX = "opsbot"
+# Rasa's SQL tracker store with a cache the database validates (opsbot._tracker).
+TRACKER_STORE = "opsbot._tracker.CachingSQLTrackerStore"  # Rasa takes alphanumeric prefixes only
 
 
 class ReplicaError(ValueError):
@@ -54,7 +56,7 @@ def tracker_store(env: Mapping[str, str], state_dir: Path) -> dict[str, Any]:
     """The ``tracker_store`` section of the runtime endpoints.yml."""
     url = tracker_url(env)
     if url is None:
-        return {"type": "SQL", "dialect": "sqlite", "db": str(state_dir / "tracker.db")}
+        return {"type": TRACKER_STORE, "dialect": "sqlite", "db": str(state_dir / "tracker.db")}
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError
 
@@ -65,12 +67,12 @@ def tracker_store(env: Mapping[str, str], state_dir: Path) -> dict[str, Any]:
             "OPSBOT_TRACKER_URL (or OPSBOT_DB_URL) is not a database URL. Use "
             "postgresql://user:password@host:5432/database.") from None
     if parsed.get_backend_name() == "sqlite":
-        return {"type": "SQL", "dialect": "sqlite", "db": parsed.database or "tracker.db"}
+        return {"type": TRACKER_STORE, "dialect": "sqlite", "db": parsed.database or "tracker.db"}
     if not parsed.host or not parsed.database:
         raise ReplicaError(
             "OPSBOT_TRACKER_URL needs a host and a database: "
             "postgresql://user:password@host:5432/database.")
-    section: dict[str, Any] = {"type": "SQL", "dialect": parsed.drivername,
+    section: dict[str, Any] = {"type": TRACKER_STORE, "dialect": parsed.drivername,
                                "url": parsed.host, "db": parsed.database}
     if parsed.port:
         section["port"] = parsed.port

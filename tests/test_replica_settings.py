@@ -19,7 +19,7 @@ PG = "postgresql://opsbot:s3cr%40t@db.internal:5433/opsbot?options=-csearch_path
 
 def test_without_variables_everything_stays_on_sqlite_in_one_process(tmp_path: Path) -> None:
     assert _replicas.tracker_store({}, tmp_path) == {
-        "type": "SQL", "dialect": "sqlite", "db": str(tmp_path / "tracker.db")}
+        "type": _replicas.TRACKER_STORE, "dialect": "sqlite", "db": str(tmp_path / "tracker.db")}
     assert _replicas.lock_store({}) is None
     assert _replicas.workers({}) == 1
     assert _replicas.environment({}) == {"SANIC_WORKERS": "1"}
@@ -31,8 +31,8 @@ def test_without_variables_everything_stays_on_sqlite_in_one_process(tmp_path: P
 def test_the_tracker_store_follows_the_store_database_and_names_its_password(
         tmp_path: Path) -> None:
     section = _replicas.tracker_store({"OPSBOT_DB_URL": PG}, tmp_path)
-    assert section == {"type": "SQL", "dialect": "postgresql", "url": "db.internal",
-                       "db": "opsbot", "port": 5433, "username": "opsbot",
+    assert section == {"type": _replicas.TRACKER_STORE, "dialect": "postgresql",
+                       "url": "db.internal", "db": "opsbot", "port": 5433, "username": "opsbot",
                        "password": "${OPSBOT_TRACKER_PASSWORD}",
                        "query": {"options": "-csearch_path=x"}}
     assert _replicas.environment({"OPSBOT_DB_URL": PG})["OPSBOT_TRACKER_PASSWORD"] == "s3cr@t"

@@ -71,6 +71,41 @@ def summarise(raw: str, top: int) -> list[tuple[str, float]]:
     return ranked[:top]
 
 
+# Where a Rasa-server turn goes, by the function that does it (inclusive shares).
+AREAS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("NLU: parse the message", ("MessageProcessor._parse_message_with_graph",)),
+    ("  sentence embedding", ("SentenceEmbeddingFeaturizer.process",)),
+    ("  intent classifier", ("LinearIntentClassifier.process",)),
+    ("  entities (CRF)", ("CRFEntityExtractor.process",)),
+    ("dialogue policies: next action", ("MessageProcessor.predict_next_with_tracker_if_should",
+                                        "MessageProcessor._predict_next_with_tracker")),
+    ("read the conversation (tracker store)", ("SQLTrackerStore.retrieve",
+                                               "CachingSQLTrackerStore.retrieve")),
+    ("write the conversation (tracker store)", ("SQLTrackerStore.save",
+                                                "CachingSQLTrackerStore.save")),
+    ("call the action server", ("RemoteAction.run",)),
+    ("  check its answer (jsonschema)", ("RemoteAction._validate_action_result",
+                                         "install.<locals>._validate_action_result")),
+    ("  JSON of the tracker it is sent", ("JsonPayload.__init__",)),
+)
+
+
+def areas(raw: str) -> list[tuple[str, float]]:
+    """The share of samples in each of AREAS."""
+    counts = dict.fromkeys((name for name, _ in AREAS), 0)
+    total = 0
+    for line in raw.splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack or not count.isdigit():
+            continue
+        total += int(count)
+        functions = {frame.strip().split(" (")[0] for frame in stack.split(";")}
+        for name, patterns in AREAS:
+            if functions.intersection(patterns):
+                counts[name] += int(count)
+    return [(name, counts[name] / total * 100 if total else 0.0) for name, _ in AREAS]
+
+
 def _record(pid: int, seconds: float, out: Path) -> subprocess.Popen[bytes]:
     spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     log = open(out.with_suffix(".log"), "wb")  # noqa: SIM115 - the child holds it
@@ -138,8 +173,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.raw:
                 args.raw.mkdir(parents=True, exist_ok=True)
                 shutil.copy(path, args.raw / f"{name}.txt")
-            ranked = summarise(path.read_text(encoding="utf-8", errors="replace"), args.top)
+            raw = path.read_text(encoding="utf-8", errors="replace")
+            ranked = summarise(raw, args.top)
             report["servers"][name] = ranked
+            if name == "rasa":
+                report["areas"] = areas(raw)
+                print("\nrasa server: where a turn goes (share of samples)")
+                for area, share in report["areas"]:
+                    print(f"  {share:5.1f}%  {area}")
             print(f"\n{name} server: share of samples (inclusive)")
             for function, share in ranked:
                 print(f"  {share:5.1f}%  {function}")

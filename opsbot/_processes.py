@@ -101,6 +101,19 @@ EVENTS_CHANNEL = "connectors.events.EventsInput"
 REST_CHANNEL = "connectors.rest.RestInput"
 
 
+def _one_thread_math() -> dict[str, str]:
+    """The servers' numeric libraries (OpenBLAS, OpenMP, torch) on one thread each.
+
+    A turn multiplies small matrices (one message's features); with a thread pool per
+    core, the pool's threads spin between them, and that spinning was half the Rasa
+    server's CPU per message under load (``python -m bench.profile``). Concurrency comes
+    from the many conversations instead. Training (the warm trainer, ``opsbot train``)
+    keeps every core. A variable set in the environment wins.
+    """
+    return {name: os.environ.get(name) or "1"
+            for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
+
+
 @dataclass
 class Stack:
     """The processes behind one `opsbot run` / `opsbot demo`."""
@@ -200,6 +213,7 @@ class Stack:
         env = {
             "OPSBOT_RASA_URL": f"http://{s.host}:{s.port}",
             "OPSBOT_STATE_DIR": str(s.state_dir),
+            **_one_thread_math(),
             **(extra_env or {}),
         }
         return self.start(
@@ -267,7 +281,7 @@ class Stack:
                 "--model", str(model), "--endpoints", str(self.runtime_endpoints(env)),
                 "--credentials", str(self.runtime_credentials(env)),
             ],
-            {**(extra_env or {}), **replica_env},
+            {**_one_thread_math(), **(extra_env or {}), **replica_env},
         )
 
     def check_ports(self) -> None:

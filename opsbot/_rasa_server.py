@@ -136,7 +136,8 @@ def main(argv: list[str] | None = None) -> int:
     rasa.core.run.configure_app = configure_app  # serve_application looks it up here
     from rasa.__main__ import main as rasa_main
 
-    sys.argv = ["rasa", *(sys.argv[1:] if argv is None else argv), "--auth-token", token]
+    # "=": a token may begin with "-" (token_urlsafe), which argparse would take for an option
+    sys.argv = ["rasa", *(sys.argv[1:] if argv is None else argv), f"--auth-token={token}"]
     rasa_main()
     return 0
 

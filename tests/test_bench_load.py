@@ -43,3 +43,25 @@ def test_the_load_users_are_developers_of_the_policy(tmp_path: Path) -> None:
     assert people["load-001"] == {"roles": ["developer"], "identities": {"rest": "load-001"}}
     assert "alice" in people  # the project's own people stay
     assert len(set(bench.SCRIPT)) == len(bench.SCRIPT) >= 8
+
+
+def test_the_profile_summary_counts_each_stack_once_per_area() -> None:
+    from bench import profile
+
+    raw = "\n".join([
+        "main (x.py:1);MessageProcessor._parse_message_with_graph (p.py:2);"
+        "SentenceEmbeddingFeaturizer.process (e.py:3) 30",
+        "main (x.py:1);RemoteAction.run (a.py:4);install.<locals>._validate_action_result "
+        "(s.py:5) 50",
+        "main (x.py:1);CachingSQLTrackerStore.retrieve (t.py:6);SQLTrackerStore._retrieve "
+        "(t.py:7) 20",
+    ])
+    shares = dict(profile.areas(raw))
+    assert shares["NLU: parse the message"] == 30.0
+    assert shares["  sentence embedding"] == 30.0
+    assert shares["call the action server"] == 50.0
+    assert shares["  check its answer (jsonschema)"] == 50.0
+    assert shares["read the conversation (tracker store)"] == 20.0
+    assert shares["write the conversation (tracker store)"] == 0.0
+    ranked = dict(profile.summarise(raw, 10))
+    assert ranked["RemoteAction.run (a.py)"] == 50.0

@@ -252,6 +252,8 @@ class Watcher:
                 try:
                     kind.resume(operation)
                 finally:
+                    with self._lock:  # said once (or nothing to say): not again each scan
+                        self._passive.add(operation.id)
                     self._release(operation.id)
             else:
                 with self._lock:

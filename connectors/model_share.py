@@ -153,12 +153,25 @@ async def follow(app: Any, lock: asyncio.Lock, models_dir: Path) -> None:
             continue
         if Path(str(running.processor.model_filename or "")).name == published.name:
             continue
-        async with lock:
+        async with lock:  # the reload endpoint's: one model change at a time
+            try:
+                # Again, under the lock: a reload here may have just published another.
+                published = await asyncio.to_thread(latest)
+            except Exception as exc:  # noqa: BLE001 - next round
+                logger.warning("cannot look for a newer shared model: %s", exc)
+                continue
             running = app.ctx.agent
+            if published is None or published.id in refused or Path(str(
+                    running.processor.model_filename or "")).name == published.name:
+                continue
             try:
                 path = await asyncio.to_thread(fetch, published, models_dir)
+            except Exception as exc:  # noqa: BLE001 - the store may come back: next round
+                logger.warning("cannot fetch the shared model %s: %s", published.name, exc)
+                continue
+            try:
                 agent = await load_checked(path, running)
-            except (ModelRefused, LookupError, ValueError, OSError) as exc:
+            except ModelRefused as exc:
                 refused.add(published.id)
                 logger.error("the shared model %s is refused here; this replica keeps its "
                              "model: %s", published.name, exc)

@@ -149,9 +149,11 @@ class ModelReload(InputChannel):
                     logger.warning("model refused: %s", exc)
                     return response.json({"error": str(exc), "reloaded": False}, status=422)
                 request.app.ctx.agent = agent
+                # Published before the lock is let go: this replica's follower must not
+                # see the older published model as newer and swap it back.
+                shared = await _share(path)
             logger.info("now answering with model %s", path.name)
-            return response.json({"model": path.name, "reloaded": True,
-                                  "shared": await _share(path)})
+            return response.json({"model": path.name, "reloaded": True, "shared": shared})
 
         @hook.listener("after_server_start")
         async def follow_shared(app: Any, _loop: Any) -> None:

@@ -52,6 +52,7 @@ import asyncio
 import hashlib
 import hmac
 import logging
+import os
 import re
 import threading
 import urllib.parse
@@ -432,7 +433,8 @@ class TelegramInput(InputChannel):
         """
         while not _agent_ready(app):  # noqa: ASYNC110 - the agent is loaded by Rasa, which offers no event to await
             await asyncio.sleep(0.2)
-        name, owner = f"telegram-poller:{self.bot.id}", process_owner()
+        # This process (each Sanic worker is one), even when OPSBOT_REPLICA_ID names the host.
+        name, owner = f"telegram-poller:{self.bot.id}", f"{process_owner()}:{os.getpid()}"
         waiting_said = False
         while True:
             seconds = lease_seconds()
@@ -487,6 +489,9 @@ class TelegramInput(InputChannel):
             while not stop.wait(seconds / 4):
                 try:
                     kept = channel_store().take_lease(name, owner, seconds)
+                    if stop.is_set() and kept is not None:  # released meanwhile: not again
+                        channel_store().release_lease(name, owner)
+                        return
                 except Exception as exc:  # noqa: BLE001 - a short outage: keep polling a while
                     failures += 1
                     logger.warning("Telegram: cannot renew the polling lease (%s)", exc)
@@ -511,7 +516,7 @@ class TelegramInput(InputChannel):
         if name is None:
             return
         try:
-            channel_store().release_lease(name, process_owner())
+            channel_store().release_lease(name, f"{process_owner()}:{os.getpid()}")
         except Exception:  # noqa: BLE001 - it runs out by itself
             logger.debug("could not release the Telegram polling lease", exc_info=True)
 

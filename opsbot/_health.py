@@ -82,14 +82,16 @@ def instrument() -> None:
     _instrumented = True
 
 
-async def _within(check: Callable[[], Awaitable[None]]) -> str | None:
-    """None if ``check`` passes in time; else what failed, in words."""
+async def _within(check: Callable[[], Awaitable[None]], what: str = "check") -> str | None:
+    """None if ``check`` passes in time; else what failed, in a few words that name no
+    host, port or user (/ready is open); the whole error goes to the log."""
     try:
         await asyncio.wait_for(check(), CHECK_TIMEOUT)
     except TimeoutError:
         return f"no answer within {CHECK_TIMEOUT:g}s"
     except Exception as exc:  # noqa: BLE001 - every failure is "not ready", said plainly
-        return _said(exc)
+        logger.warning("/ready: the %s check failed: %s", what, _said(exc))
+        return f"unreachable ({type(exc).__name__}; details in the server log)"
     return None
 
 
@@ -146,7 +148,7 @@ async def readiness(app: Sanic) -> tuple[bool, dict[str, str]]:
         tracker_store = inner
     engine = getattr(tracker_store, "engine", None)
     if engine is not None:
-        checks["tracker_store"] = await _within(_select_one(engine)) or "ok"
+        checks["tracker_store"] = await _within(_select_one(engine), "tracker store") or "ok"
     elif tracker_store is None:
         checks["tracker_store"] = "no tracker store yet"
     elif type(tracker_store).__name__ == "InMemoryTrackerStore":
@@ -156,12 +158,13 @@ async def readiness(app: Sanic) -> tuple[bool, dict[str, str]]:
     try:
         store_engine = channel_store().engine
     except Exception as exc:  # noqa: BLE001 - a bad OPSBOT_DB_URL: not ready, said why
-        checks["store"] = _said(exc)
+        logger.warning("/ready: the store cannot be opened: %s", _said(exc))
+        checks["store"] = f"cannot be opened ({type(exc).__name__}; details in the server log)"
     else:
-        checks["store"] = await _within(_select_one(store_engine)) or "ok"
+        checks["store"] = await _within(_select_one(store_engine), "store") or "ok"
     redis_url = (os.environ.get("OPSBOT_REDIS_URL") or "").strip()
     if redis_url:
-        checks["redis"] = await _within(_redis_check(redis_url)) or "ok"
+        checks["redis"] = await _within(_redis_check(redis_url), "Redis") or "ok"
     return all(v == "ok" for v in checks.values()), checks
 
 

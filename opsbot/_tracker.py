@@ -3,13 +3,14 @@
 ``SQLTrackerStore.retrieve`` loads, decodes and replays every event of the conversation's
 session on each message, and ``save`` counts them all again to find the new ones; as a
 conversation grows, so does every turn (a third of the Rasa server's CPU under load, in
-``python -m bench.profile``). This store keeps, per conversation, the decoded events of
-its latest session and the id of the last one. A retrieve asks the database only for
-that id (``SELECT max(id) ... WHERE sender_id = ?``, on Rasa's index): unchanged, the
-cached events are used; changed (another replica, or another worker, wrote to the
-conversation), the conversation is read again as Rasa reads it. A save writes the new
-events as Rasa does and extends the cache, after checking that nobody else wrote in
-between. So the database stays the truth and any replica can take any conversation.
+``python -m bench.profile``). This store keeps, per conversation, the stored JSON of
+its latest session's events, with how many events the conversation has and the id of
+the last. A retrieve asks the database only for those two (``SELECT count(*), max(id)
+... WHERE sender_id = ?``, on Rasa's index): unchanged, the cached events are used;
+changed (another replica, or another worker, wrote to the conversation), the
+conversation is read again as Rasa reads it. A save writes the new events as Rasa does
+and extends the cache, after checking that nobody else wrote in between. So the
+database stays the truth and any replica can take any conversation.
 
 Configured by ``opsbot._replicas`` as the ``tracker_store`` type; same settings as
 Rasa's ``SQL`` type.
@@ -64,27 +65,33 @@ class CachingSQLTrackerStore(SQLTrackerStore):
                                            connect_args={"check_same_thread": False})
             sa.event.listen(self.engine, "connect", _sqlite_wal)
             self.sessionmaker = sessionmaker(bind=self.engine)
-        # sender id -> (id of its last event, the latest session's events as dicts)
-        self._cache: OrderedDict[str, tuple[int, list[dict[str, Any]]]] = OrderedDict()
+        # sender id -> ((events, id of the last), the latest session's events as JSON)
+        self._cache: OrderedDict[str, tuple[tuple[int, int], list[str]]] = OrderedDict()
         self._cache_lock = threading.Lock()
 
-    def _last_id(self, session: Any, sender_id: str) -> int | None:
-        table = self.SQLEvent.__table__
-        value = session.execute(sa.select(sa.func.max(table.c.id))
-                                .where(table.c.sender_id == sender_id)).scalar()
-        return None if value is None else int(value)
+    def _mark(self, session: Any, sender_id: str) -> tuple[int, int] | None:
+        """(how many events, the id of the last) of the conversation; None: none yet.
 
-    def _cached(self, sender_id: str, last_id: int | None) -> list[dict[str, Any]] | None:
+        Both, because PostgreSQL commits sequence ids out of order: an event that
+        commits after a later id was seen changes the count, not the last id.
+        """
+        table = self.SQLEvent.__table__
+        count, newest = session.execute(
+            sa.select(sa.func.count(), sa.func.max(table.c.id))
+            .where(table.c.sender_id == sender_id)).one()
+        return None if not count or newest is None else (int(count), int(newest))
+
+    def _cached(self, sender_id: str, mark: tuple[int, int] | None) -> list[str] | None:
         with self._cache_lock:
             entry = self._cache.get(sender_id)
-            if entry is None or last_id is None or entry[0] != last_id:
+            if entry is None or mark is None or entry[0] != mark:
                 return None
             self._cache.move_to_end(sender_id)
             return entry[1]
 
-    def _remember(self, sender_id: str, last_id: int, events: list[dict[str, Any]]) -> None:
+    def _remember(self, sender_id: str, mark: tuple[int, int], events: list[str]) -> None:
         with self._cache_lock:
-            self._cache[sender_id] = (last_id, events)
+            self._cache[sender_id] = (mark, events)
             self._cache.move_to_end(sender_id)
             while len(self._cache) > _MAX_CONVERSATIONS:
                 self._cache.popitem(last=False)
@@ -96,25 +103,28 @@ class CachingSQLTrackerStore(SQLTrackerStore):
     async def retrieve(self, sender_id: str) -> DialogueStateTracker | None:
         """The conversation's latest session, from the cache when nothing changed."""
         with self.session_scope() as session:
-            last_id = self._last_id(session, sender_id)
-            events = self._cached(sender_id, last_id)
-            if events is None:
+            mark = self._mark(session, sender_id)
+            events = self._cached(sender_id, mark)
+            if events is None and mark is not None:
                 rows = self._event_query(session, sender_id,
                                          fetch_events_from_all_sessions=False).all()
-                events = [json.loads(row.data) for row in rows]
-                if rows:
-                    self._remember(sender_id, int(rows[-1].id), events)
+                events = [str(row.data) for row in rows]
+                # Rows written after the mark make the next mark differ: read again then.
+                self._remember(sender_id, mark, events)
         if not (self.domain and events):
             return None
-        return DialogueStateTracker.from_dict(sender_id, list(events), self.domain.slots)
+        # Decoded anew each time (the cache holds the stored JSON): nothing a tracker
+        # does to its events can reach the cache.
+        return DialogueStateTracker.from_dict(sender_id, [json.loads(e) for e in events],
+                                              self.domain.slots)
 
     async def save(self, tracker: DialogueStateTracker) -> None:
         """Write the tracker's new events (as Rasa does) and extend the cache."""
         await self.stream_events(tracker)
         sender_id = tracker.sender_id
         with self.session_scope() as session:
-            last_id = self._last_id(session, sender_id)
-            cached = self._cached(sender_id, last_id)
+            mark = self._mark(session, sender_id)
+            cached = self._cached(sender_id, mark)
             if cached is not None:
                 stored = len(cached)
             else:
@@ -123,26 +133,25 @@ class CachingSQLTrackerStore(SQLTrackerStore):
             new = list(tracker.events)[stored:]
             if not new:
                 return
-            rows, dicts = [], []
+            rows, texts = [], []
             for event in new:
                 data = event.as_dict()
+                text = json.dumps(data)
                 rows.append({
                     "sender_id": sender_id, "type_name": event.type_name,
                     "timestamp": data.get("timestamp"),
                     "intent_name": (data.get("parse_data", {}).get("intent", {})
                                     .get(INTENT_NAME_KEY)),
-                    "action_name": data.get("name"), "data": json.dumps(data)})
-                dicts.append(data)
+                    "action_name": data.get("name"), "data": text})
+                texts.append(text)
             # One executemany instead of the ORM's unit of work (same rows, same order).
-            table = self.SQLEvent.__table__
-            session.execute(table.insert(), rows)
+            session.execute(self.SQLEvent.__table__.insert(), rows)
             written = None
-            if cached is not None and last_id is not None:
-                # Only our rows came after the last one we knew: else the cache is stale.
-                count, newest = session.execute(
-                    sa.select(sa.func.count(), sa.func.max(table.c.id))
-                    .where(table.c.sender_id == sender_id, table.c.id > last_id)).one()
-                written = int(newest) if newest is not None and count == len(rows) else None
+            if cached is not None and mark is not None:
+                after = self._mark(session, sender_id)
+                # Only our rows were added since the mark: else the cache is stale.
+                if after is not None and after[0] == mark[0] + len(rows):
+                    written = after
             session.commit()
             starts_session = any(isinstance(e, SessionStarted) or getattr(
                 e, "action_name", None) == ACTION_SESSION_START_NAME for e in new)
@@ -151,4 +160,4 @@ class CachingSQLTrackerStore(SQLTrackerStore):
                 # not cached: read it again next time, as Rasa would.
                 self._forget(sender_id)
                 return
-            self._remember(sender_id, written, [*cached, *dicts])
+            self._remember(sender_id, written, [*cached, *texts])

@@ -255,6 +255,26 @@ def test_one_of_many_takes_a_lease_that_ran_out(open_store: Callable[[], Operati
         assert stores[1].lease_holder(name, now=later) == winners[0].owner
 
 
+def test_leases_run_out_by_the_database_clock(open_store: Callable[[], OperationStore],
+                                              db_url: str,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    replica_a, replica_b = open_store(), open_store()
+    assert replica_a.take_lease("operation:y", "a", 20) is not None
+    assert replica_b.lease_holder("operation:y") == "a"
+    if not db_url.startswith("postgresql"):
+        return  # SQLite: one host, one clock
+    import actions.guard.store as store_module
+
+    class Ahead(datetime):  # replica B's clock runs a minute ahead
+        @classmethod
+        def now(cls, tz: Any = None) -> datetime:  # type: ignore[override]
+            return datetime.now(tz) + timedelta(seconds=60)
+
+    monkeypatch.setattr(store_module, "datetime", Ahead)
+    assert replica_b.take_lease("operation:y", "b", 20) is None  # not run out for the server
+    assert replica_b.lease_holder("operation:y") == "a"
+
+
 def test_update_backend_ref_merges(store: OperationStore) -> None:
     op = new_op(store)
     store.update_backend_ref(op.id, job="deploy-payments", queue_id=5811)

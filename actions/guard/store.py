@@ -864,11 +864,13 @@ class OperationStore:
         owner holds it and it has not run out. The returned lease says whose it was.
 
         One winner when several try at once: an expired lease is taken with an UPDATE
-        that names the old owner and its ``until``, a new one with an INSERT.
+        that names the old owner and its ``until``, a new one with an INSERT. Times are
+        the database's clock (unless ``now`` is given), so replicas whose clocks differ
+        still agree on when a lease runs out.
         """
-        now = _aware(now)
-        until = now + timedelta(seconds=seconds)
         with self._begin() as conn:
+            now = _aware(now) if now is not None else _database_now(conn)
+            until = now + timedelta(seconds=seconds)
             row = conn.execute(sa.select(leases).where(leases.c.name == name)).first()
             if row is None:
                 try:
@@ -899,9 +901,9 @@ class OperationStore:
         return bool(gone.rowcount)
 
     def lease_holder(self, name: str, now: datetime | None = None) -> str | None:
-        """Who holds ``name`` now (None: nobody, or it ran out)."""
-        now = _aware(now)
+        """Who holds ``name`` now (None: nobody, or it ran out), by the database's clock."""
         with self._connect() as conn:
+            now = _aware(now) if now is not None else _database_now(conn)
             row = conn.execute(sa.select(leases.c.owner, leases.c.until)
                                .where(leases.c.name == name)).first()
         return str(row.owner) if row is not None and row.until > now else None
@@ -1167,6 +1169,15 @@ class OperationStore:
         if isinstance(in_query, str):
             in_query = (in_query,)
         return tuple(p for p in (parsed.password, *in_query) if p)
+
+
+def _database_now(conn: Connection) -> datetime:
+    """The database server's clock, as an aware UTC datetime (SQLite: this host's)."""
+    if conn.dialect.name == "postgresql":
+        value = conn.execute(sa.text("SELECT statement_timestamp()")).scalar()
+        if value is not None:  # timestamptz: an aware datetime from the driver
+            return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
+    return datetime.now(UTC)
 
 
 class _Rollback(Exception):

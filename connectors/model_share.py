@@ -72,14 +72,20 @@ def sync_seconds() -> float:
         return 10.0
 
 
+_created: set[int] = set()  # engines whose opsbot_models table is known to exist
+
+
 def _engine() -> sa.Engine:
+    """The store's engine, with the table created once per engine (not at every look)."""
     from connectors._common import channel_store
 
     store = channel_store()
     engine = store.engine
-    with store.connection():  # the store's own tables first (and its checks)
-        pass
-    models.create(engine, checkfirst=True)
+    if id(engine) not in _created:
+        with store.connection():  # the store's own tables first (and its checks)
+            pass
+        models.create(engine, checkfirst=True)
+        _created.add(id(engine))
     return engine
 
 

@@ -433,8 +433,7 @@ class TelegramInput(InputChannel):
         """
         while not _agent_ready(app):  # noqa: ASYNC110 - the agent is loaded by Rasa, which offers no event to await
             await asyncio.sleep(0.2)
-        # This process (each Sanic worker is one), even when OPSBOT_REPLICA_ID names the host.
-        name, owner = f"telegram-poller:{self.bot.id}", f"{process_owner()}:{os.getpid()}"
+        name, owner = f"telegram-poller:{self.bot.id}", _poller_owner()
         waiting_said = False
         while True:
             seconds = lease_seconds()
@@ -516,7 +515,7 @@ class TelegramInput(InputChannel):
         if name is None:
             return
         try:
-            channel_store().release_lease(name, f"{process_owner()}:{os.getpid()}")
+            channel_store().release_lease(name, _poller_owner())
         except Exception:  # noqa: BLE001 - it runs out by itself
             logger.debug("could not release the Telegram polling lease", exc_info=True)
 
@@ -886,6 +885,12 @@ class TelegramInput(InputChannel):
 
 
 _COMMANDS = {"start": "hi", "help": "help"}
+
+
+def _poller_owner() -> str:
+    """This process in the polling lease (each Sanic worker is one), even when
+    OPSBOT_REPLICA_ID names the host."""
+    return f"{process_owner()}:{os.getpid()}"
 
 
 def _settle(future: asyncio.Future[None]) -> None:

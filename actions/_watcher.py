@@ -32,6 +32,12 @@ watchers cannot both finish it) and the Rasa server is asked to run
 ``action_notify_operations`` in the requester's conversation
 (``POST /conversations/<id>/execute``), which records the message in the tracker and
 pushes it through the conversation's latest channel when that channel can push.
+
+While the store or Jenkins is down, each loop (the scan, each operation followed) waits
+longer between attempts, up to a cap, and logs one line when it goes down, one every
+few minutes while it stays down, and one when it is back (``actions.backoff``); an
+operation followed when the store fails is followed again, from the store's state, once
+it answers.
 """
 
 from __future__ import annotations
@@ -45,12 +51,13 @@ import threading
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Coroutine, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from actions import _runtime, metrics
 from actions.backends.jenkins import OPERATION_PARAMETER, Build, JenkinsBackend
+from actions.backoff import Backoff
 from actions.catalog import duration
 from actions.errors import BackendError, OpsbotError
 from actions.guard import (
@@ -97,7 +104,9 @@ def _poll_seconds() -> float:
 class Watcher:
     """Follows executing operations in a daemon thread, each under its lease."""
 
-    def __init__(self) -> None:
+    def __init__(self, pace: Callable[[str, float, float], Backoff] | None = None) -> None:
+        # Makes each loop's Backoff from its name, interval and cap (tests pass fast ones).
+        self._pace = pace or _backoff
         self._loop: asyncio.AbstractEventLoop | None = None
         self._following: dict[str, concurrent.futures.Future[None] | None] = {}
         self._held: set[str] = set()  # confirmed here and running here (not followed yet)
@@ -126,12 +135,21 @@ class Watcher:
         """Take the operation's lease before running it here; False if another replica holds
         it (it is running or followed there). Raises StoreError when the store fails."""
         self.ensure_started()
-        lease = _runtime.runtime().store.take_lease(_lease_name(operation_id), self.owner,
-                                                    lease_seconds())
-        if lease is None:
-            return False
+        # Marked held before the lease is taken: a scan in between must not take this
+        # replica's own fresh lease for an orphan and close the operation as interrupted.
         with self._lock:
             self._held.add(operation_id)
+        try:
+            lease = _runtime.runtime().store.take_lease(_lease_name(operation_id), self.owner,
+                                                        lease_seconds())
+        except BaseException:
+            with self._lock:
+                self._held.discard(operation_id)
+            raise
+        if lease is None:
+            with self._lock:
+                self._held.discard(operation_id)
+            return False
         return True
 
     def keep(self, operation_id: str) -> None:
@@ -200,25 +218,35 @@ class Watcher:
         return asyncio.run_coroutine_threadsafe(coroutine, self._loop)
 
     async def _scan_forever(self) -> None:
+        """Scan every quarter of a lease; while the store fails, less often (up to a lease)."""
+        seconds = lease_seconds()
+        pace = self._pace("the watcher's scan of the store", seconds / 4, seconds)
         while True:
             try:
                 await asyncio.to_thread(self.scan)
-            except Exception:  # noqa: BLE001 - the scan must go on
-                logger.exception("the watcher's scan failed")
-            await asyncio.sleep(lease_seconds() / 4)
+            except Exception as exc:  # noqa: BLE001 - the scan must go on
+                wait = pace.failed(exc)
+            else:
+                wait = pace.succeeded()
+            await asyncio.sleep(wait)
 
     def scan(self) -> None:
-        """Renew this replica's leases, and take over the executing operations nobody holds."""
+        """Renew this replica's leases, take over the executing operations nobody holds, and
+        close the confirmations and approvals whose time is up.
+
+        Expiring here, not only when someone answers, is what makes the audit say
+        "expired" for a preview nobody answered: its buttons stop working at the expiry
+        (their payloads carry it), so nothing else would record it. A store failure ends
+        the scan (StoreError): the next one does it all again.
+        """
         store = _runtime.runtime().store
+        for operation in store.expire_due():
+            logger.info("operation %s (%s) expired unanswered", operation.id, operation.intent)
         seconds = lease_seconds()
         with self._lock:
             mine = set(self._following) | self._held
         for operation_id in mine:
-            try:
-                kept = store.take_lease(_lease_name(operation_id), self.owner, seconds)
-            except OpsbotError as exc:
-                logger.warning("renewing the lease of %s: %s", operation_id, exc)
-                continue
+            kept = store.take_lease(_lease_name(operation_id), self.owner, seconds)
             if kept is None:  # too slow to renew: another replica has it now
                 logger.warning("operation %s is followed by another replica now", operation_id)
                 with self._lock:
@@ -227,21 +255,12 @@ class Watcher:
                     self._kept.discard(operation_id)
                 if future is not None:
                     future.cancel()
-        try:
-            executing = store.executing()
-        except OpsbotError as exc:
-            logger.warning("the watcher cannot read the store: %s", exc)
-            return
-        for operation in executing:
+        for operation in store.executing():
             with self._lock:
                 if (operation.id in self._following or operation.id in self._held
                         or operation.id in self._passive):
                     continue
-            try:
-                lease = store.take_lease(_lease_name(operation.id), self.owner, seconds)
-            except OpsbotError as exc:
-                logger.warning("taking over %s: %s", operation.id, exc)
-                continue
+            lease = store.take_lease(_lease_name(operation.id), self.owner, seconds)
             if lease is None:
                 continue
             if lease.previous is not None:
@@ -261,10 +280,26 @@ class Watcher:
                 self.follow(operation.id)
 
     async def _follow(self, operation_id: str, hint: dict[str, Any]) -> None:
-        try:
-            await self._follow_build(operation_id, hint)
-        except Exception:  # noqa: BLE001 - a watcher must never die silently
-            logger.exception("following operation %s failed", operation_id)
+        """Follow the operation to its end; after a store failure, again from the store's
+        state (every step of a follow can be done twice), less often while it lasts.
+
+        Two paces: the polls' (Jenkins, mostly) and the store's, so that a good poll between
+        two store failures is not taken for the end of the outage.
+        """
+        poll = _poll_seconds()
+        polls = self._pace(f"following operation {operation_id}", poll, 30.0)
+        store = self._pace(f"following operation {operation_id}: opsbot's store", poll, 60.0)
+        while True:
+            try:
+                await self._follow_build(operation_id, hint, polls)
+            except StoreError as exc:
+                await asyncio.sleep(store.failed(exc))
+                continue
+            except Exception:  # noqa: BLE001 - a watcher must never die silently
+                logger.exception("following operation %s failed", operation_id)
+            else:
+                store.succeeded()  # "back", if it was down
+            break
         # Not reached when cancelled (its lease went to another replica). Ended, or nothing
         # here can follow it (no Jenkins, not a build, a failure logged above): the scans
         # leave it alone from now on.
@@ -273,17 +308,18 @@ class Watcher:
             self._passive.add(operation_id)
         await asyncio.to_thread(self._release, operation_id)
 
-    async def _follow_build(self, operation_id: str, hint: dict[str, Any]) -> None:
+    async def _follow_build(self, operation_id: str, hint: dict[str, Any],
+                            pace: Backoff) -> None:
         rt = _runtime.runtime()
         store, jenkins = rt.store, rt.jenkins
-        operation = await _read(operation_id)
+        operation = store.get(operation_id)
         if operation is None or operation.state not in _FOLLOWED or jenkins is None:
             return
         if operation.intent == "stop_build":
             if operation.state == EXECUTING and operation.backend_ref.get("stop_requested"):
-                await self._follow_stop(operation, jenkins)
+                await self._follow_stop(operation, jenkins, pace)
             else:
-                await self._reconcile_stop(operation, jenkins)
+                await self._reconcile_stop(operation, jenkins, pace)
             return
         if operation.intent not in _STARTS and not operation.backend_ref.get("starts_build"):
             # Not a build (a Jira change, a team-defined command or request): its unknown
@@ -298,14 +334,13 @@ class Watcher:
                          "check the job in Jenkins.")
             return
         if queue_id is None and number is None:
-            found = await self._reconcile_start(operation, jenkins, str(job), ref)
+            found = await self._reconcile_start(operation, jenkins, str(job), ref, pace)
             if found is None:
                 return
             queue_id, number = found
         queue: Any = queue_id  # one of the two is set
         poll = _poll_seconds()
         started = asyncio.get_running_loop().time()
-        failures = 0
         while True:
             try:
                 if number is None:
@@ -314,20 +349,19 @@ class Watcher:
                     number = build.number
                     store.update_backend_ref(operation_id, build_number=number, url=build.url)
                 build = await jenkins.build(str(job), int(number))
-                failures = 0
+                wait = pace.succeeded()
                 if not build.building:
                     break
             except (BackendError, StoreError) as exc:
-                failures += 1
                 if asyncio.get_running_loop().time() - started > _GIVE_UP_AFTER:
                     self._finish(operation, ERROR, "lost", f"Lost track of the build: {exc}")
                     return
-                logger.warning("following %s: %s (attempt %d)", operation_id, exc, failures)
                 if "cancelled" in str(exc).lower() and number is None:
                     self._finish(operation, FAILED, "CANCELLED",
                                  "The build was cancelled in the Jenkins queue before it started.")
                     return
-            await asyncio.sleep(min(30.0, poll * (2 ** min(failures, 4))))
+                wait = pace.failed(exc)
+            await asyncio.sleep(wait)
         result = build.result or "UNKNOWN"
         detail = None
         if result != "SUCCESS":
@@ -342,7 +376,8 @@ class Watcher:
                      duration_s=build.duration_s, build_url=build.url)
 
     async def _reconcile_start(self, operation: Operation, jenkins: JenkinsBackend, job: str,
-                               ref: Mapping[str, Any]) -> tuple[int | None, int | None] | None:
+                               ref: Mapping[str, Any],
+                               pace: Backoff) -> tuple[int | None, int | None] | None:
         """Find the build a start with a lost answer made: (queue id, build number).
 
         None when the operation was finished here instead: nothing started within the
@@ -358,9 +393,9 @@ class Watcher:
             try:
                 declared = OPERATION_PARAMETER in (await jenkins.job(job)).parameters
                 requested = {OPERATION_PARAMETER: operation.id} if declared else {}
+                pace.succeeded()
             except BackendError as exc:
-                logger.warning("reconciling %s: %s", operation.id, exc)
-                await asyncio.sleep(min(30.0, _poll_seconds() * 4))
+                await asyncio.sleep(pace.failed(exc))
         marker = requested.get(OPERATION_PARAMETER)
         wanted = {OPERATION_PARAMETER: marker} if marker else dict(requested)
         sent = (_when(ref.get("sent_at")) or operation.approved_at or operation.confirmed_at
@@ -371,14 +406,16 @@ class Watcher:
         found_by = (f"its {OPERATION_PARAMETER} parameter" if marker
                     else "its start time, parameters and Jenkins user")
         while True:
+            wait = _poll_seconds()
             try:
                 seen = await jenkins.find_started(job, wanted, since=since, by_me=not marker)
             except BackendError as exc:
-                logger.warning("reconciling %s: %s", operation.id, exc)
                 if datetime.now(UTC) - sent > timedelta(seconds=_GIVE_UP_AFTER):
                     self._finish(current, ERROR, "lost", f"Lost track of {what}: {exc}")
                     return None
+                wait = pace.failed(exc)
             else:
+                pace.succeeded()
                 if seen.count == 1 or (marker and seen.count):
                     if seen.builds:
                         build = seen.builds[0]
@@ -407,30 +444,27 @@ class Watcher:
                         f"{f' (operation {operation.id})' if marker else ''}. Nothing ran; ask "
                         "again if you still want it."))
                     return None
-            await asyncio.sleep(_poll_seconds())
+            await asyncio.sleep(wait)
 
-    async def _follow_stop(self, operation: Operation, jenkins: JenkinsBackend) -> None:
+    async def _follow_stop(self, operation: Operation, jenkins: JenkinsBackend,
+                           pace: Backoff) -> None:
         """Follow a build Jenkins was asked to stop until it has really ended, and say how:
         stopped (ABORTED), or finished otherwise despite the stop."""
         job, number = operation.parameters["job"], int(operation.parameters["build_number"])
-        poll = _poll_seconds()
         started = asyncio.get_running_loop().time()
-        failures = 0
         while True:
             try:
                 build = await jenkins.build(job, number)
-                failures = 0
+                wait = pace.succeeded()
                 if not build.building:
                     break
             except BackendError as exc:
-                failures += 1
                 if asyncio.get_running_loop().time() - started > _GIVE_UP_AFTER:
                     self._finish(operation, ERROR, "lost", f"Lost track of {job} #{number} "
                                  f"after asking Jenkins to stop it: {exc}")
                     return
-                logger.warning("following the stop %s: %s (attempt %d)", operation.id, exc,
-                               failures)
-            await asyncio.sleep(min(30.0, poll * (2 ** min(failures, 4))))
+                wait = pace.failed(exc)
+            await asyncio.sleep(wait)
         stopped, said = stop_ended(operation, build)
         ref: dict[str, Any] = {"build_result": build.result, "duration_s": build.duration_s,
                                "build_url": build.url}
@@ -439,7 +473,8 @@ class Watcher:
         self._finish(operation, SUCCEEDED if stopped else FAILED,
                      "SUCCESS" if stopped else "NOT_STOPPED", said, **ref)
 
-    async def _reconcile_stop(self, operation: Operation, jenkins: JenkinsBackend) -> None:
+    async def _reconcile_stop(self, operation: Operation, jenkins: JenkinsBackend,
+                              pace: Backoff) -> None:
         """Find out whether a stop whose answer was lost took effect, and say so."""
         current = _unconfirmed(operation)
         if current is None:
@@ -449,14 +484,16 @@ class Watcher:
                 or operation.confirmed_at or operation.created_at)
         window = _reconcile_window()
         while True:
+            wait = _poll_seconds()
             try:
                 build = await jenkins.build(job, number)
             except BackendError as exc:
-                logger.warning("reconciling %s: %s", operation.id, exc)
                 if datetime.now(UTC) - sent > timedelta(seconds=_GIVE_UP_AFTER):
                     self._finish(current, ERROR, "lost", f"Lost track of {job} #{number}: {exc}")
                     return
+                wait = pace.failed(exc)
             else:
+                pace.succeeded()
                 if not build.building:
                     ended = ("it was stopped (ABORTED)" if build.result == "ABORTED"
                              else f"it had ended by itself: {build.result}")
@@ -468,7 +505,7 @@ class Watcher:
                         f"{job} #{number} is still running {window:g}s after opsbot asked Jenkins "
                         "to stop it, so the stop did not take effect. Ask again to stop it."))
                     return
-            await asyncio.sleep(_poll_seconds())
+            await asyncio.sleep(wait)
 
     def _finish(self, operation: Operation, state: str, result: str, detail: str | None,
                 **ref: Any) -> None:
@@ -485,6 +522,10 @@ class Watcher:
                              name="opsbot-notify").start()
 
 
+def _backoff(name: str, interval: float, cap: float) -> Backoff:
+    return Backoff(name, logger, interval=interval, cap=cap)
+
+
 def stop_ended(operation: Operation, build: Build) -> tuple[bool, str]:
     """(stopped, what to say) for a stop whose build has ended: ABORTED, or not."""
     p = operation.parameters
@@ -495,19 +536,6 @@ def stop_ended(operation: Operation, build: Build) -> tuple[bool, str]:
     return False, (f"{p['job']} #{p['build_number']} did not stop: it finished {build.result}"
                    f"{took} despite the stop {operation.requester} asked for (Jenkins builds can "
                    "catch a stop, or end before it takes effect).")
-
-
-async def _read(operation_id: str) -> Operation | None:
-    """The operation, retrying a failing store for a few minutes (it may come back)."""
-    delay = 1.0
-    for _ in range(10):
-        try:
-            return _runtime.runtime().store.get(operation_id)
-        except StoreError as exc:
-            logger.warning("reading operation %s: %s", operation_id, exc)
-            await asyncio.sleep(delay)
-            delay = min(30.0, delay * 2)
-    return None
 
 
 def _unconfirmed(operation: Operation) -> Operation | None:

@@ -35,8 +35,11 @@ __all__ = [
 ]
 
 ENVIRONMENTS = ("dev", "staging", "prod")
-# ENVIRONMENT, ENV, TARGET_ENV, DEPLOY_ENVIRONMENT ...: a parameter that picks where a job acts.
-_ENVIRONMENT_PARAMETER = re.compile(r"^(?:\w*_)?env(?:ironment)?$", re.IGNORECASE)
+# ENVIRONMENT, ENV, TARGET_ENV, DEPLOY_ENVIRONMENT, TARGET, STAGE, DEPLOY_TO, NAMESPACE,
+# ENV_NAME ...: a parameter that picks where a job acts.
+_ENVIRONMENT_PARAMETER = re.compile(
+    r"^(?:\w*_)?(?:env|environments?|stage|target|deploy_?to|namespace)(?:_name)?$",
+    re.IGNORECASE)
 _FILLER = re.compile(
     r"^(?:the|our|a)\s+|\s+(?:service|svc|api|app|application|build|job|pipeline|ci|deploy(?:ment)?)$"
 )

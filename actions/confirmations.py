@@ -12,10 +12,12 @@ whatever is clicked twice, redelivered or raced between replicas.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 
+from actions._runtime import Runtime
 from actions.errors import (
     BackendAuthError,
     BackendError,
@@ -41,10 +43,10 @@ from actions.guard import (
 )
 from actions.metrics import confirmation_refused
 from actions.registry import IntentKind, Outcome, kind_of
-from actions.turn import Turn, button
+from actions.turn import Turn
 
-__all__ = ["cancel", "confirm", "decide", "deliver_completions", "propose", "record_read",
-           "record_refusal"]
+__all__ = ["cancel", "check_read", "clearance", "confirm", "decide", "deliver_completions",
+           "permitted", "propose", "record_read", "record_refusal"]
 
 logger = logging.getLogger(__name__)
 
@@ -94,16 +96,24 @@ def record_read(turn: Turn, parameters: Mapping[str, str], *, result: str = "ans
     drops the answer the handler prepared, so nothing of it reaches the chat.
     """
     clean = {k: v for k, v in parameters.items() if v}
-    decision = decide(turn, turn.request.intent, clean)
-    if not decision.allowed:
-        reason = decision.reason or "policy.yml does not allow it."
-        record_refusal(turn, turn.request.intent, clean, decision.risk, reason)
-        raise Refused(reason)
+    decision = check_read(turn, clean)
     operation = _create(turn, turn.request.intent, clean, decision.risk)
     turn.runtime.store.transition(operation.id, {PENDING_CONFIRMATION}, SUCCEEDED,
                                   actor=turn.who.person, channel=turn.who.channel,
                                   event="answered", detail=detail, result=result,
                                   finished_at=_now())
+
+
+def check_read(turn: Turn, parameters: Mapping[str, str]) -> Decision:
+    """The policy's decision on a read, before it looks anything up; a refusal is audited
+    and raised as ``Refused`` (its reason is what the person is told)."""
+    clean = {k: v for k, v in parameters.items() if v}
+    decision = decide(turn, turn.request.intent, clean)
+    if not decision.allowed:
+        reason = decision.reason or "policy.yml does not allow it."
+        record_refusal(turn, turn.request.intent, clean, decision.risk, reason)
+        raise Refused(reason)
+    return decision
 
 
 def record_refusal(turn: Turn, intent: str, parameters: Mapping[str, str], risk: str,
@@ -120,8 +130,16 @@ async def propose(turn: Turn, intent: str, parameters: Mapping[str, str],
     """Check the policy, record the pending operation and show its preview (None: refused)."""
     rt, who = turn.runtime, turn.who
     decision = decide(turn, intent, parameters)
+    reason = decision.reason or "policy.yml does not allow it."
+    if decision.allowed and decision.needs_approval and who.channel == "rest":
+        # Its Approve button would be shown in this REST conversation only, and an approval
+        # through the REST token proves no second person: it could never run.
+        decision = dataclasses.replace(decision, allowed=False)
+        reason = (f"It needs a second person with the {' or '.join(decision.approval_roles)} "
+                  "role to approve it, and approvals are given in a chat (Telegram or Teams), "
+                  "where opsbot knows who presses Approve; the REST channel cannot show them "
+                  "the button. Ask for it in your team's chat.")
     if not decision.allowed:
-        reason = decision.reason or "policy.yml does not allow it."
         record_refusal(turn, intent, parameters, decision.risk, reason)
         turn.say(f"I can't do that for you: {reason} Nothing ran.")
         return None
@@ -140,14 +158,21 @@ async def propose(turn: Turn, intent: str, parameters: Mapping[str, str],
     turn.say(
         f"{summary}{approval}\nConfirm within {_span(rt.policy.confirmation_ttl)} "
         f"(until {_clock(operation.expires_at)}); only {who.person} can confirm.",
-        _decision_buttons(operation, "Confirm"),
+        _decision_buttons(turn, operation, "Confirm"),
     )
     return operation
 
 
-def _decision_buttons(operation: Operation, verb: str) -> list[dict[str, str]]:
+def _decision_buttons(turn: Turn, operation: Operation, verb: str) -> list[dict[str, str]]:
+    """Confirm (or Approve) and Cancel, pressable in this chat until the operation expires.
+
+    The guard refuses an expired operation too; the payload's own expiry means a copied
+    button is refused before anything looks the operation up. A typed "yes" after the
+    expiry gets the guard's answer, which says when it expired."""
     ids = {"operation_id": operation.id, "digest": operation.digest}
-    return [button(verb, "affirm", ids), button("Cancel", "deny", {"operation_id": operation.id})]
+    until = operation.expires_at
+    return [turn.button(verb, "affirm", ids, until=until),
+            turn.button("Cancel", "deny", {"operation_id": operation.id}, until=until)]
 
 
 def _holders(turn: Turn, roles: tuple[str, ...], exclude: str | None = None) -> str:
@@ -175,9 +200,10 @@ def _which(turn: Turn, operation_id: str | None, verb: str) -> Operation | None:
         return None
     if len(open_now) > 1:
         turn.say(f"Several operations are waiting; which one should I {verb}?",
-                 [button(f"{verb.title()} {op.intent} {op.id}",
-                         "affirm" if verb == "confirm" else "deny",
-                         {"operation_id": op.id, "digest": op.digest}) for op in open_now[:5]])
+                 [turn.button(f"{verb.title()} {op.intent} {op.id}",
+                              "affirm" if verb == "confirm" else "deny",
+                              {"operation_id": op.id, "digest": op.digest}, until=op.expires_at)
+                  for op in open_now[:5]])
         return None
     turn.note(open_now[0])
     return open_now[0]
@@ -205,6 +231,64 @@ def _closed_reason(operation: Operation) -> str:
                     "from it. Use the buttons of the latest preview.",
         REFUSED: f"That operation ({operation.id}) was refused; nothing ran.",
     }.get(state, f"That operation ({operation.id}) is {state.replace('_', ' ')}; nothing new ran.")
+
+
+def _refuse(turn: Turn, operation: Operation, verb: str, reason: str, metric: str,
+            said: str) -> str:
+    """Audit and say a refused yes or no; the operation stays as it is."""
+    confirmation_refused(metric)
+    kind = {"confirm": "refused_confirm", "approve": "refused_approval",
+            "cancel": "refused_cancel", "reject": "refused_cancel"}[verb]
+    turn.runtime.store.audit(operation.id, kind, actor=turn.who.person,
+                             channel=turn.who.channel, detail={"reason": reason})
+    turn.say(said)
+    return reason
+
+
+def _requester_refusal(turn: Turn, operation: Operation, verb: str) -> str | None:
+    """Why this yes or no cannot be the requester's decision (None: it can).
+
+    A confirmation, and its cancel, belong to the person who asked, in the conversation
+    and channel where they asked: the REST token speaks for whoever it names, and a chat
+    member's other conversations are not where the preview was shown.
+    """
+    who = turn.who
+    what = f"{operation.intent.replace('_', ' ')} ({operation.id})"
+    nothing = "nothing ran" if verb == "confirm" else "it is still waiting"
+    if who.person != operation.requester:
+        return _refuse(turn, operation, verb, "not the requester", "not_requester",
+                       f"Only {operation.requester}, who asked for it, can {verb} this {what}; "
+                       f"{nothing}.")
+    if who.channel != operation.channel:
+        return _refuse(turn, operation, verb,
+                       f"asked in {operation.channel}, {verb} via {who.channel}", "other_channel",
+                       f"{operation.id} was asked for in {operation.channel}: {verb} it there. "
+                       f"{nothing[0].upper()}{nothing[1:]}.")
+    if who.sender_id != operation.sender_id:
+        return _refuse(turn, operation, verb, "another conversation", "other_conversation",
+                       f"{operation.id} was asked for in another {operation.channel} chat: "
+                       f"{verb} it there. {nothing[0].upper()}{nothing[1:]}.")
+    return None
+
+
+def _approval_refusal(turn: Turn, operation: Operation, verb: str) -> str | None:
+    """Why this person cannot approve (or reject) here (None: they can): a chat that
+    proves who they are, the chat where it was asked."""
+    who = turn.who
+    nothing = "Nothing ran." if verb == "approve" else "It is still waiting."
+    if who.channel == "rest":
+        # One REST token speaks for everyone policy.yml maps to it: an approval through
+        # it proves no second person.
+        return _refuse(turn, operation, verb, f"{verb} through the REST channel",
+                       "rest_approval",
+                       f"An approval of {operation.id} must come from a chat (Telegram or Teams), "
+                       "where the approver is proven to be a different person; the REST channel "
+                       f"cannot prove that. {nothing}")
+    if who.chat != operation.reply_to.get("chat"):
+        return _refuse(turn, operation, verb, "another chat", "other_conversation",
+                       f"{operation.id} waits for approval in the chat where "
+                       f"{operation.requester} asked for it: {verb} it there. {nothing}")
+    return None
 
 
 async def confirm(turn: Turn, operation_id: str | None, digest: str | None) -> None:
@@ -235,19 +319,7 @@ async def confirm(turn: Turn, operation_id: str | None, digest: str | None) -> N
                  "it; nothing ran. Ask again for a fresh preview.")
         return
     if operation.state == PENDING_CONFIRMATION:
-        if who.person != operation.requester:
-            confirmation_refused("not_requester")
-            rt.store.audit(operation.id, "refused_confirm", actor=who.person, channel=who.channel,
-                           detail={"reason": "not the requester"})
-            turn.say(f"Only {operation.requester}, who asked for it, can confirm this "
-                     f"{operation.intent.replace('_', ' ')} ({operation.id}); nothing ran.")
-            return
-        if who.channel == "rest" and operation.channel != "rest":
-            confirmation_refused("other_channel")
-            rt.store.audit(operation.id, "refused_confirm", actor=who.person, channel=who.channel,
-                           detail={"reason": f"asked in {operation.channel}, confirmed via REST"})
-            turn.say(f"{operation.id} was asked for in {operation.channel}: confirm it there. "
-                     "Nothing ran.")
+        if _requester_refusal(turn, operation, "confirm") is not None:
             return
         decision = decide(turn, operation.intent, operation.parameters)
         if not decision.allowed:
@@ -268,7 +340,7 @@ async def confirm(turn: Turn, operation_id: str | None, digest: str | None) -> N
             turn.say(f"Confirmed by {who.person}. Now a second person with the "
                      f"{' or '.join(operation.approval_roles)} role must approve"
                      f"{' (' + holders + ')' if holders else ''} before "
-                     f"{_clock(operation.expires_at)}.", _decision_buttons(moved, "Approve"))
+                     f"{_clock(operation.expires_at)}.", _decision_buttons(turn, moved, "Approve"))
             return
         moved = rt.store.transition(operation.id, {PENDING_CONFIRMATION}, EXECUTING,
                                     actor=who.person, channel=who.channel, event="confirmed",
@@ -290,15 +362,7 @@ async def confirm(turn: Turn, operation_id: str | None, digest: str | None) -> N
                      f"{'; ' + holders + ' have it' if holders else ''}."
                      " Nothing ran.")
             return
-        if who.channel == "rest":
-            confirmation_refused("rest_approval")
-            # One REST token speaks for everyone policy.yml maps to it: an approval through
-            # it proves no second person.
-            rt.store.audit(operation.id, "refused_approval", actor=who.person, channel=who.channel,
-                           detail={"reason": "approved through the REST channel"})
-            turn.say(f"An approval of {operation.id} must come from a chat (Telegram or Teams), "
-                     "where the approver is proven to be a different person; the REST channel "
-                     "cannot prove that. Nothing ran.")
+        if _approval_refusal(turn, operation, "approve") is not None:
             return
         moved = rt.store.transition(operation.id, {PENDING_APPROVAL}, EXECUTING,
                                     actor=who.person, channel=who.channel, event="approved",
@@ -308,6 +372,18 @@ async def confirm(turn: Turn, operation_id: str | None, digest: str | None) -> N
         turn.say(_closed_reason(rt.store.get(operation.id) or operation))
         return
     await _execute(turn, moved)
+
+
+def permitted(turn: Turn, intent: str, asked: str, candidates: Iterable[str],
+              given: Mapping[str, str] | None = None) -> list[str]:
+    """The candidates (services, jobs, environments ...) this person may ask ``intent``
+    about, in order: a list of choices shows nothing the policy would refuse them.
+
+    ``given``: the values already known (default: the request's entities); each
+    candidate is decided on as the value of ``asked`` among them.
+    """
+    base = {k: v for k, v in (turn.request.entities if given is None else given).items() if v}
+    return [c for c in candidates if decide(turn, intent, {**base, asked: c}).allowed]
 
 
 def _backend(intent: str) -> str:
@@ -346,8 +422,43 @@ async def _execute(turn: Turn, operation: Operation) -> None:
         WATCHER.settle(operation.id)
 
 
+def clearance(rt: Runtime, operation: Operation) -> str | None:
+    """Why the policy does not clear a confirmed operation to run (None: it does).
+
+    The last look before any backend is called, on every path that runs a change
+    (built-in intents, team operations, event buttons): the operation's own parameters,
+    which carry what it reaches (``actions.guard.reach``), decided for its requester, with
+    the confirmation and the second person's approval that decision needs. It catches
+    an operation that reached ``executing`` with less than the policy asks now (a
+    pending operation from before a policy change, say).
+    """
+    kind = kind_of(operation.intent)
+    decision = rt.policy.decide(operation.intent, operation.parameters, operation.requester,
+                                default_risk=kind.risk if kind else None)
+    if not decision.allowed:
+        return decision.reason or "policy.yml does not allow it."
+    if decision.needs_confirmation and operation.confirmed_by != operation.requester:
+        return f"{operation.requester}, who asked for it, has not confirmed it."
+    if decision.needs_approval:
+        approver = operation.approved_by
+        if (not approver or approver in (operation.requester, operation.confirmed_by)
+                or not rt.policy.may_approve(approver, decision.approval_roles)):
+            return (f"it needs a second person with the {' or '.join(decision.approval_roles)} "
+                    "role to approve it, and nobody did.")
+    return None
+
+
 async def _execute_held(turn: Turn, operation: Operation) -> None:
     rt, who = turn.runtime, turn.who
+    refused = clearance(rt, operation)
+    if refused is not None:
+        confirmation_refused("policy")
+        rt.store.transition(operation.id, {EXECUTING}, ERROR, actor="policy", event="refused",
+                            detail={"reason": refused}, result="refused", result_detail=refused,
+                            finished_at=_now())
+        rt.store.mark_notified(operation.id)
+        turn.say(f"I can't run that: {refused} Nothing ran.")
+        return
     if not rt.store.claim_execution(operation.id, actor=who.person):
         turn.say(_closed_reason(operation))
         return
@@ -400,18 +511,21 @@ async def _execute_held(turn: Turn, operation: Operation) -> None:
     except StoreError as exc:
         # The backend has acted (or may have); only the record failed. Never "did not start".
         logger.error("operation %s: %s accepted it but the store failed: %s", operation.id,
-                     backend, exc)
+                     backend, exc.detail or exc)
         if outcome.follow and follow is not None:
             follow(operation.id, outcome.ref)
+        # The store's own advice ("try again") would be wrong here: the backend has acted.
+        ref = f" (reference {exc.reference})" if exc.reference else ""
         if outcome.unknown:
             turn.say(f"{outcome.reply}\n(I could not record this in opsbot's operation store "
-                     f"either: {exc})")
+                     f"either{ref}.)")
         elif outcome.follow:
-            turn.say(f"{backend} accepted the {what}, but I could not record it ({exc}). It may "
-                     "be running. I am checking and will post what I find; do not ask again yet.")
+            turn.say(f"{backend} accepted the {what}, but I could not record it in opsbot's "
+                     f"operation store{ref}. It may be running. I am checking and will post what "
+                     "I find; do not ask again yet.")
         else:
-            turn.say(f"{outcome.reply}\n(I could not record this in opsbot's operation store: "
-                     f"{exc})")
+            turn.say(f"{outcome.reply}\n(I could not record this in opsbot's operation "
+                     f"store{ref}.)")
         return
     if outcome.follow and follow is not None:
         follow(operation.id, None)
@@ -419,7 +533,8 @@ async def _execute_held(turn: Turn, operation: Operation) -> None:
 
 
 async def cancel(turn: Turn, operation_id: str | None) -> None:
-    """A no: cancel (the requester) or reject (an approver) a pending operation."""
+    """A no: cancel (the requester, where they asked) or reject (an approver, where they
+    could approve) a pending operation."""
     rt, who = turn.runtime, turn.who
     operation = _which(turn, operation_id, "cancel")
     if operation is None:
@@ -427,10 +542,11 @@ async def cancel(turn: Turn, operation_id: str | None) -> None:
     if operation.state not in _OPEN:
         turn.say(_closed_reason(operation))
         return
-    may_reject = (operation.state == PENDING_APPROVAL
-                  and rt.policy.may_approve(who.person, operation.approval_roles))
-    if who.person != operation.requester and not may_reject:
-        turn.say(f"Only {operation.requester}, who asked for it, can cancel {operation.id}.")
+    rejects = (operation.state == PENDING_APPROVAL and who.person != operation.requester
+               and rt.policy.may_approve(who.person, operation.approval_roles))
+    refusal = (_approval_refusal(turn, operation, "reject") if rejects
+               else _requester_refusal(turn, operation, "cancel"))
+    if refusal is not None:
         return
     moved = rt.store.transition(operation.id, _OPEN, CANCELLED, actor=who.person,
                                 channel=who.channel, event="cancelled", finished_at=_now(),

@@ -16,12 +16,12 @@ import re
 import threading
 from typing import Any
 
-from actions.confirmations import record_read
+from actions.confirmations import check_read, record_read
 from actions.events.routes import conversation_of
 from actions.events.store import EventStore, Filters, Subscription
 from actions.guard.store import OperationStore
 from actions.registry import IntentKind, register
-from actions.turn import Turn, button
+from actions.turn import Turn
 
 __all__ = ["EVENT_ENTITIES", "list_subscriptions", "subscribe", "unsubscribe"]
 
@@ -207,6 +207,7 @@ def _matching(found: list[Subscription], turn: Turn) -> list[Subscription]:
 
 async def unsubscribe(turn: Turn) -> None:
     conversation, _channel, _address = _conversation(turn)
+    check_read(turn, {"conversation": conversation})  # before it lists anything
     store = event_store(turn.runtime.store)
     found = store.subscriptions(conversation)
     if not found:
@@ -216,7 +217,7 @@ async def unsubscribe(turn: Turn) -> None:
     if not chosen:
         chat_made = [s for s in found if s.origin == "chat"]
         turn.say("Which one should I stop?\n" + "\n".join(_line(s) for s in found),
-                 [button(f"Stop {s.filters.describe()}"[:64], "unsubscribe",
+                 [turn.button(f"Stop {s.filters.describe()}"[:64], "unsubscribe",
                          {"subscription_id": s.id}) for s in chat_made[:8]])
         return
     declared = [s for s in chosen if s.origin != "chat"]

@@ -34,7 +34,7 @@ from actions.catalog import (
     live_version,
     previous_version,
 )
-from actions.confirmations import propose, record_read, record_refusal
+from actions.confirmations import permitted, propose, record_read, record_refusal
 from actions.errors import (
     BackendError,
     BackendUnavailable,
@@ -43,9 +43,10 @@ from actions.errors import (
     OutcomeUnknown,
 )
 from actions.guard import Operation
-from actions.guard.policy import JOB_KIND
+from actions.guard.policy import JOB_ENVIRONMENT
+from actions.guard.reach import check_reach, job_reach
 from actions.registry import Executor, Outcome, register_all
-from actions.turn import Turn, button
+from actions.turn import Turn
 
 __all__ = ["EXECUTORS", "HANDLERS", "UNRESOLVED_RESULTS", "completion_message", "follow_build",
            "start_job"]
@@ -71,12 +72,20 @@ def _jenkins(turn: Turn) -> JenkinsBackend | None:
 
 def _ask(turn: Turn, question: str, asked: str, choices: list[str],
          titles: dict[str, str] | None = None) -> None:
-    """Ask for one missing value, with a button per choice; a typed answer works too."""
+    """Ask for one missing value, with a button per choice the policy would allow this
+    person (the others are not shown); a typed answer works too."""
     entities = dict(turn.request.entities)
+    choices = permitted(turn, turn.request.intent, asked, choices)
+    if not choices:
+        turn.say(f"I can't {turn.request.describe()} for you: policy.yml allows you none of "
+                 "the choices. Nothing ran.")
+        _done_asking(turn)
+        return
     buttons = []
     for choice in choices[:8]:
         with_choice = {**entities, asked: choice}
-        buttons.append(button((titles or {}).get(choice, choice), turn.request.intent, with_choice))
+        buttons.append(turn.button((titles or {}).get(choice, choice), turn.request.intent,
+                                   with_choice))
     turn.say(question, buttons)
     turn.events.append(SlotSet("pending_request", {
         "intent": turn.request.intent, "entities": entities, "asked": asked,
@@ -107,8 +116,9 @@ def _resolve_service(turn: Turn, catalog: Catalog, *, deployable: bool) -> tuple
         _ask(turn, f"\"{name}\" could be several services. Which one?", "service",
              list(found.candidates))
         return None
+    known = permitted(turn, turn.request.intent, "service", choices)
     turn.say(f"I can't find a service called \"{name}\"{' with a deploy job' if deployable else ''}"
-             f" in Jenkins. Known: {', '.join(choices) or 'none'}.")
+             f" in Jenkins. Known: {', '.join(known) or 'none'}.")
     _done_asking(turn)
     return None
 
@@ -126,8 +136,8 @@ def _resolve_job(turn: Turn, catalog: Catalog, choices: list[str]) -> tuple[str,
     if found.ambiguous:
         _ask(turn, f"\"{name}\" could be several jobs. Which one?", "job", list(found.candidates))
         return None
-    close = ", ".join(choices[:8])
-    turn.say(f"I can't find a job called \"{name}\" in Jenkins. Jobs: {close}.")
+    close = ", ".join(permitted(turn, turn.request.intent, "job", choices)[:8])
+    turn.say(f"I can't find a job called \"{name}\" in Jenkins. Jobs: {close or 'none'}.")
     _done_asking(turn)
     return None
 
@@ -246,6 +256,10 @@ async def start_job(rt: Runtime, operation: Operation, job: Job, parameters: dic
     watcher matches builds on the others.
     """
     values = dict(parameters)
+    # The one door to a Jenkins start: what the job will run with must be what the policy
+    # decided on.
+    defaults = await _connected(rt).parameter_defaults(job.full_name) if job.parameters else {}
+    check_reach(operation.intent, operation.parameters, job, values, defaults)
     if OPERATION_PARAMETER in job.parameters:
         values[OPERATION_PARAMETER] = operation.id
     kept = {k: v for k, v in values.items() if k not in private}
@@ -277,7 +291,7 @@ async def deploy_history(turn: Turn) -> None:
     name = turn.request.get("service") or turn.request.get("job")
     if not name:
         lines = []
-        services = catalog.deployable()
+        services = permitted(turn, "deploy_history", "service", catalog.deployable())
         all_builds = await asyncio.gather(
             *(jenkins.builds(str(catalog.deploy_job(s)), limit=30) for s in services))
         # gather returns one result per awaitable, in order: one list of builds per service
@@ -345,13 +359,13 @@ async def run_build(turn: Turn) -> None:
         return
     job_name, note = resolved
     job = catalog.jobs[job_name]
-    if catalog.deploys(job_name):
-        reason = _deploy_job_reason(catalog, job)
+    branch = turn.request.get("branch")
+    reason = await _acts_on_an_environment(jenkins, catalog, job, branch)
+    if reason is not None:
         _done_asking(turn)
         record_refusal(turn, "run_build", {"job": job_name}, "change", reason)
         turn.say(f"{reason} Nothing ran.{note}")
         return
-    branch = turn.request.get("branch")
     parameters = {"job": job_name}
     if branch and "BRANCH" not in job.parameters:
         summary = f"Run {job_name} (it takes no branch parameter, so \"{branch}\" is ignored)."
@@ -368,25 +382,39 @@ async def run_build(turn: Turn) -> None:
     await propose(turn, "run_build", parameters, summary + note)
 
 
-def _deploy_job_reason(catalog: Catalog, job: Job) -> str:
-    """Why a deploy job is not run as a plain build, and what to say instead."""
+def _run_values(job: Job, branch: str | None) -> dict[str, str]:
+    """What a plain build of ``job`` sends Jenkins."""
+    return {"BRANCH": branch} if branch and "BRANCH" in job.parameters else {}
+
+
+async def _acts_on_an_environment(jenkins: JenkinsBackend, catalog: Catalog, job: Job,
+                                  branch: str | None) -> str | None:
+    """Why ``job`` is not run as a plain build (it deploys, or its parameters, sent or
+    defaulted, name an environment), and what to say instead; None when it may be."""
+    defaults = await jenkins.parameter_defaults(job.full_name) if job.parameters else {}
+    reach = job_reach(job, _run_values(job, branch), defaults)
+    if not reach:
+        return None
     service = catalog.service_deployed_by(job.full_name)
     if service is not None:
         return (f"{job.full_name} is a deploy job; say \"deploy {service} <version> to "
                 "<environment>\" so the deploy rules apply.")
-    param = environment_parameter(job) or "an environment"
-    return (f"{job.full_name} takes an environment ({param}), so I don't run it as a plain "
-            "build: its defaults could deploy anywhere, prod included, without the deploy rules.")
+    param = environment_parameter(job)
+    what = f"takes an environment ({param})" if param else \
+        f"runs on {reach[JOB_ENVIRONMENT]} (one of its parameters says so)"
+    return (f"{job.full_name} {what}, so I don't run it as a plain build: its defaults could "
+            "deploy anywhere, prod included, without the deploy rules.")
 
 
 async def _execute_run(rt: Runtime, operation: Operation) -> Outcome:
     p = operation.parameters
-    job = await _connected(rt).job(p["job"])
-    catalog = Catalog([job])
-    if catalog.deploys(job.full_name):  # it became a deploy job since the preview
-        raise InvalidRequest(_deploy_job_reason(catalog, job), backend="Jenkins")
-    params = {"BRANCH": p["branch"]} if p.get("branch") and "BRANCH" in job.parameters else {}
-    return await start_job(rt, operation, job, params, f"a build of {p['job']}")
+    jenkins = _connected(rt)
+    job = await jenkins.job(p["job"])
+    reason = await _acts_on_an_environment(jenkins, Catalog([job]), job, p.get("branch"))
+    if reason is not None:  # it became a deploy job since the preview
+        raise InvalidRequest(reason, backend="Jenkins")
+    return await start_job(rt, operation, job, _run_values(job, p.get("branch")),
+                           f"a build of {p['job']}")
 
 
 async def stop_build(turn: Turn) -> None:
@@ -423,12 +451,13 @@ async def stop_build(turn: Turn) -> None:
     by = f", started by {build.started_by}" if build.started_by else ""
     parameters = {"job": job_name, "build_number": str(build.number)}
     deploying = ""
-    if catalog.deploys(job_name):
+    reach = job_reach(catalog.jobs[job_name], build.parameters)
+    if reach:
         # The deploy rules apply to stopping a deploy: the environment it deploys to (prod
         # when that cannot be told, so the strictest rule decides) goes in the request.
-        environment = catalog.environment_of(job_name, build) or "prod"
+        environment = reach[JOB_ENVIRONMENT]
         service = build.parameters.get("SERVICE") or catalog.service_deployed_by(job_name)
-        parameters.update({JOB_KIND: "deploy", "environment": environment})
+        parameters.update({**reach, "environment": environment})
         if service:
             parameters["service"] = service
         version = build.parameters.get("VERSION")
@@ -542,7 +571,9 @@ async def list_jobs(turn: Turn) -> None:
     jenkins = _jenkins(turn)
     if jenkins is None:
         return
-    jobs = sorted(await jenkins.jobs(), key=lambda j: j.full_name)
+    listed = {j.full_name: j for j in await jenkins.jobs()}
+    # Only the jobs this person may ask about (a rule with a `when` on job may hide some).
+    jobs = [listed[name] for name in permitted(turn, "list_jobs", "job", sorted(listed))]
     text = turn.request.text
     if _FAILING_WORDS.search(text):
         chosen = [j for j in jobs if j.status in ("failure", "unstable", "aborted")]

@@ -21,11 +21,11 @@ from collections.abc import Awaitable, Callable
 from actions._runtime import Runtime
 from actions.backends.jira import Issue, JiraBackend
 from actions.catalog import ago
-from actions.confirmations import propose, record_read
+from actions.confirmations import permitted, propose, record_read
 from actions.errors import BackendUnavailable, InvalidRequest, NotFound, OutcomeUnknown
 from actions.guard import Operation
 from actions.registry import Executor, Outcome, register_all
-from actions.turn import Turn, button
+from actions.turn import Turn
 
 __all__ = ["EXECUTORS", "HANDLERS", "issue_type_from", "resolution_from", "summary_from"]
 
@@ -287,9 +287,10 @@ async def create_issue(turn: Turn) -> None:
     project = (turn.request.get("project") or turn.slots.get("project")
                or turn.runtime.jira_project or (keys[0] if keys else "")).upper()
     if project not in keys:
+        allowed = set(permitted(turn, "create_issue", "project", keys))
         turn.say(f"There is no Jira project {project}. Which one?",
-                 [button(f"{key}: {name}", "create_issue", {"project": key})
-                  for key, name in projects[:8]])
+                 [turn.button(f"{key}: {name}", "create_issue", {"project": key})
+                  for key, name in projects if key in allowed][:8])
         return
     priority = PRIORITY_NAMES.get(
         (turn.request.get("priority") or turn.slots.get("priority") or "medium").lower(), "Medium")

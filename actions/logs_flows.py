@@ -91,7 +91,7 @@ async def query_logs(turn: Turn) -> None:
     service = request.get("service")
     note = ""
     if service:
-        known = await source.services()
+        known = await source.services(until=end)
         found = resolve_name(service, known)
         if found.match is None:
             turn.say(f"I have no logs for a service called \"{service}\". "

@@ -24,7 +24,7 @@ from actions.teaching import (
     parse_example,
     quoted_phrase,
 )
-from actions.turn import Turn, button
+from actions.turn import Turn
 
 __all__ = ["OFFERABLE", "PENDING_SLOT", "chosen", "offer_meanings", "offerable", "review", "teach"]
 
@@ -53,9 +53,9 @@ def offer_meanings(turn: Turn, message: dict[str, Any]) -> None:
     if not top or not text or text.startswith("/"):
         turn.say("Sorry, I'm not sure what you mean. Say \"help\" for examples of what I can do.")
         return
-    buttons = [button(titles[name].capitalize(), "choose_meaning", {"meaning": name})
+    buttons = [turn.button(titles[name].capitalize(), "choose_meaning", {"meaning": name})
                for name in top]
-    buttons.append(button("Something else", "choose_meaning", {"meaning": _NOTHING}))
+    buttons.append(turn.button("Something else", "choose_meaning", {"meaning": _NOTHING}))
     turn.say(f"I'm not sure what you mean by \"{_short(text)}\". Did you mean:", buttons)
     entities = list(message.get("entities") or [])
     turn.events.append(SlotSet(PENDING_SLOT, {
@@ -163,8 +163,9 @@ async def review(turn: Turn, taught_id: str | None, decision: str | None) -> Non
         for t in waiting:
             turn.say(f"{t.id}: \"{_short(t.example)}\" means {t.intent} (taught by {t.taught_by}, "
                      f"{t.source}).",
-                     [button("Accept", "review_taught", {"taught_id": t.id, "decision": "accept"}),
-                      button("Reject", "review_taught", {"taught_id": t.id, "decision": "reject"})])
+                     [turn.button(title, "review_taught",
+                                  {"taught_id": t.id, "decision": title.lower()})
+                      for title in ("Accept", "Reject")])
         return
     status = {"accept": ACCEPTED, "reject": REJECTED}.get(str(decision))
     if status is None:

@@ -9,17 +9,24 @@ a person of ``policy.yml``.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from rasa_sdk import Tracker
 
 from actions._runtime import Runtime
 from actions.guard import Operation
-from actions.guard.identity import UNVERIFIED, sign_payload, verified_identity
+from actions.guard.identity import (
+    UNVERIFIED,
+    conversation_scope,
+    sign_payload,
+    verified_identity,
+)
 from actions.requests import OpsRequest
 
-__all__ = ["OPERATIONS_KEY", "Turn", "Who", "button", "payload"]
+__all__ = ["BUTTON_TTL", "OPERATIONS_KEY", "Turn", "Who"]
 
 # The key of the bot-message metadata that lists the operations a reply concerns, with
 # their states; connectors/_common.py reads it under the same name.
@@ -28,12 +35,19 @@ OPERATIONS_KEY = "opsbot_operations"
 
 @dataclass(frozen=True)
 class Who:
-    """The person behind a message, and the conversation it came from."""
+    """The person behind a message, the Rasa conversation it came from, and the chat."""
 
     channel: str
     user_id: str
     sender_id: str
     person: str
+    # The chat (actions.guard.identity.conversation_scope); by default the sender's own
+    # conversation, as in the REST channel.
+    chat: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.chat:
+            object.__setattr__(self, "chat", conversation_scope(self.channel, self.sender_id))
 
     @classmethod
     def from_tracker(cls, tracker: Tracker, runtime: Runtime) -> Who:
@@ -42,10 +56,11 @@ class Who:
         identity = verified_identity(message.get("metadata"), tracker.sender_id,
                                      message.get("message_id"))
         if identity is None:
-            channel, user_id = UNVERIFIED, tracker.sender_id
-        else:
-            channel, user_id = identity.channel, identity.user_id
-        return cls(channel, user_id, tracker.sender_id, runtime.policy.person(channel, user_id))
+            return cls(UNVERIFIED, tracker.sender_id, tracker.sender_id,
+                       runtime.policy.person(UNVERIFIED, tracker.sender_id))
+        return cls(identity.channel, identity.user_id, tracker.sender_id,
+                   runtime.policy.person(identity.channel, identity.user_id),
+                   identity.conversation)
 
     @property
     def verified(self) -> bool:
@@ -53,20 +68,14 @@ class Who:
         return self.channel != UNVERIFIED
 
     def reply_to(self) -> dict[str, Any]:
-        """The conversation reference stored with an operation, for proactive messages."""
-        return {"channel": self.channel, "sender_id": self.sender_id, "user_id": self.user_id}
+        """The conversation reference stored with an operation, for proactive messages
+        (and the chat, where its approval and its buttons belong)."""
+        return {"channel": self.channel, "sender_id": self.sender_id, "user_id": self.user_id,
+                "chat": self.chat}
 
 
-def payload(intent: str, entities: dict[str, str] | None = None) -> str:
-    """A signed button payload Rasa parses without NLU.
-
-    For example ``/deploy{"service": "payments", "_sig": ...}``.
-    """
-    return sign_payload(intent, entities)
-
-
-def button(title: str, intent: str, entities: dict[str, str] | None = None) -> dict[str, str]:
-    return {"title": title, "payload": payload(intent, entities)}
+BUTTON_TTL = timedelta(days=1)
+"""How long a button that is not a confirmation's can be pressed (a choice, a meaning)."""
 
 
 @dataclass
@@ -89,6 +98,17 @@ class Turn:
     def note(self, operation: Operation) -> None:
         """Remember that this turn concerns ``operation`` (in its current state)."""
         self.operations[operation.id] = operation.state
+
+    def button(self, title: str, intent: str, entities: Mapping[str, str] | None = None, *,
+               until: datetime | None = None) -> dict[str, str]:
+        """A button for this chat: a signed payload Rasa parses without NLU, for example
+        ``/deploy{"service": "payments", "_exp": ..., "_in": ..., "_sig": ...}``, pressable
+        in this chat only and until ``until`` (default: ``BUTTON_TTL`` from now, which
+        bounds how long a payload copied out of a chat stays good for)."""
+        expires = until or datetime.now(UTC) + BUTTON_TTL
+        return {"title": title, "payload": sign_payload(intent, dict(entities or {}),
+                                                        scope=self.who.chat,
+                                                        expires=expires.timestamp())}
 
     def say(self, text: str, buttons: list[dict[str, str]] | None = None) -> None:
         reply: dict[str, Any] = {"text": text}

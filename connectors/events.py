@@ -2,8 +2,8 @@
 that brings them to the subscribed conversations.
 
 ``POST /webhooks/events/<source>`` on the Rasa server's port, for ``alertmanager``,
-``grafana``, ``github`` and ``jenkins`` (the Notification plugin; the Jenkins watcher in
-the action server polls instead and needs no endpoint):
+``grafana``, ``github`` and ``jenkins`` (the Notification plugin; Jenkins needs no plugin:
+the Jenkins watcher started with this channel polls the subscribed jobs):
 
 * **Authentication.** Alertmanager, Grafana and Jenkins send ``Authorization: Bearer
   $OPSBOT_EVENTS_TOKEN`` (Alertmanager's ``http_config.authorization``, Grafana's
@@ -21,8 +21,22 @@ the action server polls instead and needs no endpoint):
   that is not the source's format: 400 with the reason. A valid one: 200 with what was
   recorded; a redelivery (the same notification, the same ``X-GitHub-Delivery``) is 200
   and changes nothing.
+* **Keys per credential.** What makes a notification a redelivery is its key, taken from
+  the body, so it is scoped to the source and the :class:`Credential` that let it in
+  (the token and whether it came in a header or the URL, GitHub's secret): whoever holds
+  one secret can drop as "seen" only what comes in with that same secret, never what
+  another sender or opsbot itself reports, and rotating a secret starts afresh.
+* **Jenkins is asked.** Where Jenkins is configured (``JENKINS_URL``), a Jenkins
+  notification is only a hint: opsbot reads the build it names from Jenkins
+  (``JenkinsWatch.confirm``) and records what Jenkins says (result, parameters, failure
+  summary), the same event under the same key as the poll's, so a build reported both
+  ways is posted once. A build Jenkins does not have, has not finished or records with
+  another result is not recorded (200, ``"rejected"``, one log line; the poll reports
+  the build when it ends); a Jenkins that cannot be asked gets 503, so the plugin
+  retries. Without ``JENKINS_URL`` the body's event is recorded, under its scoped key.
 * **Outbox.** The event and one delivery per subscribed conversation are written in one
-  transaction (``actions.events.store``) before the answer; the courier sends them.
+  transaction (``actions.events.store``) before the answer; the courier sends them. A
+  store that does not answer: 503, so the sender retries.
 
 The courier (started with the server) claims due deliveries with a lease and sends each
 through its conversation's channel: Telegram and Teams through their connectors (which
@@ -33,22 +47,27 @@ activity update); a flood (more than ``OPSBOT_EVENTS_FLOOD`` new messages for on
 conversation within ``OPSBOT_EVENTS_FLOOD_WINDOW`` seconds, default 10 per 60) is held
 and summarised in one message at the end of the window. A send that the chat refuses for
 now (429 with ``retry_after``, 5xx, no connection) is retried at the time the chat asked
-for, or with backoff; one it refuses for good is given up and logged.
+for, or with backoff; one it refuses for good is given up and logged. While the store is
+down the courier backs off (``actions.backoff``) and logs one line when it goes down,
+every few minutes while it stays down, and one when it is back.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
+import hmac
 import logging
 import os
 import random
 import secrets
 import socket
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import partial
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol, overload
 
 from rasa.core.channels.channel import InputChannel, UserMessage
 from sanic import Blueprint, response
@@ -57,20 +76,28 @@ from sanic.request import Request
 from sanic.response import HTTPResponse
 
 from actions.backends.jenkins import JenkinsBackend
-from actions.events._model import SOURCES, EventFormatError
+from actions.backoff import Backoff
+from actions.errors import BackendError, OpsbotError
+from actions.events._model import SOURCES, Event, EventFormatError
 from actions.events.jenkins_watch import JenkinsWatch
 from actions.events.render import buttons_for, render, render_summary
+from actions.events.routes import chat_of
+from actions.events.sources import JenkinsClaim
 from actions.events.store import Delivery, EventStore
 from actions.guard.identity import bearer, same_secret
+from actions.guard.store import StoreError
 from connectors._common import channel_store
 
 __all__ = [
+    "Courier",
+    "Credential",
     "EventsInput",
     "Gone",
+    "Refusal",
     "SendLater",
     "SendRefused",
     "Sink",
-    "Courier",
+    "authorised",
     "event_store",
     "register_sink",
     "sink_for",
@@ -156,6 +183,11 @@ def _number(variable: str, default: float, minimum: float) -> float:
     return max(value, minimum)
 
 
+def _retention_days() -> float:
+    """How long events are kept (``OPSBOT_EVENTS_RETENTION_DAYS``), and their buttons live."""
+    return _number("OPSBOT_EVENTS_RETENTION_DAYS", RETENTION_DAYS, 1)
+
+
 def _basic_password(authorization: str) -> str | None:
     scheme, _, encoded = authorization.strip().partition(" ")
     if scheme.lower() != "basic" or not encoded:
@@ -167,10 +199,60 @@ def _basic_password(authorization: str) -> str | None:
     return decoded.partition(":")[2]
 
 
-def authorised(source: str, request: Request, body: bytes | None) -> tuple[int, str] | None:
-    """None if the request proves it comes from ``source``'s sender; else (status, why).
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
 
-    The token sources are checked from the headers alone (``body`` None is fine), so a
+
+class Refusal(NamedTuple):
+    """Why a webhook is not let in: the HTTP status of the answer and its reason."""
+
+    status: int
+    why: str
+
+
+@dataclass(frozen=True)
+class Credential:
+    """What let a webhook in: its source, how the secret came (``header``, ``url``,
+    ``signature``) and a fingerprint of the secret.
+
+    Why: the keys that drop a repeated notification come from its body, so they are the
+    sender's word; scoped to the credential (:attr:`scope`, ``Event.scoped``) they drop
+    only a repeat of what came in the same way. A leaked Jenkins URL token cannot then
+    pre-empt, as "seen", what the events token brings in a header, nor what opsbot
+    observed itself; and a rotated secret gets a fresh namespace, so keys planted with
+    the old one stop counting at once. The fingerprint is an HMAC keyed by the secret:
+    it tells secrets apart without revealing them.
+    """
+
+    source: str
+    via: str
+    fingerprint: str
+
+    @classmethod
+    def of(cls, source: str, via: str, secret: str) -> Credential:
+        digest = hmac.new(secret.encode("utf-8"), b"opsbot event key scope", hashlib.sha256)
+        return cls(source, via, digest.hexdigest()[:16])
+
+    @property
+    def scope(self) -> str:
+        """The namespace of the keys it lets in, e.g. ``jenkins@url:3fa9c2d1e0b46a7c``."""
+        return f"{self.source}@{self.via}:{self.fingerprint}"
+
+
+@overload
+def authorised(source: str, request: Request, body: bytes) -> Credential | Refusal: ...
+
+
+@overload
+def authorised(source: str, request: Request, body: None) -> Credential | Refusal | None: ...
+
+
+def authorised(source: str, request: Request,
+               body: bytes | None) -> Credential | Refusal | None:
+    """The :class:`Credential` that proves ``request`` comes from ``source``'s sender, or
+    the :class:`Refusal` (status, why); None only for GitHub before its body is read.
+
+    The token sources are decided from the headers alone (``body`` None is fine), so a
     caller without the token is refused before opsbot reads a byte of its body; GitHub's
     signature covers the body, so it needs it.
     """
@@ -179,33 +261,35 @@ def authorised(source: str, request: Request, body: bytes | None) -> tuple[int, 
     if source == "github":
         secret = os.environ.get(GITHUB_SECRET_VARIABLE) or ""
         if not secret:
-            return 404, f"GitHub events are off: {GITHUB_SECRET_VARIABLE} is not set"
+            return Refusal(404, f"GitHub events are off: {GITHUB_SECRET_VARIABLE} is not set")
         if body is None:
             return None  # checked once the body is read
         if not github_signature_ok(secret, body, request.headers.get("X-Hub-Signature-256")):
-            return 401, "the X-Hub-Signature-256 signature is missing or wrong"
-        return None
+            return Refusal(401, "the X-Hub-Signature-256 signature is missing or wrong")
+        return Credential.of(source, "signature", secret)
     token = (os.environ.get(TOKEN_VARIABLE) or "").strip()
     if not token:
-        return 404, f"{source} events are off: {TOKEN_VARIABLE} is not set"
+        return Refusal(404, f"{source} events are off: {TOKEN_VARIABLE} is not set")
     if len(token) < MIN_TOKEN:
         # Refused rather than guessable; the server's log says so at start too.
-        return 404, f"{source} events are off: {TOKEN_VARIABLE} is shorter than {MIN_TOKEN} " \
-                    "characters"
+        return Refusal(404, f"{source} events are off: {TOKEN_VARIABLE} is shorter than "
+                            f"{MIN_TOKEN} characters")
     authorization = request.headers.get("Authorization") or ""
     given = bearer(authorization) or _basic_password(authorization) or ""
+    via = "header"
     if not given and source == "jenkins":
         # A URL is written into job configs and proxy logs: with its own token set, a URL
         # that leaks lets nobody post alerts, and the events token is taken in headers only.
-        given = request.args.get("token") or ""
+        given, via = request.args.get("token") or "", "url"
         own = (os.environ.get(JENKINS_URL_TOKEN_VARIABLE) or "").strip()
         if own:
             if len(own) >= MIN_TOKEN and same_secret(given, own):
-                return None
-            return 401, f"the ?token= is not {JENKINS_URL_TOKEN_VARIABLE}"
+                return Credential.of(source, via, own)
+            return Refusal(401, f"the ?token= is not {JENKINS_URL_TOKEN_VARIABLE}")
     if not same_secret(given, token):
-        return 401, "the events token is missing or wrong (Authorization: Bearer, or basic auth)"
-    return None
+        return Refusal(401, "the events token is missing or wrong (Authorization: Bearer, "
+                            "or basic auth)")
+    return Credential.of(source, via, token)
 
 
 async def read_body(request: Request, limit: int) -> bytes | None:
@@ -230,7 +314,12 @@ async def read_body(request: Request, limit: int) -> bytes | None:
 
 
 class EventsInput(InputChannel):
-    """``connectors.events.EventsInput`` in credentials.yml (``opsbot run`` adds it)."""
+    """``connectors.events.EventsInput`` in credentials.yml (``opsbot run`` adds it).
+
+    ``store``: the outbox (default: opsbot's, opened on first use); ``jenkins``: makes the
+    Jenkins watcher for it, None without JENKINS_URL (default: from the environment);
+    ``clock``: when an event is received.
+    """
 
     @classmethod
     def name(cls) -> str:
@@ -240,24 +329,47 @@ class EventsInput(InputChannel):
     def from_credentials(cls, credentials: dict[str, Any] | None) -> EventsInput:
         return cls()
 
-    def __init__(self) -> None:
+    def __init__(self, *, store: EventStore | None = None,
+                 jenkins: Callable[[EventStore], JenkinsWatch | None] | None = None,
+                 clock: Callable[[], datetime] = _utcnow) -> None:
+        self.store = store
+        self.clock = clock
         self.courier: Courier | None = None
         self.jenkins: JenkinsWatch | None = None
+        self._make_jenkins = jenkins or _jenkins_watch
+        self._jenkins_made = False
+        self._jenkins_problem: str | None = None
+
+    def outbox(self) -> EventStore:
+        return self.store if self.store is not None else event_store()
+
+    def watch(self) -> JenkinsWatch | None:
+        """The Jenkins watcher, made once (at start, or by a Jenkins webhook that comes
+        first); None without JENKINS_URL, or while Jenkins' settings are wrong."""
+        if not self._jenkins_made:
+            self._jenkins_made = True
+            try:
+                self.jenkins = self._make_jenkins(self.outbox())
+            except Exception as exc:  # noqa: BLE001 - the action server reports them too
+                self._jenkins_problem = str(exc)
+                logger.warning("events: Jenkins builds are not watched, and Jenkins "
+                               "notifications are answered 503 until this is fixed: %s", exc)
+        return self.jenkins
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         hook = Blueprint("opsbot_events", __name__)
 
         @hook.listener("after_server_start")
         async def start(app: Any, _loop: Any) -> None:
-            self.courier = Courier(event_store(), TrackerSink(app))
+            self.courier = Courier(self.outbox(), TrackerSink(app), clock=self.clock)
             self.courier.start()
-            self.jenkins = _jenkins_watch()
-            if self.jenkins is not None:
-                self.jenkins.start()
+            watch = self.watch()
+            if watch is not None:
+                watch.start()
             try:
                 from actions.events.routes import load_routes
 
-                count = await asyncio.to_thread(load_routes, event_store())
+                count = await asyncio.to_thread(load_routes, self.outbox())
                 if count:
                     logger.info("events: %d route(s) from subscriptions.yml", count)
             except Exception as exc:  # noqa: BLE001 - a bad file must not stop the server
@@ -281,7 +393,7 @@ class EventsInput(InputChannel):
         return hook
 
     async def _receive(self, request: Request, source: str) -> HTTPResponse:
-        from actions.events.sources import parse
+        from actions.events.sources import jenkins_claims, parse
 
         if source not in SOURCES:
             return response.json({"error": f"no event source {source!r}; opsbot takes "
@@ -289,45 +401,80 @@ class EventsInput(InputChannel):
         limit = int(_number("OPSBOT_EVENTS_MAX_BYTES", MAX_BYTES, 1024))
         too_big = response.json({"error": f"the body is over {limit} bytes"}, status=413)
         declared = request.headers.get("Content-Length") or ""
-        body = b""
-        refused = authorised(source, request, None)
-        if refused is None:
-            if declared.isdigit() and int(declared) > limit:
-                return too_big
-            read = await read_body(request, limit)
-            if read is None:
-                return too_big
-            body = read
-            refused = authorised(source, request, body)
-        if refused is not None:
-            status, why = refused
-            if status == 401:
-                logger.warning("events: refused a %s webhook from %s: %s", source,
-                               request.remote_addr or request.ip, why)
-            return response.json({"error": why}, status=status)
+        early = authorised(source, request, None)
+        if isinstance(early, Refusal):
+            return _refuse(request, source, early)
+        if declared.isdigit() and int(declared) > limit:
+            return too_big
+        body = await read_body(request, limit)
+        if body is None:
+            return too_big
+        verdict = early if early is not None else authorised(source, request, body)
+        if isinstance(verdict, Refusal):
+            return _refuse(request, source, verdict)
         try:
             parsed = parse(source, body, dict(request.headers))
         except EventFormatError as exc:
             logger.info("events: a %s webhook that is not its format: %s", source, exc)
             return response.json({"error": f"not a {source} webhook: {exc}"}, status=400)
-        store = event_store()
+        watch = self.watch() if source == "jenkins" else None
+        if source == "jenkins" and self._jenkins_problem is not None:
+            return response.json({"error": "opsbot cannot check this build with Jenkins: its "
+                                           "Jenkins settings are wrong (its log says how); "
+                                           "try again once they are fixed"}, status=503)
+        events: list[Event] = [event.scoped(verdict.scope) for event in parsed]
+        rejected = 0
+        if watch is not None:
+            try:
+                events, rejected = await self._confirmed(watch, jenkins_claims(body))
+            except BackendError as exc:
+                logger.warning("events: a Jenkins notification was not checked with Jenkins "
+                               "(answered 503, for the sender to retry): %s", exc)
+                return response.json({"error": "opsbot could not check this build with "
+                                               "Jenkins; try again"}, status=503)
+        store = self.outbox()
         recorded, duplicates, queued = 0, 0, 0
         try:
-            for event in parsed:
-                count = await asyncio.to_thread(store.record, event)
+            for event in events:
+                count = await asyncio.to_thread(store.record, event, self.clock())
                 if count is None:
                     duplicates += 1
                 else:
                     recorded += 1
                     queued += count
-        except Exception:  # noqa: BLE001 - the sender retries on 5xx
-            logger.exception("events: could not record a %s event", source)
+        except Exception as exc:  # noqa: BLE001 - the sender retries on 5xx
+            logger.warning("events: could not record a %s event (answered 503, for the sender "
+                           "to retry): %s", source, exc, exc_info=not isinstance(exc, StoreError))
             return response.json({"error": "opsbot could not record the event (its store "
                                            "did not answer); try again"}, status=503)
         if queued and self.courier is not None:
             self.courier.wake()
-        return response.json({"received": len(parsed), "recorded": recorded,
-                              "duplicates": duplicates, "deliveries": queued})
+        answer = {"received": len(parsed), "recorded": recorded, "duplicates": duplicates,
+                  "deliveries": queued}
+        if source == "jenkins":
+            answer["rejected"] = rejected
+        return response.json(answer)
+
+    @staticmethod
+    async def _confirmed(watch: JenkinsWatch, claims: Sequence[JenkinsClaim],
+                         ) -> tuple[list[Event], int]:
+        """The events Jenkins bears out, and how many claims it did not."""
+        events: list[Event] = []
+        for claim in claims:
+            found = await watch.confirm(claim)
+            if isinstance(found, Event):
+                events.append(found)
+            else:
+                logger.warning("events: not recorded: a Jenkins notification that %s #%d "
+                               "ended %s: %s", claim.job, claim.number, claim.result, found)
+        return events, len(claims) - len(events)
+
+
+def _refuse(request: Request, source: str, refusal: Refusal) -> HTTPResponse:
+    if refusal.status == 401:
+        logger.warning("events: refused a %s webhook from %s: %s", source,
+                       request.remote_addr or request.ip, refusal.why)
+    return response.json({"error": refusal.why}, status=refusal.status)
 
 
 class TrackerSink:
@@ -367,12 +514,16 @@ class Courier:
     """Delivers the outbox: claim, render, send or edit, record; holds and summarises floods."""
 
     def __init__(self, store: EventStore, trackers: Sink | None = None, *,
-                 interval: float | None = None) -> None:
+                 interval: float | None = None,
+                 clock: Callable[[], datetime] = _utcnow,
+                 backoff: Backoff | None = None) -> None:
         self.store = store
         self.trackers = trackers
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
         self.interval = interval if interval is not None else _number(
             "OPSBOT_EVENTS_INTERVAL", 1.0, 0.05)
+        self.clock = clock
+        self.backoff = backoff or Backoff("events: delivering", logger, interval=self.interval)
         self.flood = int(_number("OPSBOT_EVENTS_FLOOD", 10, 1))
         self.window = _number("OPSBOT_EVENTS_FLOOD_WINDOW", 60.0, 1.0)
         self._wake = asyncio.Event()
@@ -396,12 +547,13 @@ class Courier:
         while True:
             try:
                 await self.run_once()
+                wait = self.backoff.succeeded()
             except asyncio.CancelledError:
                 raise
-            except Exception:  # noqa: BLE001 - the courier keeps going; the outbox keeps them
-                logger.exception("events: delivering failed; trying again")
+            except Exception as exc:  # noqa: BLE001 - the courier keeps going; the outbox keeps them
+                wait = self.backoff.failed(exc)
             try:
-                await asyncio.wait_for(self._wake.wait(), timeout=self.interval)
+                await asyncio.wait_for(self._wake.wait(), timeout=wait)
             except TimeoutError:
                 pass
             self._wake.clear()
@@ -413,8 +565,8 @@ class Courier:
 
     async def prune(self, now: datetime | None = None) -> None:
         """Forget settled deliveries and old events (``OPSBOT_EVENTS_RETENTION_DAYS``)."""
-        now = now or datetime.now(UTC)
-        days = _number("OPSBOT_EVENTS_RETENTION_DAYS", RETENTION_DAYS, 1)
+        now = now or self.clock()
+        days = _retention_days()
         gone, dropped = await asyncio.to_thread(self.store.prune, now - timedelta(days=days))
         if gone or dropped:
             logger.info("events: forgot %d settled deliveries and %d events older than %g "
@@ -422,15 +574,17 @@ class Courier:
 
     async def run_once(self, now: datetime | None = None) -> int:
         """Deliver what is due; how many deliveries were settled."""
-        now = now or datetime.now(UTC)
+        now = now or self.clock()
+        batch = await asyncio.to_thread(self.store.claim, self.owner, now=now,
+                                        lease=LEASE_SECONDS)
+        # After the claim: a store that is down fails that first, and the loop says so once.
         if self._pruned is None or (now - self._pruned).total_seconds() >= PRUNE_EVERY:
             self._pruned = now
             try:
                 await self.prune(now)
-            except Exception:  # noqa: BLE001 - delivering matters more; tried again later
-                logger.exception("events: could not prune the outbox")
-        batch = await asyncio.to_thread(self.store.claim, self.owner, now=now,
-                                        lease=LEASE_SECONDS)
+            except Exception as exc:  # noqa: BLE001 - delivering matters more; tried again later
+                logger.warning("events: could not prune the outbox (trying again in an hour): "
+                               "%s", exc, exc_info=not isinstance(exc, OpsbotError))
         if not batch:
             return 0
         by_conversation: dict[str, list[Delivery]] = {}
@@ -486,7 +640,10 @@ class Courier:
         event, kind = delivery.event, delivery.kind
         text = render(event, kind, first=message.event if message else None,
                       first_at=message.first_at if message else None, now=now)
-        buttons = buttons_for(event, kind, delivery.buttons, _operation_parameters)
+        # Pressable in this conversation only, for as long as the event is kept.
+        buttons = buttons_for(event, kind, delivery.buttons, _operation_parameters,
+                              chat=chat_of(delivery.channel, delivery.address),
+                              expires=(now + timedelta(days=_retention_days())).timestamp())
         edited = message is not None
         try:
             if message is not None:
@@ -539,21 +696,18 @@ class Courier:
         logger.info("events: %s to %s not delivered (%s); trying again in %.1fs",
                     delivery.event.key, delivery.conversation, why, wait)
         await asyncio.to_thread(self.store.retry, delivery, self.owner, why,
-                                datetime.now(UTC) + timedelta(seconds=wait))
+                                self.clock() + timedelta(seconds=wait))
 
 
-def _jenkins_watch() -> JenkinsWatch | None:
-    """The poller of subscribed Jenkins jobs, when Jenkins is configured (JENKINS_URL)."""
+def _jenkins_watch(events: EventStore) -> JenkinsWatch | None:
+    """The poller of subscribed Jenkins jobs, which also checks Jenkins notifications, when
+    Jenkins is configured (JENKINS_URL); ConfigError when its settings are wrong."""
     from actions.backends.jenkins import JenkinsConfig
 
-    try:
-        config = JenkinsConfig.from_env()
-    except Exception as exc:  # noqa: BLE001 - the action server reports Jenkins' settings
-        logger.warning("events: Jenkins builds are not watched: %s", exc)
-        return None
+    config = JenkinsConfig.from_env()
     if config is None:
         return None
-    return JenkinsWatch(event_store(), JenkinsBackend(config), channel_store())
+    return JenkinsWatch(events, JenkinsBackend(config), channel_store())
 
 
 _OPERATIONS: dict[str, Any] = {"stamp": None, "specs": {}}

@@ -28,6 +28,9 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from actions.backoff import Backoff
+from actions.errors import OpsbotError
+
 __all__ = ["Published", "enabled", "latest", "publish", "sync_seconds"]
 
 logger = logging.getLogger(__name__)
@@ -146,13 +149,20 @@ async def follow(app: Any, lock: asyncio.Lock, models_dir: Path) -> None:
     from connectors.reload import ModelRefused, load_checked
 
     refused: set[int] = set()
+    outages = (OpsbotError, sa.exc.SQLAlchemyError, OSError)
+    looking = Backoff("model sharing: looking for a newer shared model", logger,
+                      interval=sync_seconds(), expected=outages)
+    fetching = Backoff("model sharing: fetching the shared model", logger,
+                       interval=sync_seconds(), expected=outages)
+    wait = looking.interval
     while True:
-        await asyncio.sleep(sync_seconds())
+        await asyncio.sleep(wait)
         try:
             published = await asyncio.to_thread(latest)
         except Exception as exc:  # noqa: BLE001 - the store may come back
-            logger.warning("cannot look for a newer shared model: %s", exc)
+            wait = looking.failed(exc)
             continue
+        wait = looking.succeeded()
         running = getattr(app.ctx, "agent", None)
         if published is None or published.id in refused or running is None \
                 or running.processor is None:
@@ -164,7 +174,7 @@ async def follow(app: Any, lock: asyncio.Lock, models_dir: Path) -> None:
                 # Again, under the lock: a reload here may have just published another.
                 published = await asyncio.to_thread(latest)
             except Exception as exc:  # noqa: BLE001 - next round
-                logger.warning("cannot look for a newer shared model: %s", exc)
+                wait = looking.failed(exc)
                 continue
             running = app.ctx.agent
             if published is None or published.id in refused or Path(str(
@@ -172,9 +182,15 @@ async def follow(app: Any, lock: asyncio.Lock, models_dir: Path) -> None:
                 continue
             try:
                 path = await asyncio.to_thread(fetch, published, models_dir)
-            except Exception as exc:  # noqa: BLE001 - the store may come back: next round
-                logger.warning("cannot fetch the shared model %s: %s", published.name, exc)
+            except ValueError as exc:  # its bytes are not what was published: never again
+                refused.add(published.id)
+                logger.error("the shared model %s is refused here; this replica keeps its "
+                             "model: %s", published.name, exc)
                 continue
+            except Exception as exc:  # noqa: BLE001 - the store or the disk may come back
+                wait = fetching.failed(exc)
+                continue
+            fetching.succeeded()
             try:
                 agent = await load_checked(path, running)
             except ModelRefused as exc:

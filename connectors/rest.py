@@ -28,9 +28,9 @@ from sanic.request import Request
 from sanic.response import HTTPResponse
 
 from actions.guard.identity import (
-    FORGED,
     IDENTITY_KEY,
     bearer,
+    conversation_scope,
     open_payload,
     same_secret,
     sign_identity,
@@ -107,10 +107,11 @@ class RestInput(InputChannel):
             if len(text) > MAX_MESSAGE:
                 return response.json({"error": f"message is longer than {MAX_MESSAGE} characters"},
                                      status=413)
-            checked = open_payload(text.strip())
+            # A button pressed here was made for this sender's conversation, and only for it.
+            checked = open_payload(text.strip(), scope=conversation_scope(CHANNEL, sender))
             if checked.text is None:
                 await refuse_forged_payload(CHANNEL, sender, text, checked.refused or "")
-                return response.json([{"recipient_id": sender, "text": FORGED}])
+                return response.json([{"recipient_id": sender, "text": checked.reply}])
             collector = CollectingOutputChannel()
             message_id = f"rest-{uuid.uuid4().hex}"
             await on_new_message(UserMessage(

@@ -95,7 +95,12 @@ from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
-from actions.guard.identity import FORGED, IDENTITY_KEY, open_payload, sign_identity
+from actions.guard.identity import (
+    IDENTITY_KEY,
+    conversation_scope,
+    open_payload,
+    sign_identity,
+)
 from connectors._common import (
     NOT_YOURS,
     OPEN_STATES,
@@ -683,12 +688,12 @@ class TeamsInput(InputChannel):
         await asyncio.to_thread(channel_store().remember, _REF_KIND,
                                 f"conversation:{conversation.id}", reference)
         if from_card:
-            checked = open_payload(text)
+            checked = open_payload(text, scope=conversation_scope(CHANNEL, conversation.id))
             if checked.text is None:
                 await refuse_forged_payload(CHANNEL, person, text, checked.refused or "")
                 if activity.type != "invoke":
-                    await self.send(reference, FORGED, [], {}, reply_to=activity.id)
-                return FORGED
+                    await self.send(reference, checked.reply, [], {}, reply_to=activity.id)
+                return checked.reply
             text = checked.text
         if pressed:
             # A card still being posted has no owner noted yet: wait for it, or a fast
@@ -706,7 +711,9 @@ class TeamsInput(InputChannel):
         output = TeamsOutput(self, reference, reply_to=activity.id)
         await on_new_message(UserMessage(
             text, output, sender, input_channel=CHANNEL, message_id=f"teams-{activity.id}",
-            metadata={IDENTITY_KEY: sign_identity(CHANNEL, person, sender, f"teams-{activity.id}"),
+            metadata={IDENTITY_KEY: sign_identity(
+                          CHANNEL, person, sender, f"teams-{activity.id}",
+                          conversation=conversation_scope(CHANNEL, conversation.id)),
                       "channel": CHANNEL, "user_id": person, "user_name": user.name,
                       "conversation_id": conversation.id, "teams_user_id": user.id}))
         await self._retire(reference, output.states)

@@ -81,7 +81,13 @@ from telegram.helpers import escape_markdown
 from telegram.request import HTTPXRequest
 
 from actions import metrics
-from actions.guard.identity import FORGED, IDENTITY_KEY, open_payload, sign_identity
+from actions.errors import OpsbotError
+from actions.guard.identity import (
+    IDENTITY_KEY,
+    conversation_scope,
+    open_payload,
+    sign_identity,
+)
 from actions.leases import lease_seconds, process_owner
 from connectors._common import (
     NOT_YOURS,
@@ -364,7 +370,15 @@ class TelegramInput(InputChannel):
             except (KeyError, TypeError, ValueError) as exc:
                 logger.warning("unreadable Telegram update %s: %r", body.get("update_id"), exc)
                 return response.json({"error": "the body is not a Telegram Update"}, status=400)
-            await self._handle(update, on_new_message)
+            try:
+                first = await self._first_time(update)
+            except Exception as exc:  # noqa: BLE001 - Telegram delivers it again on a 5xx
+                logger.warning("Telegram update %s not taken yet: opsbot's store failed: %s",
+                               update.update_id, getattr(exc, "detail", None) or exc)
+                return response.json({"error": "opsbot cannot take updates right now; send it "
+                                               "again"}, status=503)
+            if first:
+                await self._handle(update, on_new_message, taken=True)
             return response.text("")
 
         return hook
@@ -419,8 +433,16 @@ class TelegramInput(InputChannel):
         except Exception:  # noqa: BLE001 - shutting down anyway
             logger.debug("Telegram bot shutdown failed", exc_info=True)
 
+    @staticmethod
+    def _pace(name: str, interval: float) -> Any:
+        """The poller's loops' Backoff (``actions.backoff``): up to a minute between tries."""
+        from actions.backoff import Backoff
+
+        return Backoff(name, logger, interval=interval, cap=60.0)
+
     async def _poll(
-        self, app: Any, on_new_message: Callable[[UserMessage], Awaitable[Any]]
+        self, app: Any, on_new_message: Callable[[UserMessage], Awaitable[Any]],
+        pace: Callable[[str, float], Any] | None = None,
     ) -> None:
         """getUpdates in a loop, as PTB's Updater does, on one replica at a time.
 
@@ -430,18 +452,28 @@ class TelegramInput(InputChannel):
         OPSBOT_LEASE_SECONDS when it dies. The offset of the last handled update is kept
         in the store, so the next poller starts there, and an update seen twice anyway
         (fetched by a poller that died before saying so) is dropped by its id.
+
+        While the store or Telegram fails, each loop tries less often (up to a minute) and
+        logs a line when the failing starts, every few minutes while it lasts, and when it
+        ends, not one per attempt. ``pace(name, interval)`` makes each loop's
+        ``actions.backoff.Backoff`` (tests pass fast ones).
         """
+        pace = pace or self._pace
         while not _agent_ready(app):  # noqa: ASYNC110 - the agent is loaded by Rasa, which offers no event to await
             await asyncio.sleep(0.2)
         name, owner = f"telegram-poller:{self.bot.id}", _poller_owner()
+        seconds = lease_seconds()
+        # Taking and renewing the lease share one: both fail when the store does.
+        store = pace("Telegram: the polling lease in opsbot's store", seconds / 4)
+        restarts = pace("Telegram: the poller", 1.0)
         waiting_said = False
         while True:
-            seconds = lease_seconds()
             try:
                 lease = await asyncio.to_thread(channel_store().take_lease, name, owner, seconds)
             except Exception as exc:  # noqa: BLE001 - the store may come back
-                logger.warning("Telegram: cannot take the polling lease (%s); trying again", exc)
-                lease = None
+                await asyncio.sleep(store.failed(exc))
+                continue
+            store.succeeded()
             if lease is None:
                 if not waiting_said:
                     logger.info("Telegram: another replica polls for updates; this one waits "
@@ -454,8 +486,8 @@ class TelegramInput(InputChannel):
                 metrics.lease_changed("telegram_poller")
                 logger.info("Telegram: took over polling from %s", lease.previous)
             self._polling_lease = name
-            poller = asyncio.create_task(self._poll_updates(on_new_message))
-            keeper = asyncio.create_task(self._keep_lease(name, owner, seconds))
+            poller = asyncio.create_task(self._poll_updates(on_new_message, pace))
+            keeper = asyncio.create_task(self._keep_lease(name, owner, seconds, store))
             try:
                 done, _ = await asyncio.wait({poller, keeper},
                                              return_when=asyncio.FIRST_COMPLETED)
@@ -468,16 +500,18 @@ class TelegramInput(InputChannel):
                 if failure is None:
                     await asyncio.to_thread(self._release_polling_lease)
                     return  # polling stopped for good (the token was refused)
-                logger.error("Telegram polling failed; starting again", exc_info=failure)
-                await asyncio.sleep(1.0)
+                await asyncio.sleep(restarts.failed(failure))  # its traceback: the first time
                 continue
+            restarts.succeeded()
             logger.warning("Telegram: lost the polling lease; another replica polls now")
 
-    async def _keep_lease(self, name: str, owner: str, seconds: float) -> None:
+    async def _keep_lease(self, name: str, owner: str, seconds: float, store: Any) -> None:
         """Renew the polling lease every quarter of its time; return when it is lost.
 
         The renewing runs in a thread of its own: a busy event loop (a model loading, a
-        long turn) must not lose the lease and let a second poller start.
+        long turn) must not lose the lease and let a second poller start. ``store`` is the
+        Backoff that logs the store's failures (only its log: the renewing keeps its pace,
+        and gives up after three failures, when the lease is about to run out).
         """
         loop = asyncio.get_running_loop()
         lost: asyncio.Future[None] = loop.create_future()
@@ -493,12 +527,13 @@ class TelegramInput(InputChannel):
                         return
                 except Exception as exc:  # noqa: BLE001 - a short outage: keep polling a while
                     failures += 1
-                    logger.warning("Telegram: cannot renew the polling lease (%s)", exc)
+                    store.failed(exc)
                     if failures < 3:
                         continue
                     kept = None  # it runs out about now: stop before another one starts
                 else:
                     failures = 0
+                    store.succeeded()
                 if kept is None:
                     break
             if not stop.is_set():
@@ -520,8 +555,14 @@ class TelegramInput(InputChannel):
             logger.debug("could not release the Telegram polling lease", exc_info=True)
 
     async def _poll_updates(
-        self, on_new_message: Callable[[UserMessage], Awaitable[Any]]
+        self, on_new_message: Callable[[UserMessage], Awaitable[Any]],
+        pace: Callable[[str, float], Any] | None = None,
     ) -> None:
+        from actions.errors import BackendUnavailable
+
+        pace = pace or self._pace
+        telegram = pace("Telegram: getUpdates", 1.0)
+        saving = pace("Telegram: saving the polling offset in opsbot's store", 1.0)
         try:
             await self.bot.delete_webhook()
         except TelegramError as exc:
@@ -532,13 +573,11 @@ class TelegramInput(InputChannel):
         except Exception:  # noqa: BLE001 - from 0: Telegram keeps what was not confirmed
             saved = None
         offset = int((saved or {}).get("offset") or 0)
-        backoff = 1.0
         while True:
             try:
                 updates = await self.bot.get_updates(
                     offset=offset, timeout=int(self.poll_timeout), allowed_updates=_ALLOWED_UPDATES,
                     read_timeout=self.poll_timeout + 15.0)
-                backoff = 1.0
             except asyncio.CancelledError:
                 raise
             except InvalidToken:
@@ -547,41 +586,60 @@ class TelegramInput(InputChannel):
             except RetryAfter as exc:
                 await asyncio.sleep(_seconds(exc.retry_after) + 0.5)
                 continue
-            except TimedOut:
+            except (Conflict, NetworkError, TelegramError) as exc:  # down, timed out, a 409
+                # An outage to wait out, as a backend's: one line, no traceback.
+                await asyncio.sleep(telegram.failed(BackendUnavailable(
+                    f"{type(exc).__name__}: {exc}", backend="telegram")))
                 continue
-            except (Conflict, NetworkError, TelegramError) as exc:
-                logger.warning("Telegram getUpdates failed (%s); retrying in %.0fs", exc, backoff)
-                await asyncio.sleep(backoff)
-                backoff = min(30.0, backoff * 1.5)
-                continue
+            telegram.succeeded()
             for update in updates:
+                try:
+                    first = await self._first_time(update)
+                except Exception as exc:  # noqa: BLE001 - the store may come back
+                    # Not taken, so not confirmed to Telegram: the next getUpdates from this
+                    # offset fetches it again once the store answers. Nothing is lost.
+                    await asyncio.sleep(saving.failed(exc))
+                    break
                 offset = max(offset, update.update_id + 1)
-                task = asyncio.create_task(self._handle(update, on_new_message))
+                if not first:
+                    continue
+                task = asyncio.create_task(self._handle(update, on_new_message, taken=True))
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
             if updates:
                 try:
                     await asyncio.to_thread(channel_store().remember, _POLL_KIND, key,
                                             {"offset": offset})
-                except Exception:  # noqa: BLE001 - the ids still keep updates from running twice
-                    logger.warning("Telegram: could not save the polling offset", exc_info=True)
+                except Exception as exc:  # noqa: BLE001 - the ids still keep updates from running twice
+                    saving.failed(exc)
+                else:
+                    saving.succeeded()
 
-    # -- inbound -------------------------------------------------------------------------
+    async def _first_time(self, update: Update) -> bool:
+        """Whether ``update`` is new (and now taken); a redelivered one is logged. Raises
+        when the store fails: the update is then not taken, for Telegram to send again."""
+        first = await asyncio.to_thread(channel_store().first_time, _SEEN_KIND,
+                                        f"{self.bot.id}:{update.update_id}")
+        if not first:
+            logger.info("Telegram update %s was already handled; ignored", update.update_id)
+        return bool(first)
 
     async def _handle(self, update: Update,
-                      on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> None:
-        """One update, at most once; never raises (a bad update must not stop the bot)."""
+                      on_new_message: Callable[[UserMessage], Awaitable[Any]], *,
+                      taken: bool = False) -> None:
+        """One update, at most once (``taken``: :meth:`_first_time` said it is new); never
+        raises (a bad update must not stop the bot)."""
         try:
-            first = await asyncio.to_thread(channel_store().first_time, _SEEN_KIND,
-                                            f"{self.bot.id}:{update.update_id}")
-            if not first:
-                logger.info("Telegram update %s was already handled; ignored", update.update_id)
+            if not taken and not await self._first_time(update):
                 return
             if update.callback_query is not None:
                 await self._on_press(update, on_new_message)
             elif update.message is not None:
                 await self._on_message(update.message, update.update_id, on_new_message)
             # edited messages, channel posts and the like are not requests
+        except OpsbotError as exc:  # an outage (the store, a backend): a line, no traceback
+            logger.warning("Telegram update %s not handled: %s", update.update_id,
+                           getattr(exc, "detail", None) or exc)
         except Exception:  # noqa: BLE001 - logged with the update id; the next one goes on
             logger.exception("failed to handle Telegram update %s", update.update_id)
 
@@ -660,11 +718,11 @@ class TelegramInput(InputChannel):
                 toast = "That button has expired; ask again for fresh ones."
                 await self._remove_keyboard((message.chat.id, message.message_id), None)
                 return
-            checked = open_payload(payload)
+            checked = open_payload(payload, scope=conversation_scope(CHANNEL, message.chat.id))
             if checked.text is None:
                 await refuse_forged_payload(CHANNEL, str(query.from_user.id), payload,
                                             checked.refused or "")
-                toast = FORGED
+                toast = checked.reply
                 return
             payload = checked.text
             sender = sender_id_for(message.chat.id, query.from_user.id)
@@ -711,7 +769,9 @@ class TelegramInput(InputChannel):
         meta: dict[str, Any] = {
             IDENTITY_KEY: sign_identity(CHANNEL, str(user.id),
                                         sender_id_for(message.chat.id, user.id),
-                                        f"tg-{update_id}"),
+                                        f"tg-{update_id}",
+                                        conversation=conversation_scope(CHANNEL,
+                                                                        message.chat.id)),
             "channel": CHANNEL,
             "user_id": str(user.id),
             "user_name": user.username or user.full_name,

@@ -174,7 +174,8 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     if problems:
         raise CommandError("Nothing would run:\n" + "\n".join(f"  {p}" for p in problems))
     try:
-        prepared = prepare(spec, values, requester=args.requester, operation_id="op-dry-run")
+        prepared = prepare(spec, values, requester=args.requester_given or "you",
+                           operation_id="op-dry-run")
     except OpsbotError as exc:
         raise CommandError(f"Nothing would run: {exc}") from None
     print(f"Dry run of {spec.name} ({spec.risk}; nothing is sent):")
@@ -182,7 +183,67 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     services = [p.name for p in spec.parameters if p.type in ("service", "job")]
     if services:
         print(f"({', '.join(services)} would also be checked against Jenkins in the chat.)")
-    return 0
+    refused = _policy_lines(settings, spec, values, prepared, args.requester_given)
+    return 1 if refused else 0
+
+
+def _policy_lines(settings: Settings, spec: Any, values: dict[str, str], prepared: Any,
+                  requester: str | None) -> bool:
+    """Print what policy.yml says of this call, as the chat's guard would decide it (for
+    ``requester``, or for each person it names); True when ``requester`` is refused."""
+    from actions.guard import Policy
+    from actions.operations._spec import JenkinsRun
+
+    policy = Policy.from_env(settings.project)
+    decided = dict(values)
+    if isinstance(spec.run, JenkinsRun):
+        reach, note = _jenkins_reach(prepared)
+        decided.update(reach)
+        print(note)
+    people = [requester] if requester else policy.people()
+    refused = False
+    for person in people:
+        decision = policy.decide(spec.name, decided, person, default_risk=spec.risk)
+        if not decision.allowed:
+            refused = refused or person == requester
+            print(f"policy.yml: {person} may not run it: {decision.reason}")
+            continue
+        steps = [f"{person} confirms" if decision.needs_confirmation else "answered at once"]
+        if decision.needs_approval:
+            steps.append(f"then a second person with the {' or '.join(decision.approval_roles)} "
+                         "role approves (in Telegram or Teams)")
+        print(f"policy.yml: {person} may run it ({decision.risk}; {', '.join(steps)}).")
+    if not people:
+        print("policy.yml names nobody, so opsbot would run it for no one (default deny).")
+    return refused
+
+
+def _jenkins_reach(prepared: Any) -> tuple[dict[str, str], str]:
+    """What the job reaches (for the policy), asked of the Jenkins in the environment."""
+    import asyncio
+
+    from actions.backends.jenkins import JenkinsBackend, JenkinsConfig
+    from actions.errors import OpsbotError
+    from actions.guard.policy import JOB_ENVIRONMENT
+    from actions.guard.reach import job_reach
+
+    unknown = (f"(Whether {prepared.job} is a deploy job, which adds the deploy rules, is "
+               "checked against Jenkins in the chat")
+    try:
+        config = JenkinsConfig.from_env()
+        if config is None:
+            return {}, f"{unknown}; JENKINS_URL is not set here.)"
+        backend = JenkinsBackend(config)
+        job = asyncio.run(backend.job(prepared.job))
+        defaults = asyncio.run(backend.parameter_defaults(job.full_name))
+    except OpsbotError as exc:
+        return {}, f"{unknown}; Jenkins could not be asked: {exc})"
+    reach = job_reach(job, prepared.parameters, defaults)
+    if not reach:
+        return {}, f"{job.full_name} is not a deploy job."
+    environment = reach[JOB_ENVIRONMENT]
+    return reach, (f"{job.full_name} is a deploy job: this deploys to {environment}, so the "
+                   f"rules for deploying to {environment} apply.")
 
 
 def _shown(path: Path) -> str:
@@ -210,5 +271,7 @@ def add_commands(commands: Any) -> None:
     run = sub.add_parser("run", help="print the exact argv or request an operation would send")
     run.add_argument("name", help="the operation")
     run.add_argument("values", nargs="*", metavar="name=value", help="its parameters")
-    run.add_argument("--requester", default="you", help="the {requester} to fill in")
+    run.add_argument("--requester", dest="requester_given", metavar="NAME",
+                     help="who asks: fills {requester}, and policy.yml's verdict is given for "
+                          "this person only (exit 1 if refused); default: every person's")
     run.set_defaults(func=cmd_run)

@@ -328,7 +328,9 @@ def cmd_audit(args: argparse.Namespace, settings: Settings) -> int:
     from actions.guard._audit_view import format_json, format_table, parse_since
 
     if args.verify:
-        return _verify_audit(OperationStore, OpsbotError)
+        return _verify_audit(OperationStore, OpsbotError, args.copy or [])
+    if args.copy:
+        raise CommandError("--copy goes with --verify: it names a copy to check the log against.")
     try:
         since = parse_since(args.since) if args.since else None
     except ValueError as exc:
@@ -343,7 +345,7 @@ def cmd_audit(args: argparse.Namespace, settings: Settings) -> int:
         finally:
             store.close()
     except OpsbotError as exc:
-        raise CommandError(str(exc)) from None
+        raise CommandError(_for_operators(exc)) from None
     if args.json:
         print(format_json(records))
     elif not records:
@@ -354,27 +356,51 @@ def cmd_audit(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _verify_audit(store_class: Any, error: type[Exception]) -> int:
+def _verify_audit(store_class: Any, error: type[Exception], copies: Sequence[str]) -> int:
     """``opsbot audit --verify``: 0 and OK when the chain holds, else 1 and the first problem."""
     try:
         store = store_class.from_env()
         try:
-            found = store.verify_audit()
+            found = store.verify_audit(copies)
         finally:
             store.close()
     except error as exc:
-        raise CommandError(str(exc)) from None
+        raise CommandError(_for_operators(exc)) from None
     before = (f"; {found.before_chain} row{'s' if found.before_chain != 1 else ''} from before "
               "the chain, sealed by its first row" if found.before_chain else "")
-    copies = f"; {found.copies} checked against OPSBOT_AUDIT_FILE" if found.copies else ""
     if found.ok:
         head = f" Head: {found.head}." if found.head else ""
         print(f"OK: {found.rows} audit row{'s' if found.rows != 1 else ''} in the hash chain"
-              f"{before}{copies}.{head}")
+              f"{before}{_copies_checked(found)}.{head}")
         return 0
-    print(f"opsbot audit: the audit log was tampered with: {found.problem} "
+    print(f"opsbot audit: the audit log may have been tampered with: {found.problem} "
           f"({found.rows} rows verified before it{before}.)", file=sys.stderr)
     return 1
+
+
+def _copies_checked(found: Any) -> str:
+    """What the OK line says of OPSBOT_AUDIT_FILE: how many rows it vouched for, from where."""
+    if found.copy is None:
+        return ""
+    if found.copies_from is None:
+        return (f"; {found.copy} has no rows yet (new, or just rotated): nothing was checked "
+                "against it")
+    said = f"; {found.copies} checked against {found.copy}, from row {found.copies_from}"
+    if found.uncopied:
+        said += (f" (its first row: the {found.uncopied} row{'s' if found.uncopied != 1 else ''}"
+                 " before it, written before it was set or rotated away, are vouched for by "
+                 "the hash chain alone)")
+    return said
+
+
+def _for_operators(exc: Exception) -> str:
+    """An error for the terminal: a store failure's details (URL masked) rather than the
+    words meant for a chat."""
+    detail = getattr(exc, "detail", None)
+    reference = getattr(exc, "reference", None)
+    if not detail:
+        return str(exc)
+    return f"{detail} (reference {reference})" if reference else str(detail)
 
 
 def cmd_teach(args: argparse.Namespace, settings: Settings) -> int:
@@ -454,8 +480,12 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_argument("--limit", type=int, default=50, help="at most this many (default 50)")
     audit.add_argument("--json", action="store_true", help="JSON instead of a table")
     audit.add_argument("--verify", action="store_true",
-                       help="walk the audit log's hash chain: print OK, or the first row that was "
-                            "changed, deleted or inserted and exit 1")
+                       help="walk the audit log's hash chain and check it against "
+                            "$OPSBOT_AUDIT_FILE: print OK, or the first row that was changed, "
+                            "deleted or inserted and exit 1")
+    audit.add_argument("--copy", action="append", metavar="FILE",
+                       help="with --verify: another copy to check against together with "
+                            "$OPSBOT_AUDIT_FILE, such as a replica's on another host (repeatable)")
     audit.set_defaults(func=cmd_audit)
     return parser
 

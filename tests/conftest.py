@@ -144,6 +144,16 @@ def serve_opsbot(cwd: Path, env: dict[str, str],
     return process, output, time.monotonic() - started
 
 
+def start_build(sim: Any, job: str, parameters: dict[str, str]) -> int:
+    """A new build of ``job`` in the Jenkins simulator ``sim``, started straight through
+    python-jenkins (as someone else would start it); its number."""
+    import jenkins
+
+    before = {b.number for b in sim.builds(job)}
+    jenkins.Jenkins(sim.url, username=sim.user, password=sim.token).build_job(job, parameters)
+    return int(next(b.number for b in sim.builds(job) if b.number not in before))
+
+
 def button_payload(replies: list[dict[str, Any]], title: str) -> str:
     """The payload of the button titled ``title`` among the bot's ``replies``."""
     import json

@@ -17,7 +17,15 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.pool import NullPool
 
-from actions.guard import EXECUTING, OPEN_STATES, SUCCEEDED, OperationStore, StoreError
+from actions.guard import (
+    EXECUTING,
+    OPEN_STATES,
+    PENDING_APPROVAL,
+    PENDING_CONFIRMATION,
+    SUCCEEDED,
+    OperationStore,
+    StoreError,
+)
 from actions.guard._audit_chain import GENESIS, chain_hash
 from opsbot.cli import main
 
@@ -79,6 +87,26 @@ def tamper(engine: sa.engine.Engine, *statements: str, **params: Any) -> None:
             conn.execute(sa.text("DROP TRIGGER IF EXISTS opsbot_audit_no_delete"))
         for statement in statements:
             conn.execute(sa.text(statement), params)
+
+
+def forge(engine: sa.engine.Engine, operation_id: str | None, *, kind: str, actor: str | None,
+          changes: dict[str, Any] | None, detail: dict[str, Any] | None = None) -> int:
+    """Append a row with a valid chain hash, with plain SQL; its id."""
+    with engine.connect() as conn:
+        head = conn.execute(sa.text(
+            "SELECT hash FROM opsbot_audit ORDER BY id DESC LIMIT 1")).scalar_one()
+    at = datetime(2025, 3, 14, 12, 0, tzinfo=UTC)
+    row = {"operation_id": operation_id, "at": at, "kind": kind, "actor": actor,
+           "channel": "telegram", "detail": detail or {}, "changes": changes, "prev_hash": head}
+    row["hash"] = chain_hash(head, row)
+    with engine.begin() as conn:
+        conn.execute(sa.text(
+            "INSERT INTO opsbot_audit (operation_id, at, kind, actor, channel, detail, changes, "
+            "prev_hash, hash) VALUES (:operation_id, :at, :kind, :actor, :channel, :detail, "
+            ":changes, :prev_hash, :hash)"),
+            {**row, "at": at.replace(tzinfo=None), "detail": json.dumps(row["detail"]),
+             "changes": json.dumps(changes) if changes is not None else None})
+        return int(conn.execute(sa.text("SELECT max(id) FROM opsbot_audit")).scalar_one())
 
 
 def audit_ids(engine: sa.engine.Engine) -> list[int]:
@@ -352,8 +380,9 @@ def test_dropping_the_hash_columns_of_a_sealed_log_is_not_sealed_again(
     statements += [f"ALTER TABLE opsbot_audit DROP COLUMN {name}"
                    for name in ("hash", "prev_hash", "changes")]
     tamper(engine, *statements)
-    with pytest.raises(StoreError, match="hash columns were removed after its hash chain"):
+    with pytest.raises(StoreError, match="audit log failed its integrity check") as caught:
         open_store().audit(None, "note", actor="alice")  # the schema is checked on first use
+    assert "hash columns were removed after its hash chain" in str(caught.value.detail)
 
 
 def test_removing_every_hash_does_not_pass_for_an_old_log(
@@ -408,6 +437,83 @@ def test_a_transaction_that_rolls_back_ships_nothing(
 
 def test_audit_file_in_a_missing_directory_fails_at_start(tmp_path: Path) -> None:
 
-    with pytest.raises(StoreError, match="OPSBOT_AUDIT_FILE .* directory does not exist"):
+    with pytest.raises(StoreError) as caught:
         OperationStore.from_env({"OPSBOT_STATE_DIR": str(tmp_path),
                                  "OPSBOT_AUDIT_FILE": str(tmp_path / "no" / "audit.jsonl")})
+    assert "OPSBOT_AUDIT_FILE" in str(caught.value.detail)
+    assert "directory does not exist" in str(caught.value.detail)
+
+
+# --- rows forged with a valid hash: the replay ---------------------------------------------
+# Each sets an operation up, appends a row that chains (plain SQL, the hash computed) and
+# makes the operations table match it: the chain holds, the replay names the row.
+
+
+def _pending(store: OperationStore, roles: tuple[str, ...] = ()) -> str:
+    return new_op(store, requester="bob", approval_roles=roles).id
+
+
+def _awaiting_approval(store: OperationStore) -> str:
+    op_id = _pending(store, ("release-manager",))
+    store.transition(op_id, {PENDING_CONFIRMATION}, PENDING_APPROVAL, actor="bob",
+                     event="confirmed", confirmed_by="bob")
+    return op_id
+
+
+def _done(store: OperationStore) -> str:
+    op_id = _pending(store)
+    store.transition(op_id, {PENDING_CONFIRMATION}, EXECUTING, actor="bob", event="confirmed",
+                     confirmed_by="bob")
+    store.transition(op_id, {EXECUTING}, SUCCEEDED, actor="jenkins", result="SUCCESS")
+    return op_id
+
+
+@pytest.mark.parametrize(("setup", "actor", "changes", "named"), [
+    (_pending, "alice", {"state": EXECUTING, "confirmed_by": "alice"},
+     "which 'bob' asked for; only the requester confirms"),
+    (_awaiting_approval, "bob", {"state": EXECUTING, "approved_by": "bob"},
+     "an approver is a second person"),
+    (_awaiting_approval, "carol", {"state": EXECUTING, "approved_by": "dave"},
+     "in operation {op}'s approved_by, but its actor is 'carol'"),
+    (lambda store: _pending(store, ("release-manager",)), "bob",
+     {"state": EXECUTING, "confirmed_by": "bob"}, "on its requester's confirmation alone"),
+    (_done, "alice", {"confirmed_by": "alice"}, "without moving its state"),
+    (_done, "jenkins", {"state": EXECUTING}, "from succeeded to executing, which opsbot never"),
+    (_done, "alice", {"requester": "alice", "text": "deploy payments 2.4.1 to staging"},
+     "rewrites operation {op}'s requester, text, which only its first row"),
+    (_pending, "bob", {"state": EXECUTING}, "without saying who did (confirmed_by is not set)"),
+], ids=["confirmed-by-another", "approved-by-requester", "approver-not-actor",
+        "approval-skipped", "confirmer-rewritten", "state-revived", "request-rewritten",
+        "confirmer-missing"])
+def test_a_forged_change_is_named_without_the_file(
+    open_store: Callable[..., OperationStore], engine: sa.engine.Engine,
+    setup: Callable[[OperationStore], str], actor: str, changes: dict[str, Any], named: str,
+) -> None:
+    store = open_store()
+    busy_log(store)
+    op_id = setup(store)
+    assert store.verify_audit().ok
+    forged = forge(engine, op_id, kind="confirmed", actor=actor, changes=changes)
+    sets = ", ".join(f"{column} = :{column}" for column in changes)
+    with engine.begin() as conn:
+        conn.execute(sa.text(f"UPDATE opsbot_operations SET {sets} WHERE id = :id"),
+                     {**changes, "id": op_id})
+    found = open_store().verify_audit()
+    assert found.row_id == forged, found.problem
+    assert named.format(op=op_id) in str(found.problem)
+
+
+def test_a_forged_operation_must_be_created_by_its_requester(
+    open_store: Callable[..., OperationStore], engine: sa.engine.Engine,
+) -> None:
+    store = open_store()
+    busy_log(store)
+    with engine.connect() as conn:
+        created = json.loads(conn.execute(sa.text(
+            "SELECT changes FROM opsbot_audit WHERE kind = 'requested' ORDER BY id LIMIT 1"
+        )).scalar_one())
+    values = {**created, "id": "op-forged00000", "requester": "bob"}
+    forged = forge(engine, "op-forged00000", kind="requested", actor="alice", changes=values)
+    found = open_store().verify_audit()
+    assert found.row_id == forged
+    assert "for 'bob' but its actor is 'alice'" in str(found.problem)

@@ -5,6 +5,7 @@ builds, and the simulators' payloads and sender (against a local server, no netw
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -12,13 +13,24 @@ from typing import Any
 
 import pytest
 
-from actions.events._model import FAILURE, RECOVERY, RESULT, Event, EventFormatError
+from actions.backends.jenkins import Build
+from actions.events._model import (
+    FAILURE,
+    MAX_KEY,
+    RECOVERY,
+    RESULT,
+    Event,
+    EventFormatError,
+)
+from actions.events.jenkins_watch import build_event
 from actions.events.sources import (
     MAX_SUMMARY,
     MAX_TITLE,
+    JenkinsClaim,
     github_signature,
     github_signature_ok,
     jenkins_build_event,
+    jenkins_claims,
     parse,
 )
 from simulators import events as sim
@@ -461,12 +473,38 @@ def test_jenkins_notification_completed_failure() -> None:
     assert event.labels["commit"] == "c6d86dc654b12425e706bcf951adfe5a8627a517"
 
 
-def test_jenkins_notification_and_watcher_give_the_same_key() -> None:
-    polled = jenkins_build_event("payments-deploy", build_info("FAILURE"), None)
+def test_a_notification_is_a_claim_and_never_has_the_key_of_what_opsbot_observed() -> None:
     notified = one("jenkins", load("jenkins_notification_completed_failure"))
-    assert polled is not None and polled.key == notified.key and polled.group == notified.group
-    folder = one("jenkins", sim.jenkins_notification(job="platform/nightly-integration"))
-    assert folder.key == "jenkins:platform/nightly-integration#413"
+    observed = build_event(Build(
+        job="payments-deploy", number=413, url="http://jenkins.local/job/payments-deploy/413/",
+        result="FAILURE", building=False, started_at=datetime(2024, 5, 14, 8, 40, tzinfo=UTC),
+        duration_s=133.0, parameters={}, started_by="maria"))
+    assert observed is not None and observed.key == "jenkins-observed:payments-deploy#413"
+    # The same job's message, but the body's key can never drop the observation.
+    assert notified.group == observed.group and notified.key != observed.key
+    assert jenkins_claims(body(load("jenkins_notification_completed_failure"))) == [
+        JenkinsClaim("payments-deploy", 413, "FAILURE")]
+    folder = sim.jenkins_notification(job="platform/nightly-integration", status="success")
+    assert jenkins_claims(body(folder)) == [
+        JenkinsClaim("platform/nightly-integration", 413, "SUCCESS")]
+    assert jenkins_claims(body(sim.jenkins_notification(phase="STARTED"))) == []
+    with pytest.raises(EventFormatError, match="build.status is missing"):
+        jenkins_claims(body(sim.jenkins_notification(status=None)))
+
+
+def test_a_scoped_key_keeps_its_namespace_and_fits_the_store() -> None:
+    notified = one("jenkins", load("jenkins_notification_completed_failure"))
+    scoped = notified.scoped("jenkins@url:0123456789abcdef")
+    assert scoped.key == "jenkins@url:0123456789abcdef/jenkins:payments-deploy#413"
+    assert dataclasses.replace(scoped, key=notified.key) == notified  # nothing else changes
+    [check] = github("check_run", load("github_check_run_completed_failure"))
+    signed = check.scoped("github@signature:fedcba9876543210")
+    assert signed.aliases == tuple(f"github@signature:fedcba9876543210/{alias}"
+                                   for alias in check.aliases) and signed.aliases
+    long = one("jenkins", sim.jenkins_notification(job="/".join(["deep-folder" * 2] * 9)))
+    keys = {long.scoped(f"jenkins@url:{n:016x}").key for n in range(3)}
+    assert len(keys) == 3 and all(len(k) <= MAX_KEY for k in keys)
+    assert all(k.startswith("jenkins@url:") for k in keys)
 
 
 @pytest.mark.parametrize("phase", ["QUEUED", "STARTED", "FINALIZED"])

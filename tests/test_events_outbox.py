@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -24,6 +24,7 @@ from actions.events.store import EventStore, Filters
 from actions.guard.identity import open_payload
 from actions.guard.store import OperationStore
 from connectors.events import Courier, Gone, SendLater, SendRefused
+from tests._events_sink import Chat
 from tests.test_guard_store import db_url  # noqa: F401 - the fixture (SQLite, PostgreSQL)
 
 T0 = datetime(2026, 12, 4, 9, 0, tzinfo=UTC)
@@ -48,30 +49,6 @@ def check(conclusion: str, run: int) -> Event:
                  kind=FAILURE if failed else RESULT, status=conclusion,
                  title=f"check 'unit' {conclusion} on acme/checkout PR #7",
                  service="checkout", repo="acme/checkout")
-
-
-class Chat:
-    """A sink that records what it was asked to post and edit."""
-
-    def __init__(self) -> None:
-        self.posts: list[tuple[Mapping[str, Any], str, list[Mapping[str, Any]]]] = []
-        self.edits: list[tuple[Mapping[str, Any], str, list[Mapping[str, Any]]]] = []
-        self.fail: list[Exception] = []
-        self.fail_edit: list[Exception] = []
-
-    async def post_event(self, address: Mapping[str, Any], text: str,
-                         buttons: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-        if self.fail:
-            raise self.fail.pop(0)
-        self.posts.append((address, text, list(buttons)))
-        return {"message_id": len(self.posts)}
-
-    async def edit_event(self, address: Mapping[str, Any], ref: Mapping[str, Any], text: str,
-                         buttons: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-        if self.fail_edit:
-            raise self.fail_edit.pop(0)
-        self.edits.append((ref, text, list(buttons)))
-        return dict(ref)
 
 
 @pytest.fixture
@@ -148,7 +125,8 @@ def test_an_alert_message_names_what_where_since_when_with_next_steps(events: Ev
     assert "Firing since 09:00 UTC" in text and "Source: http://prometheus.local" in text
     titles = [b["title"] for b in buttons]
     assert titles == ["Show errors", "Roll back payments on prod", "Open a ticket"]
-    opened = {b["title"]: open_payload(b["payload"]).text for b in buttons}
+    opened = {b["title"]: open_payload(b["payload"], scope="rest:alice",
+                                       now=T0.timestamp()).text for b in buttons}
     assert opened["Roll back payments on prod"] == \
         '/rollback{"service":"payments","environment":"prod"}'
     assert '"summary":"Error rate above 5% for payments - payments on prod"' in \
@@ -161,9 +139,10 @@ def test_an_operation_button_acts_on_what_the_message_says_not_on_raw_labels() -
     event = dataclasses.replace(alert(environment="dev"), labels={
         "environment": "prod", "service": "billing", "mode": "hard"})
     [button] = [b for b in buttons_for(event, FAILURE, ["restart_service"],
-                                       lambda name: ["service", "environment", "mode"])
+                                       lambda name: ["service", "environment", "mode"],
+                                       chat="rest:alice", expires=T0.timestamp() + 60)
                 if b["title"] == "Restart service"]
-    assert open_payload(button["payload"]).text == \
+    assert open_payload(button["payload"], scope="rest:alice", now=T0.timestamp()).text == \
         '/restart_service{"service":"payments","environment":"dev","mode":"hard"}'
 
 
@@ -377,7 +356,11 @@ def test_a_message_that_cannot_be_edited_any_more_is_posted_again(events: EventS
     assert len(chat.posts) == 2 and chat.posts[1][1].startswith("RESOLVED after 23m")
 
 
-def test_a_channel_not_running_here_keeps_its_deliveries(events: EventStore) -> None:
+def test_a_channel_not_running_here_keeps_its_deliveries(
+        events: EventStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    # No connector started in this process (another test's Telegram connector registered
+    # its sink in the process-wide table).
+    monkeypatch.setattr("connectors.events._sinks", {})
     events.subscribe(conversation="telegram:-100", channel="telegram",
                      address={"chat_id": -100}, filters=Filters.build(sources=["alerts"]),
                      created_by="alice")
@@ -466,7 +449,8 @@ def test_jenkins_failures_and_recoveries_from_polling_without_repeats(
         events: EventStore, store: OperationStore) -> None:
     jenkins = FakeJenkins()
     jenkins.history["nightly-integration"] = [build(1, "FAILURE"), build(2, "SUCCESS")]
-    watch = JenkinsWatch(events, jenkins, store, interval=1)  # type: ignore[arg-type]
+    watch = JenkinsWatch(events, jenkins, store, interval=1,  # type: ignore[arg-type]
+                         clock=lambda: T0)
     assert asyncio.run(watch.poll_once()) == 0  # nobody subscribed: Jenkins is not asked
     subscribe(events, job="nightly-integration")
     assert asyncio.run(watch.poll_once()) == 0  # the first look: history is not news
@@ -485,7 +469,8 @@ def test_jenkins_failures_and_recoveries_from_polling_without_repeats(
     assert chat.edits[0][1].startswith("Back to green")
     assert [h["kind"] for h in events.history()] == [FAILURE, RECOVERY]  # #5: not news
     # A new watcher (the server restarted) starts where the last one stopped.
-    again = JenkinsWatch(events, jenkins, store, interval=1)  # type: ignore[arg-type]
+    again = JenkinsWatch(events, jenkins, store, interval=1,  # type: ignore[arg-type]
+                         clock=lambda: T0)
     assert asyncio.run(again.poll_once()) == 0
 
 
@@ -500,5 +485,5 @@ def test_a_running_build_is_no_event() -> None:
     assert build_event(build(7, None)) is None
     event = build_event(build(7, "UNSTABLE"), "2 tests flaky")
     assert event is not None and event.kind == FAILURE and event.environment == "staging"
-    assert event.key == "jenkins:nightly-integration#7"
+    assert event.key == "jenkins-observed:nightly-integration#7"  # no webhook body's key
     assert event.links == (("Console", "http://jenkins.local/job/nightly-integration/7/console"),)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import threading
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -187,6 +188,18 @@ def test_transition_refuses_unknown_fields(store: OperationStore) -> None:
     op = new_op(store)
     with pytest.raises(TypeError, match="state|requester"):
         store.transition(op.id, OPEN_STATES, CANCELLED, actor="alice", requester="mallory")
+
+
+def test_transition_refuses_a_move_opsbot_never_makes(store: OperationStore) -> None:
+    """What the store refuses to write, ``audit --verify`` would call forged."""
+    op = new_op(store)
+    finish(store, op, SUCCEEDED)
+    with pytest.raises(ValueError, match="never moves from succeeded to executing"):
+        store.transition(op.id, {SUCCEEDED}, EXECUTING, actor="alice")
+    with pytest.raises(ValueError, match="confirmed_by='bob' must be the actor"):
+        store.transition(new_op(store).id, {PENDING_CONFIRMATION}, EXECUTING, actor="alice",
+                         confirmed_by="bob")
+    assert store.get(op.id).state == SUCCEEDED  # type: ignore[union-attr]
 
 
 def test_only_one_of_many_concurrent_confirmers_wins(
@@ -476,9 +489,35 @@ def test_password_is_masked_in_repr_and_errors() -> None:
     assert store.url_for_display == f"postgresql://opsbot:***@127.0.0.1:{url.rsplit(':', 1)[1]}"
     with pytest.raises(StoreError) as caught:
         store.get("op-1")
-    message = str(caught.value)
-    assert "s3cr3t-pw" not in message
-    assert "opsbot:***@127.0.0.1" in message and "OPSBOT_DB_URL" in message
+    detail = str(caught.value.detail)
+    assert "s3cr3t-pw" not in detail
+    assert "opsbot:***@127.0.0.1" in detail and "OPSBOT_DB_URL" in detail
+    store.close()
+
+
+def test_what_a_chat_is_told_never_names_the_database(caplog: pytest.LogCaptureFixture) -> None:
+    """A group's every member reads the message: the details go to the log, once."""
+    port = free_port()
+    store = OperationStore(f"postgresql://opsbot_user:s3cr3t-pw@127.0.0.1:{port}/payments_db")
+    caplog.set_level(logging.DEBUG, logger="actions.guard.store")
+    errors = []
+    for _ in range(5):
+        with pytest.raises(StoreError) as caught:
+            store.get("op-1")
+        errors.append(caught.value)
+    message = str(errors[0])
+    assert message.startswith("opsbot's operation store is unreachable right now")
+    for secret in ("127.0.0.1", str(port), "opsbot_user", "payments_db", "s3cr3t-pw",
+                   "postgresql"):
+        assert secret not in message
+    reference = errors[0].reference
+    assert reference and f"(reference {reference})" in message
+    assert {e.reference for e in errors} == {reference}  # one outage, one reference
+    logged = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(logged) == 1  # the details once, not per attempt
+    assert reference in logged[0].getMessage()
+    assert f"opsbot_user:***@127.0.0.1:{port}/payments_db" in logged[0].getMessage()
+    assert "s3cr3t-pw" not in caplog.text
     store.close()
 
 
@@ -486,27 +525,31 @@ def test_a_password_given_twice_in_the_query_still_gives_a_masked_store_error() 
     port = free_port()
     store = OperationStore(f"postgresql://opsbot@127.0.0.1:{port}/opsbot"
                            "?password=first-pw&password=second-pw")
-    with pytest.raises(StoreError, match="OPSBOT_DB_URL") as caught:
+    with pytest.raises(StoreError) as caught:
         store.get("op-1")
-    assert "first-pw" not in str(caught.value) and "second-pw" not in str(caught.value)
+    assert "OPSBOT_DB_URL" in str(caught.value.detail)
+    for said in (str(caught.value), str(caught.value.detail)):
+        assert "first-pw" not in said and "second-pw" not in said
     assert store._reason(RuntimeError("auth failed for first-pw and second-pw")) == (
         "auth failed for *** and ***")
     store.close()
 
 
 def test_bad_url_gives_a_readable_store_error() -> None:
-    with pytest.raises(StoreError, match="OPSBOT_DB_URL") as caught:
+    with pytest.raises(StoreError, match="operation store is not set up correctly") as caught:
         OperationStore("nonsense://user:hunter2@host/db")
-    assert "hunter2" not in str(caught.value)
-    assert "nonsense://user:***@host/db" in str(caught.value)
+    assert "hunter2" not in str(caught.value) and "host" not in str(caught.value)
+    assert "nonsense://user:***@host/db" in str(caught.value.detail)
+    assert "OPSBOT_DB_URL" in str(caught.value.detail)
 
 
 def test_unopenable_sqlite_file_gives_a_store_error(tmp_path: Path) -> None:
     blocker = tmp_path / "a-file"
     blocker.write_text("")
     store = OperationStore(f"sqlite:///{blocker / 'opsbot.db'}")
-    with pytest.raises(StoreError, match="unable to open database file"):
+    with pytest.raises(StoreError) as caught:
         store.get("op-1")
+    assert "unable to open database file" in str(caught.value.detail)
 
 
 def test_from_env(tmp_path: Path) -> None:
@@ -538,8 +581,10 @@ def test_sqlite_uses_wal(tmp_path: Path) -> None:
 def records(tmp_path: Path) -> Iterator[list[Any]]:
     store = OperationStore(f"sqlite:///{tmp_path / 'opsbot.db'}")
     op = new_op(store)
-    store.transition(op.id, OPEN_STATES, EXECUTING, actor="alice", confirmed_by="alice",
-                     approved_by="carol", now=T0 + timedelta(seconds=30))
+    store.transition(op.id, {PENDING_CONFIRMATION}, PENDING_APPROVAL, actor="alice",
+                     confirmed_by="alice", now=T0 + timedelta(seconds=20))
+    store.transition(op.id, {PENDING_APPROVAL}, EXECUTING, actor="carol", approved_by="carol",
+                     now=T0 + timedelta(seconds=30))
     store.claim_execution(op.id, actor="action-server")
     store.update_backend_ref(op.id, job="deploy-payments", build_number=88)
     store.transition(op.id, {EXECUTING}, SUCCEEDED, actor=None, result="SUCCESS",
@@ -579,7 +624,7 @@ def test_format_json(records: list[Any]) -> None:
     assert deploy["created_at"] == "2025-03-14T09:30:00+00:00"
     assert deploy["finished_at"] == "2025-03-14T09:33:00+00:00"
     assert [e["kind"] for e in deploy["events"]] == [
-        "requested", "executing", "claimed", "backend", "succeeded"]
+        "requested", "pending_approval", "executing", "claimed", "backend", "succeeded"]
     assert set(deploy) >= {"risk", "state", "requester", "channel", "text", "confidence",
                            "confirmed_at", "approved_at", "result_detail"}
     assert format_json([]) == "[]"

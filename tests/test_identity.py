@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import os
 import stat
 from pathlib import Path
@@ -11,7 +12,10 @@ import pytest
 import yaml
 
 from actions.guard.identity import (
+    EXPIRED,
+    FORGED,
     IDENTITY_KEY,
+    OTHER_CHAT,
     Identity,
     open_payload,
     secret_matches,
@@ -27,13 +31,14 @@ from tests.conftest import ROOT
 
 def test_a_signed_identity_verifies_only_for_its_own_message() -> None:
     sender = "telegram:-100:42"
-    block = sign_identity("telegram", "42", sender, "tg-7")
-    assert verified_identity({IDENTITY_KEY: block}, sender, "tg-7") == Identity("telegram", "42")
+    block = sign_identity("telegram", "42", sender, "tg-7", conversation="telegram:-100")
+    assert verified_identity({IDENTITY_KEY: block}, sender, "tg-7") == \
+        Identity("telegram", "42", "telegram:-100")
     assert verified_identity({IDENTITY_KEY: block}, "telegram:-100:43", "tg-7") is None
     assert verified_identity({IDENTITY_KEY: block}, sender, "tg-8") is None  # another message
     assert verified_identity({IDENTITY_KEY: block}, sender, None) is None
     for field, value in (("user_id", "43"), ("channel", "teams"), ("message_id", "tg-8"),
-                         ("sig", "A" * 24)):
+                         ("conversation", "telegram:-200"), ("sig", "A" * 24)):
         assert verified_identity({IDENTITY_KEY: {**block, field: value}}, sender, "tg-7") is None
     for metadata in (None, {}, {"channel": "telegram", "user_id": "42"}, {IDENTITY_KEY: "x"},
                      {IDENTITY_KEY: {**block, "sig": None}}):
@@ -50,23 +55,45 @@ def test_another_secret_signs_differently(monkeypatch: pytest.MonkeyPatch) -> No
     assert not secret_matches("")  # no secret configured: nothing matches
 
 
+NOW = 1_800_000_000.0  # epoch seconds: payloads are checked against a given time
+
+
 def test_payloads_are_checked_and_their_signature_removed() -> None:
-    signed = sign_payload("affirm", {"operation_id": "op-1", "digest": "ab"})
-    assert '"_sig":' in signed
-    assert open_payload(signed).text == '/affirm{"operation_id":"op-1","digest":"ab"}'
-    assert sign_payload("greet") == "/greet"
+    chat = "telegram:-100"
+    signed = sign_payload("affirm", {"operation_id": "op-1", "digest": "ab"}, scope=chat,
+                          expires=NOW + 300)
+    assert '"_sig":' in signed and '"_exp":' in signed
+    assert open_payload(signed, scope=chat, now=NOW).text == \
+        '/affirm{"operation_id":"op-1","digest":"ab"}'
     for plain in ("/greet", "deploy payments to prod", "hi"):
-        assert open_payload(plain).text == plain  # words, or an intent with no entities
+        assert open_payload(plain, scope=chat).text == plain  # words, or a bare intent
     forged = [
         '/affirm{"operation_id":"op-1","digest":"ab"}',                 # unsigned
         signed.replace("op-1", "op-2"),                                 # edited entity
         signed.replace("/affirm", "/deny"),                             # another intent
+        signed.replace(f'"_exp":{int(NOW) + 300}', f'"_exp":{int(NOW) + 3000}'),  # longer life
         '/affirm{"operation_id":"op-1"',                                # not JSON
         '/affirm["op-1"]', "/affirm{}x", '/affirm{"_sig":7}',
     ]
+    forged += [" " + forged[0], "\n\t" + forged[1]]  # Rasa strips before it parses
     for text in forged:
-        checked = open_payload(text)
+        checked = open_payload(text, scope=chat, now=NOW)
         assert checked.text is None and checked.forged and checked.refused, text
+        assert checked.reply == FORGED, text
+
+
+def test_a_payload_is_bound_to_its_chat_and_its_lifetime() -> None:
+    signed = sign_payload("affirm", {"operation_id": "op-1"}, scope="telegram:-100",
+                          expires=NOW + 300)
+    elsewhere = open_payload(signed, scope="rest:alice", now=NOW)  # copied into REST
+    assert elsewhere.text is None and elsewhere.reply == OTHER_CHAT
+    assert open_payload(signed, scope="telegram:-200", now=NOW).reply == OTHER_CHAT
+    late = open_payload(signed, scope="telegram:-100", now=NOW + 301)
+    assert late.text is None and late.reply == EXPIRED
+    # The chat tag only words the refusal: a payload re-tagged for this chat is forged.
+    retagged = signed.replace(signed.split('"_in":"')[1][:8],
+                              hashlib.sha256(b"rest:alice").hexdigest()[:8])
+    assert open_payload(retagged, scope="rest:alice", now=NOW).reply == FORGED
 
 
 def _settings(tmp_path: Path) -> Settings:

@@ -38,6 +38,7 @@ from actions.errors import (
     Secret,
 )
 from simulators.jenkins import JenkinsSimulator
+from tests.conftest import wait_until
 
 T = TypeVar("T")
 DEPLOY = {"SERVICE": "payments", "VERSION": "2.4.1", "ENVIRONMENT": "prod"}
@@ -292,7 +293,10 @@ def test_a_crumb_refused_again_is_said_clearly_and_starts_nothing(
         password_sim: JenkinsSimulator) -> None:
     sim = password_sim
     backend = backend_for(sim, token=PASSWORD)
+    first = len(sim.builds("payments-ci"))
     run(backend.start("payments-ci", {"BRANCH": "one"}))
+    # Its build leaves the queue in its own time: counted once it is there.
+    wait_until(lambda: len(sim.builds("payments-ci")) > first, "the first build never started")
     # Something between opsbot and Jenkins drops the session cookie: no crumb can match.
     backend._server._session.cookies.set_policy(DefaultCookiePolicy(allowed_domains=[]))
     backend._server._session.cookies.clear()

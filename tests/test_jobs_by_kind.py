@@ -10,18 +10,19 @@ import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 
-import jenkins
 import pytest
 
 from actions import _runtime
 from actions.backends.jenkins import JenkinsBackend, JenkinsConfig, Job
 from actions.catalog import Catalog, environment_parameter
 from actions.guard import OperationStore, Policy
-from actions.guard.policy import JOB_KIND
+from actions.guard.policy import JOB_ENVIRONMENT, JOB_KIND, JOB_SERVICE
+from actions.guard.reach import job_reach
 from actions.jenkins_flows import HANDLERS
 from actions.requests import OpsRequest
 from actions.turn import Turn, Who
 from simulators.jenkins import JenkinsSimulator
+from tests.conftest import start_build
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -54,13 +55,6 @@ def _text(turn: Turn) -> str:
     return "\n".join(r.get("text") or "" for r in turn.replies)
 
 
-def _start(sim: JenkinsSimulator, job: str, parameters: dict[str, str]) -> int:
-    """A running build of ``job``, started straight through python-jenkins."""
-    before = {b.number for b in sim.builds(job)}
-    jenkins.Jenkins(sim.url, username=sim.user, password=sim.token).build_job(job, parameters)
-    return next(b.number for b in sim.builds(job) if b.number not in before)
-
-
 def test_run_build_refuses_a_deploy_job_and_points_to_deploy(rt: _runtime.Runtime,
                                                              sim: JenkinsSimulator) -> None:
     before = len(sim.builds("deploy-payments"))
@@ -91,11 +85,12 @@ def test_run_build_does_not_offer_deploy_jobs(rt: _runtime.Runtime) -> None:
 
 def test_stopping_a_running_prod_deploy_needs_release_manager(rt: _runtime.Runtime,
                                                               sim: JenkinsSimulator) -> None:
-    number = _start(sim, "deploy-payments", {"SERVICE": "payments", "VERSION": "2.4.2",
+    number = start_build(sim, "deploy-payments", {"SERVICE": "payments", "VERSION": "2.4.2",
                                               "ENVIRONMENT": "prod"})
     bob = _text(_ask(rt, "stop_build", "stop deploy-payments", person="bob",
                      job="deploy-payments", build_number=str(number)))
-    assert "Stopping a build on prod needs the release-manager role" in bob
+    assert ("Stopping a build on a deploy job for prod needs the release-manager role (as "
+            "deploying to prod does), which alice and carol have.") in bob
     assert "alice" in bob and "Nothing ran" in bob
     alice = _ask(rt, "stop_build", "stop deploy-payments", job="deploy-payments",
                  build_number=str(number))
@@ -108,7 +103,7 @@ def test_stopping_a_running_prod_deploy_needs_release_manager(rt: _runtime.Runti
 
 def test_stopping_a_dev_deploy_is_an_ordinary_change(rt: _runtime.Runtime,
                                                      sim: JenkinsSimulator) -> None:
-    number = _start(sim, "deploy-checkout", {"SERVICE": "checkout", "VERSION": "5.13.1",
+    number = start_build(sim, "deploy-checkout", {"SERVICE": "checkout", "VERSION": "5.13.1",
                                               "ENVIRONMENT": "dev"})
     turn = _ask(rt, "stop_build", "stop deploy-checkout", person="bob", job="deploy-checkout",
                 build_number=str(number))
@@ -128,7 +123,8 @@ def test_the_prod_rule_applies_to_any_intent_that_reaches_a_prod_deploy_job() ->
     prod = {"job": "deploy-payments", "build_number": "7", JOB_KIND: "deploy",
             "environment": "prod"}
     refused = policy.decide("stop_build", prod, "bob")
-    assert not refused.allowed and "Stopping a build on prod" in (refused.reason or "")
+    assert not refused.allowed
+    assert "Stopping a build on a deploy job for prod" in (refused.reason or "")
     allowed = policy.decide("stop_build", prod, "alice")
     assert allowed.allowed and allowed.risk == "critical"
     assert allowed.approval_roles == ("release-manager",)
@@ -153,3 +149,25 @@ def test_the_catalog_knows_which_jobs_deploy() -> None:
     assert environment_parameter(catalog.jobs["tools/migrate"]) == "TARGET_ENV"
     assert catalog.environment_of("deploy-search-prod") == "prod"
     assert catalog.environment_of("deploy-payments") is None
+
+
+def test_what_a_job_acts_on_is_read_from_its_values_whatever_its_parameters_are_called(
+) -> None:
+    def where(job: Job, sent: dict[str, str], defaults: dict[str, str] | None = None) -> str:
+        return job_reach(job, sent, defaults).get(JOB_ENVIRONMENT, "not a deploy")
+
+    release = _job("release-payments", "TARGET", "VERSION")  # a place, by its name
+    assert where(release, {"TARGET": "production", "VERSION": "2.4.1"}) == "prod"
+    assert where(release, {"TARGET": "eu-west-1"}) == "prod"  # not a known environment
+    assert where(release, {}) == "prod"  # Jenkins' default: not vouched for
+    rollout = _job("tools/rollout", "CLUSTER", "BRANCH")  # a place, by its value only
+    assert where(rollout, {"BRANCH": "main"}, {"CLUSTER": "live"}) == "prod"
+    assert where(rollout, {"CLUSTER": "stage"}) == "staging"
+    assert where(rollout, {"CLUSTER": "stage", "SUITE": "prod"}) == "prod"  # the strictest
+    # A branch, tag or version called "staging" is not a place.
+    assert where(_job("payments-ci", "BRANCH"), {"BRANCH": "staging"}) == "not a deploy"
+    assert where(_job("search-ci", "GIT_TAG", "VERSION"), {"GIT_TAG": "prod",
+                                                            "VERSION": "dev"}) == "not a deploy"
+    reach = job_reach(_job("deploy-payments", "SERVICE", "VERSION", "ENVIRONMENT"),
+                      {"SERVICE": "payments", "ENVIRONMENT": "dev"})
+    assert reach == {JOB_KIND: "deploy", JOB_ENVIRONMENT: "dev", JOB_SERVICE: "payments"}

@@ -795,3 +795,17 @@ def test_an_integer_may_be_written_with_a_leading_hash(raw: str, expected: str |
     value, problem = Parameter(name="pr", type="integer").normalise(raw)
     assert value == expected
     assert (problem is None) == (expected is not None)
+
+
+@pytest.mark.parametrize("url", [
+    "http://127.0.0.1:8080/job/{service}/buildWithParameters",
+    "https://localhost:8080/job/{service}/build",  # another name, another scheme
+    "${JENKINS_URL}job/{service}/build",
+])
+def test_an_http_operation_cannot_post_to_jenkins_itself(tmp_path: Path, url: str) -> None:
+    # A job named by a person through a URL path would escape the jobs-by-kind rules.
+    text = with_run(f"run:\n  http:\n    method: POST\n    url: \"{url}\"\n")
+    error = only_error(tmp_path, text, {"JENKINS_URL": "http://127.0.0.1:8080/"})
+    assert "goes to Jenkins" in str(error) and "run.jenkins" in str(error)
+    elsewhere = with_run("run:\n  http:\n    url: \"http://127.0.0.1:8081/purge/{service}\"\n")
+    assert load(tmp_path, elsewhere, {"JENKINS_URL": "http://127.0.0.1:8080/"})[2] == []

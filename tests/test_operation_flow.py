@@ -204,12 +204,20 @@ def test_a_read_operation_refused_by_the_policy_never_runs(
 def test_a_read_that_a_policy_rule_makes_critical_waits_for_confirmation_and_approval(
         rt: _runtime.Runtime, folder: Path) -> None:
     ledger = write(folder, "raised_read", operation("raised_read", risk="read"))
-    turn = ask(rt, "raised_read", "x", service="payments", environment="prod")
+    # Asked in a team chat: through the REST channel nobody could approve it.
+    group = Who("telegram", "42", "telegram:-100:42", "alice", "telegram:-100")
+    turn = Turn(OpsRequest("raised_read", "x", 0.99,
+                           {"service": "payments", "environment": "prod"}), group, rt)
+    asyncio.run(flow.handle(turn, flow.operations()["raised_read"]))
     text = said(turn)
     assert "It runs: tool.py payments prod" in text and "must approve" in text, text
     assert ledger_of(ledger) == []
     op_id = only_operation(rt, turn)
-    said(confirm(rt, "alice", op_id))
+    pending = rt.store.get(op_id)
+    assert pending is not None
+    yes = Turn(OpsRequest("affirm", "yes", 1.0, {}), group, rt)
+    asyncio.run(confirmations.confirm(yes, op_id, pending.digest))
+    assert "must approve" in said(yes)
     assert ledger_of(ledger) == []  # the second person has not approved yet
     op = rt.store.get(op_id)
     assert op is not None and op.risk == "critical" and op.approval_roles == ("release-manager",)

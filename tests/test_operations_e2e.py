@@ -149,8 +149,9 @@ def test_a_new_operation_runs_once_with_its_values_exactly_as_typed(trained: Dem
     confirm = button_payload(replies, "Confirm")
     assert trained.ledger_lines() == []
 
+    # alice's button in bob's REST conversation: made for another chat, refused there.
     refused = text_of(trained.say("bob", confirm))
-    assert "Only alice" in refused and "nothing ran" in refused, refused
+    assert "made for another chat" in refused and "nothing was done" in refused, refused
     assert trained.ledger_lines() == []
 
     done = text_of(trained.say("alice", confirm))

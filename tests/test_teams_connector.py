@@ -318,7 +318,8 @@ def test_a_fast_click_by_someone_else_waits_until_the_card_has_its_owner(
     connector = _connector(sim)
     thread = f"{CHANNEL_ID};messageid={sim._state.next_id()}"
     reference = {**_alice(sim), "conversation_id": thread, "conversation_type": "channel"}
-    payload = sign_payload("inform", {"service": "search"})
+    payload = sign_payload("inform", {"service": "search"}, scope=f"teams:{thread}",
+                           expires=time.time() + 3600)
     answered: list[str] = []
 
     async def turn(message: UserMessage) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,13 @@ from rasa.core.channels.channel import UserMessage
 from telegram import Update
 
 import connectors._common as common
-from actions.guard.identity import Identity, open_payload, sign_payload, verified_identity
+from actions.guard.identity import (
+    Identity,
+    conversation_scope,
+    open_payload,
+    sign_payload,
+    verified_identity,
+)
 from connectors._common import ConnectorConfigError, channel_store
 from connectors.telegram import TelegramInput, sender_id_for, split_text
 from simulators.telegram import ALICE, BOB, OPS_GROUP, TelegramSimulator
@@ -66,6 +73,12 @@ def _run(connector: TelegramInput, body: Any) -> Any:
         finally:
             await connector.bot.shutdown()
     return asyncio.run(main())
+
+
+def signed(intent: str, entities: dict[str, str], chat: int = ALICE) -> str:
+    """A payload as opsbot signs it for a button in ``chat``, pressable for an hour."""
+    return sign_payload(intent, entities, scope=conversation_scope("telegram", chat),
+                        expires=time.time() + 3600)
 
 
 def _connector(sim: TelegramSimulator) -> TelegramInput:
@@ -171,7 +184,7 @@ def test_a_12_part_reply_arrives_whole_and_in_order_through_flood_control() -> N
 def test_a_payload_longer_than_64_bytes_goes_through_the_store(sim: TelegramSimulator) -> None:
     connector = _connector(sim)
     plain = '/affirm{"operation_id":"op-0123456789ab","digest":"' + "f" * 40 + '"}'
-    payload = sign_payload("affirm", {"operation_id": "op-0123456789ab", "digest": "f" * 40})
+    payload = signed("affirm", {"operation_id": "op-0123456789ab", "digest": "f" * 40})
     recorder = Recorder()
 
     async def body() -> None:
@@ -187,7 +200,7 @@ def test_a_payload_longer_than_64_bytes_goes_through_the_store(sim: TelegramSimu
     assert recorder.messages[0].metadata["user_id"] == str(ALICE)
     received = recorder.messages[0]
     assert verified_identity(received.metadata, received.sender_id, received.message_id) \
-        == Identity("telegram", str(ALICE))
+        == Identity("telegram", str(ALICE), f"telegram:{ALICE}")
     # Answered before the turn, so without a toast: the turn's "ok" came as a message.
     assert sim.callback_answers()[-1]["text"] is None
     assert sim.bot_messages(ALICE)[-1]["plain_text"] == "ok"
@@ -203,7 +216,7 @@ class SlowTurn(Recorder):
 
 def test_a_button_press_is_answered_before_a_slow_turn_replies(sim: TelegramSimulator) -> None:
     connector = _connector(sim)
-    payload = sign_payload("affirm", {"operation_id": "op-0123456789ab", "digest": "f" * 40})
+    payload = signed("affirm", {"operation_id": "op-0123456789ab", "digest": "f" * 40})
 
     async def body() -> None:
         await connector.send(ALICE, "Deploy?", [{"title": "Confirm", "payload": payload}], {})
@@ -222,7 +235,7 @@ def test_a_button_press_is_answered_before_a_slow_turn_replies(sim: TelegramSimu
 
 @pytest.mark.parametrize("forged", [
     '/affirm{"operation_id":"op-0123456789ab"}',                      # no signature
-    sign_payload("affirm", {"operation_id": "op-0123456789ab"}).replace("op-01", "op-99"),
+    signed("affirm", {"operation_id": "op-0123456789ab"}).replace("op-01", "op-99"),
 ])
 def test_a_forged_or_edited_payload_is_refused_and_audited(sim: TelegramSimulator,
                                                           forged: str) -> None:
@@ -322,8 +335,8 @@ def test_in_a_group_choice_buttons_answer_only_the_person_asked(sim: TelegramSim
     connector = _connector(sim)
     recorder = Recorder()
     alice = sender_id_for(OPS_GROUP, ALICE)
-    choice = sign_payload("inform", {"service": "payments"})
-    confirm = sign_payload("affirm", {"operation_id": "op-1"})
+    choice = signed("inform", {"service": "payments"}, OPS_GROUP)
+    confirm = signed("affirm", {"operation_id": "op-1"}, OPS_GROUP)
 
     async def body() -> None:
         await connector.send(OPS_GROUP, "Which service?",
@@ -342,9 +355,10 @@ def test_in_a_group_choice_buttons_answer_only_the_person_asked(sim: TelegramSim
     # bob's press on alice's question does nothing and tells him why.
     assert "someone else's question" in answers[0]
     # A confirmation button is passed on (the guard, not the connector, refuses bob).
+    group = conversation_scope("telegram", OPS_GROUP)
     assert [(m.sender_id, m.text) for m in recorder.messages] == [
-        (sender_id_for(OPS_GROUP, BOB), open_payload(confirm).text),
-        (alice, open_payload(choice).text)]
+        (sender_id_for(OPS_GROUP, BOB), open_payload(confirm, scope=group).text),
+        (alice, open_payload(choice, scope=group).text)]
     assert answers[2] is None  # passed on: answered at once, without a toast
 
 

@@ -148,6 +148,20 @@ class JenkinsConfig:
                    timeout=account.timeout)
 
 
+def _defaults_of(data: Mapping[str, Any]) -> dict[str, str]:
+    """Each parameter definition's default value ("" for none) in a job's JSON."""
+    defaults: dict[str, str] = {}
+    for prop in data.get("property") or ():
+        for definition in (prop.get("parameterDefinitions") or ()
+                           if isinstance(prop, dict) else ()):
+            if not isinstance(definition, dict) or not definition.get("name"):
+                continue
+            default = definition.get("defaultParameterValue") or {}
+            defaults[str(definition["name"])] = _param_text(
+                default.get("value") if isinstance(default, dict) else None)
+    return defaults
+
+
 # -- what the backend returns -------------------------------------------------------------
 
 
@@ -595,20 +609,20 @@ class JenkinsBackend:
                         f"{name} takes {parameter} = {_or_list(allowed)}, not "
                         f"'{values[parameter]}'; nothing was started.", backend=_BACKEND)
 
+    async def parameter_defaults(self, full_name: str) -> dict[str, str]:
+        """What Jenkins gives each parameter a start does not send: its default (a choice
+        parameter's first choice), "" where it has none. Why: what a job acts on is what
+        it is sent *and* what it defaults to (``actions.guard.reach``)."""
+        name = _job_name(full_name)
+        data = await self._job_json(name, _DEFAULTS_TREE)
+        return _parse(self, lambda: _defaults_of(data))
+
     def _defaults(self, name: str) -> dict[str, str]:
         """The job's parameter defaults (in the worker thread); InvalidRequest if some lack one."""
-        data = self._get(_job_path(name), _DEFAULTS_TREE)
-        defaults: dict[str, str] = {}
-        lacking: list[str] = []
-        for prop in data.get("property") or ():
-            for definition in (prop.get("parameterDefinitions") or ()
-                               if isinstance(prop, dict) else ()):
-                default = definition.get("defaultParameterValue") or {}
-                value = _param_text(default.get("value") if isinstance(default, dict) else None)
-                if value or definition.get("name") == OPERATION_PARAMETER:  # empty: no operation
-                    defaults[str(definition.get("name"))] = value
-                else:
-                    lacking.append(str(definition.get("name")))
+        every = _defaults_of(self._get(_job_path(name), _DEFAULTS_TREE))
+        # An empty OPSBOT_OPERATION is no operation; any other empty value is no default.
+        defaults = {k: v for k, v in every.items() if v or k == OPERATION_PARAMETER}
+        lacking = [k for k in every if k not in defaults]
         if lacking or not defaults:
             needed = (_and_list(lacking) if lacking else "its parameters")
             plural = "s" if len(lacking) > 1 else ""

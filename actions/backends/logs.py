@@ -218,8 +218,9 @@ class LogSource(Protocol):
     async def query(self, q: LogQuery) -> LogResult:
         """The lines and counts matching ``q``; NotFound for a service it has no logs of."""
 
-    async def services(self) -> list[str]:
-        """The services this source has logs for, sorted."""
+    async def services(self, until: datetime | None = None) -> list[str]:
+        """The services this source has logs for, sorted (a store that forgets: those with
+        logs in the weeks before ``until``, default now)."""
 
 
 def _order_key(line: LogLine) -> tuple[int, str, str, str, str]:
@@ -251,7 +252,9 @@ async def _check_service(source: LogSource, q: LogQuery, backend: str) -> None:
     """After an empty answer: NotFound if the service is unknown (with suggestions)."""
     if q.service is None:
         return
-    known = await source.services()
+    # Seen around the time asked about, not around today: a question about last month's
+    # logs (or a test's fixed clock) must not make a service unknown.
+    known = await source.services(until=q.end)
     if q.service not in known:
         raise NotFound(f"I have no logs for a service called '{q.service}'."
                        f"{_did_you_mean(q.service, known)}", backend=backend)
@@ -422,8 +425,9 @@ class FileLogSource:
             await _check_service(self, q, _FILES)
         return result
 
-    async def services(self) -> list[str]:
-        """The services with a log file in the directory, sorted."""
+    async def services(self, until: datetime | None = None) -> list[str]:
+        """The services with a log file in the directory, sorted (files are not forgotten,
+        so ``until`` changes nothing)."""
         files = await self._run(self._files)
         return sorted({service for service, _ in files})
 
@@ -711,9 +715,10 @@ class LokiLogSource:
             await _check_service(self, q, _LOKI)
         return LogResult(tuple(lines), counts, total, self.source)
 
-    async def services(self) -> list[str]:
-        """The values of the service label over the last 30 days, sorted."""
-        now = datetime.now(UTC)
+    async def services(self, until: datetime | None = None) -> list[str]:
+        """The values of the service label over the 30 days before ``until`` (default
+        now), sorted."""
+        now = until or datetime.now(UTC)
         path = f"label/{quote(self.service_label, safe='')}/values"
         data = await self._get(path, {"start": str(_ns(now - _SERVICES_LOOKBACK)),
                                       "end": str(_ns(now))}, doing="list the services")

@@ -8,6 +8,8 @@ only these fields.
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -17,12 +19,14 @@ __all__ = [
     "ALERT_SOURCES",
     "FAILURE",
     "KINDS",
+    "MAX_KEY",
     "RECOVERY",
     "RESULT",
     "SOURCES",
     "SOURCE_GROUPS",
     "Event",
     "EventFormatError",
+    "fit_key",
 ]
 
 SOURCES = ("alertmanager", "grafana", "github", "jenkins")
@@ -40,6 +44,21 @@ FAILURE = "failure"    # an alert firing, a check or build that failed
 RECOVERY = "recovery"  # an alert resolved, the first green after red
 RESULT = "result"      # any other finished result (a green build, a passed check)
 KINDS = (FAILURE, RECOVERY, RESULT)
+
+# The longest event key the store keeps (its key columns are VARCHAR(255)).
+MAX_KEY = 255
+
+
+def fit_key(key: str) -> str:
+    """``key`` itself, or, when longer than ``MAX_KEY``, its start and a digest of it.
+
+    Why: PostgreSQL refuses a longer value, and the refusal would come back on every
+    redelivery and poll; the start keeps the key's namespace readable, the digest unique.
+    """
+    if len(key) <= MAX_KEY:
+        return key
+    digest = hashlib.sha256(key.encode("utf-8")).hexdigest()[:40]
+    return f"{key[: MAX_KEY - len(digest) - 1]}~{digest}"
 
 
 class EventFormatError(ValueError):
@@ -78,6 +97,18 @@ class Event:
     # Other keys of the same notification (a GitHub body's digest besides its delivery id):
     # an event any of whose keys was seen is dropped. Not kept with the event.
     aliases: tuple[str, ...] = ()
+
+    def scoped(self, scope: str) -> Event:
+        """The same notification with its key and aliases in ``scope``'s namespace.
+
+        Why: a key taken from a webhook's body is the sender's word; under the scope of
+        the credential that let it in, it can only ever drop a repeat of what came in
+        under that credential, never what came in under another one or what opsbot
+        observed itself (``connectors.events.Credential``).
+        """
+        return dataclasses.replace(self, key=fit_key(f"{scope}/{self.key}"),
+                                   aliases=tuple(fit_key(f"{scope}/{alias}")
+                                                 for alias in self.aliases))
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready, for the outbox (``from_dict`` reads it back)."""

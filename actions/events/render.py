@@ -123,8 +123,10 @@ OperationParameters = Callable[[str], Sequence[str] | None]
 
 
 def buttons_for(event: Event, kind: str, operations: Sequence[str] = (),
-                parameters_of: OperationParameters | None = None) -> list[dict[str, str]]:
-    """The next steps for ``event``, as signed buttons.
+                parameters_of: OperationParameters | None = None, *, chat: str,
+                expires: float) -> list[dict[str, str]]:
+    """The next steps for ``event``, as buttons signed for ``chat`` (the conversation the
+    message goes to) and pressable until ``expires`` (epoch seconds).
 
     A resolved alert keeps its buttons (the rollback or the ticket may still be wanted
     once the pages stop); a build or check back to green has none.
@@ -137,7 +139,8 @@ def buttons_for(event: Event, kind: str, operations: Sequence[str] = (),
 
     def add(title: str, intent: str, entities: Mapping[str, str]) -> None:
         buttons.append({"title": title[:64],
-                        "payload": sign_payload(intent, {k: v for k, v in entities.items() if v})})
+                        "payload": sign_payload(intent, {k: v for k, v in entities.items() if v},
+                                                scope=chat, expires=expires)})
 
     service, env = event.service, event.environment
     if kind == FAILURE and event.source in ALERT_SOURCES and service:

@@ -38,6 +38,7 @@ from typing import Any
 import yaml
 
 from actions.events.store import EventStore, Filters, Subscription
+from actions.guard.identity import conversation_scope
 
 __all__ = ["CHANNELS", "RouteError", "conversation_of", "load_routes", "read_routes",
            "routes_path"]
@@ -65,6 +66,16 @@ def conversation_of(channel: str | None, sender: str,
         return f"teams:{conversation}", "teams", {"conversation_id": conversation,
                                                    "sender": sender}
     return f"rest:{sender}", "rest", {"sender": sender}
+
+
+def chat_of(channel: str, address: Mapping[str, Any]) -> str:
+    """The chat a subscription's messages go to, as the connector that shows them names it
+    (``actions.guard.identity.conversation_scope``): event buttons are bound to it."""
+    if channel == "telegram" and address.get("chat_id") is not None:
+        return conversation_scope(channel, int(address["chat_id"]))
+    if channel == "teams" and address.get("conversation_id"):
+        return conversation_scope(channel, str(address["conversation_id"]))
+    return conversation_scope("rest", str(address.get("sender") or ""))
 
 
 def routes_path(project: Path | None = None) -> Path:

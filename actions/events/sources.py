@@ -9,8 +9,11 @@
 * ``github``: a repository or app webhook; ``X-GitHub-Event`` names the event
   (https://docs.github.com/en/webhooks/webhook-events-and-payloads);
 * ``jenkins``: the Notification plugin's JSON (https://plugins.jenkins.io/notification/).
-  The Jenkins watcher polls instead and calls :func:`jenkins_build_event`; both give a
-  build the same key, so a build seen both ways is reported once.
+  Where Jenkins is configured the webhook takes only :func:`jenkins_claims` from it (job,
+  number, result) and records what Jenkins itself says about that build
+  (``actions.events.jenkins_watch``); :func:`parse`'s event, the body's own word, is
+  recorded only where it cannot be checked, under a key scoped to the credential that
+  let it in (``Event.scoped``).
 
 What is a notification and what is not:
 
@@ -55,7 +58,9 @@ __all__ = [
     "MAX_TITLE",
     "github_signature",
     "github_signature_ok",
+    "JenkinsClaim",
     "jenkins_build_event",
+    "jenkins_claims",
     "normalise_environment",
     "parse",
 ]
@@ -698,9 +703,21 @@ def jenkins_build_event(job: str, build: Mapping[str, Any], previous_result: str
                           previous=previous_result, summary=summary)
 
 
-def _jenkins(body: bytes) -> list[Event]:
-    """The Notification plugin: {"name", "url", "build": {"number", "phase", "status", ...}}."""
-    data = _document(body)
+@dataclass(frozen=True)
+class JenkinsClaim:
+    """What a Notification plugin body says: build ``number`` of ``job`` ended ``result``.
+
+    Only a claim: the body and the ``?token=`` that let it in can be forged, so where
+    Jenkins is configured opsbot asks Jenkins about the build before anything counts
+    (``actions.events.jenkins_watch.JenkinsWatch.confirm``).
+    """
+
+    job: str  # the full name, "platform/nightly-integration"
+    number: int
+    result: str  # upper case: SUCCESS, FAILURE, UNSTABLE, ABORTED, NOT_BUILT
+
+
+def _jenkins_claim(data: Mapping[str, Any]) -> JenkinsClaim | None:
     name = _str(data, "name", "", required=True)
     build = _object(data, "build", "", required=True)
     number = _number(build, "number", "build.")
@@ -709,11 +726,29 @@ def _jenkins(body: bytes) -> list[Event]:
         raise EventFormatError(f"build.phase {_line(phase, 40)!r} is not one of "
                                f"{', '.join(_JENKINS_PHASES)}")
     if phase != "COMPLETED":
-        return []
+        return None
     status = _str(build, "status", "build.", required=True)
     # The job's url ("job/platform/job/nightly/") gives the full name the watcher uses.
     parts = [p for p in _str(data, "url", "").split("/") if p]
     full = "/".join(parts[1::2]) if len(parts) >= 2 and set(parts[0::2]) == {"job"} else name
+    return JenkinsClaim(_line(full, _MAX_NAME), number, _line(status.upper(), 40))
+
+
+def jenkins_claims(body: bytes) -> list[JenkinsClaim]:
+    """The finished build a Notification plugin body names ([] for its QUEUED, STARTED and
+    FINALIZED phases); EventFormatError, as :func:`parse`, when it is not that format."""
+    claim = _jenkins_claim(_document(body))
+    return [claim] if claim is not None else []
+
+
+def _jenkins(body: bytes) -> list[Event]:
+    """The Notification plugin: {"name", "url", "build": {"number", "phase", "status", ...}}."""
+    data = _document(body)
+    claim = _jenkins_claim(data)
+    if claim is None:
+        return []
+    build = _object(data, "build", "")
+    full, number, status = claim.job, claim.number, claim.result
     parameters = {str(k): _parameter_text(v)
                   for k, v in _object(build, "parameters", "build.").items()}
     scm = _object(build, "scm", "build.")

@@ -32,7 +32,15 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
-from actions.events._model import FAILURE, KINDS, RECOVERY, RESULT, SOURCE_GROUPS, Event
+from actions.events._model import (
+    FAILURE,
+    KINDS,
+    MAX_KEY,
+    RECOVERY,
+    RESULT,
+    SOURCE_GROUPS,
+    Event,
+)
 from actions.guard.store import OperationStore, StoreError, _JSONText, _UTCDateTime
 
 __all__ = [
@@ -69,7 +77,7 @@ events = sa.Table(
     "opsbot_events", _metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("source", sa.String(32), nullable=False),
-    sa.Column("key", sa.String(255), nullable=False, unique=True),
+    sa.Column("key", sa.String(MAX_KEY), nullable=False, unique=True),
     sa.Column("grp", sa.String(512), nullable=False),
     sa.Column("kind", sa.String(16), nullable=False),
     sa.Column("body", _JSONText, nullable=False),
@@ -81,7 +89,7 @@ events = sa.Table(
 # The other keys of recorded events (Event.aliases), for dropping them.
 event_keys = sa.Table(
     "opsbot_event_keys", _metadata,
-    sa.Column("key", sa.String(255), primary_key=True),
+    sa.Column("key", sa.String(MAX_KEY), primary_key=True),
     sa.Column("event_id", sa.Integer, nullable=False),
 )
 
@@ -119,6 +127,13 @@ messages = sa.Table(
     sa.Column("first_at", _UTCDateTime, nullable=False),
     sa.Column("updated_at", _UTCDateTime, nullable=False),
 )
+
+
+def _build_number(body: Mapping[str, Any] | None) -> int | None:
+    """The build number of a build's event (Jenkins), None for other events."""
+    labels = (body or {}).get("labels") if isinstance(body, Mapping) else None
+    value = labels.get("build_number") if isinstance(labels, Mapping) else None
+    return int(value) if isinstance(value, str) and value.isdigit() else None
 
 
 def _now(now: datetime | None) -> datetime:
@@ -298,11 +313,15 @@ class EventStore:
             return
         with self._lock:
             if not self._ready:
+                # Through the store's transactions, so that a database that is down is a
+                # StoreError saying so (the loops back off on it), not a driver's traceback.
                 try:
-                    _metadata.create_all(self.store.engine, checkfirst=True)
-                except sa.exc.SQLAlchemyError:
+                    with self.store.transaction() as conn:
+                        _metadata.create_all(conn, checkfirst=True)
+                except StoreError:
                     # Two processes creating the tables at once: the loser finds them made.
-                    _metadata.create_all(self.store.engine, checkfirst=True)
+                    with self.store.transaction() as conn:
+                        _metadata.create_all(conn, checkfirst=True)
                 # Tables made before an index was added get it too (create_all skips them).
                 for table in (events, deliveries):
                     for index in table.indexes:
@@ -407,6 +426,11 @@ class EventStore:
             raise exc
         return queued
 
+    def seen(self, key: str) -> bool:
+        """Whether an event with ``key`` (or that alias) was recorded and is still kept."""
+        self._tables()
+        return self._seen([key])
+
     def _seen(self, keys: Sequence[str]) -> bool:
         with self.store.connection() as conn:
             if conn.execute(sa.select(events.c.id).where(events.c.key.in_(keys))).first():
@@ -423,15 +447,20 @@ class EventStore:
                   .where(events.c.grp == event.group, deliveries.c.state != FAILED)
                   .group_by(deliveries.c.conversation)
                   .scalar_subquery())
-        earlier: dict[str, str] = {
-            row.conversation: row.kind for row in conn.execute(
-                sa.select(deliveries.c.conversation, deliveries.c.kind)
+        earlier: dict[str, tuple[str, int | None]] = {
+            row.conversation: (row.kind, _build_number(row.body)) for row in conn.execute(
+                sa.select(deliveries.c.conversation, deliveries.c.kind, events.c.body)
+                .join(events, events.c.id == deliveries.c.event_id)
                 .where(deliveries.c.id.in_(latest)))}
+        # Builds arrive out of order (a slow poll, a late webhook): an older one is history.
+        number = _build_number(event.as_dict()) if event.source == "jenkins" else None
         chosen: dict[str, tuple[Subscription, str, set[str]]] = {}
         for sub in subs:
             if not sub.filters.matches(event):
                 continue
-            before = earlier.get(sub.conversation)
+            before, told = earlier.get(sub.conversation, (None, None))
+            if number is not None and told is not None and number <= told:
+                continue  # an older build than the one this conversation was told of
             kind = event.kind
             if kind == RESULT and before == FAILURE:
                 kind = RECOVERY  # the first green after red

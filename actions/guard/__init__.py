@@ -2,6 +2,10 @@
 
 - ``policy``: policy.yml, who is who in each connector, and what a request needs
   (``Policy.decide`` returns a ``Decision``: allowed, risk, approval roles, reason).
+- ``reach``: what a request reaches in Jenkins (a deploy job, and where it deploys),
+  told to the policy whatever the request is called, and checked at the Jenkins call.
+- ``identity``: who sent a message (signed by the connector that proved it), and the
+  signed button payloads, bound to their chat and lifetime.
 - ``store``: the operations (confirmation, approval, execution, result), the
   exactly-once execution key and the append-only audit log, in SQLite or PostgreSQL.
 - ``_audit_view``: the audit log as a table or JSON, for ``opsbot audit``.

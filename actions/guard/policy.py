@@ -20,7 +20,8 @@ import yaml
 
 from actions.errors import ConfigError
 
-__all__ = ["JOB_KIND", "RISKS", "Decision", "Policy", "PolicyError", "parse_duration"]
+__all__ = ["DEPLOY_INTENTS", "JOB_ENVIRONMENT", "JOB_KIND", "JOB_SERVICE", "REACH_KEYS", "RISKS",
+           "Decision", "Policy", "PolicyError", "parse_duration"]
 
 RISKS = ("read", "change", "critical")
 DEFAULT_CONFIRMATION_TTL = 300.0
@@ -45,10 +46,17 @@ JOB_KIND = "job_kind"
 """The parameter by which a request says it reaches a deploy job (value ``deploy``).
 
 Jobs by kind: a rule for deploy or rollback with a ``when`` on ``environment`` applies
-to every intent that reaches a deploy job (stopping a running prod deploy, say), not
-only to the intents it lists; the request carries the job's environment for it.
+to every request that reaches a deploy job (stopping a running prod deploy, a team
+operation that starts one), on top of the request's own rule; the request carries the
+job's environment (``JOB_ENVIRONMENT``) and service (``JOB_SERVICE``) for it
+(``actions.guard.reach``).
 """
-_DEPLOY_INTENTS = frozenset({"deploy", "rollback"})
+JOB_ENVIRONMENT = "job_environment"
+"""The environment the deploy job a request reaches acts on (dev, staging, prod)."""
+JOB_SERVICE = "job_service"
+"""The service that deploy job deploys, when it can be told."""
+REACH_KEYS = (JOB_KIND, JOB_ENVIRONMENT, JOB_SERVICE)
+DEPLOY_INTENTS = frozenset({"deploy", "rollback"})
 
 _DURATION = re.compile(
     r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|secs|seconds?|m|min|mins|minutes?|h|hours?)?\s*$",
@@ -114,17 +122,20 @@ class _Rule:
     unknown: bool = False   # the rule applies to people policy.yml does not name, too
 
     def matches(self, intent: str, parameters: Mapping[str, str]) -> bool:
-        if intent not in self.intents and not self._guards_deploy_job(parameters):
-            return False
+        return intent in self.intents and self.holds(parameters)
+
+    def holds(self, parameters: Mapping[str, str]) -> bool:
+        """Whether every ``when`` condition holds for ``parameters``."""
         for name, accepted in self.when:
             value = parameters.get(name)
             if value is None or str(value).casefold() not in accepted:
                 return False
         return True
 
-    def _guards_deploy_job(self, parameters: Mapping[str, str]) -> bool:
-        """A deploy rule on an environment, asked about a request that reaches a deploy job."""
-        return (parameters.get(JOB_KIND) == "deploy" and bool(self.intents & _DEPLOY_INTENTS)
+    @property
+    def guards_deploy_jobs(self) -> bool:
+        """A deploy rule on an environment: it applies to whatever reaches a deploy job."""
+        return (bool(self.intents & DEPLOY_INTENTS)
                 and any(name == "environment" for name, _ in self.when))
 
 
@@ -299,6 +310,10 @@ class Policy:
         channel = str(channel).strip().lower()
         return self._identities.get((channel, str(user_id)), f"{channel}:{user_id}")
 
+    def people(self) -> list[str]:
+        """Everyone policy.yml names, sorted."""
+        return sorted(self._people)
+
     def knows(self, person: str) -> bool:
         """Whether ``person`` is one of policy.yml's people (else a stranger)."""
         return person in self._people
@@ -339,9 +354,53 @@ class Policy:
         unless ``default_risk`` is given (a team-defined operation's own risk): then people
         policy.yml knows may ask for it with that risk, and strangers may not.
 
-        Pass the complete parameters shown in the preview: a ``when`` condition on a
-        parameter the request lacks does not match.
+        A request that reaches a deploy job (``JOB_KIND``) also needs what deploying to
+        that job's environment needs: the first deploy rule on that environment applies
+        too (its roles, its risk if higher, its approvers), whatever the request's own
+        rule says. Pass the complete parameters shown in the preview: a ``when``
+        condition on a parameter the request lacks does not match.
         """
+        own = self._decide_own(intent, parameters, person, default_risk)
+        if (not own.allowed or intent in DEPLOY_INTENTS
+                or parameters.get(JOB_KIND) != "deploy"):
+            return own
+        job = self._decide_deploy_job(intent, parameters, person)
+        if job is None or not job.allowed:
+            return job or own
+        approval = own.approval_roles + tuple(r for r in job.approval_roles
+                                              if r not in own.approval_roles)
+        return Decision(allowed=True, risk=max(own.risk, job.risk, key=RISKS.index),
+                        approval_roles=approval, reason=None)
+
+    def _decide_deploy_job(self, intent: str, parameters: Mapping[str, str],
+                           person: str) -> Decision | None:
+        """What the deploy rules say about a request that reaches a deploy job (None: no
+        deploy rule names that job's environment)."""
+        environment = parameters.get(JOB_ENVIRONMENT) or parameters.get("environment")
+        if not environment:
+            environment = "prod"  # a deploy job whose environment is not known: the strictest
+        view = {**parameters, "environment": environment}
+        if parameters.get(JOB_SERVICE):
+            view["service"] = parameters[JOB_SERVICE]
+        for rule in self._rules:
+            if not rule.guards_deploy_jobs or not rule.holds(view):
+                continue
+            if not self.knows(person) and not self._admits_strangers(rule):
+                return Decision(allowed=False, risk=rule.risk, approval_roles=rule.approval,
+                                reason=self.stranger_reason(person))
+            if not rule.roles or self.roles_of(person) & set(rule.roles):
+                return Decision(allowed=True, risk=rule.risk, approval_roles=rule.approval,
+                                reason=None)
+            what = _describe(intent, {}, ())
+            return Decision(
+                allowed=False, risk=rule.risk, approval_roles=rule.approval,
+                reason=f"{what} on a deploy job for {environment} "
+                       f"{self._role_holders(rule, f'(as deploying to {environment} does)')}")
+        return None
+
+    def _decide_own(self, intent: str, parameters: Mapping[str, str], person: str,
+                    default_risk: str | None) -> Decision:
+        """The request's own rule (or the default of a team-defined operation's risk)."""
         stranger = not self.knows(person)
         for rule in self._rules:
             if not rule.matches(intent, parameters):
@@ -392,20 +451,26 @@ class Policy:
 
     def _needs_role(self, intent: str, parameters: Mapping[str, str], rule: _Rule) -> str:
         what = _describe(intent, parameters, [name for name, _ in rule.when])
+        return f"{what} {self._role_holders(rule)}"
+
+    def _role_holders(self, rule: _Rule, aside: str = "") -> str:
+        """'needs the release-manager role, which alice and carol have.'"""
         holders = sorted({p for role in rule.roles for p in self.people_with(role)})
         if len(rule.roles) == 1:
             needs = f"needs the {rule.roles[0]} role"
         else:
             needs = f"needs one of the roles {_join(list(rule.roles), 'or')}"
+        if aside:
+            needs = f"{needs} {aside}"
         if not holders:
-            return f"{what} {needs}, which nobody has yet: it is given in policy.yml."
+            return f"{needs}, which nobody has yet: it is given in policy.yml."
         verb = "has" if len(holders) == 1 else "have"
-        return f"{what} {needs}, which {_join(holders, 'and')} {verb}."
+        return f"{needs}, which {_join(holders, 'and')} {verb}."
 
 
 def _describe(intent: str, parameters: Mapping[str, str], names: Iterable[str]) -> str:
     """'Deploying to prod', 'Running a build with branch=main', from the named parameters."""
-    words = [_GERUNDS.get(intent, f"The request {intent!r}")]
+    words = [_GERUNDS.get(intent, f"The operation {intent}")]
     extras: list[str] = []
     for name in names:
         value = parameters.get(name)

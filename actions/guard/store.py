@@ -7,6 +7,12 @@ operation and exactly one wins. The audit log is append-only, enforced by the da
 itself (a trigger refuses UPDATE and DELETE), not only by this module having no method
 for it, and tamper-evident: each row carries the hash of the one before it, and what
 its transaction wrote to the operations table (``_audit_chain``, ``opsbot audit --verify``).
+With ``OPSBOT_AUDIT_FILE`` set, each row is also copied to that file before its
+transaction commits, or the transaction fails: nothing audited happens uncopied.
+
+A failure is a ``StoreError`` whose message a chat may show (it never names the
+database's address or user); the details are logged once per failure, under a reference
+the message carries.
 """
 
 from __future__ import annotations
@@ -19,9 +25,9 @@ import re
 import secrets
 import threading
 import time
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Self
@@ -29,20 +35,31 @@ from typing import Any, Self
 import sqlalchemy as sa
 from sqlalchemy import event as sa_event
 from sqlalchemy.engine import Connection, Engine, make_url
-from sqlalchemy.exc import ArgumentError, IntegrityError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import (
+    ArgumentError,
+    IntegrityError,
+    InterfaceError,
+    OperationalError,
+    SQLAlchemyError,
+)
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from actions.errors import OpsbotError
 from actions.guard._audit_chain import (
     CHAIN_STARTED,
     GENESIS,
     AuditVerification,
+    Lifecycle,
     _json_default,
-    append_lines,
+    append_line,
     chain_hash,
+    create_copy,
     file_line,
     legacy_digest,
-    read_anchors,
+    open_copies,
+    read_copies,
     verify_chain,
+    void_line,
 )
 
 __all__ = [
@@ -89,6 +106,19 @@ OPEN_STATES = frozenset({PENDING_CONFIRMATION, PENDING_APPROVAL})
 FINAL_STATES = frozenset({SUCCEEDED, FAILED, CANCELLED, EXPIRED, SUPERSEDED, REFUSED, ERROR})
 # Final states reached only through execution: these are the ones worth a notification.
 _EXECUTED_STATES = (SUCCEEDED, FAILED, ERROR)
+# Where each state may move: transition() refuses any other move, and ``audit --verify``
+# any audit row that makes one. Confirming (by the requester) leaves pending_confirmation
+# for approval or execution; approving (by a second person) leaves pending_approval.
+_MOVES: dict[str, frozenset[str]] = {
+    PENDING_CONFIRMATION: frozenset({PENDING_APPROVAL, EXECUTING, SUCCEEDED, REFUSED,
+                                     SUPERSEDED, EXPIRED, CANCELLED}),
+    PENDING_APPROVAL: frozenset({EXECUTING, REFUSED, SUPERSEDED, EXPIRED, CANCELLED}),
+    EXECUTING: frozenset({UNKNOWN, SUCCEEDED, FAILED, ERROR}),
+    UNKNOWN: frozenset({EXECUTING, SUCCEEDED, FAILED, ERROR}),
+}
+_CONFIRMS = frozenset({(PENDING_CONFIRMATION, PENDING_APPROVAL),
+                       (PENDING_CONFIRMATION, EXECUTING)})
+_APPROVES = frozenset({(PENDING_APPROVAL, EXECUTING)})
 
 # Columns that transition(**fields) may set alongside the state.
 _TRANSITION_FIELDS = frozenset({
@@ -98,7 +128,55 @@ _TRANSITION_FIELDS = frozenset({
 
 
 class StoreError(OpsbotError):
-    """The operation store's database failed; the message names it (password masked)."""
+    """The operation store failed.
+
+    ``str()`` is for a chat, where every member of a group reads it: what failed and what
+    became of the request, with a short ``reference``; never the database's address, user,
+    port or name. ``detail`` (the URL with its password masked, the driver's first line,
+    the fix) is for operators: it was logged once, under the same reference.
+    """
+
+    def __init__(self, message: str, *, detail: str | None = None,
+                 reference: str | None = None, summary: str | None = None) -> None:
+        super().__init__(message)
+        self.detail = detail
+        self.reference = reference
+        self.summary = summary  # one line for a log that has ``detail`` under the reference
+
+
+class _References:
+    """One reference per failure while it lasts: its details are logged once, not per attempt."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._current: tuple[str, str] | None = None  # (detail, reference)
+
+    def error(self, what: str, detail: str, *, later: bool) -> StoreError:
+        """A StoreError saying ``what`` failed; ``detail`` is logged if it is news.
+
+        ``later``: the failure may pass by itself (an outage), so trying again is advice.
+        """
+        with self._lock:
+            news = self._current is None or self._current[0] != detail
+            if news:
+                self._current = (detail, secrets.token_hex(4))
+            assert self._current is not None
+            reference = self._current[1]
+        (logger.warning if news else logger.debug)("%s (reference %s)", detail, reference)
+        advice = ("Try again in a few minutes; if it goes on, give an opsbot admin the "
+                  "reference." if later else "An opsbot admin must fix it: give them the "
+                  "reference.")
+        return StoreError(f"opsbot's {what}, so your request could not be saved or checked "
+                          f"(reference {reference}). {advice}", detail=detail,
+                          reference=reference, summary=f"opsbot's {what} (reference {reference})")
+
+    def clear(self) -> None:
+        """The store works again: the next failure is news."""
+        self._current = None
+
+
+# Failures before a store exists (a bad URL, a state dir that cannot be made).
+_SETUP = _References()
 
 
 def utcnow() -> datetime:
@@ -304,6 +382,13 @@ operations = sa.Table(
     sa.Index("ix_opsbot_operations_created_at", "created_at"),
 )
 
+# The changes opsbot makes to an operation, which --verify checks each audit row against.
+_LIFECYCLE = Lifecycle(
+    initial=PENDING_CONFIRMATION, moves=_MOVES, confirms=_CONFIRMS, approves=_APPROVES,
+    changeable=_TRANSITION_FIELDS | {"state", "notified_at"},
+    fixed=frozenset(operations.c.keys()) - _TRANSITION_FIELDS - {"state", "notified_at"},
+)
+
 # The exactly-once key: whoever inserts an operation's row here runs it.
 executions = sa.Table(
     "opsbot_executions", metadata,
@@ -419,8 +504,9 @@ _PG_SCHEMA_LOCK = 0x0B5B07
 _PG_CHAIN_LOCK = 0x0B5B0A
 # The chain's columns, added to an audit log made before them.
 _CHAIN_COLUMNS = {"changes": "TEXT", "prev_hash": "VARCHAR(64)", "hash": "VARCHAR(64)"}
-# Where a transaction keeps the audit lines to append to OPSBOT_AUDIT_FILE once it commits.
-_UNSHIPPED = "opsbot_audit_unshipped"
+# Where a transaction keeps the (id, hash) of the rows it copied to OPSBOT_AUDIT_FILE, to
+# void them there if it does not commit.
+_COPIED = "opsbot_audit_copied"
 
 
 @dataclass(frozen=True)
@@ -469,11 +555,24 @@ class OperationStore:
 
     def __init__(self, url: str, *, audit_file: str | Path | None = None) -> None:
         self._display = mask_url(url)
+        self._failures = _References()
         self._audit_file = Path(audit_file).expanduser() if audit_file else None
-        if self._audit_file is not None and not self._audit_file.parent.is_dir():
-            raise StoreError(
-                f"OPSBOT_AUDIT_FILE {self._audit_file}: its directory does not exist. Create "
-                "it, or unset OPSBOT_AUDIT_FILE.")
+        # Made here (empty) when it did not exist, so that a copy missing later was removed.
+        self._created_copy = False
+        if self._audit_file is not None:
+            if not self._audit_file.parent.is_dir():
+                raise _SETUP.error(
+                    "audit log copy (OPSBOT_AUDIT_FILE) is not set up correctly",
+                    f"OPSBOT_AUDIT_FILE {self._audit_file}: its directory does not exist. "
+                    "Create it, or unset OPSBOT_AUDIT_FILE.", later=False)
+            try:
+                self._created_copy = create_copy(self._audit_file)
+            except OSError as exc:
+                raise _SETUP.error(
+                    "audit log copy (OPSBOT_AUDIT_FILE) is not set up correctly",
+                    f"OPSBOT_AUDIT_FILE {self._audit_file}: opsbot cannot create it: "
+                    f"{exc.strerror or exc}. Make its directory writable by opsbot's user, "
+                    "or unset OPSBOT_AUDIT_FILE.", later=False) from None
         self._passwords = self._passwords_of(url)
         try:
             parsed = make_url(url)
@@ -486,10 +585,11 @@ class OperationStore:
                 options["pool_pre_ping"] = True
             self._engine: Engine = sa.create_engine(parsed, **options)
         except (ArgumentError, SQLAlchemyError, ImportError) as exc:
-            raise StoreError(
+            raise _SETUP.error(
+                "operation store is not set up correctly",
                 f"opsbot cannot use the database URL {self._display}: {self._reason(exc)}. "
                 "Set OPSBOT_DB_URL to sqlite:///path/to/opsbot.db or "
-                "postgresql://user:password@host:5432/database."
+                "postgresql://user:password@host:5432/database.", later=False,
             ) from None
         if self._engine.dialect.name == "sqlite":
             sa_event.listen(self._engine, "connect", _sqlite_pragmas)
@@ -509,10 +609,11 @@ class OperationStore:
             try:
                 state_dir.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
-                raise StoreError(
+                raise _SETUP.error(
+                    "operation store is not set up correctly",
                     f"opsbot cannot create its state directory {state_dir}: {exc.strerror}. "
-                    "Set OPSBOT_STATE_DIR to a writable directory, or OPSBOT_DB_URL."
-                ) from exc
+                    "Set OPSBOT_STATE_DIR to a writable directory, or OPSBOT_DB_URL.",
+                    later=False) from exc
             url = f"sqlite:///{state_dir.resolve() / 'opsbot.db'}"
         return cls(url, audit_file=(env.get("OPSBOT_AUDIT_FILE") or "").strip() or None)
 
@@ -616,6 +717,14 @@ class OperationStore:
         states = list(from_states)
         if not states:
             return None
+        never = sorted(state for state in states if to_state not in _MOVES.get(state, ()))
+        if never:
+            raise ValueError(f"an operation never moves from {', '.join(never)} to {to_state} "
+                             "(see _MOVES); audit --verify would call such a row forged")
+        for column in ("confirmed_by", "approved_by"):
+            if fields.get(column) is not None and fields[column] != actor:
+                raise ValueError(f"{column}={fields[column]!r} must be the actor ({actor!r}): "
+                                 "the audit row records who did it")
         values: dict[str, Any] = {"state": to_state, **fields}
         if to_state in FINAL_STATES and "finished_at" not in fields:
             values["finished_at"] = now
@@ -962,23 +1071,52 @@ class OperationStore:
                     events[row.operation_id].append(_to_event(row))
         return [AuditRecord(operation=op, events=tuple(events[op.id])) for op in ops]
 
-    def verify_audit(self) -> AuditVerification:
+    def verify_audit(self, copies: Iterable[str | Path] = ()) -> AuditVerification:
         """Walks the audit chain and checks the operations table against it (``audit --verify``).
 
-        Also compares the rows copied to ``OPSBOT_AUDIT_FILE``, when it is set and exists.
-        One snapshot of the database, so writers carrying on meanwhile are not mistaken
-        for tampering.
+        With ``OPSBOT_AUDIT_FILE`` set, every row from the file's first on must be in both
+        the file and the database. ``copies``: more files to take as the copy with it, such
+        as the files of replicas on other hosts (each copies the rows it writes).
+
+        One snapshot of the database, taken while the chain is locked, and the files as
+        they were then: no row is between its copy and its commit, so writers carrying on
+        meanwhile are not mistaken for tampering.
         """
-        copies = self._audit_file
-        anchors = list(read_anchors(copies)) if copies is not None and copies.exists() else []
+        paths = [p for p in (self._audit_file, *(Path(c).expanduser() for c in copies)) if p]
+        names = ["OPSBOT_AUDIT_FILE" if p == self._audit_file else str(p) for p in paths]
+        name = names[0] if len(names) == 1 else f"the copies ({', '.join(names)})"
+        missing: str | None = None
         with self._connect() as conn:
             if conn.dialect.name == "postgresql":
                 conn = conn.execution_options(isolation_level="REPEATABLE READ")
             elif conn.dialect.name == "sqlite" and not _sqlite_in_transaction(conn):
                 conn.exec_driver_sql("BEGIN")  # one read snapshot for both tables
+            opened: list[Any] = []
+            if paths:
+                with self._chain_held():
+                    # The snapshot begins with this first read; the files' lengths are noted.
+                    conn.execute(sa.select(sa.func.max(audit_log.c.id))).scalar()
+                    try:
+                        opened = open_copies(paths)
+                    except FileNotFoundError as exc:
+                        missing = next((n for p, n in zip(paths, names, strict=True)
+                                        if str(p) == exc.filename), str(exc.filename))
+            copy = read_copies(opened, name) if opened else None
             ops = [dict(r._mapping) for r in conn.execute(sa.select(operations))]
             rows = conn.execute(sa.select(audit_log).order_by(audit_log.c.id))
-            return verify_chain((dict(r._mapping) for r in rows), ops, anchors)
+            found = verify_chain((dict(r._mapping) for r in rows), ops, copy, _LIFECYCLE)
+        if not found.ok:
+            return found
+        created_empty = self._created_copy and copy is not None and copy.first is None
+        if missing is None and not (created_empty and found.rows):
+            return found
+        what = (f"{missing} does not exist" if missing is not None else
+                f"{name} did not exist when this check opened the store (it is there now, "
+                "empty)")
+        problem = (f"{what}, but opsbot creates it when it starts and copies every audit row to "
+                   f"it: it was deleted or moved. Restore it (or, if OPSBOT_AUDIT_FILE was only "
+                   "just set, run the check again: it starts from the file's first row).")
+        return replace(found, problem=problem, head=None)
 
     # -- plumbing -----------------------------------------------------------------------
 
@@ -1005,8 +1143,49 @@ class OperationStore:
         row["hash"] = chain_hash(row["prev_hash"], row)
         inserted = conn.execute(audit_log.insert().values(**row))
         if self._audit_file is not None:
-            line = file_line({"id": inserted.inserted_primary_key[0], **row})
-            conn.info.setdefault(_UNSHIPPED, []).append(line)
+            self._copy_row(conn, {"id": int(inserted.inserted_primary_key[0]), **row})
+
+    def _copy_row(self, conn: Connection, row: Mapping[str, Any]) -> None:
+        """Copies the row to OPSBOT_AUDIT_FILE, fsync'd, before its transaction commits.
+
+        Fails closed: a row that cannot be copied fails its transaction, so nothing audited
+        happens uncopied. Called with the chain locked, so the file is in id order.
+        """
+        assert self._audit_file is not None
+        try:
+            append_line(self._audit_file, file_line(row))
+        except OSError as exc:
+            raise self._failures.error(
+                "audit log copy cannot be written right now",
+                f"OPSBOT_AUDIT_FILE {self._audit_file}: cannot append audit row {row['id']} "
+                f"({exc.strerror or exc}), so its transaction was rolled back: opsbot does "
+                "nothing it cannot copy there. Make the file writable by opsbot's user, free "
+                "space on its disk, or unset OPSBOT_AUDIT_FILE.", later=True) from exc
+        conn.info.setdefault(_COPIED, []).append((row["id"], row["hash"]))
+
+    def _void(self, copied: list[tuple[int, str]], exc: BaseException) -> None:
+        """Takes back, in OPSBOT_AUDIT_FILE, the rows of a transaction that did not commit."""
+        if not copied or self._audit_file is None:
+            return
+        rows, copied[:] = list(copied), []
+        try:
+            append_line(self._audit_file, void_line(
+                rows, f"their transaction did not commit ({type(exc).__name__})"))
+        except OSError as error:
+            logger.error(
+                "OPSBOT_AUDIT_FILE %s: audit row(s) %s were copied there but their transaction "
+                "did not commit (%s), and the line that voids them could not be written (%s): "
+                "opsbot audit --verify will report them as missing from the database.",
+                self._audit_file, ", ".join(str(i) for i, _ in rows), type(exc).__name__,
+                error.strerror or error)
+
+    @contextmanager
+    def _chain_held(self) -> Iterator[None]:
+        """Holds the chain's lock, on a connection of its own, until the block ends: no
+        writer is then between copying a row to OPSBOT_AUDIT_FILE and committing it."""
+        with self._engine.begin() as side:
+            _lock_chain(side)
+            yield
 
     @contextmanager
     def transaction(self) -> Iterator[Connection]:
@@ -1028,18 +1207,27 @@ class OperationStore:
 
     @contextmanager
     def _write(self) -> Iterator[Connection]:
-        """A transaction; the audit rows it appended go to OPSBOT_AUDIT_FILE once it commits."""
-        with self._engine.begin() as conn:
-            conn.info[_UNSHIPPED] = []
-            yield conn
-            lines = conn.info.pop(_UNSHIPPED, [])
-        if lines and self._audit_file is not None:
+        """A transaction, committed at the end of the block.
+
+        The audit rows it appends are copied to OPSBOT_AUDIT_FILE before (``_copy_row``);
+        if it does not commit, they are voided there: before the rollback when the block
+        fails (the chain is still locked), after it when the commit does.
+        """
+        with self._engine.connect() as conn:
+            copied: list[tuple[int, str]] = []
+            conn.info[_COPIED] = copied
             try:
-                append_lines(self._audit_file, lines)
-            except OSError as exc:
-                # The rows are committed; the copy is what failed. Say so loudly, carry on.
-                logger.error("could not append %d audit row(s) to OPSBOT_AUDIT_FILE %s: %s",
-                             len(lines), self._audit_file, exc.strerror or exc)
+                with conn.begin():
+                    try:
+                        yield conn
+                    except BaseException as exc:
+                        self._void(copied, exc)
+                        raise
+            except BaseException as exc:
+                self._void(copied, exc)
+                raise
+            finally:
+                conn.info.pop(_COPIED, None)
 
     @contextmanager
     def _begin(self) -> Iterator[Connection]:
@@ -1123,11 +1311,12 @@ class OperationStore:
         if any(row.get("kind") == CHAIN_STARTED for row in rows):
             # This log had a chain, and its hash columns are gone: sealing the rows now
             # would bless whatever was edited while they were missing.
-            raise StoreError(
+            raise self._failures.error(
+                "audit log failed its integrity check",
                 "The audit log's hash columns were removed after its hash chain had started "
                 f"(a {CHAIN_STARTED} row is there): it was tampered with, and opsbot will not "
                 "re-seal it. Restore the database from a backup, or compare it with "
-                "OPSBOT_AUDIT_FILE, before opsbot runs on it again.")
+                "OPSBOT_AUDIT_FILE, before opsbot runs on it again.", later=False)
         if rows:
             count, last, digest = legacy_digest(rows)
             self._insert_audit(conn, None, CHAIN_STARTED, None, None,
@@ -1137,16 +1326,21 @@ class OperationStore:
 
     @contextmanager
     def _translate(self) -> Iterator[None]:
+        """Database errors become a StoreError fit for a chat (details logged once)."""
         try:
             yield
         except _Rollback as missing:
             raise StoreError(f"There is no operation {missing.operation_id}.") from None
         except SQLAlchemyError as exc:
-            logger.warning("operation store %s failed: %s", self._display, self._reason(exc))
-            raise StoreError(
-                f"The operation store ({self._display}) failed: {self._reason(exc)}. "
-                "Check that the database is reachable and OPSBOT_DB_URL is right."
+            down = isinstance(exc, (OperationalError, InterfaceError, PoolTimeout)) or \
+                bool(getattr(exc, "connection_invalidated", False))
+            raise self._failures.error(
+                "operation store is unreachable right now" if down else "operation store failed",
+                f"The operation store ({self._display}) failed: {self._reason(exc)}. Check that "
+                "the database is reachable and OPSBOT_DB_URL is right.", later=True,
             ) from exc
+        else:
+            self._failures.clear()
 
     def _reason(self, exc: BaseException) -> str:
         """The first line of the driver's message, without the password or the SQL."""

@@ -29,10 +29,12 @@ import httpx
 from actions.errors import BackendUnavailable, ConfigError, OutcomeUnknown
 from actions.operations._spec import (
     ENV_REFERENCE,
+    JENKINS_BY_HTTP,
     CommandRun,
     HttpRun,
     JenkinsRun,
     OperationSpec,
+    reaches_jenkins,
 )
 
 __all__ = ["CommandResult", "HttpResult", "Prepared", "mask", "prepare", "run_command",
@@ -221,6 +223,8 @@ def _prepare(spec: OperationSpec, values: Mapping[str, str], requester: str,
         # Placeholders first (their values may hold "${"), then the variables of the file.
         url = _secrets_outside(run.url, given, env, secrets, quote)
         _check_host(spec, run.url, env)
+        if reaches_jenkins(run.url, env):
+            raise ConfigError(f"{spec.name}: {JENKINS_BY_HTTP[0]} Fix: {JENKINS_BY_HTTP[1]}")
         _check_path(spec, url)
         headers: dict[str, str] = {}
         for key, value in run.headers.items():

@@ -24,20 +24,22 @@ from typing import Any
 import yaml
 
 from actions.errors import ConfigError
-from actions.guard.policy import RISKS, parse_duration
+from actions.guard.policy import REACH_KEYS, RISKS, parse_duration
 from actions.operations._types import COMMON_KEYS, DEFAULT_MAX_LENGTH, TYPE_KEYS, TYPES, Parameter
 from actions.operations._yaml import line_of, load
 
 __all__ = [
     "ANNOTATION", "BUILTIN_PLACEHOLDERS", "ENV_REFERENCE", "CommandRun", "HttpRun", "JenkinsRun",
     "Loaded", "OperationFileError",
-    "OperationSpec", "OperationsError", "builtin_intents", "env_references", "load_file",
-    "load_operations", "operation_dirs", "placeholders",
+    "JENKINS_BY_HTTP", "OperationSpec", "OperationsError", "builtin_intents", "env_references",
+    "load_file", "load_operations", "operation_dirs", "placeholders", "reaches_jenkins",
 ]
 
 PATH_VARIABLE = "OPSBOT_OPERATIONS_PATH"
 # Values every template may use besides the parameters.
 BUILTIN_PLACEHOLDERS = ("requester", "operation_id")
+# Names no parameter may take: the placeholders, and the policy's view of a Jenkins job.
+_RESERVED = (*BUILTIN_PLACEHOLDERS, *REACH_KEYS)
 DEFAULT_TIMEOUT = 300.0
 DEFAULT_HTTP_TIMEOUT = 30.0
 DEFAULT_OUTPUT_LIMIT = 64 * 1024
@@ -187,6 +189,52 @@ def placeholders(template: str) -> list[str]:
 def env_references(text: str) -> list[tuple[str, str | None]]:
     """``[(VAR, default or None)]`` for each ``${VAR}`` / ``${VAR:-default}`` in ``text``."""
     return [(m.group(1), m.group(2)) for m in ENV_REFERENCE.finditer(text)]
+
+
+JENKINS_BY_HTTP = ("run.http.url goes to Jenkins (the origin of JENKINS_URL); a Jenkins job "
+                   "reached that way escapes the jobs-by-kind and deploy rules.",
+                   "start the job with run.jenkins: {job: ..., parameters: {...}}.")
+
+
+def reaches_jenkins(url: str, env: Mapping[str, str]) -> bool:
+    """Whether ``url`` (its ``${VAR}`` resolved from ``env``) goes to Jenkins' own origin.
+
+    Why: an HTTP operation that posts to ``${JENKINS_URL}/job/{job}/build`` would start
+    any job a person names, past the policy's view of Jenkins jobs (``run.jenkins`` is
+    the one way an operation starts a job, ``actions.guard.reach``).
+    """
+    jenkins = (env.get("JENKINS_URL") or "").strip()
+    if not jenkins:
+        return False
+    resolved = ENV_REFERENCE.sub(lambda m: env.get(m.group(1)) or m.group(2) or "", url)
+    here, there = _host_port(resolved), _host_port(jenkins)
+    if here is None or there is None or here[1] != there[1]:
+        return False
+    # The same port on the same machine, however it is named (localhost, its address, an
+    # alias); the scheme does not matter (a proxy may end TLS).
+    return here[0] == there[0] or bool(_addresses(here[0]) & _addresses(there[0]))
+
+
+def _host_port(url: str) -> tuple[str, int] | None:
+    import urllib.parse
+
+    try:
+        parts = urllib.parse.urlsplit(url.strip())
+        port = parts.port or {"http": 80, "https": 443}.get(parts.scheme.lower(), 0)
+    except ValueError:
+        return None
+    host = (parts.hostname or "").lower().rstrip(".")
+    return (host, port) if host else None
+
+
+def _addresses(host: str) -> set[str]:
+    """The addresses ``host`` resolves to (none when it does not)."""
+    import socket
+
+    try:
+        return {str(info[4][0]) for info in socket.getaddrinfo(host, None)}
+    except (OSError, UnicodeError):
+        return set()
 
 
 def operation_dirs(project: Path, env: Mapping[str, str] | None = None) -> list[Path]:
@@ -393,10 +441,12 @@ def _parameters(f: _File, data: Mapping[str, Any]) -> list[Parameter]:
     for pname, spec in raw.items():
         line = line_of(raw, pname)
         if not isinstance(pname, str) or not _PARAMETER_NAME.match(pname) or \
-                pname in BUILTIN_PLACEHOLDERS:
+                pname in _RESERVED:
             f.error(line, f"parameter name {pname!r} must be lowercase letters, digits and _"
-                    + (" and not " + "/".join(BUILTIN_PLACEHOLDERS)
-                       if pname in BUILTIN_PLACEHOLDERS else "") + ".")
+                    + (" and not " + "/".join(_RESERVED) if pname in _RESERVED else "") + ".",
+                    "requester and operation_id are filled in by opsbot; job_kind, "
+                    "job_environment and job_service are what the policy is told about the "
+                    "Jenkins job an operation reaches" if pname in _RESERVED else "")
             continue
         if not isinstance(spec, dict):
             f.error(line, f"parameter {pname} must be a mapping like {{type: text}}.")
@@ -696,6 +746,8 @@ def _http(f: _File, spec: Mapping[str, Any], known: set[str],
     uline = line_of(spec, "url")
     _check_template(f, url, known, uline, "run.http.url")
     _check_env(f, url, env, uline, "run.http.url")
+    if reaches_jenkins(url, env):
+        f.error(uline, *JENKINS_BY_HTTP)
     f.whole(url, uline, "run.http.url")
     if re.match(r"^https?://[^/?#]*\{(?!\{)", url) or re.match(r"^\$\{[^}]*\}\{(?!\{)", url):
         f.error(uline, "a placeholder cannot pick the host of run.http.url.",

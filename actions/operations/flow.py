@@ -38,10 +38,13 @@ from rasa_sdk.events import FollowupAction, SlotSet
 
 from actions import _runtime
 from actions._watcher import WATCHER, notify
+from actions.backends.jenkins import Job
 from actions.catalog import Catalog, duration
 from actions.confirmations import decide, propose, record_read, record_refusal
 from actions.errors import BackendUnavailable, NotFound, OpsbotError
 from actions.guard import ERROR, EXECUTING, FAILED, SUCCEEDED, Decision, Operation
+from actions.guard.policy import JOB_ENVIRONMENT
+from actions.guard.reach import job_reach
 from actions.jenkins_flows import completion_message, follow_build, start_job
 from actions.operations._runners import (
     PLACEHOLDER,
@@ -276,9 +279,15 @@ def _describe(spec: OperationSpec, values: Mapping[str, str]) -> str:
 
 
 def _ask(turn: Turn, spec: OperationSpec, parameter: Parameter, values: Mapping[str, str],
-         choices: list[str] | None = None, problem: str | None = None) -> None:
-    """Ask for one value through ``operation_form``: the next message is the answer."""
-    offered = list(choices if choices is not None else parameter.fixed_choices())
+         choices: list[str] | None = None, problem: str | None = None,
+         catalog: Catalog | None = None) -> None:
+    """Ask for one value through ``operation_form``: the next message is the answer.
+
+    The buttons offer only the choices the policy would let this person pick.
+    """
+    offered = _permitted(turn, spec, parameter, values,
+                         list(choices if choices is not None else parameter.fixed_choices()),
+                         catalog)
     turn.events += [
         SlotSet(REQUEST_SLOT, {"intent": spec.name, "values": dict(values),
                                "asked": parameter.name, "choices": offered[:_MAX_BUTTONS],
@@ -287,6 +296,32 @@ def _ask(turn: Turn, spec: OperationSpec, parameter: Parameter, values: Mapping[
         SlotSet(ANSWER_SLOT, None),
         FollowupAction(FORM),
     ]
+
+
+def _permitted(turn: Turn, spec: OperationSpec, parameter: Parameter,
+               values: Mapping[str, str], choices: list[str],
+               catalog: Catalog | None) -> list[str]:
+    """The ``choices`` for ``parameter`` the policy allows this person, with what the
+    Jenkins job they would start reaches (a deploy job on prod, say)."""
+    given = {k: str(v) for k, v in values.items() if v and spec.parameter(k) is not None}
+    return [choice for choice in choices
+            if decide(turn, spec.name, {**given, parameter.name: choice,
+                                        **_reach_of(turn, spec, {**given, parameter.name: choice},
+                                                    catalog)}).allowed]
+
+
+def _reach_of(turn: Turn, spec: OperationSpec, values: Mapping[str, str],
+              catalog: Catalog | None) -> dict[str, str]:
+    """What the Jenkins job an operation would start with ``values`` reaches ({} for
+    other runners); a job parameter not yet given counts as not sent (the strictest)."""
+    if not isinstance(spec.run, JenkinsRun) or catalog is None:
+        return {}
+    try:
+        prepared = prepare(spec, values, requester=turn.who.person, operation_id="")
+    except OpsbotError:
+        return {}
+    job = catalog.jobs.get(prepared.job)
+    return job_reach(job, prepared.parameters) if job is not None else {}
 
 
 def ask_message(request: Mapping[str, Any]) -> tuple[str, list[dict[str, str]]]:
@@ -336,7 +371,8 @@ async def handle(turn: Turn, spec: OperationSpec, from_text: bool = True) -> Non
     raw = _raw_values(turn, spec) if from_text else dict(turn.request.entities)
     values: dict[str, str] = {}
     notes: list[str] = []
-    catalog: Catalog | None = None
+    # A Jenkins operation needs the jobs for its questions too (what each choice reaches).
+    catalog = await _catalog(turn) if isinstance(spec.run, JenkinsRun) else None
     for parameter in spec.parameters:
         given = raw.get(parameter.name)
         if given is None or not str(given).strip():
@@ -347,13 +383,14 @@ async def handle(turn: Turn, spec: OperationSpec, from_text: bool = True) -> Non
                 if parameter.type in ("service", "job"):
                     catalog = catalog or await _catalog(turn)
                     choices = _catalog_choices(catalog, parameter)
-                _ask(turn, spec, parameter, raw, choices)
+                _ask(turn, spec, parameter, raw, choices, catalog=catalog)
                 return
             continue
         value, problem = parameter.normalise(given)
         if problem:
             others = {k: v for k, v in raw.items() if k != parameter.name}
-            _ask(turn, spec, parameter, others, problem=f"{problem[0].upper()}{problem[1:]}")
+            _ask(turn, spec, parameter, others, problem=f"{problem[0].upper()}{problem[1:]}",
+                 catalog=catalog)
             return
         assert value is not None
         if parameter.type in ("service", "job"):
@@ -377,10 +414,23 @@ async def handle(turn: Turn, spec: OperationSpec, from_text: bool = True) -> Non
     prepared = _prepare_or_say(turn, spec, values)
     if prepared is None:
         return
-    if isinstance(spec.run, JenkinsRun) and not await _job_exists(turn, prepared.job):
-        return
+    decided = dict(values)
+    if isinstance(spec.run, JenkinsRun):
+        job = await _job_of(turn, prepared.job)
+        if job is None:
+            return
+        # The policy decides on what reaches Jenkins, whatever the operation calls it.
+        jenkins = turn.runtime.jenkins
+        assert jenkins is not None  # _job_of found the job there
+        defaults = await jenkins.parameter_defaults(job.full_name) if job.parameters else {}
+        reach = job_reach(job, prepared.parameters, defaults)
+        decided.update(reach)
+        if reach:
+            environment = reach[JOB_ENVIRONMENT]
+            notes.insert(0, f"\n{job.full_name} is a deploy job: this deploys to {environment}, "
+                            f"so the rules for deploying to {environment} apply.")
     summary = _preview(spec, values, prepared) + "".join(notes)
-    operation = await propose(turn, spec.name, values, summary)
+    operation = await propose(turn, spec.name, decided, summary)
     if operation is not None:
         # The confirmation is for this very call: if the file changes before it, nothing runs.
         turn.runtime.store.update_backend_ref(operation.id, previewed=_digest(spec, prepared))
@@ -424,9 +474,10 @@ def _resolve(turn: Turn, spec: OperationSpec, parameter: Parameter, value: str,
     what = "service" if parameter.type == "service" else "job"
     if found.ambiguous:
         _ask(turn, spec, parameter, others, list(found.candidates),
-             problem=f"\"{value}\" could be several {what}s")
+             problem=f"\"{value}\" could be several {what}s", catalog=catalog)
         return None
-    known = _catalog_choices(catalog, parameter) or []
+    known = _permitted(turn, spec, parameter, others, _catalog_choices(catalog, parameter) or [],
+                       catalog)
     turn.say(f"I can't find a {what} called \"{value}\" in Jenkins, so I can't "
              f"{spec.description[:1].lower() + spec.description[1:].rstrip('.')} for it. "
              f"Known {what}s: {', '.join(known[:12]) or 'none'}. Nothing ran.")
@@ -459,18 +510,18 @@ def _call_line(prepared: Prepared) -> str:
     return f"It starts the Jenkins job {prepared.job}" + (f" with {params}." if params else ".")
 
 
-async def _job_exists(turn: Turn, job: str) -> bool:
+async def _job_of(turn: Turn, job: str) -> Job | None:
+    """The Jenkins job an operation starts, or None (said why)."""
     jenkins = turn.runtime.jenkins
     if jenkins is None:
         turn.say("No Jenkins is connected to opsbot (set JENKINS_URL, JENKINS_USER and "
                  "JENKINS_TOKEN), so nothing ran.")
-        return False
+        return None
     try:
-        await jenkins.job(job)
+        return await jenkins.job(job)
     except NotFound:
         turn.say(f"Jenkins has no job {job}; check the operation file. Nothing ran.")
-        return False
-    return True
+        return None
 
 
 async def _answer_read(turn: Turn, spec: OperationSpec, values: dict[str, str],

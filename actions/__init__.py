@@ -5,6 +5,6 @@ a response from domain.yml. Backends live in ``actions/backends``, the safety la
 (policy, confirmations, audit, store) in ``actions/guard``.
 """
 
-from opsbot import _redact
+from actions import _redact
 
-_redact.install()  # the action server's logs never show a secret (opsbot/_redact.py)
+_redact.install()  # the action server's logs never show a secret (actions/_redact.py)

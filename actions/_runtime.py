@@ -1,15 +1,6 @@
-"""The action server's long-lived parts, built once from the environment on first use.
-
-Variables (README, "Configuration"):
-
-  JENKINS_URL, JENKINS_USER, JENKINS_TOKEN   the Jenkins opsbot drives (unset: none connected)
-  JIRA_URL, JIRA_USER, JIRA_TOKEN            the Jira opsbot drives (unset: none connected)
-  OPSBOT_JIRA_PROJECT  the project new issues go to when none is named (default: the first)
-  LOKI_URL / OPSBOT_LOG_DIR                  the log source: Grafana Loki, or a directory of files
-  OPSBOT_DB_URL        the operation store and audit log (default: SQLite in the state dir)
-  OPSBOT_POLICY        policy.yml to use (default: the project's)
-  OPSBOT_RASA_URL      the Rasa server's HTTP API, for completion messages (http://127.0.0.1:5005)
-  OPSBOT_PROJECT       the project whose data/ accepted phrasings go to (default: this checkout)
+"""The action server's long-lived parts, built once from the environment on first use:
+the backends (by name, ``actions.backends``), the store, the policy, and where the Rasa
+server and the project are. Every variable is in the configuration docs.
 """
 
 from __future__ import annotations
@@ -23,9 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from actions.backends.jenkins import JenkinsBackend, JenkinsConfig
-from actions.backends.jira import JiraBackend, JiraConfig
-from actions.backends.logs import LogSource, log_source_from_env
+from actions.backends import KINDS, Backends
 from actions.guard import OperationStore, Policy
 
 PROJECT = Path(__file__).resolve().parent.parent
@@ -37,13 +26,10 @@ logger = logging.getLogger(__name__)
 class Runtime:
     """Backends, store and policy shared by every action in this process."""
 
-    jenkins: JenkinsBackend | None
     store: OperationStore
     policy: Policy
     rasa_url: str
-    jira: JiraBackend | None = None
-    logs: LogSource | None = None
-    jira_project: str | None = None
+    backends: Backends = field(default_factory=Backends)
     project: Path = PROJECT
     _retrain: _Retrainer | None = field(default=None, repr=False)
 
@@ -55,15 +41,10 @@ class Runtime:
 
     @classmethod
     def from_env(cls) -> Runtime:
-        config = JenkinsConfig.from_env()
-        jira = JiraConfig.from_env()
         project = Path(os.environ.get("OPSBOT_PROJECT") or PROJECT)
         return cls(
             project=project,
-            jenkins=JenkinsBackend(config) if config else None,
-            jira=JiraBackend(jira) if jira else None,
-            logs=log_source_from_env(),
-            jira_project=(os.environ.get("OPSBOT_JIRA_PROJECT") or "").strip().upper() or None,
+            backends=Backends.from_env(KINDS, os.environ),
             store=OperationStore.from_env(),
             policy=Policy.from_env(project),
             rasa_url=(os.environ.get("OPSBOT_RASA_URL") or "http://127.0.0.1:5005").rstrip("/"),

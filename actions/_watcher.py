@@ -56,7 +56,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from actions import _runtime, metrics
-from actions.backends.jenkins import OPERATION_PARAMETER, Build, JenkinsBackend
+from actions.backends.jenkins import JENKINS, OPERATION_PARAMETER, Build, JenkinsBackend
 from actions.backoff import Backoff
 from actions.catalog import duration
 from actions.errors import BackendError, OpsbotError
@@ -240,8 +240,6 @@ class Watcher:
         the scan (StoreError): the next one does it all again.
         """
         store = _runtime.runtime().store
-        for operation in store.expire_due():
-            logger.info("operation %s (%s) expired unanswered", operation.id, operation.intent)
         seconds = lease_seconds()
         with self._lock:
             mine = set(self._following) | self._held
@@ -278,6 +276,8 @@ class Watcher:
                 with self._lock:
                     self._held.add(operation.id)  # follow() keeps the lease just taken
                 self.follow(operation.id)
+        for operation in store.expire_due():
+            logger.info("operation %s (%s) expired unanswered", operation.id, operation.intent)
 
     async def _follow(self, operation_id: str, hint: dict[str, Any]) -> None:
         """Follow the operation to its end; after a store failure, again from the store's
@@ -311,7 +311,7 @@ class Watcher:
     async def _follow_build(self, operation_id: str, hint: dict[str, Any],
                             pace: Backoff) -> None:
         rt = _runtime.runtime()
-        store, jenkins = rt.store, rt.jenkins
+        store, jenkins = rt.store, rt.backends.get(JENKINS)
         operation = store.get(operation_id)
         if operation is None or operation.state not in _FOLLOWED or jenkins is None:
             return

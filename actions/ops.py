@@ -18,27 +18,21 @@ from rasa_sdk import Action, FormValidationAction, Tracker
 from rasa_sdk.events import ActionExecuted, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
-# Importing a flow module registers its intents (actions.registry).
-from actions import (
-    _runtime,
-    confirmations,
-    events_flows,
-    jenkins_flows,
-    jira_flows,
-    logs_flows,
-    teach_flows,
-)
+from actions import _runtime, confirmations, intents
 from actions.errors import OpsbotError, Refused
-from actions.jira_flows import MAX_SUMMARY, summary_from
+from actions.flows import jira as jira_flows
+from actions.flows import teach as teach_flows
+from actions.flows.jira import MAX_SUMMARY, summary_from
 from actions.operations import flow as operation_flow
 from actions.registry import kind_of
 from actions.requests import ENTITY_NAMES, OpsRequest
 from actions.turn import OPERATIONS_KEY, Turn, Who
 
-# Imported for their registrations.
-_FLOWS = (jenkins_flows, logs_flows, operation_flow, events_flows)
-
 logger = logging.getLogger(__name__)
+
+# The action server imports this module to find its actions: the one place that installs
+# every intent's declaration.
+intents.install()
 
 
 
@@ -50,9 +44,6 @@ def _is_read(intent: str) -> bool:
 _TURN_SLOTS = ("issue_summary", "issue_request_text", "project", "priority")
 # How long a question opsbot asked ("Which environment?") waits for a typed answer.
 _PENDING_TTL = timedelta(minutes=10)
-# Intents whose text may be a bare answer ("prod", "2.4.1") to such a question.
-_ANSWER_INTENTS = frozenset({"nlu_fallback", "deploy", "rollback", "deploy_history",
-                             "run_build", "stop_build", "build_status", "build_failure"})
 
 
 def _entity(tracker: Tracker, name: str) -> str | None:
@@ -146,7 +137,10 @@ def _current_states(turn: Turn) -> list[dict[str, str]]:
 def _with_pending_answer(tracker: Tracker, request: OpsRequest) -> OpsRequest | None:
     """Merge a typed answer ("prod") into the request opsbot asked about, if there is one."""
     pending = tracker.get_slot("pending_request")
-    if not isinstance(pending, dict) or request.intent not in _ANSWER_INTENTS:
+    kind = kind_of(request.intent)
+    # Low confidence, or an intent the NLU often takes a bare word for ("prod", "2.4.1").
+    may_answer = request.intent == "nlu_fallback" or (kind is not None and kind.answers)
+    if not isinstance(pending, dict) or not may_answer:
         return None
     try:
         asked_at = datetime.fromisoformat(str(pending.get("at")))
@@ -193,7 +187,7 @@ class ActionOpsRequest(Action):
         if answered is not None:
             request = answered
             kind = kind_of(request.intent)
-        if kind is not None:
+        if kind is not None and kind.handler is not None:
             return await _run_turn(dispatcher, tracker, self.name(), kind.handler, request)
         if request.intent == "nlu_fallback":
             message = dict(tracker.latest_message or {})
@@ -264,7 +258,7 @@ class ActionChooseMeaning(Action):
             return events
         intent = str(chosen["intent"])
         kind = kind_of(intent)
-        if kind is not None:
+        if kind is not None and kind.handler is not None:
             names = set(ENTITY_NAMES) | set(kind.entities)
             request = OpsRequest(intent=intent, text=str(chosen["text"]), confidence=1.0,
                                  entities={k: v for k, v in chosen["entities"].items()

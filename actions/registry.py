@@ -1,24 +1,25 @@
-"""Where intents meet their code: one ``IntentKind`` per ops intent, built-in or team-defined.
+"""Where intents meet their code: one ``IntentKind`` per intent, built-in or team-defined.
 
-The extension API (README, "Layout"): a kind says how a request is handled (answers,
-asks, or proposes an operation), how a confirmed change is executed (exactly once),
-which backend it talks to, how its end is announced and who follows it while it runs.
+A kind is the one declaration of an intent: how a request is handled (answers, asks,
+or proposes an operation), how a confirmed change is executed (exactly once), which
+backend it talks to, how it is named in buttons, previews, refusals and teaching, and
+how its end is announced. Every consumer (the actions, the guard's refusals, teaching,
+help, the trainer) reads these facts from here; nothing keeps a table keyed by intent.
 
-- Built-in intents register themselves when their module is imported:
-  ``register(IntentKind("deploy", handler=deploy, executor=..., backend="Jenkins"))``
-  in ``jenkins_flows``, ``jira_flows`` and ``logs_flows``.
+- Built-in intents are declared beside their handlers, as each flow module's
+  ``INTENTS`` tuple (``actions.flows``), and installed explicitly by whoever starts
+  opsbot's actions (``actions.flows.install``): importing a module registers nothing.
 - Team-defined operations (``operations/*.yml``) come from a *provider*, a function that
-  returns the current kinds (``actions.operations.flow`` adds one): files can change while
-  opsbot runs, and a provider is asked again on every lookup.
+  returns the current kinds: files can change while opsbot runs, so a provider is asked
+  again on every lookup.
 
 Risk and roles come from ``policy.yml``; a kind's ``risk`` is used when no rule names its
-intent (team-defined operations: known people may run them, strangers may not).
-This module imports no flow: flows import it, never the other way round.
+intent. This module imports no flow: flows import it, never the other way round.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -27,8 +28,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from actions.guard import Operation
     from actions.turn import Turn
 
-__all__ = ["Executor", "Handler", "IntentKind", "Outcome", "add_provider", "executors",
-           "handlers", "kind_of", "kinds", "register", "register_all"]
+__all__ = ["Completion", "Describe", "Executor", "Follower", "Handler", "IntentKind", "Outcome",
+           "add_provider", "installed", "kind_of", "kinds", "offerable", "register"]
 
 
 @dataclass(frozen=True)
@@ -55,22 +56,40 @@ Handler = Callable[["Turn"], Awaitable[None]]
 Executor = Callable[["Runtime", "Operation"], Awaitable[Outcome]]
 Completion = Callable[["Operation"], str]
 Follower = Callable[[str, "Mapping[str, Any] | None"], None]
+Describe = Callable[[Mapping[str, str]], str]
 
 
 @dataclass(frozen=True)
 class IntentKind:
-    """One ops intent: its handler and, for a change, everything that runs after the yes."""
+    """One intent: its handler and how it is named and, for a change, everything that runs
+    after the yes.
+
+    ``handler`` None: the intent is answered by the dialogue itself (a response in
+    ``domain.yml`` such as ``utter_greet``, or an action of its own such as ``action_help``);
+    it is declared for its title and its aliases, which teaching offers.
+    """
 
     intent: str
-    handler: Handler
+    handler: Handler | None
+    # "deploy a version": buttons, "did you mean", teaching, help.
+    title: str
+    # "Deploying": how a refusal names the request ("Deploying to prod needs ...").
+    gerund: str = ""
+    # The word before the environment in a refusal: "Deploying to prod", "Rolling back on prod".
+    preposition: str = "on"
+    # "deploy payments 2.4.1 to prod", from the request's entities: previews, "I understood".
+    describe: Describe | None = None
     executor: Executor | None = None
     backend: str = "the backend"
-    # Button titles and teaching ("did you mean: restart a service?").
-    title: str = ""
     # Default risk when no policy.yml rule names the intent; None: a rule is required.
     risk: str | None = None
     # Reads are answered at once, shown only if the policy allowed them, and audited.
     read: bool = False
+    # A bare value typed after opsbot asked ("prod", "2.4.1") may be the answer to this
+    # intent's question: the NLU often takes such a word for this intent.
+    answers: bool = False
+    # Words that name the intent when someone teaches a phrasing ("ship" means deploy).
+    aliases: tuple[str, ...] = ()
     # What opsbot says when a followed operation has ended (None: a generic sentence).
     completion: Completion | None = None
     # Who follows an operation the executor left running (``Outcome.follow``).
@@ -79,40 +98,38 @@ class IntentKind:
     entities: tuple[str, ...] = ()
     # Where it is defined: "built-in", or the operation file.
     source: str = "built-in"
-    # A short sentence for requests ("restart payments on prod"); None: OpsRequest.describe.
-    describe: Callable[[Mapping[str, str]], str] | None = None
     # What a restarted action server does with an operation of this kind it finds still
     # executing (None: the watcher follows it, as a build).
     resume: Callable[[Operation], None] | None = None
+
+    def doing(self) -> str:
+        """How a refusal names the request: the gerund, or "The operation <intent>"."""
+        return self.gerund or f"The operation {self.intent}"
 
 
 _registered: dict[str, IntentKind] = {}
 _providers: list[Callable[[], Mapping[str, IntentKind]]] = []
 
 
-def register(kind: IntentKind) -> IntentKind:
-    """Add a built-in kind; a second kind for the same intent is a programming error."""
-    current = _registered.get(kind.intent)
-    if current is not None and current is not kind:
-        raise ValueError(f"the intent {kind.intent} is registered twice "
-                         f"({current.source} and {kind.source})")
-    _registered[kind.intent] = kind
-    return kind
-
-
-def register_all(handlers: Mapping[str, Handler], executors: Mapping[str, Executor] | None = None,
-                 *, backend: str, read: frozenset[str] = frozenset(),
-                 completion: Completion | None = None, follow: Follower | None = None) -> None:
-    """Register a module's built-in intents at once (its ``HANDLERS`` and ``EXECUTORS``)."""
-    for intent, handler in handlers.items():
-        register(IntentKind(intent, handler, (executors or {}).get(intent), backend=backend,
-                            read=intent in read, completion=completion, follow=follow))
+def register(kinds_: Iterable[IntentKind]) -> None:
+    """Add built-in kinds; a second kind for the same intent is a programming error."""
+    for kind in kinds_:
+        current = _registered.get(kind.intent)
+        if current is not None and current is not kind:
+            raise ValueError(f"the intent {kind.intent} is declared twice "
+                             f"({current.source} and {kind.source})")
+        _registered[kind.intent] = kind
 
 
 def add_provider(provider: Callable[[], Mapping[str, IntentKind]]) -> None:
     """Add a source of kinds that may change at run time (team-defined operations)."""
     if provider not in _providers:
         _providers.append(provider)
+
+
+def installed() -> bool:
+    """Whether the built-in kinds are registered (``actions.flows.install``)."""
+    return bool(_registered)
 
 
 def kinds() -> dict[str, IntentKind]:
@@ -135,11 +152,7 @@ def kind_of(intent: str) -> IntentKind | None:
     return None
 
 
-def handlers() -> dict[str, Handler]:
-    """Every ops intent's handler."""
-    return {intent: kind.handler for intent, kind in kinds().items()}
-
-
-def executors() -> dict[str, Executor]:
-    """Every change intent's executor."""
-    return {intent: kind.executor for intent, kind in kinds().items() if kind.executor}
+def offerable() -> dict[str, str]:
+    """Intents a person can teach or choose, with their titles: the built-ins first, then
+    the team-defined operations."""
+    return {intent: kind.title for intent, kind in kinds().items() if kind.title}

@@ -24,10 +24,10 @@ from typing import Any
 
 import yaml
 
+from actions.registry import kind_of, offerable
 from actions.requests import ENTITY_NAMES
 
 __all__ = [
-    "INTENT_TITLES",
     "MAX_PHRASE",
     "TAUGHT_FILE",
     "TeachingError",
@@ -42,46 +42,6 @@ __all__ = [
 TAUGHT_FILE = Path("data") / "nlu" / "taught.yml"
 # The longest phrasing opsbot takes, in characters (with its [value](entity) marks).
 MAX_PHRASE = 200
-
-# What each intent a person can teach or choose means, in a few words (button titles).
-INTENT_TITLES: dict[str, str] = {
-    "deploy": "deploy a version",
-    "rollback": "roll back",
-    "deploy_history": "what is deployed where",
-    "run_build": "run a build",
-    "stop_build": "stop a build",
-    "build_status": "build status",
-    "list_jobs": "what's failing in CI",
-    "build_failure": "why a build failed",
-    "query_logs": "search the logs",
-    "create_issue": "open a ticket",
-    "issue_status": "status of a ticket",
-    "list_issues": "list tickets",
-    "comment_issue": "comment on a ticket",
-    "update_issue": "change a ticket",
-    "subscribe": "post events in this chat",
-    "unsubscribe": "stop posting events here",
-    "list_subscriptions": "what this chat is subscribed to",
-    "greet": "say hello",
-    "goodbye": "say goodbye",
-    "thank": "say thanks",
-    "help": "what opsbot can do",
-}
-
-_ALIASES = {
-    "ship": "deploy", "release": "deploy", "roll out": "deploy", "rollout": "deploy",
-    "roll back": "rollback", "revert": "rollback", "undo": "rollback",
-    "build": "run_build", "run": "run_build", "abort": "stop_build", "stop": "stop_build",
-    "cancel build": "stop_build", "status": "build_status", "green": "build_status",
-    "red": "list_jobs", "failing": "list_jobs", "why": "build_failure", "failure": "build_failure",
-    "logs": "query_logs", "errors": "query_logs", "log": "query_logs",
-    "ticket": "create_issue", "bug": "create_issue", "open ticket": "create_issue",
-    "tickets": "list_issues", "comment": "comment_issue", "assign": "update_issue",
-    "hello": "greet", "hi": "greet", "bye": "goodbye", "thanks": "thank",
-    "notify": "subscribe", "alert me": "subscribe", "tell us when": "subscribe",
-    "mute": "unsubscribe", "stop notifications": "unsubscribe", "stop posting": "unsubscribe",
-    "subscriptions": "list_subscriptions",
-}
 
 _MARK = re.compile(r"\[([^\[\]]+)\]\(([a-z_]+)\)")
 _QUOTED = re.compile(r"[\"'“”‘’«](.+?)[\"'“”‘’»]")
@@ -185,9 +145,11 @@ def meaning_of(words: str, intents: Sequence[str]) -> str | None:
     for intent in intents:
         if text in (intent, intent.replace("_", " ")):
             return intent
-    for alias in sorted(_ALIASES, key=len, reverse=True):
-        if re.search(rf"\b{re.escape(alias)}\b", text) and _ALIASES[alias] in intents:
-            return _ALIASES[alias]
+    aliases = {alias: intent for intent in intents if (kind := kind_of(intent)) is not None
+               for alias in kind.aliases}
+    for alias in sorted(aliases, key=len, reverse=True):
+        if re.search(rf"\b{re.escape(alias)}\b", text):
+            return aliases[alias]
     for intent in sorted(intents, key=len, reverse=True):
         if re.search(rf"\b({re.escape(intent)}|{re.escape(intent.replace('_', ' '))})\b", text):
             return intent
@@ -203,6 +165,7 @@ def write_accepted(project: Path, examples: Iterable[tuple[str, str]],
     is left as it was.
     """
     path = project / TAUGHT_FILE
+    known_intents = set(offerable() if intents is None else intents)
     blocks: dict[str, list[str]] = {}
     if path.exists():
         try:
@@ -224,7 +187,7 @@ def write_accepted(project: Path, examples: Iterable[tuple[str, str]],
                                     f"({exc}); fix it before accepting more.") from None
     added = 0
     for intent, example in examples:
-        if intent not in (INTENT_TITLES if intents is None else set(intents)):
+        if intent not in known_intents:
             raise TeachingError(f"'{intent}' is not an intent opsbot can be taught.")
         parse_example(example)
         known = blocks.setdefault(intent, [])

@@ -17,6 +17,7 @@ from typing import Any
 from rasa_sdk import Tracker
 
 from actions._runtime import Runtime
+from actions.backends._protocol import B, BackendKind
 from actions.guard import Operation
 from actions.guard.identity import (
     UNVERIFIED,
@@ -109,6 +110,15 @@ class Turn:
         return {"title": title, "payload": sign_payload(intent, dict(entities or {}),
                                                         scope=self.who.chat,
                                                         expires=expires.timestamp())}
+
+    def backend(self, kind: BackendKind[B]) -> B | None:
+        """The backend this request needs, or None after saying that it is not connected
+        (and what to set), so that nothing runs."""
+        backend = self.runtime.backends.get(kind)
+        if backend is None:
+            self.say(f"I understood: {self.request.describe()}. But {kind.not_connected()}, "
+                     "so nothing ran.")
+        return backend
 
     def say(self, text: str, buttons: list[dict[str, str]] | None = None) -> None:
         reply: dict[str, Any] = {"text": text}

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from rasa.core.channels.channel import OutputChannel
 from rasa.shared.exceptions import RasaException
 
-from opsbot._redact import add_secret, is_secret_name
+from actions._redact import add_secret, is_secret_name
 
 if TYPE_CHECKING:  # pragma: no cover
     from actions.guard.store import OperationStore

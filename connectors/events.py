@@ -75,7 +75,6 @@ from sanic.exceptions import PayloadTooLarge
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
-from actions.backends.jenkins import JenkinsBackend
 from actions.backoff import Backoff
 from actions.errors import BackendError, OpsbotError
 from actions.events._model import SOURCES, Event, EventFormatError
@@ -702,12 +701,12 @@ class Courier:
 def _jenkins_watch(events: EventStore) -> JenkinsWatch | None:
     """The poller of subscribed Jenkins jobs, which also checks Jenkins notifications, when
     Jenkins is configured (JENKINS_URL); ConfigError when its settings are wrong."""
-    from actions.backends.jenkins import JenkinsConfig
+    from actions.backends.jenkins import JENKINS
 
-    config = JenkinsConfig.from_env()
-    if config is None:
+    jenkins = JENKINS.from_env(os.environ)
+    if jenkins is None:
         return None
-    return JenkinsWatch(events, JenkinsBackend(config), channel_store())
+    return JenkinsWatch(events, jenkins, channel_store())
 
 
 _OPERATIONS: dict[str, Any] = {"stamp": None, "specs": {}}

@@ -146,7 +146,7 @@ def fetch(published: Published, directory: Path) -> Path:
 
 async def follow(app: Any, lock: asyncio.Lock, models_dir: Path) -> None:
     """Take the newest published model whenever it is not the one answering (forever)."""
-    from connectors.reload import ModelRefused, load_checked
+    from connectors._model_check import ModelRefused, load_checked
 
     refused: set[int] = set()
     outages = (OpsbotError, sa.exc.SQLAlchemyError, OSError)

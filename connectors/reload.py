@@ -32,22 +32,17 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from rasa.core.agent import Agent
 from rasa.core.channels.channel import InputChannel, UserMessage
 from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
+from actions.guard.identity import api_token_of, same_secret
+from connectors._model_check import ModelRefused, load_checked
+
 __all__ = ["ModelRefused", "ModelReload", "load_checked"]
 
 logger = logging.getLogger(__name__)
-
-PROBES = ("hi", "help", "deploy payments 2.4.1 to prod", "what's red in CI?")
-
-
-class ModelRefused(Exception):
-    """The model cannot replace the running one; the message says why."""
-
 
 def _models_dir() -> Path:
     return Path(os.environ.get("OPSBOT_MODELS") or "models").expanduser().resolve()
@@ -67,32 +62,6 @@ def _choose(requested: str | None) -> Path:
     if not path.is_file():
         raise ModelRefused(f"There is no model file {path}.")
     return path
-
-
-async def load_checked(path: Path, running: Agent) -> Agent:
-    """The model at ``path`` as an agent sharing ``running``'s stores, checked; or ModelRefused."""
-    agent = Agent(generator=running.nlg, tracker_store=running.tracker_store,
-                  lock_store=running.lock_store, action_endpoint=running.action_endpoint,
-                  http_interpreter=running.http_interpreter)
-    try:
-        await asyncio.to_thread(agent.load_model, str(path))
-    except Exception as exc:  # noqa: BLE001 - whatever breaks loading, the old model stays
-        raise ModelRefused(f"{path.name} does not load: {type(exc).__name__}: {exc}") from None
-    if not agent.is_ready() or agent.processor is None:
-        raise ModelRefused(f"{path.name} loaded without a usable model.")
-    intents = set(agent.domain.intents) if agent.domain else set()
-    if not intents:
-        raise ModelRefused(f"{path.name} has no intents in its domain.")
-    for text in PROBES:
-        try:
-            parsed = await agent.parse_message(text)
-        except Exception as exc:  # noqa: BLE001
-            raise ModelRefused(f"{path.name} fails to parse {text!r}: {exc}") from None
-        intent = (parsed.get("intent") or {}).get("name")
-        if intent is None or (intent not in intents and intent != "nlu_fallback"):
-            raise ModelRefused(f"{path.name} classifies {text!r} as {intent!r}, not an intent "
-                               "of its domain.")
-    return agent
 
 
 class ModelReload(InputChannel):
@@ -119,9 +88,6 @@ class ModelReload(InputChannel):
 
         @hook.route("/reload", methods=["POST"])
         async def reload(request: Request) -> HTTPResponse:
-            from actions.guard.identity import same_secret
-            from opsbot._rasa_server import api_token_of
-
             token = os.environ.get("OPSBOT_API_TOKEN") or ""
             if not token:
                 return response.json({"error": "reloading is off: OPSBOT_API_TOKEN is not set"},

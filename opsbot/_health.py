@@ -97,7 +97,7 @@ async def _within(check: Callable[[], Awaitable[None]], what: str = "check") -> 
 
 def _said(exc: BaseException) -> str:
     """An exception in a few words, without the URL or password a driver may quote."""
-    from opsbot._redact import mask
+    from actions._redact import mask
 
     text = _USERINFO.sub(r"\1***@", mask(" ".join(str(exc).split())))[:200]
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
@@ -168,6 +168,35 @@ async def readiness(app: Sanic) -> tuple[bool, dict[str, str]]:
     return all(v == "ok" for v in checks.values()), checks
 
 
+_BACKENDS_FRESH = 30.0  # seconds a backend's health is reused: /ready is asked every few
+_backends_seen: tuple[float, dict[str, str]] | None = None
+
+
+async def backend_health() -> dict[str, str]:
+    """Each configured backend's health check ("ok", or what failed in words that name no
+    host: /ready is open; the whole answer goes to the log), asked at most every 30 s.
+    Reported, never a reason to be unready (``opsbot._backend_checks``)."""
+    global _backends_seen
+    from actions.backends import KINDS, Backends
+    from actions.errors import ConfigError
+    from opsbot._backend_checks import ping_all
+
+    if _backends_seen is not None and time.monotonic() - _backends_seen[0] < _BACKENDS_FRESH:
+        return _backends_seen[1]
+    try:
+        backends = Backends.from_env(KINDS, os.environ)
+    except ConfigError as exc:
+        logger.warning("/ready: a backend is misconfigured: %s", _said(exc))
+        return {"configuration": "a backend setting is malformed (details in the server log)"}
+    found: dict[str, str] = {}
+    for name, (reached, said) in (await ping_all(backends, CHECK_TIMEOUT)).items():
+        if not reached:
+            logger.warning("/ready: the %s health check failed: %s", name, _said(Exception(said)))
+        found[name] = "ok" if reached else "unreachable or refused (details in the server log)"
+    _backends_seen = (time.monotonic(), found)
+    return found
+
+
 async def _operations_text() -> str:
     """``opsbot_operations{intent,state}`` from the store: every replica's operations."""
     import sqlalchemy as sa
@@ -234,7 +263,8 @@ def install(app: Sanic) -> None:
     @app.route("/ready", methods=["GET"])
     async def ready(_request: Request) -> HTTPResponse:
         ok, checks = await readiness(app)
-        return response.json({"ready": ok, "checks": checks}, status=200 if ok else 503)
+        return response.json({"ready": ok, "checks": checks, "backends": await backend_health()},
+                             status=200 if ok else 503)
 
     @app.route("/metrics", methods=["GET"])
     async def scrape(_request: Request) -> HTTPResponse:

@@ -222,7 +222,7 @@ def _jenkins_reach(prepared: Any) -> tuple[dict[str, str], str]:
     """What the job reaches (for the policy), asked of the Jenkins in the environment."""
     import asyncio
 
-    from actions.backends.jenkins import JenkinsBackend, JenkinsConfig
+    from actions.backends.jenkins import JENKINS
     from actions.errors import OpsbotError
     from actions.guard.policy import JOB_ENVIRONMENT
     from actions.guard.reach import job_reach
@@ -230,10 +230,9 @@ def _jenkins_reach(prepared: Any) -> tuple[dict[str, str], str]:
     unknown = (f"(Whether {prepared.job} is a deploy job, which adds the deploy rules, is "
                "checked against Jenkins in the chat")
     try:
-        config = JenkinsConfig.from_env()
-        if config is None:
+        backend = JENKINS.from_env(os.environ)
+        if backend is None:
             return {}, f"{unknown}; JENKINS_URL is not set here.)"
-        backend = JenkinsBackend(config)
         job = asyncio.run(backend.job(prepared.job))
         defaults = asyncio.run(backend.parameter_defaults(job.full_name))
     except OpsbotError as exc:

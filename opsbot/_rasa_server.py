@@ -34,10 +34,10 @@ from sanic import Sanic, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
-from actions.guard.identity import bearer, same_secret
+from actions.guard.identity import api_token_of, same_secret
 from opsbot._tokens import API_TOKEN
 
-__all__ = ["EXECUTABLE", "api_token_of", "closed_because", "guard", "main"]
+__all__ = ["EXECUTABLE", "closed_because", "guard", "main"]
 
 logger = logging.getLogger("opsbot.server")
 
@@ -77,14 +77,6 @@ def closed_because(method: str, path: str, body: Any, output_channel: str | None
             # as delivered, never reaching the chat.
             return "/execute needs ?output_channel=latest, so the announcements reach the chat"
     return None
-
-
-def api_token_of(request: Request) -> str:
-    """The token a request carries: ``?token=``, else ``Authorization: Bearer``."""
-    given = request.args.get("token")
-    if given:
-        return str(given)
-    return bearer(request.headers.get("Authorization"))
 
 
 def guard(app: Sanic, token: str) -> None:

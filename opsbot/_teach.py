@@ -32,11 +32,13 @@ def _store(settings: Settings) -> Any:
 
 def _intents(settings: Settings) -> list[str]:
     """The built-in intents one can teach, then the team-defined operations."""
+    from actions import intents
     from actions.operations import load_operations
-    from actions.teach_flows import OFFERABLE
 
+    intents.install()
+    offered = {kind.intent for kind in intents.BUILT_IN if kind.title}
     domain = yaml.safe_load((settings.project / "domain.yml").read_text(encoding="utf-8")) or {}
-    builtins = [i for i in domain.get("intents") or [] if i in OFFERABLE]
+    builtins = [i for i in domain.get("intents") or [] if i in offered]
     return builtins + sorted(load_operations(settings.project).operations)
 
 

@@ -20,8 +20,8 @@ import secrets
 from collections.abc import Mapping
 from pathlib import Path
 
+from actions._redact import add_secret
 from opsbot._private import write_private
-from opsbot._redact import add_secret
 from opsbot.settings import SettingsError
 
 __all__ = [

@@ -77,8 +77,8 @@ def train_remotely(state_dir: Path, force: bool, timeout: float = 1800.0,
 
 def main() -> int:
     """Warm up, then serve /train until killed."""
+    from actions import _redact
     from actions.guard.identity import bearer, same_secret
-    from opsbot import _redact
     from opsbot._private import private_dir, write_private
     from opsbot._training import CommandError, quiet_library_warnings, run_training
     from opsbot.settings import Settings

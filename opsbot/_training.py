@@ -53,15 +53,18 @@ def training_inputs(settings: Settings) -> list[Path]:
 
 
 def operations_training_files(settings: Settings) -> tuple[Path, Path, int]:
-    """Check the operation files and write them as training data: (domain, data, count)."""
+    """Check the operation files and write them as training data, with the routes of the
+    built-in intents: (domain, data, count)."""
+    from actions.intents import BUILT_IN
     from actions.operations import load_operations, write_training_files
 
     loaded = load_operations(settings.project)
     if loaded.errors:
         raise CommandError("The operation files have problems (nothing was trained):\n"
                            + "\n".join(f"  {e}" for e in loaded.errors))
+    routed = [kind.intent for kind in BUILT_IN if kind.handler is not None]
     domain, data = write_training_files(settings.project, loaded.operations,
-                                        settings.state_dir / "training")
+                                        settings.state_dir / "training", routed)
     return domain, data, len(loaded.operations)
 
 

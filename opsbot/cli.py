@@ -25,7 +25,8 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from opsbot import __version__, _redact
+from actions import _redact
+from opsbot import __version__
 from opsbot._chat import chat
 from opsbot._private import private_dir, write_private
 from opsbot._processes import Stack, StartupError, http_get_json
@@ -61,6 +62,14 @@ def _start_servers(stack: Stack, model: Path, backend_env: dict[str, str] | None
     problems = check_operations(stack.settings, backend_env)
     if problems:
         raise CommandError(problems)
+    from actions.errors import ConfigError
+    from opsbot._backend_checks import startup_lines
+
+    try:
+        lines = startup_lines({**os.environ, **(backend_env or {})})
+    except ConfigError as exc:
+        raise CommandError(str(exc)) from None
+    print("Backends:\n" + "\n".join(lines), flush=True)
     stack.check_ports()
     print(f"Starting the action server on :{stack.settings.actions_port} and the Rasa server "
           f"on :{stack.settings.port} (logs in {stack.log_dir}) ...", flush=True)

@@ -33,6 +33,20 @@ REST_AUTH = {"Authorization": f"Bearer {TEST_REST_TOKEN}"}
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from actions import intents  # noqa: E402 - after the environment above
+
+# As the action server does when it loads actions.ops: every intent's declaration.
+intents.install()
+
+
+def handle(intent: str, turn: Any) -> None:
+    """Run the handler of ``intent`` on ``turn``, as action_ops_request does."""
+    from actions.registry import kind_of
+
+    kind = kind_of(intent)
+    assert kind is not None and kind.handler is not None, f"{intent} has no handler"
+    asyncio.run(kind.handler(turn))
+
 
 def api(url: str) -> str:
     """``url`` of Rasa's HTTP API with the tests' API token."""

@@ -23,7 +23,7 @@ ALICE = Who("rest", "alice", "alice", "alice")
 def _runtime_with(ttl: str, tmp_path: Path) -> _runtime.Runtime:
     data = yaml.safe_load((ROOT / "policy.yml").read_text(encoding="utf-8"))
     data["confirmation_ttl"] = ttl
-    return _runtime.Runtime(jenkins=None, store=OperationStore(f"sqlite:///{tmp_path / 'o.db'}"),
+    return _runtime.Runtime(store=OperationStore(f"sqlite:///{tmp_path / 'o.db'}"),
                             policy=Policy.parse(data), rasa_url="http://127.0.0.1:9")
 
 

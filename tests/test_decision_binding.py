@@ -18,12 +18,13 @@ import pytest
 import yaml
 
 from actions import _runtime, confirmations
+from actions.backends import JENKINS, Backends
 from actions.backends.jenkins import JenkinsBackend, JenkinsConfig
 from actions.guard import EXECUTING, PENDING_APPROVAL, OperationStore, Policy
-from actions.jenkins_flows import HANDLERS
 from actions.requests import OpsRequest
 from actions.turn import Turn, Who
 from simulators.jenkins import JenkinsSimulator
+from tests.conftest import handle
 
 ROOT = Path(__file__).resolve().parent.parent
 GROUP = "telegram:-100"
@@ -52,7 +53,8 @@ def rt(sim: JenkinsSimulator, tmp_path: Path) -> Iterator[_runtime.Runtime]:
     path = tmp_path / "policy.yml"
     path.write_text(yaml.safe_dump(policy), encoding="utf-8")
     runtime = _runtime.Runtime(
-        jenkins=JenkinsBackend(JenkinsConfig(sim.url, sim.user, sim.token, timeout=10)),
+        backends=Backends.of((JENKINS, JenkinsBackend(JenkinsConfig(sim.url, sim.user, sim.token,
+                                                                    timeout=10)))),
         store=OperationStore(f"sqlite:///{tmp_path / 'o.db'}"), policy=Policy.load(path),
         rasa_url="http://127.0.0.1:9")
     _runtime.reset(runtime)
@@ -63,7 +65,7 @@ def rt(sim: JenkinsSimulator, tmp_path: Path) -> Iterator[_runtime.Runtime]:
 
 def ask(rt: _runtime.Runtime, who: Who, intent: str, **entities: str) -> Turn:
     turn = Turn(OpsRequest(intent, intent, 0.99, entities), who, rt)
-    asyncio.run(HANDLERS[intent](turn))
+    handle(intent, turn)
     return turn
 
 

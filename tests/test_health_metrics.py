@@ -51,7 +51,7 @@ def served(trained_model: Path, tmp_path_factory: pytest.TempPathFactory,
             try:
                 env = {**jenkins.env(), "OPSBOT_DB_URL": db_url}
                 stack.start_action_server(env)
-                stack.start_rasa_server(trained_model, {"OPSBOT_DB_URL": db_url})
+                stack.start_rasa_server(trained_model, env)
                 stack.wait_ready(timeout=180)
                 yield Served(settings, relay)
             finally:
@@ -103,7 +103,7 @@ def test_metrics_need_the_token_and_show_a_conversation(served: Served) -> None:
 def test_ready_follows_the_database_without_a_restart(served: Served) -> None:
     status, body = _ready(served)
     assert status == 200 and body == {"ready": True, "checks": {
-        "model": "ok", "tracker_store": "ok", "store": "ok"}}, body
+        "model": "ok", "tracker_store": "ok", "store": "ok"}, "backends": {"jenkins": "ok"}}, body
     served.relay.stop()
     try:
         status, body = wait_until(lambda: (r := _ready(served))[0] == 503 and r,

@@ -15,13 +15,14 @@ from typing import Any
 import pytest
 
 from actions import _runtime, confirmations
+from actions.backends import JENKINS, Backends
 from actions.backends.jenkins import Build, JenkinsBackend, JenkinsConfig
+from actions.flows.jenkins import completion_message
 from actions.guard import EXECUTING, OperationStore, Policy
-from actions.jenkins_flows import HANDLERS, completion_message
 from actions.requests import OpsRequest
 from actions.turn import Turn, Who
 from simulators.jenkins import JenkinsSimulator
-from tests.conftest import wait_until
+from tests.conftest import handle, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -39,7 +40,8 @@ def rt(sim: JenkinsSimulator, tmp_path: Path,
     monkeypatch.setenv("OPSBOT_WATCH_POLL", "0.05")
     monkeypatch.setenv("OPSBOT_STOP_WAIT", "1")
     runtime = _runtime.Runtime(
-        jenkins=JenkinsBackend(JenkinsConfig(sim.url, sim.user, sim.token, timeout=10)),
+        backends=Backends.of((JENKINS, JenkinsBackend(JenkinsConfig(sim.url, sim.user, sim.token,
+                                                                    timeout=10)))),
         store=OperationStore(f"sqlite:///{tmp_path / 'o.db'}"),
         policy=Policy.load(ROOT / "policy.yml"), rasa_url="http://127.0.0.1:9")
     _runtime.reset(runtime)
@@ -50,7 +52,7 @@ def rt(sim: JenkinsSimulator, tmp_path: Path,
 
 def _running(rt: _runtime.Runtime, job: str) -> Build:
     """A new build of ``job``, started (by opsbot's Jenkins user) and running."""
-    jenkins = rt.jenkins
+    jenkins = rt.backends.connected(JENKINS)
     assert jenkins is not None
     build = asyncio.run(jenkins.wait_for_build(asyncio.run(jenkins.start(job, {"BRANCH": "main"})),
                                                poll=0.02, timeout=30))
@@ -65,7 +67,7 @@ def _stop(rt: _runtime.Runtime, job: str, number: int, person: str = "alice",
     who = Who("rest", person, person, person)
     turn = Turn(OpsRequest("stop_build", f"stop {job} #{number}", 0.99,
                            {"job": job, "build_number": str(number)}), who, rt)
-    asyncio.run(HANDLERS["stop_build"](turn))
+    handle("stop_build", turn)
     assert f"Stop {job} #{number}" in _said(turn)
     operation = rt.store.open_for(who.sender_id)[0]
     if before_yes is not None:

@@ -9,12 +9,13 @@ from pathlib import Path
 import pytest
 
 from actions import _runtime, confirmations
-from actions.backends.jira import JiraBackend, JiraConfig, Transition, TransitionField
+from actions.backends import JIRA, Backends
+from actions.backends.jira import Transition, TransitionField
 from actions.guard import OperationStore, Policy
-from actions.jira_flows import HANDLERS
 from actions.requests import OpsRequest
 from actions.turn import Turn, Who
 from simulators.jira import JiraSimulator
+from tests.conftest import handle
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -29,9 +30,9 @@ def sim() -> Iterator[JiraSimulator]:
 def rt(sim: JiraSimulator, tmp_path: Path) -> Iterator[_runtime.Runtime]:
     env = sim.env()
     runtime = _runtime.Runtime(
-        jenkins=None, store=OperationStore(f"sqlite:///{tmp_path / 'o.db'}"),
-        policy=Policy.load(ROOT / "policy.yml"), rasa_url="http://127.0.0.1:9",
-        jira=JiraBackend(JiraConfig.from_env(env)))  # type: ignore[arg-type]
+        backends=Backends.of((JIRA, JIRA.from_env(env))),
+        store=OperationStore(f"sqlite:///{tmp_path / 'o.db'}"),
+        policy=Policy.load(ROOT / "policy.yml"), rasa_url="http://127.0.0.1:9")
     yield runtime
     runtime.store.close()
 
@@ -40,7 +41,7 @@ def _run(rt: _runtime.Runtime, intent: str, text: str, person: str = "alice",
          slots: dict[str, str] | None = None, **entities: str) -> Turn:
     turn = Turn(OpsRequest(intent, text, 0.99, entities), Who("rest", person, person, person), rt,
                 slots=dict(slots or {}))
-    asyncio.run(HANDLERS[intent](turn))
+    handle(intent, turn)
     return turn
 
 
@@ -126,19 +127,19 @@ def test_an_unknown_resolution_is_named_with_the_allowed_ones(rt: _runtime.Runti
 def test_a_required_resolution_without_a_standard_one_is_asked_for(
         rt: _runtime.Runtime, sim: JiraSimulator, monkeypatch: pytest.MonkeyPatch) -> None:
     """A workflow whose Done screen offers neither Done nor Fixed (a fake at our seam)."""
-    assert rt.jira is not None
+    jira = rt.backends.connected(JIRA)
     only = TransitionField("resolution", "Resolution", True, ("Duplicate", "Won't Do"))
 
     async def options(key: str) -> list[Transition]:
         return [Transition("31", "Done", "Done", (only,))]
 
-    monkeypatch.setattr(rt.jira, "transition_options", options)
+    monkeypatch.setattr(jira, "transition_options", options)
     text = _run(rt, "update_issue", "close OPS-109", issue_key="OPS-109").replies[0]["text"]
     assert text == ("Jira requires a resolution to move OPS-109 to Done: Duplicate, Won't Do. "
                     'Which one? Say, for example, "close OPS-109 as Duplicate". Nothing changed.')
     assert not rt.store.open_for("rest:alice")
     other = TransitionField("fixVersions", "Fix Version/s", True)
-    monkeypatch.setattr(rt.jira, "transition_options", lambda key: _async(
+    monkeypatch.setattr(jira, "transition_options", lambda key: _async(
         [Transition("31", "Done", "Done", (only, other))]))
     text = _run(rt, "update_issue", "close OPS-109 as duplicate",
                 issue_key="OPS-109").replies[0]["text"]

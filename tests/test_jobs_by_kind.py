@@ -6,23 +6,22 @@ the catalogue on their own.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from actions import _runtime
+from actions.backends import JENKINS, Backends
 from actions.backends.jenkins import JenkinsBackend, JenkinsConfig, Job
 from actions.catalog import Catalog, environment_parameter
 from actions.guard import OperationStore, Policy
 from actions.guard.policy import JOB_ENVIRONMENT, JOB_KIND, JOB_SERVICE
 from actions.guard.reach import job_reach
-from actions.jenkins_flows import HANDLERS
 from actions.requests import OpsRequest
 from actions.turn import Turn, Who
 from simulators.jenkins import JenkinsSimulator
-from tests.conftest import start_build
+from tests.conftest import handle, start_build
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -37,7 +36,8 @@ def sim() -> Iterator[JenkinsSimulator]:
 @pytest.fixture
 def rt(sim: JenkinsSimulator, tmp_path: Path) -> Iterator[_runtime.Runtime]:
     runtime = _runtime.Runtime(
-        jenkins=JenkinsBackend(JenkinsConfig(sim.url, sim.user, sim.token, timeout=10)),
+        backends=Backends.of((JENKINS, JenkinsBackend(JenkinsConfig(sim.url, sim.user, sim.token,
+                                                                    timeout=10)))),
         store=OperationStore(f"sqlite:///{tmp_path / 'o.db'}"),
         policy=Policy.load(ROOT / "policy.yml"), rasa_url="http://127.0.0.1:9")
     yield runtime
@@ -47,7 +47,7 @@ def rt(sim: JenkinsSimulator, tmp_path: Path) -> Iterator[_runtime.Runtime]:
 def _ask(rt: _runtime.Runtime, intent: str, text: str, person: str = "alice",
          **entities: str) -> Turn:
     turn = Turn(OpsRequest(intent, text, 0.99, entities), Who("rest", person, person, person), rt)
-    asyncio.run(HANDLERS[intent](turn))
+    handle(intent, turn)
     return turn
 
 

@@ -36,6 +36,7 @@ from actions.backends.logs import (
     parse_time_range,
     re2_quote,
 )
+from actions.backends.logs import _files as files_module
 from actions.errors import (
     BackendAuthError,
     BackendUnavailable,
@@ -454,16 +455,16 @@ def test_big_files_are_searched_not_read_whole(monkeypatch: pytest.MonkeyPatch,
     queries = [q("payments", level="error", back=HOUR), q("checkout", "prod", back=3 * HOUR),
                q("search", back=4 * HOUR, end=NOW - 20 * HOUR), q(level="fatal")]
     normal = [run(files.query(query)) for query in queries]
-    monkeypatch.setattr(logs_module, "_SEEK_THRESHOLD", 0)
-    monkeypatch.setattr(logs_module, "_BISECT_STOP", 512)
+    monkeypatch.setattr(files_module, "_SEEK_THRESHOLD", 0)
+    monkeypatch.setattr(files_module, "_BISECT_STOP", 512)
     opened: list[int] = []
-    original = logs_module._window_offset
+    original = files_module._window_offset
 
     def spy(*args: Any) -> int:
         opened.append(offset := original(*args))
         return offset
 
-    monkeypatch.setattr(logs_module, "_window_offset", spy)
+    monkeypatch.setattr(files_module, "_window_offset", spy)
     assert [run(files.query(query)) for query in queries] == normal
     assert any(offset > 100_000 for offset in opened), "the search skipped into the files"
 

@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 
 from actions import _runtime
+from actions.backends import LOGS, Backends
 from actions.backends.logs import FileLogSource
+from actions.flows.logs import free_text, query_logs
 from actions.guard import OperationStore, Policy
-from actions.logs_flows import free_text, query_logs
 from actions.requests import OpsRequest
 from actions.turn import Turn, Who
 from simulators.logs import generate, write_files
@@ -28,9 +29,9 @@ def log_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _turn(tmp_path: Path, log_dir: Path | None, text: str, **entities: str) -> Turn:
-    rt = _runtime.Runtime(jenkins=None, store=OperationStore(f"sqlite:///{tmp_path / 'o.db'}"),
-                          policy=Policy.load(ROOT / "policy.yml"), rasa_url="http://127.0.0.1:9",
-                          logs=FileLogSource(log_dir) if log_dir else None)
+    rt = _runtime.Runtime(backends=Backends.of((LOGS, FileLogSource(log_dir) if log_dir else None)),
+                          store=OperationStore(f"sqlite:///{tmp_path / 'o.db'}"),
+                          policy=Policy.load(ROOT / "policy.yml"), rasa_url="http://127.0.0.1:9")
     return Turn(OpsRequest("query_logs", text, 0.99, entities),
                 Who("rest", "alice", "alice", "alice"), rt)
 
@@ -94,8 +95,8 @@ def test_reads_are_decided_by_the_policy_and_a_refused_one_shows_nothing(
     from actions.ops import ActionOpsRequest
 
     store = OperationStore(f"sqlite:///{tmp_path / 'o.db'}")
-    _runtime.reset(_runtime.Runtime(jenkins=None, store=store, logs=FileLogSource(log_dir),
-                                    policy=Policy.parse(yaml.safe_load(READ_POLICY)),
+    _runtime.reset(_runtime.Runtime(backends=Backends.of((LOGS, FileLogSource(log_dir))),
+                                    store=store, policy=Policy.parse(yaml.safe_load(READ_POLICY)),
                                     rasa_url="http://127.0.0.1:9"))
 
     def ask(sender: str, service: str) -> str:

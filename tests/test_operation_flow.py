@@ -19,6 +19,7 @@ import pytest
 import yaml
 
 from actions import _runtime, confirmations
+from actions.backends import JENKINS, Backends
 from actions.backends.jenkins import JenkinsBackend, JenkinsConfig
 from actions.guard import (
     ERROR,
@@ -97,7 +98,8 @@ def rt(sim: JenkinsSimulator, tmp_path: Path) -> Iterator[_runtime.Runtime]:
     path = tmp_path / "policy.yml"
     path.write_text(yaml.safe_dump(policy), encoding="utf-8")
     runtime = _runtime.Runtime(
-        jenkins=JenkinsBackend(JenkinsConfig(sim.url, sim.user, sim.token, timeout=10)),
+        backends=Backends.of((JENKINS, JenkinsBackend(JenkinsConfig(sim.url, sim.user, sim.token,
+                                                                    timeout=10)))),
         store=OperationStore(f"sqlite:///{tmp_path / 'o.db'}"),
         policy=Policy.load(path), rasa_url="http://127.0.0.1:9")
     _runtime.reset(runtime)
@@ -342,7 +344,7 @@ def test_a_secret_in_a_jenkins_parameter_is_sent_but_never_shown_or_kept(
     assert op.backend_ref["requested"] == {"OPSBOT_OPERATION": op_id}
     records = json.dumps([r.as_dict() for r in rt.store.audit_records(intent="secret_job")])
     assert "s3cr3t-token-value" not in records and '"PR": "123:********"' in records
-    sent = asyncio.run(rt.jenkins.builds("integration-tests", limit=1))  # type: ignore[union-attr]
+    sent = asyncio.run(rt.backends.connected(JENKINS).builds("integration-tests", limit=1))
     assert sent[0].parameters["PR"] == "123:s3cr3t-token-value"
 
 
@@ -484,7 +486,8 @@ def test_opsbot_run_does_not_start_with_a_bad_operation_file(
 
 
 def test_operations_can_be_taught_and_chosen(rt: _runtime.Runtime, folder: Path) -> None:
-    from actions.teach_flows import offerable, teach
+    from actions.flows.teach import teach
+    from actions.registry import offerable
     from actions.teaching import meaning_of
     from opsbot._teach import _intents
     from opsbot.settings import Settings

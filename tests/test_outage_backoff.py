@@ -20,6 +20,7 @@ import pytest
 
 import connectors._common as common
 from actions import _runtime, _watcher
+from actions.backends import JENKINS, Backends
 from actions.backends.jenkins import Build
 from actions.backoff import Backoff
 from actions.errors import BackendUnavailable
@@ -71,7 +72,7 @@ async def until(predicate: Callable[[], bool]) -> None:
 def rt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[SimpleNamespace]:
     """The watcher's runtime: a real store (a SQLite file), Jenkins set by the test."""
     store = OperationStore(f"sqlite:///{tmp_path / 'opsbot.db'}")
-    runtime = SimpleNamespace(store=store, jenkins=None, rasa_url="http://127.0.0.1:9")
+    runtime = SimpleNamespace(store=store, backends=Backends(), rasa_url="http://127.0.0.1:9")
     monkeypatch.setattr(_runtime, "runtime", lambda: runtime)
     monkeypatch.setattr(_watcher, "notify", lambda sender_id: True)
     yield runtime
@@ -144,10 +145,11 @@ class FlakyJenkins:
 def test_following_a_build_logs_a_jenkins_outage_once(rt: SimpleNamespace,
                                                       caplog: pytest.LogCaptureFixture) -> None:
     operation_id = _running_deploy(rt.store)
-    rt.jenkins = FlakyJenkins(FAILURES)
+    jenkins = FlakyJenkins(FAILURES)
+    rt.backends = Backends.of((JENKINS, jenkins))
     caplog.set_level(logging.DEBUG)
     run(lambda: _watcher.Watcher(pace=fast(_watcher.logger))._follow(operation_id, {}))
-    assert rt.jenkins.calls == FAILURES + 1
+    assert jenkins.calls == FAILURES + 1
     name = f"following operation {operation_id}"
     assert_one_down_one_back(said(caplog, name), name)
     done = rt.store.get(operation_id)
@@ -160,7 +162,7 @@ def test_following_a_build_outlasts_a_store_outage(rt: SimpleNamespace,
     """The build ends while the store is down: the end is recorded once it is back
     (before, the follow gave up and the operation stayed executing until a restart)."""
     operation_id = _running_deploy(rt.store)
-    rt.jenkins = FlakyJenkins(0)
+    rt.backends = Backends.of((JENKINS, FlakyJenkins(0)))
     real = rt.store.transition
     calls: list[int] = []
 

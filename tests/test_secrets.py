@@ -1,4 +1,4 @@
-"""Secrets never reach a log or a file others can read (opsbot/_redact.py, opsbot/_private.py).
+"""Secrets never reach a log or a file others can read (actions/_redact.py, opsbot/_private.py).
 
 The unit tests log through real handlers; the end-to-end tests run the Telegram
 connector, in polling and in webhook mode, through the real Rasa and action servers
@@ -22,9 +22,9 @@ from pathlib import Path
 
 import pytest
 
-from opsbot import _redact
+from actions import _redact
+from actions._redact import MASK, SecretFilter, add_secret, install, is_secret_name, mask
 from opsbot._private import open_private, private_dir, secure_state_dir, write_private
-from opsbot._redact import MASK, SecretFilter, add_secret, install, is_secret_name, mask
 from simulators.telegram import ALICE, TelegramSimulator
 from tests.conftest import chat_stack, free_port, wait_until
 

@@ -50,7 +50,7 @@ def down(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, 
     }
     url, secrets = urls[request.param]
     store = OperationStore(url)
-    _runtime.reset(_runtime.Runtime(jenkins=None, store=store,
+    _runtime.reset(_runtime.Runtime(store=store,
                                     policy=Policy.load(ROOT / "policy.yml"),
                                     rasa_url="http://127.0.0.1:9"))
     yield secrets

@@ -66,7 +66,7 @@ def store(url: str) -> Iterator[OperationStore]:
 @pytest.fixture
 def chat(store: OperationStore, project: Path) -> Iterator[None]:
     """The action server's runtime: this store, the demo policy, the project above."""
-    _runtime.reset(_runtime.Runtime(jenkins=None, store=store,
+    _runtime.reset(_runtime.Runtime(store=store,
                                     policy=Policy.load(ROOT / "policy.yml"),
                                     rasa_url="http://127.0.0.1:9", project=project))
     yield

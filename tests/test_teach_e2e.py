@@ -19,7 +19,7 @@ import pytest
 import requests
 import yaml
 
-from actions.teaching import INTENT_TITLES
+from actions.registry import offerable
 from bench.retrain import parse_trainer_answer
 from opsbot._processes import stop_process
 from opsbot.settings import Settings
@@ -90,7 +90,7 @@ def test_an_unsure_phrasing_is_asked_chosen_reviewed_and_then_understood(project
     buttons = _buttons(replies)
     assert "Something else" in buttons and 2 <= len(buttons) <= 4
     title, payload = next(iter(buttons.items()))  # the likeliest meaning
-    meaning = next(i for i, t in INTENT_TITLES.items() if t.capitalize() == title)
+    meaning = next(i for i, t in offerable().items() if t.capitalize() == title)
 
     # The choice carries on as if alice had said it.
     carried = project.say("alice", payload)

@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from actions.guard import ACCEPTED, CANDIDATE, REJECTED, OperationStore
-from actions.teach_flows import OFFERABLE
+from actions.registry import offerable
 from actions.teaching import (
     TeachingError,
     annotate,
@@ -52,15 +52,15 @@ def test_chat_teaching_phrases() -> None:
     assert quoted_phrase("when I say 'ship it' I mean deploy") == "ship it"
     assert quoted_phrase("when I say “bounce the api” I mean run a build") == "bounce the api"
     assert quoted_phrase("when I say ship it I mean deploy") is None
-    assert meaning_of(" I mean deploy", OFFERABLE) == "deploy"
-    assert meaning_of(" means roll back", OFFERABLE) == "rollback"
-    assert meaning_of(" I mean build status", OFFERABLE) == "build_status"
-    assert meaning_of(" I mean errors in the logs", OFFERABLE) == "query_logs"
-    assert meaning_of(" I mean lunch", OFFERABLE) is None
-    assert meaning_of(" I mean notify us when the build fails", OFFERABLE) == "subscribe"
-    assert meaning_of(" I mean unsubscribe", OFFERABLE) == "unsubscribe"
-    assert meaning_of(" I mean stop posting alerts", OFFERABLE) == "unsubscribe"
-    assert meaning_of(" I mean list subscriptions", OFFERABLE) == "list_subscriptions"
+    assert meaning_of(" I mean deploy", tuple(offerable())) == "deploy"
+    assert meaning_of(" means roll back", tuple(offerable())) == "rollback"
+    assert meaning_of(" I mean build status", tuple(offerable())) == "build_status"
+    assert meaning_of(" I mean errors in the logs", tuple(offerable())) == "query_logs"
+    assert meaning_of(" I mean lunch", tuple(offerable())) is None
+    assert meaning_of(" I mean notify us when the build fails", tuple(offerable())) == "subscribe"
+    assert meaning_of(" I mean unsubscribe", tuple(offerable())) == "unsubscribe"
+    assert meaning_of(" I mean stop posting alerts", tuple(offerable())) == "unsubscribe"
+    assert meaning_of(" I mean list subscriptions", tuple(offerable())) == "list_subscriptions"
 
 
 def test_subscription_entities_can_be_taught() -> None:

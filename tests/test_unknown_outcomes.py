@@ -15,12 +15,12 @@ from typing import Any
 import pytest
 
 from actions import _runtime, confirmations
+from actions.backends import JENKINS, JIRA, Backends
 from actions.backends.jenkins import JenkinsBackend, JenkinsConfig
-from actions.backends.jira import JiraBackend, JiraConfig
 from actions.errors import OutcomeUnknown
+from actions.flows.jenkins import completion_message
 from actions.guard import EXECUTING, UNKNOWN, OperationStore, Policy, StoreError
-from actions.jenkins_flows import HANDLERS, completion_message
-from actions.jira_flows import HANDLERS as JIRA_HANDLERS
+from actions.registry import kind_of
 from actions.requests import OpsRequest
 from actions.turn import Turn, Who
 from simulators.jenkins import JenkinsSimulator
@@ -51,10 +51,11 @@ def rt(sim: JenkinsSimulator, jira_sim: JiraSimulator, tmp_path: Path,
     monkeypatch.setenv("OPSBOT_RECONCILE_WINDOW", "8")
     jira_env = {**jira_sim.env(), "JIRA_TIMEOUT": str(TIMEOUT)}
     runtime = _runtime.Runtime(
-        jenkins=JenkinsBackend(JenkinsConfig(sim.url, sim.user, sim.token, timeout=TIMEOUT)),
+        backends=Backends.of(
+            (JENKINS, JenkinsBackend(JenkinsConfig(sim.url, sim.user, sim.token, timeout=TIMEOUT))),
+            (JIRA, JIRA.from_env(jira_env))),
         store=OperationStore(f"sqlite:///{tmp_path / 'o.db'}"),
-        policy=Policy.load(ROOT / "policy.yml"), rasa_url="http://127.0.0.1:9",
-        jira=JiraBackend(JiraConfig.from_env(jira_env)))  # type: ignore[arg-type]
+        policy=Policy.load(ROOT / "policy.yml"), rasa_url="http://127.0.0.1:9")
     _runtime.reset(runtime)
     yield runtime
     _runtime.reset(None)
@@ -65,7 +66,9 @@ def _propose(rt: _runtime.Runtime, intent: str, text: str, person: str = "alice"
              slots: dict[str, str] | None = None, **entities: str) -> Turn:
     turn = Turn(OpsRequest(intent, text, 0.99, entities), Who("rest", person, person, person), rt,
                 slots=dict(slots or {}))
-    handler = HANDLERS.get(intent) or JIRA_HANDLERS[intent]
+    kind = kind_of(intent)
+    assert kind is not None and kind.handler is not None
+    handler = kind.handler
     asyncio.run(handler(turn))
     return turn
 

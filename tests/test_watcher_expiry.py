@@ -11,13 +11,14 @@ from types import SimpleNamespace
 import pytest
 
 from actions import _runtime, _watcher
+from actions.backends import Backends
 from actions.guard import EXPIRED, PENDING_CONFIRMATION, OperationStore
 
 
 @pytest.fixture
 def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[OperationStore]:
     opened = OperationStore(f"sqlite:///{tmp_path / 'opsbot.db'}")
-    runtime = SimpleNamespace(store=opened, jenkins=None, rasa_url="http://127.0.0.1:9")
+    runtime = SimpleNamespace(store=opened, backends=Backends(), rasa_url="http://127.0.0.1:9")
     monkeypatch.setattr(_runtime, "runtime", lambda: runtime)
     yield opened
     opened.close()

@@ -30,18 +30,17 @@ import jenkins
 import requests
 from rapidfuzz import fuzz, process
 
+from actions.backends._client import ClientBackend, Response
 from actions.backends._common import (
     account_from_env,
     check_config,
-    connection_message,
     exception_chain,
-    masked,
     never_sent,
-    run_in_thread,
     server_url_problem,
     tidy,
 )
 from actions.backends._console import NO_ERROR_SUMMARY, analyse_console
+from actions.backends._protocol import BackendKind
 from actions.errors import (
     BackendAuthError,
     BackendError,
@@ -53,6 +52,7 @@ from actions.errors import (
 )
 
 __all__ = [
+    "JENKINS",
     "OPERATION_PARAMETER",
     "PERMALINKS",
     "Build",
@@ -146,6 +146,17 @@ class JenkinsConfig:
             return None
         return cls(url=_with_slash(account.url), user=account.user, token=Secret(account.token),
                    timeout=account.timeout)
+
+
+def _from_env(env: Mapping[str, str]) -> JenkinsBackend | None:
+    config = JenkinsConfig.from_env(env)
+    return JenkinsBackend(config) if config else None
+
+
+JENKINS: BackendKind[JenkinsBackend] = BackendKind(
+    "jenkins", "Jenkins", ("JENKINS_URL", "JENKINS_USER", "JENKINS_TOKEN", "JENKINS_TIMEOUT"),
+    _from_env, setup="set JENKINS_URL, JENKINS_USER and JENKINS_TOKEN")
+"""The Jenkins backend's declaration (``actions.backends._protocol``)."""
 
 
 def _defaults_of(data: Mapping[str, Any]) -> dict[str, str]:
@@ -378,7 +389,7 @@ def _http_status(chain: list[BaseException]) -> tuple[int | None, str]:
     return None, ""
 
 
-def _detail(body: str) -> tuple[str | None, str | None]:
+def _error_page(body: str) -> tuple[str | None, str | None]:
     """(Java exception class, message) or (None, Jetty's message) from an error page."""
     text = unescape(body)
     match = _JAVA_EXCEPTION.search(text)
@@ -403,12 +414,21 @@ def _logging_id(body: str) -> str:
 # -- the backend --------------------------------------------------------------------------
 
 
-class JenkinsBackend:
+class JenkinsBackend(ClientBackend):
     """Jenkins for opsbot's actions: jobs, builds, consoles, failure reports, start and stop.
 
     Every method is a coroutine that never blocks the event loop and raises only
-    :mod:`actions.errors` exceptions, chained to the python-jenkins/requests cause.
+    :mod:`actions.errors` exceptions, chained to the python-jenkins/requests cause
+    (``actions.backends._client``).
     """
+
+    name = "jenkins"
+    product = _BACKEND
+    api = "Jenkins' JSON API"
+    url_variable, timeout_variable = "JENKINS_URL", "JENKINS_TIMEOUT"
+    timeouts = (jenkins.TimeoutException,)
+    not_api = (JSONDecodeError, jenkins.EmptyResponseException)
+    _config: JenkinsConfig
 
     def __init__(self, config: JenkinsConfig) -> None:
         self._config = config
@@ -423,6 +443,7 @@ class JenkinsBackend:
     def url(self) -> str:
         """Jenkins' base URL, with a trailing slash."""
         return self._url
+
 
     # -- reading jobs --------------------------------------------------------------
 
@@ -461,7 +482,7 @@ class JenkinsBackend:
         """One job by its full name (``"platform/nightly-integration"``)."""
         name = _job_name(full_name)
         data = await self._job_json(name, f"{_JOB_FIELDS},fullName")
-        return _parse(self, lambda: _job_from(data, str(data.get("fullName") or name)))
+        return self._parse(lambda: _job_from(data, str(data.get("fullName") or name)))
 
     # -- reading builds ------------------------------------------------------------
 
@@ -473,7 +494,7 @@ class JenkinsBackend:
         field = "builds" if limit <= 100 else "allBuilds"  # Jenkins' builds stops at 100
         data = await self._job_json(name, f"{field}[{_BUILD_FIELDS}]{{0,{limit}}}")
         raw = data.get(field) or []
-        builds = _parse(self, lambda: [_build_from(item, name) for item in raw
+        builds = self._parse(lambda: [_build_from(item, name) for item in raw
                                        if isinstance(item, dict)])
         return sorted(builds, key=lambda build: build.number, reverse=True)[:limit]
 
@@ -487,7 +508,7 @@ class JenkinsBackend:
                                    missing=f"{name} has no build #{number}.")
         except NotFound as exc:
             raise await self._missing_build(name, number) from exc
-        return _parse(self, lambda: _build_from(data, name))
+        return self._parse(lambda: _build_from(data, name))
 
     async def last_build(self, full_name: str, which: str = "lastBuild") -> Build | None:
         """The build a permalink points at (``lastBuild``, ``lastSuccessfulBuild``,
@@ -497,7 +518,7 @@ class JenkinsBackend:
         name = _job_name(full_name)
         data = await self._job_json(name, f"{which}[{_BUILD_FIELDS}]")
         raw = data.get(which)
-        return _parse(self, lambda: _build_from(raw, name)) if isinstance(raw, dict) else None
+        return self._parse(lambda: _build_from(raw, name)) if isinstance(raw, dict) else None
 
     async def console(self, full_name: str, number: int) -> str:
         """The build's whole console log (so far, while it runs)."""
@@ -531,7 +552,7 @@ class JenkinsBackend:
                 ended = f"ended {last['result']}" if last.get("result") else "is still running"
                 raise NotFound(f"{name} has no failed build in Jenkins' history: its last "
                                f"build, #{last.get('number')}, {ended}.", backend=_BACKEND)
-            build = _parse(self, lambda: _build_from(raw, name))
+            build = self._parse(lambda: _build_from(raw, name))
         else:
             build = await self.build(name, number)
         if build.building or build.result is None:
@@ -615,7 +636,7 @@ class JenkinsBackend:
         it is sent *and* what it defaults to (``actions.guard.reach``)."""
         name = _job_name(full_name)
         data = await self._job_json(name, _DEFAULTS_TREE)
-        return _parse(self, lambda: _defaults_of(data))
+        return self._parse(lambda: _defaults_of(data))
 
     def _defaults(self, name: str) -> dict[str, str]:
         """The job's parameter defaults (in the worker thread); InvalidRequest if some lack one."""
@@ -633,7 +654,7 @@ class JenkinsBackend:
     async def queue_state(self, queue_id: int) -> QueueState:
         """Whether queue item ``queue_id`` is still waiting, became a build, or was cancelled."""
         data = await self._queue_item(queue_id)
-        return _parse(self, lambda: self._queue_state(data, queue_id))
+        return self._parse(lambda: self._queue_state(data, queue_id))
 
     @staticmethod
     def _queue_state(data: Mapping[str, Any], queue_id: int) -> QueueState:
@@ -659,7 +680,7 @@ class JenkinsBackend:
         deadline = loop.time() + timeout
         while True:
             data = await self._queue_item(queue_id)
-            state = _parse(self, partial(self._queue_state, data, queue_id))
+            state = self._parse(partial(self._queue_state, data, queue_id))
             if state.cancelled:
                 raise BackendError(f"The build queued as item {queue_id} was cancelled in "
                                    "Jenkins before it started.", backend=_BACKEND)
@@ -722,7 +743,7 @@ class JenkinsBackend:
                 values[OPERATION_PARAMETER] = build.operation
             if fits(values, build.started_by_user, build.started_at.timestamp()):
                 found.append(build)
-        queued = _parse(self, lambda: [
+        queued = self._parse(lambda: [
             int(item["id"]) for item in data.get("items") or ()
             if isinstance(item, dict) and _job_from_url(str((item.get("task") or {}).get("url")
                                                             or "")) == name
@@ -817,113 +838,68 @@ class JenkinsBackend:
 
     async def _run(self, call: Callable[[], _T], *, doing: str, missing: str,
                    refused: Mapping[int, str] | None = None, suggest: str | None = None) -> _T:
-        """Run one synchronous python-jenkins call in a thread, under the timeout.
-
-        ``doing`` completes "Jenkins refused to ..."; ``missing`` is the NotFound message;
-        ``refused`` maps HTTP statuses to InvalidRequest messages; with ``suggest``, a
-        NotFound also names the jobs closest to it.
-        """
+        """One python-jenkins call (``ClientBackend._call``); ``refused`` maps HTTP statuses
+        to InvalidRequest messages; with ``suggest``, a NotFound also names the jobs closest
+        to it."""
         try:
-            return await run_in_thread(call, self._config.timeout, timed_out=self._timed_out,
-                                       backend="jenkins")
-        except BackendError:
-            raise
-        except Exception as exc:
-            error = self._translate(exc, doing=doing, missing=missing, refused=refused or {})
-            if isinstance(error, NotFound) and suggest is not None:
-                close = [n for n in await self._suggestions(suggest) if n != suggest]
-                if close:
-                    error = NotFound(f"{error} Did you mean {_or_list(close)}?", backend=_BACKEND)
-            raise error from exc
+            return await self._call(call, doing=doing, missing=missing, refused=refused or {})
+        except NotFound as error:
+            close = ([n for n in await self._suggestions(suggest) if n != suggest]
+                     if suggest is not None else [])
+            if not close:
+                raise
+            raise NotFound(f"{error} Did you mean {_or_list(close)}?",
+                           backend=_BACKEND) from error.__cause__
 
-    def _translate(self, exc: Exception, *, doing: str, missing: str,
-                   refused: Mapping[int, str]) -> BackendError:
-        """Our error, with a message a person can act on, for a python-jenkins/requests one."""
-        where = f"Jenkins at {self._url}"
-        chain = exception_chain(exc)
-        if any(isinstance(e, (jenkins.TimeoutException, requests.Timeout, TimeoutError))
-               for e in chain):
-            return self._timed_out()
-        connection = next((e for e in chain if isinstance(e, requests.ConnectionError)), None)
-        if connection is not None:
-            return self._error(BackendUnavailable, connection_message(
-                connection, product="Jenkins", url=self._url, variable="JENKINS_URL"))
+    def _credentials(self) -> str:
+        return "JENKINS_USER and JENKINS_TOKEN"
+
+    def _response_of(self, chain: list[BaseException]) -> Response | None:
         status, body = _http_status(chain)
-        if status is not None:
-            return self._status_error(status, body, doing=doing, missing=missing,
-                                      refused=refused)
+        return None if status is None else Response(status, body, {})
+
+    def _refusal(self, response: Response, *, doing: str,
+                 hints: Mapping[str, Any]) -> BackendError | None:
+        status, body = response.status, response.body
+        refused: Mapping[int, str] = hints.get("refused") or {}
+        if status in refused:
+            return self._error(InvalidRequest, refused[status])
+        if status == 403 and _CRUMB_REFUSAL in body:  # after _post's retry with a fresh crumb
+            return self._error(BackendAuthError, (
+                f"{self._where} refused opsbot's CSRF crumb twice (403 \"{_CRUMB_REFUSAL}\") "
+                f"while trying to {doing}, the second time a fresh one; Jenkins refuses "
+                "such a request before acting on it, so nothing was done. Jenkins ties "
+                "the crumb of a password login to its web session: set JENKINS_TOKEN to "
+                f"an API token of {self._config.user} (API tokens need no crumb), or "
+                "check that nothing between opsbot and Jenkins drops its JSESSIONID "
+                "cookie."))
+        exception, detail = _error_page(body)
+        if status >= 500 and exception is not None and exception.endswith(_BAD_INPUT_EXCEPTIONS):
+            return self._error(InvalidRequest, f"Jenkins refused to {doing}: {detail}.")
+        return None
+
+    def _library_error(self, chain: list[BaseException], *, missing: str) -> BackendError | None:
         text = " ".join(str(e) for e in chain)
         if any(isinstance(e, jenkins.NotFoundException) for e in chain) or \
                 "does not exist" in text:
             return self._error(NotFound, missing)
-        if any(isinstance(e, (JSONDecodeError, jenkins.EmptyResponseException)) for e in chain) \
-                or "Could not parse JSON" in text:
-            return self._error(BackendUnavailable, f"{where} sent an answer that is not Jenkins' "
-                               "JSON API; is JENKINS_URL Jenkins itself, not a login page or "
-                               "proxy?")
-        return self._error(BackendUnavailable, f"Talking to {where} failed unexpectedly "
-                           f"({type(exc).__name__}) while trying to {doing}; the action "
-                           "server's log has the details.")
+        if "Could not parse JSON" in text:
+            return self._error(BackendUnavailable, f"{self._where} sent an answer that is not "
+                               f"{self.api}; is JENKINS_URL Jenkins itself, not a login page "
+                               "or proxy?")
+        return None
 
-    def _status_error(self, status: int, body: str, *, doing: str, missing: str,
-                      refused: Mapping[int, str]) -> BackendError:
-        where = f"Jenkins at {self._url}"
-        if status in refused:
-            return self._error(InvalidRequest, refused[status])
-        if status == 401:
-            return self._error(BackendAuthError, f"{where} refused opsbot's credentials (401): "
-                               "check JENKINS_USER and JENKINS_TOKEN.")
-        if status == 403:
-            if _CRUMB_REFUSAL in body:  # after _post's second attempt, with a fresh crumb
-                return self._error(BackendAuthError, (
-                    f"{where} refused opsbot's CSRF crumb twice (403 \"{_CRUMB_REFUSAL}\") "
-                    f"while trying to {doing}, the second time a fresh one; Jenkins refuses "
-                    "such a request before acting on it, so nothing was done. Jenkins ties "
-                    "the crumb of a password login to its web session: set JENKINS_TOKEN to "
-                    f"an API token of {self._config.user} (API tokens need no crumb), or "
-                    "check that nothing between opsbot and Jenkins drops its JSESSIONID "
-                    "cookie."))
-            return self._error(BackendAuthError, f"Jenkins user '{self._config.user}' may not "
-                               f"{doing} (403 Forbidden); ask a Jenkins admin for the "
-                               "permission.")
-        if status == 404:
-            return self._error(NotFound, missing)
-        exception, detail = _detail(body)
-        if status < 500:
-            why = f": {detail}" if detail else ""
-            return self._error(InvalidRequest, f"Jenkins refused to {doing} ({status}){why}.")
-        if exception is not None and exception.endswith(_BAD_INPUT_EXCEPTIONS):
-            return self._error(InvalidRequest, f"Jenkins refused to {doing}: {detail}.")
-        if status == 500:
-            return self._error(BackendUnavailable, f"{where} failed with an internal error "
-                               f"(500{_logging_id(body)}) while trying to {doing}; try again, "
-                               "and check the Jenkins log if it persists.")
-        return self._error(BackendUnavailable, f"{where} answered {status} while trying to "
-                           f"{doing}; it may be restarting or overloaded. Try again in a "
-                           "minute.")
+    def _detail(self, body: str) -> str:
+        return _error_page(body)[1] or ""
+
+    def _log_reference(self, body: str) -> str:
+        return _logging_id(body)
 
     def _unknown(self, exc: BackendUnavailable, doing: str) -> BackendError:
         """OutcomeUnknown for a change request that may have reached Jenkins before ``exc``."""
-        chain = exception_chain(exc)
-        status, _ = _http_status(chain)
-        if status is not None:
-            why = f"Jenkins answered {status}"
-        elif any(isinstance(e, (jenkins.TimeoutException, requests.Timeout, TimeoutError))
-                 for e in chain):
-            why = f"Jenkins did not answer within {self._config.timeout:g}s"
-        else:
-            why = "the connection to Jenkins broke"
-        return self._error(OutcomeUnknown, f"{why} after opsbot asked it to {doing}, so opsbot "
-                           "cannot tell whether it did.")
+        return self._error(OutcomeUnknown, f"{self._lost_answer(exc)} after opsbot asked it to "
+                           f"{doing}, so opsbot cannot tell whether it did.")
 
-    def _timed_out(self) -> BackendError:
-        return self._error(BackendUnavailable, f"Jenkins at {self._url} did not answer within "
-                           f"{self._config.timeout:g}s; is it up? (JENKINS_TIMEOUT sets the "
-                           "limit.)")
-
-    def _error(self, kind: type[BackendError], message: str) -> BackendError:
-        """``kind(message)``, with the token masked should it ever appear."""
-        return kind(masked(message, self._config.token.reveal()), backend=_BACKEND)
 
 
 def _queue_facts(item: Mapping[str, Any]) -> tuple[dict[str, str], str | None, float]:
@@ -940,12 +916,3 @@ def _queue_facts(item: Mapping[str, Any]) -> tuple[dict[str, str], str | None, f
             if isinstance(cause, dict) and cause.get("userId") and user is None:
                 user = str(cause["userId"])
     return values, user, float(item.get("inQueueSince") or 0) / 1000
-
-
-def _parse(backend: JenkinsBackend, build: Callable[[], _T]) -> _T:
-    """Run a parser over Jenkins' JSON; a shape we cannot read is BackendUnavailable."""
-    try:
-        return build()
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise BackendUnavailable(f"Jenkins at {backend.url} sent an answer opsbot could not "
-                                 f"read ({type(exc).__name__}).", backend=_BACKEND) from exc

@@ -25,19 +25,17 @@ from json import JSONDecodeError
 from typing import Any, Final, TypeVar
 
 import jira
-import requests
 
+from actions.backends._client import ClientBackend, Response
 from actions.backends._common import (
     account_from_env,
     check_config,
-    connection_message,
     exception_chain,
-    masked,
     never_sent,
-    run_in_thread,
     server_url_problem,
     tidy,
 )
+from actions.backends._protocol import BackendKind
 from actions.errors import (
     BackendAuthError,
     BackendError,
@@ -50,6 +48,7 @@ from actions.errors import (
 )
 
 __all__ = [
+    "JIRA",
     "CURRENT_USER",
     "STANDARD_RESOLUTIONS",
     "UNASSIGNED",
@@ -103,7 +102,8 @@ class JiraConfig:
     ``url`` is Jira's base address (a context path like ``/jira`` is kept; a trailing
     slash is dropped). ``auth`` is how ``token`` is sent: ``bearer`` (a Data Center
     personal access token, ``Authorization: Bearer``; the default) or ``basic`` (the
-    password or API token of ``user``).
+    password or API token of ``user``). ``default_project`` is the project new issues go
+    to when a request names none (OPSBOT_JIRA_PROJECT; None: the first one opsbot may see).
     """
 
     url: str
@@ -111,6 +111,7 @@ class JiraConfig:
     token: Secret
     timeout: float = 10.0
     auth: str = "bearer"
+    default_project: str | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.token, str):  # a plain string must never reach a repr
@@ -124,7 +125,8 @@ class JiraConfig:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> JiraConfig | None:
-        """JIRA_URL, JIRA_USER, JIRA_TOKEN, JIRA_TIMEOUT (seconds) from ``env``.
+        """JIRA_URL, JIRA_USER, JIRA_TOKEN, JIRA_TIMEOUT (seconds), JIRA_AUTH and
+        OPSBOT_JIRA_PROJECT from ``env``.
 
         None when JIRA_URL is unset or empty (Jira is not configured); ConfigError naming
         the variable when the URL is set but USER or TOKEN is missing, or the URL or the
@@ -138,8 +140,21 @@ class JiraConfig:
             return None
         variables = os.environ if env is None else env
         auth = (variables.get("JIRA_AUTH") or "bearer").strip().lower()
+        project = (variables.get("OPSBOT_JIRA_PROJECT") or "").strip().upper() or None
         return cls(url=account.url, user=account.user, token=Secret(account.token),
-                   timeout=account.timeout, auth=auth)
+                   timeout=account.timeout, auth=auth, default_project=project)
+
+
+def _from_env(env: Mapping[str, str]) -> JiraBackend | None:
+    config = JiraConfig.from_env(env)
+    return JiraBackend(config) if config else None
+
+
+JIRA: BackendKind[JiraBackend] = BackendKind(
+    "jira", "Jira", ("JIRA_URL", "JIRA_USER", "JIRA_TOKEN", "JIRA_TIMEOUT", "JIRA_AUTH",
+                     "OPSBOT_JIRA_PROJECT"),
+    _from_env, setup="set JIRA_URL, JIRA_USER and JIRA_TOKEN")
+"""The Jira backend's declaration (``actions.backends._protocol``)."""
 
 
 # -- what the backend returns -------------------------------------------------------------
@@ -395,13 +410,20 @@ def _field_errors(exc: jira.JIRAError) -> dict[str, str]:
 # -- the backend --------------------------------------------------------------------------
 
 
-class JiraBackend:
+class JiraBackend(ClientBackend):
     """Jira for opsbot's actions: read, search, create, comment, transition and assign issues.
 
     Every method is a coroutine that never blocks the event loop and raises only
-    :mod:`actions.errors` exceptions, chained to the jira/requests cause. The
-    constructor does no network I/O.
+    :mod:`actions.errors` exceptions, chained to the jira/requests cause
+    (``actions.backends._client``). The constructor does no network I/O.
     """
+
+    name = "jira"
+    product = _BACKEND
+    api = "Jira's REST API"
+    url_variable, timeout_variable = "JIRA_URL", "JIRA_TIMEOUT"
+    not_api = (JSONDecodeError, ValueError, KeyError, NotImplementedError)
+    _config: JiraConfig
 
     def __init__(self, config: JiraConfig) -> None:
         self._config = config
@@ -415,6 +437,17 @@ class JiraBackend:
     def url(self) -> str:
         """Jira's base URL, without a trailing slash."""
         return self._config.url
+
+    def _credentials(self) -> str:
+        if self._config.auth == "bearer":
+            return ("JIRA_TOKEN (a personal access token; JIRA_AUTH=basic to sign in with "
+                    "JIRA_USER and a password instead)")
+        return "JIRA_USER and JIRA_TOKEN"
+
+    @property
+    def default_project(self) -> str | None:
+        """The project new issues go to when a request names none (OPSBOT_JIRA_PROJECT)."""
+        return self._config.default_project
 
     # -- reading -------------------------------------------------------------------
 
@@ -870,80 +903,37 @@ class JiraBackend:
 
     async def _run(self, call: Callable[[], _T], *, doing: str, missing: str,
                    calls: int = 1) -> _T:
-        """Run one synchronous jira call (``calls`` HTTP requests) in a thread, under the
-        timeout. ``doing`` completes "Jira refused to ..."; ``missing`` is the NotFound
-        message."""
+        """One jira call (``ClientBackend._call``) making ``calls`` HTTP requests, each
+        under the timeout."""
         if self._client is None:
             calls += 1  # building the client asks for serverInfo
-        try:
-            return await run_in_thread(call, self._config.timeout * calls,
-                                       timed_out=self._timed_out, backend="jira")
-        except BackendError:
-            raise
-        except Exception as exc:
-            raise self._translate(exc, doing=doing, missing=missing) from exc
+        return await self._call(call, doing=doing, missing=missing,
+                                seconds=self._config.timeout * calls)
 
-    def _translate(self, exc: Exception, *, doing: str, missing: str) -> BackendError:
-        """Our error, with a message a person can act on, for a jira/requests one."""
-        where = f"Jira at {self.url}"
-        chain = exception_chain(exc)
-        if any(isinstance(e, (requests.Timeout, TimeoutError)) for e in chain):
-            return self._timed_out()
-        connection = next((e for e in chain if isinstance(e, requests.ConnectionError)), None)
-        if connection is not None:
-            return self._error(BackendUnavailable, connection_message(
-                connection, product="Jira", url=self.url, variable="JIRA_URL"))
+    def _response_of(self, chain: list[BaseException]) -> Response | None:
         error = next((e for e in chain if isinstance(e, jira.JIRAError)), None)
-        if error is not None and error.status_code is not None:
-            response = getattr(error, "response", None)
-            headers = dict(response.headers) if response is not None else {}
-            return self._status_error(int(error.status_code), str(error.text or ""),
-                                      doing=doing, missing=missing, headers=headers)
-        if any(isinstance(e, (JSONDecodeError, ValueError, KeyError, NotImplementedError))
-               for e in chain):
-            return self._error(BackendUnavailable, f"{where} sent an answer that is not Jira's "
-                               "REST API; is JIRA_URL Jira itself, not a login page or proxy?")
-        return self._error(BackendUnavailable, f"Talking to {where} failed unexpectedly "
-                           f"({type(exc).__name__}) while trying to {doing}; the action "
-                           "server's log has the details.")
+        if error is None or error.status_code is None:
+            return None
+        response = getattr(error, "response", None)
+        headers = dict(response.headers) if response is not None else {}
+        return Response(int(error.status_code), str(error.text or ""), headers)
 
-    def _status_error(self, status: int, text: str, *, doing: str, missing: str,
-                      headers: Mapping[str, str] | None = None) -> BackendError:
-        where = f"Jira at {self.url}"
-        detail = tidy(text) if text and not text.lstrip().startswith("<") else ""
-        denied = {k.lower(): v for k, v in (headers or {}).items()}
-        if status == 401:
-            check = ("JIRA_TOKEN (a personal access token; JIRA_AUTH=basic to sign in with "
-                     "JIRA_USER and a password instead)" if self._config.auth == "bearer"
-                     else "JIRA_USER and JIRA_TOKEN")
-            return self._error(BackendAuthError, f"{where} refused opsbot's credentials (401): "
-                               f"check {check}.")
-        if status == 403 and "CAPTCHA_CHALLENGE" in denied.get(
-                "x-authentication-denied-reason", ""):
-            return self._error(BackendAuthError, f"{where} wants a CAPTCHA for the user "
+    def _refusal(self, response: Response, *, doing: str,
+                 hints: Mapping[str, Any]) -> BackendError | None:
+        if response.status != 403:
+            return None
+        denied = {k.lower(): v for k, v in response.headers.items()}
+        if "CAPTCHA_CHALLENGE" in denied.get("x-authentication-denied-reason", ""):
+            return self._error(BackendAuthError, f"{self._where} wants a CAPTCHA for the user "
                                f"'{self._config.user}' after failed logins, so it refuses "
                                "opsbot's password until someone signs in as that user in a "
                                "browser and solves it. (A personal access token with "
                                "JIRA_AUTH=bearer is not affected.)")
-        if status == 403 and "basic authentication has been disabled" in text.lower():
-            return self._error(BackendAuthError, f"{where} has basic authentication disabled: "
-                               "set JIRA_AUTH=bearer and JIRA_TOKEN to a personal access "
-                               "token of the user opsbot acts as.")
-        if status == 403:
-            return self._error(BackendAuthError, f"Jira user '{self._config.user}' may not "
-                               f"{doing} (403 Forbidden); ask a Jira admin for the permission.")
-        if status == 404:
-            return self._error(NotFound, missing)
-        if status < 500 and status != 429:
-            why = f": {detail}" if detail else ""
-            return self._error(InvalidRequest, f"Jira refused to {doing} ({status}){why}.")
-        if status == 500:
-            return self._error(BackendUnavailable, f"{where} failed with an internal error "
-                               f"(500) while trying to {doing}; try again, and check Jira's log "
-                               "if it persists.")
-        return self._error(BackendUnavailable, f"{where} answered {status} while trying to "
-                           f"{doing}; it may be restarting or overloaded. Try again in a "
-                           "minute.")
+        if "basic authentication has been disabled" in response.body.lower():
+            return self._error(BackendAuthError, f"{self._where} has basic authentication "
+                               "disabled: set JIRA_AUTH=bearer and JIRA_TOKEN to a personal "
+                               "access token of the user opsbot acts as.")
+        return None
 
     @contextmanager
     def _may_have_changed(self, doing: str, *, sent: bool = False) -> Iterator[None]:
@@ -966,28 +956,7 @@ class JiraBackend:
             if sent:
                 raise self._error(OutcomeUnknown, f"Jira accepted opsbot's request to {doing}, "
                                   "but opsbot could not read the result back.") from exc
-            if error is not None and error.status_code is not None:
-                why = f"Jira answered {error.status_code}"
-            elif any(isinstance(e, (requests.Timeout, TimeoutError)) for e in chain):
-                why = f"Jira did not answer within {self._config.timeout:g}s"
-            else:
-                why = "the connection to Jira broke"
-            raise self._error(OutcomeUnknown, f"{why} after opsbot asked it to {doing}, so "
-                              "opsbot cannot tell for sure whether it did.") from exc
+            raise self._error(OutcomeUnknown, f"{self._lost_answer(exc)} after opsbot asked it "
+                              f"to {doing}, so opsbot cannot tell for sure whether it "
+                              "did.") from exc
 
-    def _timed_out(self) -> BackendError:
-        return self._error(BackendUnavailable, f"Jira at {self.url} did not answer within "
-                           f"{self._config.timeout:g}s; is it up? (JIRA_TIMEOUT sets the "
-                           "limit.)")
-
-    def _error(self, kind: type[BackendError], message: str) -> BackendError:
-        """``kind(message)``, with the token masked should it ever appear."""
-        return kind(masked(message, self._config.token.reveal()), backend=_BACKEND)
-
-    def _parse(self, build: Callable[[], _T]) -> _T:
-        """Run a parser over Jira's JSON; a shape we cannot read is BackendUnavailable."""
-        try:
-            return build()
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise BackendUnavailable(f"Jira at {self.url} sent an answer opsbot could not read "
-                                     f"({type(exc).__name__}).", backend=_BACKEND) from exc

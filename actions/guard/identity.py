@@ -57,6 +57,7 @@ __all__ = [
     "UNVERIFIED",
     "Identity",
     "PayloadCheck",
+    "api_token_of",
     "bearer",
     "conversation_scope",
     "open_payload",
@@ -105,6 +106,15 @@ def bearer(authorization: str | None) -> str:
     """The token of an ``Authorization: Bearer <token>`` header; "" for anything else."""
     scheme, _, token = (authorization or "").partition(" ")
     return token.strip() if scheme.lower() == "bearer" else ""
+
+
+def api_token_of(request: Any) -> str:
+    """The token a request to Rasa's API carries: ``?token=`` (as Rasa takes it), else
+    ``Authorization: Bearer``."""
+    given = request.args.get("token")
+    if given:
+        return str(given)
+    return bearer(request.headers.get("Authorization"))
 
 
 def secret_matches(given: str | None) -> bool:

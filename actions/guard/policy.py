@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 
 from actions.errors import ConfigError
+from actions.registry import kind_of
 
 __all__ = ["DEPLOY_INTENTS", "JOB_ENVIRONMENT", "JOB_KIND", "JOB_SERVICE", "REACH_KEYS", "RISKS",
            "Decision", "Policy", "PolicyError", "parse_duration"]
@@ -29,18 +30,6 @@ DEFAULT_CONFIRMATION_TTL = 300.0
 _TOP_KEYS = {"confirmation_ttl", "roles", "people", "everyone_roles", "rules"}
 _PERSON_KEYS = {"roles", "identities"}
 _RULE_KEYS = {"intents", "when", "risk", "roles", "approval", "unknown"}
-
-# How a refusal names the request: "Deploying to prod needs ...".
-_GERUNDS = {
-    "deploy": "Deploying", "rollback": "Rolling back", "deploy_history": "Showing deploy history",
-    "run_build": "Running a build", "stop_build": "Stopping a build",
-    "build_status": "Showing a build's status", "list_jobs": "Listing the CI jobs",
-    "build_failure": "Explaining a build failure", "query_logs": "Searching the logs",
-    "create_issue": "Opening an issue", "issue_status": "Showing an issue",
-    "list_issues": "Listing issues", "comment_issue": "Commenting on an issue",
-    "update_issue": "Updating an issue",
-}
-_ENVIRONMENT_PREPOSITION = {"deploy": "to"}
 
 JOB_KIND = "job_kind"
 """The parameter by which a request says it reaches a deploy job (value ``deploy``).
@@ -470,14 +459,15 @@ class Policy:
 
 def _describe(intent: str, parameters: Mapping[str, str], names: Iterable[str]) -> str:
     """'Deploying to prod', 'Running a build with branch=main', from the named parameters."""
-    words = [_GERUNDS.get(intent, f"The operation {intent}")]
+    kind = kind_of(intent)
+    words = [kind.doing() if kind else f"The operation {intent}"]
     extras: list[str] = []
     for name in names:
         value = parameters.get(name)
         if value is None:
             continue
         if name == "environment":
-            words.append(f"{_ENVIRONMENT_PREPOSITION.get(intent, 'on')} {value}")
+            words.append(f"{kind.preposition if kind else 'on'} {value}")
         else:
             extras.append(f"{name}={value}")
     if extras:

@@ -8,7 +8,7 @@ deploy job carries, in the parameters the policy decides on and the confirmation
 the job's kind and the environment it acts on, read from the values Jenkins would use
 (what is sent, and the job's defaults for what is not), whatever the operation or the
 job calls them. ``Policy.decide`` then applies the deploy rules of that environment on
-top of the request's own rule, and the Jenkins call itself (``jenkins_flows.start_job``)
+top of the request's own rule, and the Jenkins call itself (``actions.flows.jenkins.start_job``)
 checks that what it sends is what was decided (:func:`check_reach`).
 """
 

@@ -36,16 +36,16 @@ from typing import Any
 import regex  # the regular expressions with a time limit (a dependency of Rasa's)
 from rasa_sdk.events import FollowupAction, SlotSet
 
-from actions import _runtime
+from actions import _redact, _runtime
 from actions._watcher import WATCHER, notify
-from actions.backends.jenkins import Job
+from actions.backends.jenkins import JENKINS, Job
 from actions.catalog import Catalog, duration
 from actions.confirmations import decide, propose, record_read, record_refusal
 from actions.errors import BackendUnavailable, NotFound, OpsbotError
+from actions.flows.jenkins import completion_message, follow_build, start_job
 from actions.guard import ERROR, EXECUTING, FAILED, SUCCEEDED, Decision, Operation
 from actions.guard.policy import JOB_ENVIRONMENT
 from actions.guard.reach import job_reach
-from actions.jenkins_flows import completion_message, follow_build, start_job
 from actions.operations._runners import (
     PLACEHOLDER,
     CommandResult,
@@ -65,9 +65,8 @@ from actions.operations._spec import (
     load_operations,
 )
 from actions.operations._types import Parameter
-from actions.registry import IntentKind, Outcome, add_provider
+from actions.registry import IntentKind, Outcome
 from actions.turn import Turn
-from opsbot import _redact
 
 __all__ = ["ANSWER_SLOT", "FORM", "REQUEST_SLOT", "answer", "ask_message", "operations",
            "team_kinds"]
@@ -180,8 +179,6 @@ def _kind(spec: OperationSpec) -> IntentKind:
         entities=tuple(p.name for p in spec.parameters), source=str(spec.path),
         describe=lambda values: _describe(spec, values))
 
-
-add_provider(team_kinds)
 
 
 # -- values from the message ---------------------------------------------------------------
@@ -420,8 +417,7 @@ async def handle(turn: Turn, spec: OperationSpec, from_text: bool = True) -> Non
         if job is None:
             return
         # The policy decides on what reaches Jenkins, whatever the operation calls it.
-        jenkins = turn.runtime.jenkins
-        assert jenkins is not None  # _job_of found the job there
+        jenkins = turn.runtime.backends.connected(JENKINS)  # _job_of found the job there
         defaults = await jenkins.parameter_defaults(job.full_name) if job.parameters else {}
         reach = job_reach(job, prepared.parameters, defaults)
         decided.update(reach)
@@ -448,7 +444,7 @@ def _call_digest(spec: OperationSpec, values: Mapping[str, str], requester: str)
 
 
 async def _catalog(turn: Turn) -> Catalog | None:
-    jenkins = turn.runtime.jenkins
+    jenkins = turn.runtime.backends.get(JENKINS)
     if jenkins is None:
         return None
     return Catalog(await jenkins.jobs())
@@ -512,10 +508,8 @@ def _call_line(prepared: Prepared) -> str:
 
 async def _job_of(turn: Turn, job: str) -> Job | None:
     """The Jenkins job an operation starts, or None (said why)."""
-    jenkins = turn.runtime.jenkins
+    jenkins = turn.backend(JENKINS)
     if jenkins is None:
-        turn.say("No Jenkins is connected to opsbot (set JENKINS_URL, JENKINS_USER and "
-                 "JENKINS_TOKEN), so nothing ran.")
         return None
     try:
         return await jenkins.job(job)
@@ -623,9 +617,7 @@ async def _run_once(rt: _runtime.Runtime, spec: OperationSpec, prepared: Prepare
                        audit={"call": prepared.as_audit(), "status": answer_.status,
                               "response": body, "duration_s": round(answer_.duration_s, 3)})
     assert isinstance(run, JenkinsRun) and operation is not None
-    if rt.jenkins is None:
-        raise BackendUnavailable("No Jenkins is connected any more.", backend="Jenkins")
-    job = await rt.jenkins.job(prepared.job)
+    job = await rt.backends.connected(JENKINS).job(prepared.job)
     what = f"{spec.description[:1].lower() + spec.description[1:].rstrip('.')}"
     outcome = await start_job(rt, operation, job, dict(prepared.parameters), what,
                               private=prepared.private)

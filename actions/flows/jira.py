@@ -16,20 +16,19 @@ message when it has one ("open a bug: login times out") and is asked for otherwi
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Mapping
 
 from actions._runtime import Runtime
-from actions.backends.jira import Issue, JiraBackend
+from actions.backends.jira import JIRA, Issue, JiraBackend
 from actions.catalog import ago
 from actions.confirmations import permitted, propose, record_read
-from actions.errors import BackendUnavailable, InvalidRequest, NotFound, OutcomeUnknown
+from actions.errors import InvalidRequest, NotFound, OutcomeUnknown
 from actions.guard import Operation
-from actions.registry import Executor, Outcome, register_all
+from actions.registry import Describe, Executor, Handler, IntentKind, Outcome
+from actions.requests import on, phrase
 from actions.turn import Turn
 
-__all__ = ["EXECUTORS", "HANDLERS", "issue_type_from", "resolution_from", "summary_from"]
-
-Handler = Callable[[Turn], Awaitable[None]]
+__all__ = ["INTENTS", "issue_type_from", "resolution_from", "summary_from"]
 
 PRIORITY_NAMES = {"highest": "Highest", "high": "High", "medium": "Medium", "low": "Low",
                   "lowest": "Lowest"}
@@ -90,10 +89,7 @@ def _key(turn: Turn) -> str | None:
 
 
 def _jira(turn: Turn) -> JiraBackend | None:
-    if turn.runtime.jira is None:
-        turn.say(f"I understood: {turn.request.describe()}. But no Jira is connected to opsbot "
-                 "(set JIRA_URL, JIRA_USER and JIRA_TOKEN), so nothing ran.")
-    return turn.runtime.jira
+    return turn.backend(JIRA)
 
 
 def _issue_text(issue: Issue) -> str:
@@ -285,7 +281,7 @@ async def create_issue(turn: Turn) -> None:
     projects = await jira.projects()
     keys = [key for key, _ in projects]
     project = (turn.request.get("project") or turn.slots.get("project")
-               or turn.runtime.jira_project or (keys[0] if keys else "")).upper()
+               or jira.default_project or (keys[0] if keys else "")).upper()
     if project not in keys:
         allowed = set(permitted(turn, "create_issue", "project", keys))
         turn.say(f"There is no Jira project {project}. Which one?",
@@ -303,9 +299,7 @@ async def create_issue(turn: Turn) -> None:
 
 
 def _connected(rt: Runtime) -> JiraBackend:
-    if rt.jira is None:
-        raise BackendUnavailable("No Jira is connected any more.", backend="Jira")
-    return rt.jira
+    return rt.backends.connected(JIRA)
 
 
 def _unconfirmed(exc: OutcomeUnknown, what: str, check: str) -> Outcome:
@@ -362,22 +356,40 @@ async def _update(rt: Runtime, operation: Operation) -> Outcome:
     if "priority" in p:
         issue = await jira.set_priority(key, p["priority"])
         return Outcome(f"{key} is now {issue.priority} priority. {issue.url}", {"issue_key": key})
-    raise InvalidRequest(f"opsbot cannot change {sorted(p)} on {key}.", backend="Jira")
+    raise InvalidRequest(f"opsbot cannot change {sorted(p)} on {key}.", backend=JIRA.product)
 
 
-HANDLERS: dict[str, Handler] = {
-    "issue_status": issue_status,
-    "list_issues": list_issues,
-    "comment_issue": comment_issue,
-    "update_issue": update_issue,
-    "create_issue": create_issue,
-}
+def _declare(intent: str, handler: Handler, title: str, gerund: str, describe: Describe, *,
+             executor: Executor | None = None, aliases: tuple[str, ...] = ()) -> IntentKind:
+    """A Jira intent: a read unless it has an executor."""
+    return IntentKind(intent, handler, title, gerund, describe=describe, executor=executor,
+                      backend=JIRA.product, read=executor is None, aliases=aliases)
 
-EXECUTORS: dict[str, Executor] = {
-    "create_issue": _execute_create,
-    "comment_issue": _execute_comment,
-    "update_issue": _execute_update,
-}
 
-register_all(HANDLERS, EXECUTORS, backend="Jira",
-             read=frozenset({"issue_status", "list_issues"}))
+def _issue(e: Mapping[str, str]) -> str:
+    return e.get("issue_key") or "an issue"
+
+
+def _tickets(e: Mapping[str, str], noun: str) -> str:
+    """'high priority ticket in PAY' as far as the request says."""
+    return phrase(f"{e['priority']} priority" if e.get("priority") else None, noun,
+                  on("in", e.get("project")))
+
+
+INTENTS = (
+    _declare("create_issue", create_issue, "open a ticket", "Opening an issue",
+             describe=lambda e: phrase("open a", _tickets(e, "ticket")), executor=_execute_create,
+             aliases=("ticket", "bug", "open ticket")),
+    _declare("issue_status", issue_status, "status of a ticket", "Showing an issue",
+             describe=lambda e: phrase("show the status of", _issue(e))),
+    _declare("list_issues", list_issues, "list tickets", "Listing issues",
+             describe=lambda e: phrase("list", _tickets(e, "tickets")),
+             aliases=("tickets",)),
+    _declare("comment_issue", comment_issue, "comment on a ticket", "Commenting on an issue",
+             describe=lambda e: phrase("comment on", _issue(e)), executor=_execute_comment,
+             aliases=("comment",)),
+    _declare("update_issue", update_issue, "change a ticket", "Updating an issue",
+             describe=lambda e: phrase("update", _issue(e)), executor=_execute_update,
+             aliases=("assign",)),
+)
+"""The Jira intents; their risk comes from ``policy.yml``."""

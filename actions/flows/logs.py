@@ -9,13 +9,14 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 
-from actions.backends.logs import LogLine, LogQuery, LogResult, parse_time_range
+from actions.backends.logs import LOGS, LogLine, LogQuery, LogResult, parse_time_range
 from actions.catalog import resolve_name
 from actions.confirmations import record_read
-from actions.registry import register_all
+from actions.registry import IntentKind
+from actions.requests import on, phrase
 from actions.turn import Turn
 
-__all__ = ["query_logs", "free_text", "format_result"]
+__all__ = ["INTENTS", "format_result", "free_text", "query_logs"]
 
 MAX_LINES = 10
 MAX_LINE_CHARS = 160
@@ -77,11 +78,9 @@ def format_result(result: LogResult, query: LogQuery, what: str) -> str:
 
 
 async def query_logs(turn: Turn) -> None:
-    source = turn.runtime.logs
+    source = turn.backend(LOGS)
     request = turn.request
     if source is None:
-        turn.say(f"I understood: {request.describe()}. But no log source is connected to opsbot "
-                 "(set LOKI_URL or OPSBOT_LOG_DIR), so nothing ran.")
         return
     try:
         start, end = parse_time_range(request.get("time_range"), datetime.now(UTC))
@@ -117,4 +116,12 @@ async def query_logs(turn: Turn) -> None:
                        "start": start.isoformat(), "end": end.isoformat()})
 
 
-register_all({"query_logs": query_logs}, backend="log source", read=frozenset({"query_logs"}))
+INTENTS = (
+    IntentKind(
+        "query_logs", query_logs, "search the logs", "Searching the logs",
+        describe=lambda e: phrase("search the logs", on("of", e.get("service")),
+                                  on("on", e.get("environment")),
+                                  f"for {e['log_level']} lines" if e.get("log_level") else None,
+                                  on("from", e.get("time_range"))),
+        backend=LOGS.product, read=True, aliases=("logs", "errors", "log")),
+)

@@ -5,8 +5,7 @@ Each handler takes a ``Turn`` and either answers (reads), asks for what is missi
 shows its preview with Confirm and Cancel (``actions.confirmations`` takes it from
 there). Each change intent also has an executor, run once after confirmation.
 
-A new Jenkins intent: a handler in ``HANDLERS`` and, for a change, an executor in
-``EXECUTORS``; its risk comes from ``policy.yml``.
+Each intent is declared once, in ``INTENTS`` at the end (``actions.registry.IntentKind``).
 """
 
 from __future__ import annotations
@@ -14,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -22,7 +21,7 @@ from rasa_sdk.events import SlotSet
 
 from actions._runtime import Runtime
 from actions._watcher import WATCHER, stop_ended
-from actions.backends.jenkins import OPERATION_PARAMETER, Build, JenkinsBackend, Job
+from actions.backends.jenkins import JENKINS, OPERATION_PARAMETER, Build, JenkinsBackend, Job
 from actions.catalog import (
     ENVIRONMENTS,
     Catalog,
@@ -37,7 +36,6 @@ from actions.catalog import (
 from actions.confirmations import permitted, propose, record_read, record_refusal
 from actions.errors import (
     BackendError,
-    BackendUnavailable,
     InvalidRequest,
     NotFound,
     OutcomeUnknown,
@@ -45,17 +43,15 @@ from actions.errors import (
 from actions.guard import Operation
 from actions.guard.policy import JOB_ENVIRONMENT
 from actions.guard.reach import check_reach, job_reach
-from actions.registry import Executor, Outcome, register_all
+from actions.registry import Describe, Executor, Handler, IntentKind, Outcome
+from actions.requests import build_of, on, phrase, subject, target
 from actions.turn import Turn
 
-__all__ = ["EXECUTORS", "HANDLERS", "UNRESOLVED_RESULTS", "completion_message", "follow_build",
-           "start_job"]
+__all__ = ["INTENTS", "UNRESOLVED_RESULTS", "completion_message", "follow_build", "start_job"]
 
 # Results the watcher gives an operation whose start was unconfirmed and that it could
 # not follow to a build's end; their result_detail is the whole message.
 UNRESOLVED_RESULTS = frozenset({"NOT_STARTED", "AMBIGUOUS", "STILL_RUNNING", "STOPPED"})
-
-Handler = Callable[[Turn], Awaitable[None]]
 
 _FAILING_WORDS = re.compile(r"\b(red|fail\w*|broken|break\w*|bad|unstable|flaky)\b", re.I)
 _RUNNING_WORDS = re.compile(r"\b(running|in progress|building|active|queued|going on)\b", re.I)
@@ -64,10 +60,7 @@ _ICONS = {"success": "✅", "failure": "❌", "unstable": "⚠️", "aborted": "
 
 
 def _jenkins(turn: Turn) -> JenkinsBackend | None:
-    if turn.runtime.jenkins is None:
-        turn.say(f"I understood: {turn.request.describe()}. But no Jenkins is connected to "
-                 "opsbot (set JENKINS_URL, JENKINS_USER and JENKINS_TOKEN), so nothing ran.")
-    return turn.runtime.jenkins
+    return turn.backend(JENKINS)
 
 
 def _ask(turn: Turn, question: str, asked: str, choices: list[str],
@@ -99,6 +92,24 @@ def _done_asking(turn: Turn) -> None:
 
 async def _catalog(jenkins: JenkinsBackend) -> Catalog:
     return Catalog(await jenkins.jobs())
+
+
+async def _jenkins_and_jobs(turn: Turn) -> tuple[JenkinsBackend, Catalog] | None:
+    """Jenkins and its jobs, or None after saying that Jenkins is not connected."""
+    jenkins = _jenkins(turn)
+    return None if jenkins is None else (jenkins, await _catalog(jenkins))
+
+
+def _deploy_job(turn: Turn, catalog: Catalog) -> tuple[str, str, str] | None:
+    """The service named in the request, a note about how it was read, and its deploy
+    job; or None, having asked or explained."""
+    resolved = _resolve_service(turn, catalog, deployable=True)
+    if resolved is None:
+        return None
+    service, note = resolved
+    job = catalog.deploy_job(service)
+    assert job is not None  # deployable=True resolves only services with a deploy job
+    return service, note, job
 
 
 def _resolve_service(turn: Turn, catalog: Catalog, *, deployable: bool) -> tuple[str, str] | None:
@@ -166,16 +177,12 @@ def _deployed_line(live: Deployment | None, environment: str, job: str) -> str:
 
 
 async def _deploy_common(turn: Turn, *, rollback: bool) -> None:
-    jenkins = _jenkins(turn)
-    if jenkins is None:
+    if (found := await _jenkins_and_jobs(turn)) is None:
         return
-    catalog = await _catalog(jenkins)
-    resolved = _resolve_service(turn, catalog, deployable=True)
-    if resolved is None:
+    jenkins, catalog = found
+    if (deployable := _deploy_job(turn, catalog)) is None:
         return
-    service, note = resolved
-    job = catalog.deploy_job(service)
-    assert job is not None
+    service, note, job = deployable
     environment = turn.request.get("environment")
     if not environment:
         verb = "roll back" if rollback else "deploy"
@@ -233,9 +240,7 @@ async def rollback(turn: Turn) -> None:
 
 
 def _connected(rt: Runtime) -> JenkinsBackend:
-    if rt.jenkins is None:
-        raise BackendUnavailable("No Jenkins is connected any more.", backend="Jenkins")
-    return rt.jenkins
+    return rt.backends.connected(JENKINS)
 
 
 def _started(operation: Operation, what: str, ref: dict[str, Any]) -> Outcome:
@@ -283,10 +288,9 @@ async def _execute_deploy(rt: Runtime, operation: Operation) -> Outcome:
 
 
 async def deploy_history(turn: Turn) -> None:
-    jenkins = _jenkins(turn)
-    if jenkins is None:
+    if (found := await _jenkins_and_jobs(turn)) is None:
         return
-    catalog = await _catalog(jenkins)
+    jenkins, catalog = found
     environment = turn.request.get("environment")
     name = turn.request.get("service") or turn.request.get("job")
     if not name:
@@ -305,12 +309,9 @@ async def deploy_history(turn: Turn) -> None:
         turn.say(f"What's live{where}:\n" + "\n".join(lines))
         record_read(turn, {"environment": environment or ""})
         return
-    resolved = _resolve_service(turn, catalog, deployable=True)
-    if resolved is None:
+    if (deployable := _deploy_job(turn, catalog)) is None:
         return
-    service, note = resolved
-    job = catalog.deploy_job(service)
-    assert job is not None
+    service, note, job = deployable
     history = deployments(service, await jenkins.builds(job, limit=50))
     envs = [environment] if environment else list(ENVIRONMENTS)
     lines = []
@@ -348,10 +349,9 @@ def _build_line(build: Build, now: datetime | None = None) -> str:
 
 
 async def run_build(turn: Turn) -> None:
-    jenkins = _jenkins(turn)
-    if jenkins is None:
+    if (found := await _jenkins_and_jobs(turn)) is None:
         return
-    catalog = await _catalog(jenkins)
+    jenkins, catalog = found
     ci_jobs = [j for s in sorted(catalog.services) if (j := catalog.ci_job(s))]
     others = [j for j in catalog.jobs if j not in ci_jobs and not catalog.deploys(j)]
     resolved = _resolve_job(turn, catalog, ci_jobs + others)
@@ -412,16 +412,15 @@ async def _execute_run(rt: Runtime, operation: Operation) -> Outcome:
     job = await jenkins.job(p["job"])
     reason = await _acts_on_an_environment(jenkins, Catalog([job]), job, p.get("branch"))
     if reason is not None:  # it became a deploy job since the preview
-        raise InvalidRequest(reason, backend="Jenkins")
+        raise InvalidRequest(reason, backend=JENKINS.product)
     return await start_job(rt, operation, job, _run_values(job, p.get("branch")),
                            f"a build of {p['job']}")
 
 
 async def stop_build(turn: Turn) -> None:
-    jenkins = _jenkins(turn)
-    if jenkins is None:
+    if (found := await _jenkins_and_jobs(turn)) is None:
         return
-    catalog = await _catalog(jenkins)
+    jenkins, catalog = found
     running = [name for name, job in sorted(catalog.jobs.items()) if job.building]
     resolved = _job_among(turn, catalog, running, "Which build should I stop? Running now:",
                           "Nothing is running in Jenkins right now, so there is nothing to stop.")
@@ -600,10 +599,9 @@ def _job_line(job: Job) -> str:
 
 
 async def build_failure(turn: Turn) -> None:
-    jenkins = _jenkins(turn)
-    if jenkins is None:
+    if (found := await _jenkins_and_jobs(turn)) is None:
         return
-    catalog = await _catalog(jenkins)
+    jenkins, catalog = found
     failing = [n for n, j in sorted(catalog.jobs.items())
                if j.status in ("failure", "unstable", "aborted")]
     resolved = _job_among(turn, catalog, failing,
@@ -628,25 +626,6 @@ async def build_failure(turn: Turn) -> None:
     turn.say(text + f"\nFull log: {report.url}console")
     _done_asking(turn)
     record_read(turn, {"job": job_name, "build_number": str(report.number)})
-
-
-HANDLERS: dict[str, Handler] = {
-    "deploy": deploy,
-    "rollback": rollback,
-    "deploy_history": deploy_history,
-    "run_build": run_build,
-    "stop_build": stop_build,
-    "build_status": build_status,
-    "list_jobs": list_jobs,
-    "build_failure": build_failure,
-}
-
-EXECUTORS: dict[str, Executor] = {
-    "deploy": _execute_deploy,
-    "rollback": _execute_deploy,
-    "run_build": _execute_run,
-    "stop_build": _execute_stop,
-}
 
 
 def completion_message(operation: Operation) -> str:
@@ -685,6 +664,46 @@ def follow_build(operation_id: str, ref: Mapping[str, Any] | None = None) -> Non
     WATCHER.follow(operation_id, ref=ref)
 
 
-register_all(HANDLERS, EXECUTORS, backend="Jenkins", completion=completion_message,
-             follow=follow_build,
-             read=frozenset({"deploy_history", "build_status", "list_jobs", "build_failure"}))
+def _declare(intent: str, handler: Handler, title: str, gerund: str, describe: Describe, *,
+             executor: Executor | None = None, preposition: str = "on",
+             aliases: tuple[str, ...] = (), answers: bool = True) -> IntentKind:
+    """A Jenkins intent: a read unless it has an executor, whose build the watcher follows."""
+    return IntentKind(intent, handler, title, gerund, preposition, describe, executor,
+                      backend=JENKINS.product, read=executor is None, answers=answers,
+                      aliases=aliases,
+                      completion=completion_message if executor else None,
+                      follow=follow_build if executor else None)
+
+
+INTENTS = (
+    _declare("deploy", deploy, "deploy a version", "Deploying", preposition="to",
+             describe=lambda e: phrase("deploy", subject(e) or "(service not given)",
+                                       on("to", e.get("environment"))),
+             executor=_execute_deploy, aliases=("ship", "release", "roll out", "rollout")),
+    _declare("rollback", rollback, "roll back", "Rolling back",
+             describe=lambda e: phrase("roll back", subject(e) or "(service not given)",
+                                       on("on", e.get("environment"))),
+             executor=_execute_deploy, aliases=("roll back", "revert", "undo")),
+    _declare("deploy_history", deploy_history, "what is deployed where",
+             "Showing deploy history",
+             describe=lambda e: phrase("show what is deployed", on("for", subject(e)),
+                                       on("on", e.get("environment")))),
+    _declare("run_build", run_build, "run a build", "Running a build",
+             describe=lambda e: phrase("run a build", on("of", target(e)),
+                                       on("from", e.get("branch"))),
+             executor=_execute_run, aliases=("build", "run")),
+    _declare("stop_build", stop_build, "stop a build", "Stopping a build",
+             describe=lambda e: phrase("stop build", build_of(e)),
+             executor=_execute_stop, aliases=("abort", "stop", "cancel build")),
+    _declare("build_status", build_status, "build status", "Showing a build's status",
+             describe=lambda e: phrase("show the build status", on("of", build_of(e)),
+                                       on("on", e.get("branch"))),
+             aliases=("status", "green")),
+    _declare("list_jobs", list_jobs, "what's failing in CI", "Listing the CI jobs",
+             describe=lambda e: "list the CI jobs", aliases=("red", "failing"), answers=False),
+    _declare("build_failure", build_failure, "why a build failed", "Explaining a build failure",
+             describe=lambda e: phrase("explain why", build_of(e) or "the last build", "failed"),
+             aliases=("why", "failure")),
+)
+"""The Jenkins intents. A new one: its handler above and its declaration here (for a
+change, an executor too); its risk comes from ``policy.yml``."""

@@ -14,9 +14,8 @@ from typing import Any
 
 from rasa_sdk.events import SlotSet
 
-from actions.registry import kinds
+from actions.registry import offerable
 from actions.teaching import (
-    INTENT_TITLES,
     MAX_PHRASE,
     TeachingError,
     annotate,
@@ -26,20 +25,9 @@ from actions.teaching import (
 )
 from actions.turn import Turn
 
-__all__ = ["OFFERABLE", "PENDING_SLOT", "chosen", "offer_meanings", "offerable", "review", "teach"]
+__all__ = ["PENDING_SLOT", "chosen", "offer_meanings", "review", "teach"]
 
 PENDING_SLOT = "pending_meaning"
-OFFERABLE = tuple(INTENT_TITLES)  # the built-in ones; offerable() adds the team's operations
-
-
-def offerable() -> dict[str, str]:
-    """Intents a person can teach or choose, with their titles: the built-ins, then the
-    team-defined operations (``actions.registry`` providers)."""
-    titles = dict(INTENT_TITLES)
-    for kind in kinds().values():
-        if kind.source != "built-in" and kind.title:
-            titles.setdefault(kind.intent, kind.title)
-    return titles
 _PENDING_TTL = timedelta(minutes=10)
 _NOTHING = "none"
 
@@ -198,3 +186,4 @@ async def review(turn: Turn, taught_id: str | None, decision: str | None) -> Non
 def _short(text: str, limit: int = 80) -> str:
     text = " ".join(text.split())
     return text if len(text) <= limit else text[:limit - 1] + "…"
+

@@ -16,14 +16,16 @@ import re
 import threading
 from typing import Any
 
+from actions.backends.jenkins import JENKINS
 from actions.confirmations import check_read, record_read
 from actions.events.routes import conversation_of
 from actions.events.store import EventStore, Filters, Subscription
 from actions.guard.store import OperationStore
-from actions.registry import IntentKind, register
+from actions.registry import Describe, Handler, IntentKind
+from actions.requests import events_in_words, phrase
 from actions.turn import Turn
 
-__all__ = ["EVENT_ENTITIES", "list_subscriptions", "subscribe", "unsubscribe"]
+__all__ = ["EVENT_ENTITIES", "INTENTS", "list_subscriptions", "subscribe", "unsubscribe"]
 
 EVENT_ENTITIES = ("event_source", "event_kind", "severity", "subscription_id")
 
@@ -135,10 +137,11 @@ async def subscribe(turn: Turn) -> None:
                  "alerts fire in prod\", \"post the checkout repo's PR checks here\" or \"tell "
                  "this channel when nightly-integration fails\".")
         return
-    if filters.job and turn.runtime.jenkins is not None:
+    jenkins = turn.runtime.backends.get(JENKINS)
+    if filters.job and jenkins is not None:
         from actions.catalog import resolve_name
 
-        jobs = [job.full_name for job in await turn.runtime.jenkins.jobs()]
+        jobs = [job.full_name for job in await jenkins.jobs()]
         found = resolve_name(filters.job, jobs)
         if found.match is None:
             turn.say(f"Jenkins has no job called \"{filters.job}\". Jobs: "
@@ -234,10 +237,26 @@ async def unsubscribe(turn: Turn) -> None:
     turn.say(" ".join(lines) or "Nothing was stopped.")
 
 
-for _intent, _handler, _title in (
-    ("subscribe", subscribe, "subscribe this chat to events"),
-    ("unsubscribe", unsubscribe, "stop events in this chat"),
-    ("list_subscriptions", list_subscriptions, "list this chat's subscriptions"),
-):
-    register(IntentKind(_intent, _handler, backend="opsbot's event outbox", title=_title,
-                        read=True, entities=EVENT_ENTITIES))
+def _declare(intent: str, handler: Handler, title: str, gerund: str, describe: Describe,
+             aliases: tuple[str, ...]) -> IntentKind:
+    """A subscriptions intent: answered at once and audited like a read."""
+    return IntentKind(intent, handler, title, gerund, describe=describe,
+                      backend="opsbot's event outbox", read=True, aliases=aliases,
+                      entities=EVENT_ENTITIES)
+
+
+INTENTS = (
+    _declare("subscribe", subscribe, "post events in this chat",
+             "Subscribing a chat to events",
+             lambda e: phrase("subscribe:", events_in_words(e) or "events"),
+             ("notify", "alert me", "tell us when")),
+    _declare("unsubscribe", unsubscribe, "stop posting events here",
+             "Unsubscribing a chat from events",
+             lambda e: phrase("unsubscribe from", " and ".join(
+                 v for v in (e.get("subscription_id") or "").split(",") if v)
+                 or events_in_words(e) or "this conversation's subscriptions"),
+             ("mute", "stop notifications", "stop posting")),
+    _declare("list_subscriptions", list_subscriptions, "what this chat is subscribed to",
+             "Listing a chat's subscriptions",
+             lambda e: "list this conversation's subscriptions", ("subscriptions",)),
+)

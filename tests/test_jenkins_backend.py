@@ -18,8 +18,8 @@ import jenkins
 import pytest
 
 from actions.backends import _console
-from actions.backends import jenkins as jenkins_backend
 from actions.backends._console import NO_ERROR_SUMMARY, analyse_console
+from actions.backends._jenkins import _backend as jenkins_backend
 from actions.backends.jenkins import (
     Build,
     FailureReport,

@@ -99,3 +99,18 @@ def test_the_top_level_packages_import_in_one_direction() -> None:
 def test_the_checker_finds_a_circle() -> None:
     assert _cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
     assert _cycle({"a": {"b"}, "b": set()}) is None
+
+
+def test_no_package_in_actions_is_named_like_a_library() -> None:
+    """rasa_sdk finds the actions with ``pkgutil.walk_packages``, which imports each
+    package found by its bare name: ``actions/backends/jenkins/`` would import
+    python-jenkins instead, and the action server would not start."""
+    import importlib.util
+
+    def installed(name: str) -> bool:  # a folder of data (a namespace package) is harmless
+        spec = importlib.util.find_spec(name)
+        return spec is not None and spec.origin is not None
+
+    clashes = sorted(path.parent.name for path in (ROOT / "actions").rglob("__init__.py")
+                     if path.parent != ROOT / "actions" and installed(path.parent.name))
+    assert not clashes, f"packages in actions/ named like an installed module: {clashes}"

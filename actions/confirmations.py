@@ -1,4 +1,4 @@
-"""Previews, confirmations, approvals and exactly-once execution (DESIGN.md, safety model).
+"""Previews, confirmations, approvals and exactly-once execution (docs/safety.md).
 
 A change is never run by the message that asks for it. ``propose`` checks the policy,
 records a pending operation (bound to the requester, the exact parameters and an

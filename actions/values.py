@@ -1,4 +1,4 @@
-"""Canonical entity values (DESIGN.md, "Intents and entities"), shared by NLU and actions.
+"""Canonical entity values (docs/chat.md, "What opsbot understands"), shared by NLU and actions.
 
 Free of Rasa imports: the action server (and typed answers to opsbot's questions) use
 the same table as ``nlu.entities.EntityNormalizer``.
@@ -12,7 +12,7 @@ from typing import Any
 __all__ = ["ENVIRONMENTS", "EVENT_KINDS", "EVENT_SOURCES", "FROM_TEXT", "LOG_LEVELS",
            "PRIORITIES", "SEVERITIES", "normalise_value"]
 
-# Canonical values (DESIGN.md, "Intents and entities"). Training-data synonyms cover
+# Canonical values (docs/chat.md, "What opsbot understands"). Training-data synonyms cover
 # the common words; these catch what the synonym mapper cannot (case, punctuation).
 ENVIRONMENTS = {
     "prod": "prod", "production": "prod", "prd": "prod", "live": "prod",

@@ -11,8 +11,8 @@ or ``--valid``), each pipeline's out-of-scope threshold is chosen on validation 
 (bench/_metrics.py: the highest out-of-scope recall that keeps in-scope accuracy at
 94% or more there) and then applied to the test predictions.
 
-    python -m bench.nlu --data ../shared/data/banking77
-    python -m bench.nlu --data ../shared/data/clinc150
+    python -m bench.nlu --data DATA/banking77     # a folder with train.jsonl and test.jsonl
+    python -m bench.nlu --data DATA/clinc150      # ... and valid.jsonl
     python -m bench.nlu --train train.jsonl --test test.jsonl [--valid valid.jsonl]
     python -m bench.nlu                      # the project's own ops data
     python -m bench.nlu --test tests/nlu/heldout.yml   # ops data, held-out test set

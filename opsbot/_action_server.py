@@ -12,7 +12,7 @@ the same actions (``actions/``) with:
   from endpoints.yml (``action_endpoint.headers``);
 * no CORS (browsers have no business here), and errors that do not echo the request.
 
-Running it on another host: README, "Trust model".
+Running it on another host: docs/trust.md.
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ from opsbot.settings import Settings
 
 __all__ = ["TEMPLATE", "add_commands", "check_operations"]
 
-TEMPLATE = '''# {name}: a team-defined operation (README, "Add your own operation").
+TEMPLATE = '''# {name}: a team-defined operation (docs/operations.md).
 # Check it with `opsbot operations check`, try it with `opsbot operations run {name} ...`,
 # then `opsbot train` (and `--reload` while opsbot runs) makes it understood in the chat.
 name: {name}                  # the intent name: lowercase letters, digits and _

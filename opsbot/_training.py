@@ -16,6 +16,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from opsbot._quiet import output_to_log
 from opsbot.settings import Settings
 
 __all__ = ["CommandError", "Training", "current_model", "latest_model", "quiet_library_warnings",
@@ -134,25 +135,51 @@ class _ComponentLog(logging.Handler):
                 match.group(2))
 
 
-def train_model(settings: Settings, force: bool = False, quiet: bool = False) -> Path:
+def train_model(settings: Settings, force: bool = False, quiet: bool = False,
+                log: Path | None = None) -> Path:
     """Train from data/ (only what changed, unless ``force``); return the model path."""
-    return run_training(settings, force, quiet).model
+    return run_training(settings, force, quiet, log).model
 
 
-def run_training(settings: Settings, force: bool = False, quiet: bool = False) -> Training:
-    """Train from data/ (only what changed, unless ``force``) and say what was retrained."""
+def run_training(settings: Settings, force: bool = False, quiet: bool = False,
+                 log: Path | None = None) -> Training:
+    """Train from data/ (only what changed, unless ``force``) and say what was retrained.
+
+    With ``log``, only opsbot's own lines reach the terminal: everything the libraries
+    print while training (warnings, progress bars, Rasa's messages) goes to that file.
+    """
     settings.check_project()
     os.environ["OPSBOT_CACHE_DIR"] = str(settings.cache_dir)
     sys.path.insert(0, str(settings.project))
+    project = settings.project
+    domain, operations_data, count = operations_training_files(settings)
+    also = f" and {count} operation file{'s' if count != 1 else ''}" if count else ""
+    if log is None:
+        print(f"Training opsbot's model from {project / 'data'}{also} ...", flush=True)
+        training = _train(settings, domain, operations_data, force, quiet, "see above")
+    else:
+        print(f"Training opsbot's model from {project / 'data'}{also} (a minute or two the "
+              f"first time; the training log is {log}) ...", flush=True)
+        try:
+            with output_to_log(log):
+                training = _train(settings, domain, operations_data, force, quiet,
+                                  f"see {log}")
+        except CommandError as exc:
+            raise CommandError(f"{exc}\nThe last lines of {log}:\n{_tail(log)}") from exc
+    print(f"Model ready in {training.seconds:.1f}s ({training.summary()}): {training.model}",
+          flush=True)
+    return training
+
+
+def _train(settings: Settings, domain: Path, operations_data: Path, force: bool, quiet: bool,
+           messages: str) -> Training:
+    """Rasa's train call, with the components it trained and restored collected."""
     quiet_library_warnings(all_user_warnings=quiet)
     _configure_rasa_logging(logging.WARNING if quiet else logging.INFO)
     from rasa.api import train
     from rasa.shared.exceptions import RasaException
 
     project = settings.project
-    domain, operations_data, count = operations_training_files(settings)
-    also = f" and {count} operation file{'s' if count != 1 else ''}" if count else ""
-    print(f"Training opsbot's model from {project / 'data'}{also} ...", flush=True)
     components = _ComponentLog()
     hook_logger = logging.getLogger(_ComponentLog.LOGGER)
     level, propagate = hook_logger.level, hook_logger.propagate
@@ -171,19 +198,23 @@ def run_training(settings: Settings, force: bool = False, quiet: bool = False) -
     except RasaException as exc:
         raise CommandError(f"The training data is invalid: {exc}") from exc
     except SystemExit as exc:  # Rasa exits on some validation errors after printing them
-        raise CommandError("Training stopped: the training data is invalid (see above).") from exc
+        raise CommandError(
+            f"Training stopped: the training data is invalid ({messages}).") from exc
     finally:
         hook_logger.removeHandler(components)
         hook_logger.setLevel(level)
         hook_logger.propagate = propagate
     if result.code != 0 or not result.model:
         raise CommandError(
-            "Training failed (see the messages above). Check data/ with 'rasa data validate'."
+            f"Training failed ({messages}). Check data/ with 'rasa data validate'."
         )
-    training = Training(Path(result.model), time.perf_counter() - started,
-                        tuple(components.trained), tuple(components.restored))
-    print(f"Model ready in {training.seconds:.1f}s ({training.summary()}): {training.model}",
-          flush=True)
-    return training
+    return Training(Path(result.model), time.perf_counter() - started,
+                    tuple(components.trained), tuple(components.restored))
 
 
+def _tail(path: Path, lines: int = 15) -> str:
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ""
+    return "\n".join(text.splitlines()[-lines:])

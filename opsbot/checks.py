@@ -51,27 +51,53 @@ def check_pins(lock: Path = LOCK) -> list[str]:
     return problems
 
 
-def check_imports(modules: tuple[str, ...] = TOP_LEVEL_MODULES) -> list[str]:
-    """Problems importing opsbot's top-level dependencies, naming the missing module."""
-    warnings.filterwarnings("ignore")  # old pins' deprecation notices are not problems
+def check_imports(modules: tuple[str, ...] = TOP_LEVEL_MODULES,
+                  caught: list[str] | None = None) -> list[str]:
+    """Problems importing opsbot's top-level dependencies, naming the missing module.
+
+    The warnings the imports raise (old pins' deprecation notices, not problems) are not
+    shown: they are added to ``caught`` when given."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     problems = []
-    for module in modules:
-        try:
-            importlib.import_module(module)
-        except ModuleNotFoundError as exc:
-            problems.append(
-                f"importing '{module}' failed: no module named '{exc.name}'. "
-                f"requirements.lock is incomplete: pin the package that provides '{exc.name}'."
-            )
-        except Exception as exc:  # noqa: BLE001 - any import failure is a broken install
-            problems.append(f"importing '{module}' failed: {type(exc).__name__}: {exc}")
+    # record=True replaces how warnings are shown, so a library that resets the filters
+    # while it is imported cannot bring them back to the terminal.
+    with warnings.catch_warnings(record=True) as recorded:
+        warnings.simplefilter("default")
+        for module in modules:
+            try:
+                importlib.import_module(module)
+            except ModuleNotFoundError as exc:
+                problems.append(
+                    f"importing '{module}' failed: no module named '{exc.name}'. "
+                    f"requirements.lock is incomplete: pin the package that provides "
+                    f"'{exc.name}'."
+                )
+            except Exception as exc:  # noqa: BLE001 - any import failure is a broken install
+                problems.append(f"importing '{module}' failed: {type(exc).__name__}: {exc}")
+    if caught is not None:
+        caught.extend(warnings.formatwarning(w.message, w.category, w.filename, w.lineno, w.line)
+                      for w in recorded)
     return problems
 
 
+def _log_warnings(caught: list[str]) -> None:
+    """The imports' warnings, in the state dir's logs/install.log (best effort)."""
+    from opsbot._private import open_private
+    from opsbot.settings import Settings, SettingsError
+
+    try:
+        log = Settings.from_env(LOCK.parent).state_dir / "logs" / "install.log"
+        with open_private(log, append=False) as file:
+            file.write("".join(caught).encode("utf-8", "replace"))
+    except (OSError, SettingsError):
+        pass
+
+
 def main() -> int:
-    problems = check_pins() + check_imports()
+    caught: list[str] = []
+    problems = check_pins() + check_imports(caught=caught)
+    _log_warnings(caught)
     if problems:
         print("opsbot: the installation is broken:", file=sys.stderr)
         for problem in problems:

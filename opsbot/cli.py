@@ -30,6 +30,7 @@ from opsbot import __version__
 from opsbot._chat import chat
 from opsbot._private import private_dir, write_private
 from opsbot._processes import Stack, StartupError, http_get_json
+from opsbot._quiet import warnings_to_log
 from opsbot._tokens import API_TOKEN, REST_TOKEN, read_token
 from opsbot._training import (
     CommandError,
@@ -246,7 +247,11 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     settings.check_project()
     stack = Stack(settings, rest=True)
     stack.check_ports()
-    model = current_model(settings) or train_model(settings, quiet=True)
+    # A newcomer's first screen holds opsbot's lines only: the libraries' warnings and
+    # training output go to the state dir's logs.
+    warnings_to_log(stack.log_dir / "demo.log")
+    model = current_model(settings) or train_model(settings, quiet=True,
+                                                   log=stack.log_dir / "train.log")
     from simulators import demo_backends
 
     backends = demo_backends()

@@ -1,15 +1,6 @@
 """opsbot's settings: read once from the environment, checked at start-up.
 
-Every variable (see README, "Configuration"):
-
-  OPSBOT_HOST          interface the servers bind to            (127.0.0.1)
-  OPSBOT_PORT          Rasa server port (REST channel, HTTP API) (5005)
-  OPSBOT_ACTIONS_PORT  action server port                        (5055)
-  OPSBOT_ACTIONS_HOST  interface the action server binds to      (127.0.0.1)
-  OPSBOT_MODELS        where trained models go                   (models)
-  OPSBOT_STATE_DIR     runtime state: logs, tracker store        (.opsbot)
-  OPSBOT_CACHE_DIR     the embedding cache                       ($OPSBOT_STATE_DIR/cache)
-  OPSBOT_USER          who you are in the terminal chat          ($USER)
+Every variable, with its default and an example: docs/configuration.md.
 """
 
 from __future__ import annotations

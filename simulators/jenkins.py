@@ -2,7 +2,7 @@
 
 Why: opsbot's Jenkins backend, its tests and ``opsbot demo`` need a Jenkins with
 realistic jobs, history and failures, on any machine, offline. This module serves
-the REST API that python-jenkins calls (see ../shared/PROTOCOLS.md section 1):
+the REST API that python-jenkins calls:
 ``/api/json`` with ``tree``/``depth``, jobs and folders (``job/a/job/b``),
 ``build`` / ``buildWithParameters`` -> 201 + queue ``Location``, queue items that
 turn into builds, build JSON with parameters and causes, ``consoleText`` (growing

@@ -2,10 +2,10 @@
 
 Why: opsbot's Jira backend, its tests and ``opsbot demo`` need a Jira with realistic
 projects, issues and comments, on any machine, offline. This module serves the REST
-API that the ``jira`` library calls for everything opsbot does (see
-../shared/PROTOCOLS.md section 2): ``serverInfo``, ``myself``, ``field``, projects,
-issue types (``issuetype`` and ``issue/createmeta/{project}/issuetypes``), priorities,
-statuses, resolutions, users (``user?username=``, ``user/search?username=``,
+API that the ``jira`` library calls for everything opsbot does: ``serverInfo``,
+``myself``, ``field``, projects, issue types (``issuetype`` and
+``issue/createmeta/{project}/issuetypes``), priorities, statuses, resolutions, users
+(``user?username=``, ``user/search?username=``,
 ``user/assignable/search``), creating, reading and
 editing issues, comments, transitions through a small workflow (To Do -> In Progress
 -> Done -> Reopened -> In Progress | Done), assigning, and JQL search (GET and POST)

@@ -1,8 +1,8 @@
 """A local Microsoft Teams channel: Bot Framework JWTs, the Bot Connector service and AAD tokens.
 
 Why: opsbot's Teams connector, its tests and the demo need the Teams side of a
-conversation on any machine, offline, over the real wire formats (see
-../shared/PROTOCOLS.md section 4). The simulator plays three Microsoft services at once:
+conversation on any machine, offline, over the real wire formats. The simulator plays
+three Microsoft services at once:
 
 **The channel** posts activities to the bot's messaging endpoint (``set_bot_endpoint``):
 ``POST <endpoint>`` with ``Content-Type: application/json`` and ``Authorization: Bearer
@@ -1488,7 +1488,7 @@ class TeamsSimulator(SimulatorBase[RecordedRequest]):
         Action.Submit with object data a message without text whose ``value`` is the data
         merged with the card's input values (``inputs`` overrides them), for string data a
         message with that text; ``msteams`` messageBack / imBack / invoke / task/fetch data
-        as Teams maps them (see PROTOCOLS 4.4). ``data`` instead of ``title`` skips the
+        as Teams maps them. ``data`` instead of ``title`` skips the
         lookup and submits that data. ``replyToId`` is the card's activity id. Returns
         the bot's HTTP status and body; LookupError if there is no such activity or action.
         """

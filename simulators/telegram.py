@@ -1,8 +1,8 @@
 r"""A local Telegram Bot API server that python-telegram-bot 22.8 cannot tell from the real one.
 
 Why: opsbot's Telegram connector, its tests and the demo need Telegram offline and
-without a bot account. This module serves the Bot API as api.telegram.org does (see
-../shared/PROTOCOLS.md section 3) and lets a test play the users: type, press a button,
+without a bot account. This module serves the Bot API as api.telegram.org does and
+lets a test play the users: type, press a button,
 edit a message, join a group; then read what the bot answered.
 
 The Bot API, ``/bot<token>/<method>`` (POST or GET; parameters from the query string, a

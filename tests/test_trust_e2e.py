@@ -52,7 +52,7 @@ from tests.conftest import (
 
 MENTION = "@opsbot_demo_bot"
 
-# The shape of the operation that reached a prod deploy (README, "Add your own operation":
+# The shape of the operation that reached a prod deploy (docs/operations.md:
 # a job parameter resolved against Jenkins), and one that calls its environment another name.
 LAUNCH = """\
 name: launch_job

@@ -43,7 +43,7 @@ NOT_FIXED = {
         "an operation file's ${VAR}, checked when the file is loaded",
     ("actions/operations/_spec.py", "reaches_jenkins"):
         "an operation file's ${VAR} in run.http.url, to tell whether it posts to Jenkins",
-    ("opsbot/_redact.py", "secrets_from_env"):
+    ("actions/_redact.py", "secrets_from_env"):
         "every <PREFIX>_USER with its <PREFIX>_TOKEN or _PASSWORD, to mask HTTP Basic pairs",
 }
 

@@ -666,11 +666,13 @@ def follow_build(operation_id: str, ref: Mapping[str, Any] | None = None) -> Non
 
 def _declare(intent: str, handler: Handler, title: str, gerund: str, describe: Describe, *,
              executor: Executor | None = None, preposition: str = "on",
-             aliases: tuple[str, ...] = (), answers: bool = True) -> IntentKind:
-    """A Jenkins intent: a read unless it has an executor, whose build the watcher follows."""
+             aliases: tuple[str, ...] = (), answers: bool = True,
+             risk: str | None = None) -> IntentKind:
+    """A Jenkins intent: a read unless it has an executor, whose build the watcher follows.
+    ``risk``: the default when no policy.yml rule names the intent (None: a rule must)."""
     return IntentKind(intent, handler, title, gerund, preposition, describe, executor,
-                      backend=JENKINS.product, read=executor is None, answers=answers,
-                      aliases=aliases,
+                      backend=JENKINS.product, risk=risk, read=executor is None,
+                      answers=answers, aliases=aliases,
                       completion=completion_message if executor else None,
                       follow=follow_build if executor else None)
 

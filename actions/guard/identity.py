@@ -1,6 +1,6 @@
 """Who is speaking: the one place opsbot derives a person's identity from a message.
 
-The trust model (README, "Trust model"):
+The trust model (docs/trust.md):
 
 * Only a connector that authenticated a message may say who sent it: Telegram (the
   bot's own polling connection, or a webhook request carrying the secret token), Teams

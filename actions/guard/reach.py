@@ -3,7 +3,7 @@
 Why: the prod rules are written for deploys ("deploy with environment prod needs a
 release manager"), but a deploy job can be reached by other paths: stopping a running
 deploy, a team operation whose ``job`` parameter names ``deploy-payments``, an event
-button. Jobs by kind (README, "Safety"): every request that would start or stop a
+button. Jobs by kind (docs/safety.md): every request that would start or stop a
 deploy job carries, in the parameters the policy decides on and the confirmation binds,
 the job's kind and the environment it acts on, read from the values Jenkins would use
 (what is sent, and the job's defaults for what is not), whatever the operation or the

@@ -1,5 +1,4 @@
-"""Team-defined operations: one YAML file each in ``operations/`` (README: "Add your own
-operation").
+"""Team-defined operations: one YAML file each in ``operations/`` (docs/operations.md).
 
 - ``_spec``: reading and checking the files (every problem names file, line and fix).
 - ``_types``: the parameter types and what each accepts.

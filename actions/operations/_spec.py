@@ -1,4 +1,4 @@
-"""Operation files: read, check and describe them (README, "Add your own operation").
+"""Operation files: read, check and describe them (docs/operations.md).
 
 An operation is one YAML file: its intent name, example phrasings, typed parameters,
 risk, and what it runs (a command, an HTTP request or a Jenkins job). Files are read from

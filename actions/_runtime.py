@@ -27,6 +27,7 @@ from actions.backends.jenkins import JenkinsBackend, JenkinsConfig
 from actions.backends.jira import JiraBackend, JiraConfig
 from actions.backends.logs import LogSource, log_source_from_env
 from actions.guard import OperationStore, Policy
+from actions.stores import Stores
 
 PROJECT = Path(__file__).resolve().parent.parent
 
@@ -46,6 +47,11 @@ class Runtime:
     jira_project: str | None = None
     project: Path = PROJECT
     _retrain: _Retrainer | None = field(default=None, repr=False)
+
+    @property
+    def stores(self) -> Stores:
+        """The other concerns of ``store``'s database: taught phrasings, leases, events ..."""
+        return Stores.around(self.store)
 
     def retrain(self) -> bool:
         """Retrain in the background and reload the Rasa server; False if it cannot start."""

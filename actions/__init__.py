@@ -2,7 +2,8 @@
 
 Actions are thin: they read the tracker, call one backend or guard method and utter
 a response from domain.yml. Backends live in ``actions/backends``, the safety layer
-(policy, confirmations, audit, store) in ``actions/guard``.
+(policy, confirmations, audit, the operation store) in ``actions/guard``, opsbot's
+database and its other stores in ``actions/storage`` (opened together by ``actions.stores``).
 """
 
 from actions import _redact

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 from actions.backends import KINDS, Backends
 from actions.guard import OperationStore, Policy
+from actions.stores import Stores
 
 PROJECT = Path(__file__).resolve().parent.parent
 
@@ -32,6 +33,11 @@ class Runtime:
     backends: Backends = field(default_factory=Backends)
     project: Path = PROJECT
     _retrain: _Retrainer | None = field(default=None, repr=False)
+
+    @property
+    def stores(self) -> Stores:
+        """The other concerns of ``store``'s database: taught phrasings, leases, events ..."""
+        return Stores.around(self.store)
 
     def retrain(self) -> bool:
         """Retrain in the background and reload the Rasa server; False if it cannot start."""

@@ -17,7 +17,7 @@ followed too, until Jenkins says it has ended (ABORTED, or finished otherwise).
 
 With several action servers (replicas) sharing the store, each operation is followed by
 exactly one of them at a time, the holder of its lease ``operation:<id>`` in the store
-(``OperationStore.take_lease``). The replica that confirms an operation takes its lease
+(``actions.storage.leases``). The replica that confirms an operation takes its lease
 before it claims the execution key, and renews it every ``OPSBOT_LEASE_SECONDS`` / 4
 seconds (default 20 s) while it runs or follows it. Every replica scans the store's
 executing operations as often: one whose lease has run out (its replica died) is taken
@@ -140,8 +140,8 @@ class Watcher:
         with self._lock:
             self._held.add(operation_id)
         try:
-            lease = _runtime.runtime().store.take_lease(_lease_name(operation_id), self.owner,
-                                                        lease_seconds())
+            lease = _runtime.runtime().stores.leases.take(_lease_name(operation_id), self.owner,
+                                                          lease_seconds())
         except BaseException:
             with self._lock:
                 self._held.discard(operation_id)
@@ -176,7 +176,7 @@ class Watcher:
 
     def _release(self, operation_id: str) -> None:
         try:
-            _runtime.runtime().store.release_lease(_lease_name(operation_id), self.owner)
+            _runtime.runtime().stores.leases.release(_lease_name(operation_id), self.owner)
         except OpsbotError as exc:  # it runs out by itself
             logger.warning("could not release the lease of %s: %s", operation_id, exc)
 
@@ -195,7 +195,7 @@ class Watcher:
             self._following[operation_id] = None
         if not held:
             try:
-                taken = _runtime.runtime().store.take_lease(
+                taken = _runtime.runtime().stores.leases.take(
                     _lease_name(operation_id), self.owner, lease_seconds())
             except OpsbotError as exc:
                 logger.warning("following %s: %s; the next scan tries again", operation_id,
@@ -239,12 +239,12 @@ class Watcher:
         (their payloads carry it), so nothing else would record it. A store failure ends
         the scan (StoreError): the next one does it all again.
         """
-        store = _runtime.runtime().store
+        store, leases = _runtime.runtime().store, _runtime.runtime().stores.leases
         seconds = lease_seconds()
         with self._lock:
             mine = set(self._following) | self._held
         for operation_id in mine:
-            kept = store.take_lease(_lease_name(operation_id), self.owner, seconds)
+            kept = leases.take(_lease_name(operation_id), self.owner, seconds)
             if kept is None:  # too slow to renew: another replica has it now
                 logger.warning("operation %s is followed by another replica now", operation_id)
                 with self._lock:
@@ -258,7 +258,7 @@ class Watcher:
                 if (operation.id in self._following or operation.id in self._held
                         or operation.id in self._passive):
                     continue
-            lease = store.take_lease(_lease_name(operation.id), self.owner, seconds)
+            lease = leases.take(_lease_name(operation.id), self.owner, seconds)
             if lease is None:
                 continue
             if lease.previous is not None:

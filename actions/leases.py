@@ -1,6 +1,6 @@
 """Lease settings shared by the duties that one replica does at a time.
 
-The leases themselves are rows in the store (``OperationStore.take_lease``). Who uses
+The leases themselves are rows in the store (``actions.storage.leases``). Who uses
 them: the watcher (``operation:<id>``, in the action server), the Telegram poller
 (``telegram-poller:<bot id>``, in the Rasa server); event deliveries have leases of their
 own in the outbox (``actions.events.store``).

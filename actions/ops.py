@@ -1,6 +1,6 @@
 """The actions the dialogue calls: ops requests, yes/no on pending operations, notifications.
 
-Thin on purpose: each reads the turn, hands it to a handler (``jenkins_flows``) or to
+Thin on purpose: each reads the turn, hands it to a handler (``actions.flows``) or to
 the confirmation layer, and utters what they produced. An unexpected error gives the
 user a short reference that is also in the log, never a trace.
 """

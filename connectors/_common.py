@@ -13,9 +13,10 @@
   who was asked: :func:`claim_keyboard` notes whose they are, :func:`pressed_by_other`
   tells a connector to refuse someone else's press. Buttons that decide an operation
   need no owner: the guard binds those to their requester and says so in the chat.
-* :func:`channel_store` is opsbot's store (``OPSBOT_DB_URL`` or the state directory),
-  where connectors keep conversation references, long button payloads and the ids of
-  updates already handled, so a restart or a second replica changes nothing.
+* :func:`stores` are opsbot's stores (``OPSBOT_DB_URL`` or the state directory);
+  :func:`channel_store` is the part where connectors keep conversation references,
+  long button payloads and the ids of updates already handled, so a restart or a
+  second replica changes nothing.
 """
 
 from __future__ import annotations
@@ -36,7 +37,8 @@ from rasa.shared.exceptions import RasaException
 from actions._redact import add_secret, is_secret_name
 
 if TYPE_CHECKING:  # pragma: no cover
-    from actions.guard.store import OperationStore
+    from actions.storage import ChannelState
+    from actions.stores import Stores
 
 __all__ = [
     "NOT_YOURS",
@@ -54,6 +56,7 @@ __all__ = [
     "pressed_by_other",
     "refuse_forged_payload",
     "setting",
+    "stores",
 ]
 
 # The same key as actions.turn.OPERATIONS_KEY (tests check they agree).
@@ -253,19 +256,24 @@ class ReplyChannel(OutputChannel, ABC):
         await self.deliver(recipient_id, text or "", buttons, states)
 
 
-_store_lock = threading.Lock()
-_store: OperationStore | None = None
+_stores_lock = threading.Lock()
+_stores: Stores | None = None
 
 
-def channel_store() -> OperationStore:
-    """opsbot's store, opened once per process (``OPSBOT_DB_URL`` or the state dir)."""
-    global _store
-    with _store_lock:
-        if _store is None:
-            from actions.guard.store import OperationStore
+def stores() -> Stores:
+    """opsbot's stores, opened once per process (``OPSBOT_DB_URL`` or the state dir)."""
+    global _stores
+    with _stores_lock:
+        if _stores is None:
+            from actions.stores import Stores
 
-            _store = OperationStore.from_env()
-        return _store
+            _stores = Stores.from_env()
+        return _stores
+
+
+def channel_store() -> ChannelState:
+    """What the connectors remember, in opsbot's store."""
+    return stores().channel_state
 
 
 async def refuse_forged_payload(channel: str, user: str, text: str, reason: str) -> None:
@@ -276,7 +284,7 @@ async def refuse_forged_payload(channel: str, user: str, text: str, reason: str)
     logging.getLogger(__name__).warning(
         "refused a forged button payload from %s:%s (%s)", channel, user, reason)
     try:
-        await asyncio.to_thread(channel_store().audit, None, "forged_payload",
+        await asyncio.to_thread(stores().operations.audit, None, "forged_payload",
                                 actor=f"{channel}:{user}", channel=channel,
                                 detail={"payload": text[:500], "reason": reason})
     except Exception:  # noqa: BLE001 - the refusal stands even if the audit cannot be written

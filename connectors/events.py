@@ -85,7 +85,7 @@ from actions.events.sources import JenkinsClaim
 from actions.events.store import Delivery, EventStore
 from actions.guard.identity import bearer, same_secret
 from actions.guard.store import StoreError
-from connectors._common import channel_store
+from connectors._common import channel_store, stores
 
 __all__ = [
     "Courier",
@@ -166,7 +166,7 @@ def event_store() -> EventStore:
     """The outbox in opsbot's store, one per process."""
     global _events
     if _events is None:
-        _events = EventStore(channel_store())
+        _events = stores().events
     return _events
 
 

@@ -30,6 +30,7 @@ import sqlalchemy as sa
 
 from actions.backoff import Backoff
 from actions.errors import OpsbotError
+from actions.storage import Schema
 
 __all__ = ["Published", "enabled", "latest", "publish", "sync_seconds"]
 
@@ -75,21 +76,17 @@ def sync_seconds() -> float:
         return 10.0
 
 
-_created: set[int] = set()  # engines whose opsbot_models table is known to exist
+_SCHEMA = Schema("models", (models,))
 
 
 def _engine() -> sa.Engine:
     """The store's engine, with the table created once per engine (not at every look)."""
-    from connectors._common import channel_store
+    from connectors._common import stores
 
-    store = channel_store()
-    engine = store.engine
-    if id(engine) not in _created:
-        with store.connection():  # the store's own tables first (and its checks)
-            pass
-        models.create(engine, checkfirst=True)
-        _created.add(id(engine))
-    return engine
+    database = stores().database
+    database.require(_SCHEMA)
+    database.ensure()  # with the store's own tables (and their checks), the first time
+    return database.engine
 
 
 def publish(path: Path, by: str) -> Published:

@@ -103,6 +103,7 @@ from connectors._common import (
     pressed_by_other,
     refuse_forged_payload,
     setting,
+    stores,
 )
 from connectors.events import Gone, SendLater, SendRefused, register_sink
 
@@ -469,7 +470,7 @@ class TelegramInput(InputChannel):
         waiting_said = False
         while True:
             try:
-                lease = await asyncio.to_thread(channel_store().take_lease, name, owner, seconds)
+                lease = await asyncio.to_thread(stores().leases.take, name, owner, seconds)
             except Exception as exc:  # noqa: BLE001 - the store may come back
                 await asyncio.sleep(store.failed(exc))
                 continue
@@ -521,9 +522,9 @@ class TelegramInput(InputChannel):
             failures = 0
             while not stop.wait(seconds / 4):
                 try:
-                    kept = channel_store().take_lease(name, owner, seconds)
+                    kept = stores().leases.take(name, owner, seconds)
                     if stop.is_set() and kept is not None:  # released meanwhile: not again
-                        channel_store().release_lease(name, owner)
+                        stores().leases.release(name, owner)
                         return
                 except Exception as exc:  # noqa: BLE001 - a short outage: keep polling a while
                     failures += 1
@@ -550,7 +551,7 @@ class TelegramInput(InputChannel):
         if name is None:
             return
         try:
-            channel_store().release_lease(name, _poller_owner())
+            stores().leases.release(name, _poller_owner())
         except Exception:  # noqa: BLE001 - it runs out by itself
             logger.debug("could not release the Telegram polling lease", exc_info=True)
 

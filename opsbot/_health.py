@@ -135,7 +135,7 @@ def _redis_check(url: str) -> Callable[[], Awaitable[None]]:
 
 async def readiness(app: Sanic) -> tuple[bool, dict[str, str]]:
     """Each check's verdict ("ok" or what failed); ready if all are ok."""
-    from connectors._common import channel_store
+    from connectors._common import stores
 
     checks: dict[str, str] = {}
     agent = getattr(app.ctx, "agent", None)
@@ -156,7 +156,7 @@ async def readiness(app: Sanic) -> tuple[bool, dict[str, str]]:
         checks["tracker_store"] = ("in memory: the SQL tracker store could not start, so "
                                    "conversations are not shared or kept (see the log)")
     try:
-        store_engine = channel_store().engine
+        store_engine = stores().database.engine
     except Exception as exc:  # noqa: BLE001 - a bad OPSBOT_DB_URL: not ready, said why
         logger.warning("/ready: the store cannot be opened: %s", _said(exc))
         checks["store"] = f"cannot be opened ({type(exc).__name__}; details in the server log)"
@@ -202,10 +202,10 @@ async def _operations_text() -> str:
     import sqlalchemy as sa
 
     from actions.guard.store import operations
-    from connectors._common import channel_store
+    from connectors._common import stores
 
     def query() -> list[tuple[str, str, int]]:
-        with channel_store().connection() as conn:
+        with stores().database.connection() as conn:
             rows = conn.execute(sa.select(operations.c.intent, operations.c.state,
                                           sa.func.count()).group_by(operations.c.intent,
                                                                     operations.c.state))

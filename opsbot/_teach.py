@@ -24,10 +24,11 @@ __all__ = ["add_commands"]
 
 
 def _store(settings: Settings) -> Any:
+    """opsbot's stores (the taught phrasings, and the audit log of what was decided)."""
     os.environ.setdefault("OPSBOT_STATE_DIR", str(settings.state_dir))
-    from actions.guard import OperationStore
+    from actions.stores import Stores
 
-    return OperationStore.from_env()
+    return Stores.from_env()
 
 
 def _intents(settings: Settings) -> list[str]:
@@ -59,11 +60,11 @@ def cmd_teach(args: argparse.Namespace, settings: Settings,
     try:
         store = _store(settings)
         try:
-            taught = store.add_taught(text=text, example=args.phrase, intent=args.intent,
+            taught = store.taught.add(text=text, example=args.phrase, intent=args.intent,
                                       source="cli", taught_by=who, channel="cli")
-            store.audit(None, "taught", actor=who, channel="cli",
-                        detail={"id": taught.id, "text": text, "intent": args.intent,
-                                "source": "cli"})
+            store.operations.audit(None, "taught", actor=who, channel="cli",
+                                   detail={"id": taught.id, "text": text,
+                                           "intent": args.intent, "source": "cli"})
         finally:
             store.close()
     except OpsbotError as exc:
@@ -92,7 +93,7 @@ def _table(rows: list[Any]) -> str:
 def cmd_review(args: argparse.Namespace, settings: Settings,
                fail: Callable[[str], Exception], retrain: Callable[[Settings], None]) -> int:
     from actions.errors import OpsbotError
-    from actions.guard import ACCEPTED, CANDIDATE, REJECTED
+    from actions.storage import ACCEPTED, CANDIDATE, REJECTED
     from actions.teaching import TeachingError, parse_example, write_accepted
 
     reviewer = args.reviewer or os.environ.get("OPSBOT_USER") or getpass.getuser()
@@ -101,13 +102,13 @@ def cmd_review(args: argparse.Namespace, settings: Settings,
     except OpsbotError as exc:
         raise fail(str(exc)) from None
     try:
-        candidates = store.taught_examples(CANDIDATE)
+        candidates = store.taught.examples(CANDIDATE)
         ids = {t.id: t for t in candidates}
         accept = [t.id for t in candidates] if args.accept_all else list(args.accept or [])
         reject = [t.id for t in candidates] if args.reject_all else list(args.reject or [])
         for wanted in [*accept, *reject]:
             if wanted not in ids:
-                known = {t.id: t for t in store.taught_examples(None)}
+                known = {t.id: t for t in store.taught.examples(None)}
                 state = f"already {known[wanted].status}" if wanted in known else "unknown"
                 raise fail(f"{wanted} is {state}; 'opsbot review' lists the candidates.")
         both = sorted(set(accept) & set(reject))
@@ -120,7 +121,7 @@ def cmd_review(args: argparse.Namespace, settings: Settings,
                 raise fail(f"{wanted} cannot be accepted: {exc} Reject it with: opsbot review "
                            f"--reject {wanted}. Nothing changed.") from None
         if not accept and not reject:
-            rows = store.taught_examples(None if args.all else CANDIDATE)
+            rows = store.taught.examples(None if args.all else CANDIDATE)
             if args.json:
                 print(json.dumps([{**t.__dict__, "created_at": t.created_at.isoformat(),
                                    "reviewed_at": (t.reviewed_at.isoformat() if t.reviewed_at
@@ -134,11 +135,11 @@ def cmd_review(args: argparse.Namespace, settings: Settings,
                 print("\nAccept with --accept ID ... (or --accept-all), "
                       "reject with --reject ID ...")
             return 0
-        accepted = [t for t in (store.review_taught(i, ACCEPTED, reviewer) for i in accept) if t]
-        rejected = [t for t in (store.review_taught(i, REJECTED, reviewer) for i in reject) if t]
+        accepted = [t for t in (store.taught.review(i, ACCEPTED, reviewer) for i in accept) if t]
+        rejected = [t for t in (store.taught.review(i, REJECTED, reviewer) for i in reject) if t]
         for t in [*accepted, *rejected]:
-            store.audit(None, f"taught_{t.status}", actor=reviewer, channel="cli",
-                        detail={"id": t.id, "text": t.text, "intent": t.intent})
+            store.operations.audit(None, f"taught_{t.status}", actor=reviewer, channel="cli",
+                                   detail={"id": t.id, "text": t.text, "intent": t.intent})
     except OpsbotError as exc:
         raise fail(str(exc)) from None
     finally:

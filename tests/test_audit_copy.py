@@ -158,9 +158,9 @@ def test_rows_of_a_transaction_that_fails_are_voided(
             raise sa.exc.OperationalError(statement, {}, Exception("server closed the connection"))
 
     if where == "commit":
-        sa_event.listen(store._engine, "commit", fail_commit)
+        sa_event.listen(store.database.engine, "commit", fail_commit)
     else:
-        sa_event.listen(store._engine, "before_cursor_execute", fail_after_audit)
+        sa_event.listen(store.database.engine, "before_cursor_execute", fail_after_audit)
     with pytest.raises(StoreError):
         store.transition(op.id, {PENDING_CONFIRMATION}, EXECUTING, actor="alice",
                          event="confirmed", confirmed_by="alice")
@@ -206,7 +206,7 @@ from actions.guard import OperationStore
 
 store = OperationStore(sys.argv[1], audit_file=sys.argv[2])
 store.audit(None, "note", actor="alice", detail={"n": 1})
-event.listen(store._engine, "commit", lambda conn: os._exit(3))  # killed before the commit
+event.listen(store.database.engine, "commit", lambda conn: os._exit(3))  # killed before the commit
 store.audit(None, "note", actor="alice", detail={"n": 2})
 """
 

@@ -72,7 +72,7 @@ def test_choice_keyboards_belong_to_who_was_asked_and_claims_expire(
 
     monkeypatch.delenv("OPSBOT_DB_URL", raising=False)
     monkeypatch.setenv("OPSBOT_STATE_DIR", str(tmp_path))
-    monkeypatch.setattr(common, "_store", None)
+    monkeypatch.setattr(common, "_stores", None)
     monkeypatch.setattr(common, "_claims_pruned", float("-inf"))
     choice, confirm = '/deploy{"service":"search"}', '/affirm{"operation_id":"op-1"}'
     store = common.channel_store()

@@ -22,6 +22,7 @@ from actions.events._model import FAILURE, Event
 from actions.events.jenkins_watch import JenkinsWatch
 from actions.events.store import Delivery, EventStore, Filters
 from actions.guard.store import OperationStore, StoreError
+from actions.storage import ChannelState
 from connectors.events import Courier
 from simulators.jenkins import JenkinsSimulator
 from tests._events_sink import Chat
@@ -97,7 +98,7 @@ def said(records: list[logging.LogRecord], words: str) -> list[str]:
 def test_the_courier_backs_off_while_its_store_is_down_and_says_so_once(
         store: OperationStore, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO)
-    events = EventStore(store)
+    events = EventStore(store.database)
     events.subscribe(conversation="rest:alice", channel="rest", address={"sender": "alice"},
                      filters=Filters.build(sources=["alerts"]), created_by="alice", now=T0)
     events.record(Event(source="alertmanager", key="k1", group="g1", kind=FAILURE,
@@ -123,7 +124,7 @@ def test_an_unreachable_database_is_a_line_not_a_traceback(
     caplog.set_level(logging.INFO)
     gone = OperationStore(f"postgresql://opsbot:secret@127.0.0.1:{free_port()}/opsbot")
     try:
-        outbox = FlakyOutbox(EventStore(gone), down=0)  # only counting: the database is down
+        outbox = FlakyOutbox(EventStore(gone.database), down=0)  # counting only: it is down
         courier = Courier(outbox, Chat(), interval=0.001,  # type: ignore[arg-type]
                           backoff=backoff("events: delivering", "connectors.events"))
         run_until(courier.start, courier.stop, lambda: outbox.claims >= 5)
@@ -138,13 +139,14 @@ def test_an_unreachable_database_is_a_line_not_a_traceback(
 def test_the_jenkins_poller_backs_off_while_jenkins_is_down_and_says_so_once(
         store: OperationStore, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO)
-    events = EventStore(store)
+    events = EventStore(store.database)
     events.subscribe(conversation="rest:alice", channel="rest", address={"sender": "alice"},
                      filters=Filters.build(job="payments-ci"), created_by="alice", now=T0)
     with JenkinsSimulator(clock=lambda: T0.timestamp()) as jenkins:
         backend = JenkinsBackend(JenkinsConfig(url=jenkins.url, user=jenkins.user,
                                                token=jenkins.token, timeout=5))
-        watch = JenkinsWatch(events, backend, store, interval=0.001, clock=lambda: T0,
+        watch = JenkinsWatch(events, backend, ChannelState(store.database), interval=0.001,
+                             clock=lambda: T0,
                              backoff=backoff("events: polling Jenkins",
                                              "actions.events.jenkins_watch"))
         jenkins.fail_next(503, times=DOWN_FOR)  # restarting, say

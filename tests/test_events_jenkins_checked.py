@@ -34,6 +34,7 @@ from actions.events.jenkins_watch import JenkinsWatch, build_event
 from actions.events.store import EventStore, Filters
 from actions.events.store import events as events_table
 from actions.guard.store import OperationStore
+from actions.storage import ChannelState
 from connectors.events import Courier, EventsInput
 from simulators.events import alertmanager_payload, jenkins_notification, post_event
 from simulators.jenkins import JenkinsSimulator
@@ -134,7 +135,7 @@ class Stage:
 
 def recorded_keys(events: EventStore) -> list[str]:
     """The key of every event recorded, in the order they came."""
-    with events.store.connection() as conn:
+    with events.database.connection() as conn:
         return list(conn.execute(sa.select(events_table.c.key)
                                  .order_by(events_table.c.id)).scalars())
 
@@ -177,9 +178,10 @@ def stage(secrets_set: None, store: OperationStore,
     """Jenkins configured: alice subscribed to payments-ci, whose history the poller has
     already looked at (so #410 on is news)."""
     simulator, clock = jenkins
-    events = EventStore(store)
+    events = EventStore(store.database)
     backend = backend_for(simulator.url, simulator.token)
-    watch = JenkinsWatch(events, backend, store, interval=1, clock=lambda: T0)
+    watch = JenkinsWatch(events, backend, ChannelState(store.database), interval=1,
+                         clock=lambda: T0)
     subscribe(events)
     assert asyncio.run(watch.poll_once()) == 0  # the first look: history is not news
     channel = EventsInput(store=events, jenkins=lambda _events: watch, clock=lambda: T0)
@@ -251,10 +253,10 @@ def test_a_truthful_notification_is_recorded_once_whoever_sees_the_build_first(
 
 def test_a_jenkins_that_cannot_be_asked_gets_503_and_nothing_is_recorded(
         secrets_set: None, store: OperationStore) -> None:
-    events = EventStore(store)
+    events = EventStore(store.database)
     subscribe(events)
     gone = backend_for(f"http://127.0.0.1:{free_port()}/", "11e5c1f0d5a4b3c2d1e0f9a8b7c6d5e4")
-    watch = JenkinsWatch(events, gone, store, interval=1, clock=lambda: T0)
+    watch = JenkinsWatch(events, gone, ChannelState(store.database), interval=1, clock=lambda: T0)
     channel = EventsInput(store=events, jenkins=lambda _events: watch, clock=lambda: T0)
     with serving(channel) as base:
         status, text = post_event(base, "jenkins", jenkins_notification(job=JOB, number=410),
@@ -268,7 +270,7 @@ def test_wrong_jenkins_settings_get_503_rather_than_an_unchecked_event(
     def broken(_events: EventStore) -> JenkinsWatch | None:
         raise ConfigError("JENKINS_TOKEN is not set; set it to an API token")
 
-    events = EventStore(store)
+    events = EventStore(store.database)
     channel = EventsInput(store=events, jenkins=broken, clock=lambda: T0)
     with serving(channel) as base:
         status, text = post_event(base, "jenkins", jenkins_notification(job=JOB, number=410),
@@ -281,7 +283,7 @@ def test_wrong_jenkins_settings_get_503_rather_than_an_unchecked_event(
 
 def test_without_jenkins_the_bodys_event_is_kept_under_its_credentials_key(
         secrets_set: None, store: OperationStore) -> None:
-    events = EventStore(store)
+    events = EventStore(store.database)
     subscribe(events)
     channel = EventsInput(store=events, jenkins=lambda _events: None, clock=lambda: T0)
     forged = jenkins_notification(job=JOB, number=410, status="SUCCESS")

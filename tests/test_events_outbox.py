@@ -23,6 +23,7 @@ from actions.events.routes import RouteError, load_routes, read_routes
 from actions.events.store import EventStore, Filters
 from actions.guard.identity import open_payload
 from actions.guard.store import OperationStore
+from actions.storage import ChannelState
 from connectors.events import Courier, Gone, SendLater, SendRefused
 from tests._events_sink import Chat
 from tests.test_guard_store import db_url  # noqa: F401 - the fixture (SQLite, PostgreSQL)
@@ -60,7 +61,7 @@ def store(db_url: str) -> Iterator[OperationStore]:  # noqa: F811 - the imported
 
 @pytest.fixture
 def events(store: OperationStore) -> EventStore:
-    return EventStore(store)
+    return EventStore(store.database)
 
 
 def subscribe(events: EventStore, conversation: str = "rest:alice", **filters: Any) -> None:
@@ -449,7 +450,8 @@ def test_jenkins_failures_and_recoveries_from_polling_without_repeats(
         events: EventStore, store: OperationStore) -> None:
     jenkins = FakeJenkins()
     jenkins.history["nightly-integration"] = [build(1, "FAILURE"), build(2, "SUCCESS")]
-    watch = JenkinsWatch(events, jenkins, store, interval=1,  # type: ignore[arg-type]
+    state = ChannelState(store.database)
+    watch = JenkinsWatch(events, jenkins, state, interval=1,  # type: ignore[arg-type]
                          clock=lambda: T0)
     assert asyncio.run(watch.poll_once()) == 0  # nobody subscribed: Jenkins is not asked
     subscribe(events, job="nightly-integration")
@@ -469,7 +471,7 @@ def test_jenkins_failures_and_recoveries_from_polling_without_repeats(
     assert chat.edits[0][1].startswith("Back to green")
     assert [h["kind"] for h in events.history()] == [FAILURE, RECOVERY]  # #5: not news
     # A new watcher (the server restarted) starts where the last one stopped.
-    again = JenkinsWatch(events, jenkins, store, interval=1,  # type: ignore[arg-type]
+    again = JenkinsWatch(events, jenkins, state, interval=1,  # type: ignore[arg-type]
                          clock=lambda: T0)
     assert asyncio.run(again.poll_once()) == 0
 

@@ -31,6 +31,7 @@ from actions.guard import (
     params_digest,
     parse_since,
 )
+from actions.storage import Leases
 from tests._servers import pg_schema
 from tests.conftest import free_port
 
@@ -237,55 +238,55 @@ def test_claim_execution_exactly_once_across_store_instances(
 
 
 def test_a_lease_is_one_owners_until_it_runs_out(open_store: Callable[[], OperationStore]) -> None:
-    replica_a, replica_b = open_store(), open_store()
-    first = replica_a.take_lease("operation:x", "a", 20, now=T0)
+    replica_a, replica_b = Leases(open_store().database), Leases(open_store().database)
+    first = replica_a.take("operation:x", "a", 20, now=T0)
     assert first is not None and first.previous is None and first.until == T0 + timedelta(
         seconds=20)
-    assert replica_b.take_lease("operation:x", "b", 20, now=T0 + timedelta(seconds=19)) is None
-    renewed = replica_a.take_lease("operation:x", "a", 20, now=T0 + timedelta(seconds=10))
+    assert replica_b.take("operation:x", "b", 20, now=T0 + timedelta(seconds=19)) is None
+    renewed = replica_a.take("operation:x", "a", 20, now=T0 + timedelta(seconds=10))
     assert renewed is not None and renewed.previous is None and renewed.since == T0
-    assert replica_b.take_lease("operation:x", "b", 20, now=T0 + timedelta(seconds=29)) is None
-    assert replica_b.lease_holder("operation:x", now=T0 + timedelta(seconds=29)) == "a"
-    taken = replica_b.take_lease("operation:x", "b", 20, now=T0 + timedelta(seconds=31))
+    assert replica_b.take("operation:x", "b", 20, now=T0 + timedelta(seconds=29)) is None
+    assert replica_b.holder("operation:x", now=T0 + timedelta(seconds=29)) == "a"
+    taken = replica_b.take("operation:x", "b", 20, now=T0 + timedelta(seconds=31))
     assert taken is not None and taken.previous == "a" and taken.since == T0 + timedelta(
         seconds=31)
-    assert replica_a.take_lease("operation:x", "a", 20, now=T0 + timedelta(seconds=32)) is None
-    assert replica_a.release_lease("operation:x", "a") is False  # not a's to give up
-    assert replica_b.release_lease("operation:x", "b") is True
-    assert replica_a.lease_holder("operation:x", now=T0 + timedelta(seconds=33)) is None
-    assert replica_a.take_lease("operation:x", "a", 20, now=T0 + timedelta(seconds=33))
+    assert replica_a.take("operation:x", "a", 20, now=T0 + timedelta(seconds=32)) is None
+    assert replica_a.release("operation:x", "a") is False  # not a's to give up
+    assert replica_b.release("operation:x", "b") is True
+    assert replica_a.holder("operation:x", now=T0 + timedelta(seconds=33)) is None
+    assert replica_a.take("operation:x", "a", 20, now=T0 + timedelta(seconds=33))
 
 
 def test_one_of_many_takes_a_lease_that_ran_out(open_store: Callable[[], OperationStore]) -> None:
-    stores = [open_store(), open_store()]
-    assert stores[0].take_lease("poller", "dead", 5, now=T0)
+    stores = [Leases(open_store().database), Leases(open_store().database)]
+    assert stores[0].take("poller", "dead", 5, now=T0)
     later = T0 + timedelta(seconds=60)
     for name in ("poller", "fresh"):  # one that ran out, one nobody ever held
-        results = run_together(6, lambda i, name=name: stores[i % 2].take_lease(
+        results = run_together(6, lambda i, name=name: stores[i % 2].take(
             name, f"replica-{i}", 20, now=later))
         winners = [r for r in results if r is not None]
         assert len(winners) == 1, results
-        assert stores[1].lease_holder(name, now=later) == winners[0].owner
+        assert stores[1].holder(name, now=later) == winners[0].owner
 
 
 def test_leases_run_out_by_the_database_clock(open_store: Callable[[], OperationStore],
                                               db_url: str,
                                               monkeypatch: pytest.MonkeyPatch) -> None:
-    replica_a, replica_b = open_store(), open_store()
-    assert replica_a.take_lease("operation:y", "a", 20) is not None
-    assert replica_b.lease_holder("operation:y") == "a"
+    replica_a, replica_b = Leases(open_store().database), Leases(open_store().database)
+    assert replica_a.take("operation:y", "a", 20) is not None
+    assert replica_b.holder("operation:y") == "a"
     if not db_url.startswith("postgresql"):
         return  # SQLite: one host, one clock
-    import actions.guard.store as store_module
+    import actions.storage._database as database_module
 
     class Ahead(datetime):  # replica B's clock runs a minute ahead
         @classmethod
         def now(cls, tz: Any = None) -> datetime:  # type: ignore[override]
             return datetime.now(tz) + timedelta(seconds=60)
 
-    monkeypatch.setattr(store_module, "datetime", Ahead)
-    assert replica_b.take_lease("operation:y", "b", 20) is None  # not run out for the server
-    assert replica_b.lease_holder("operation:y") == "a"
+    monkeypatch.setattr(database_module, "datetime", Ahead)
+    assert replica_b.take("operation:y", "b", 20) is None  # not run out for the server
+    assert replica_b.holder("operation:y") == "a"
 
 
 def test_update_backend_ref_merges(store: OperationStore) -> None:
@@ -499,7 +500,7 @@ def test_what_a_chat_is_told_never_names_the_database(caplog: pytest.LogCaptureF
     """A group's every member reads the message: the details go to the log, once."""
     port = free_port()
     store = OperationStore(f"postgresql://opsbot_user:s3cr3t-pw@127.0.0.1:{port}/payments_db")
-    caplog.set_level(logging.DEBUG, logger="actions.guard.store")
+    caplog.set_level(logging.DEBUG, logger="actions.storage._database")
     errors = []
     for _ in range(5):
         with pytest.raises(StoreError) as caught:
@@ -530,7 +531,7 @@ def test_a_password_given_twice_in_the_query_still_gives_a_masked_store_error() 
     assert "OPSBOT_DB_URL" in str(caught.value.detail)
     for said in (str(caught.value), str(caught.value.detail)):
         assert "first-pw" not in said and "second-pw" not in said
-    assert store._reason(RuntimeError("auth failed for first-pw and second-pw")) == (
+    assert store.database._reason(RuntimeError("auth failed for first-pw and second-pw")) == (
         "auth failed for *** and ***")
     store.close()
 
@@ -568,7 +569,7 @@ def test_from_env(tmp_path: Path) -> None:
 def test_sqlite_uses_wal(tmp_path: Path) -> None:
     store = OperationStore(f"sqlite:///{tmp_path / 'opsbot.db'}")
     new_op(store)
-    with store._engine.connect() as conn:  # the pragma itself
+    with store.database.engine.connect() as conn:  # the pragma itself
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() >= 10000
     store.close()

@@ -501,7 +501,7 @@ def test_operations_can_be_taught_and_chosen(rt: _runtime.Runtime, folder: Path)
                            0.99, {}), who("alice"), rt)
     asyncio.run(teach(turn))
     assert "ledger_op" in said(turn), said(turn)
-    taught = rt.store.taught_examples()
+    taught = rt.stores.taught.examples()
     assert [(t.intent, t.example) for t in taught] == [("ledger_op", "bounce [payments](service)")]
 
 

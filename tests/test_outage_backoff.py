@@ -25,6 +25,7 @@ from actions.backends.jenkins import Build
 from actions.backoff import Backoff
 from actions.errors import BackendUnavailable
 from actions.guard import EXECUTING, PENDING_CONFIRMATION, SUCCEEDED, OperationStore, StoreError
+from actions.stores import Stores
 from connectors import telegram as telegram_module
 from connectors.telegram import TelegramInput
 from simulators.telegram import TelegramSimulator
@@ -72,7 +73,8 @@ async def until(predicate: Callable[[], bool]) -> None:
 def rt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[SimpleNamespace]:
     """The watcher's runtime: a real store (a SQLite file), Jenkins set by the test."""
     store = OperationStore(f"sqlite:///{tmp_path / 'opsbot.db'}")
-    runtime = SimpleNamespace(store=store, backends=Backends(), rasa_url="http://127.0.0.1:9")
+    runtime = SimpleNamespace(store=store, stores=Stores.around(store), backends=Backends(),
+                              rasa_url="http://127.0.0.1:9")
     monkeypatch.setattr(_runtime, "runtime", lambda: runtime)
     monkeypatch.setattr(_watcher, "notify", lambda sender_id: True)
     yield runtime
@@ -190,11 +192,11 @@ def own_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]
     for name in ("OPSBOT_DB_URL", "OPSBOT_AUDIT_FILE", "TELEGRAM_TOKEN"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("OPSBOT_STATE_DIR", str(tmp_path))
-    common._store = None
+    common._stores = None
     yield
-    if common._store is not None:
-        common._store.close()
-    common._store = None
+    if common._stores is not None:
+        common._stores.close()
+    common._stores = None
 
 
 @pytest.fixture(scope="module")
@@ -236,7 +238,7 @@ class FlakyLeases:
     def __init__(self, failures: int) -> None:
         self.failures, self.calls = failures, 0
 
-    def take_lease(self, name: str, owner: str, seconds: float) -> None:
+    def take(self, name: str, owner: str, seconds: float) -> None:
         self.calls += 1
         if self.calls <= self.failures:
             raise StoreError("opsbot's operation store is unreachable right now, so your "
@@ -248,7 +250,7 @@ def test_the_poller_logs_a_store_outage_once(sim: TelegramSimulator, own_store: 
                                              caplog: pytest.LogCaptureFixture,
                                              monkeypatch: pytest.MonkeyPatch) -> None:
     leases = FlakyLeases(FAILURES)
-    monkeypatch.setattr(telegram_module, "channel_store", lambda: leases)
+    monkeypatch.setattr(telegram_module, "stores", lambda: SimpleNamespace(leases=leases))
     connector = TelegramInput(sim.token, api_url=sim.api_url, poll_timeout=1)
     app = SimpleNamespace(ctx=SimpleNamespace(agent=SimpleNamespace(is_ready=lambda: True)))
     caplog.set_level(logging.DEBUG)

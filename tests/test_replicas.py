@@ -32,7 +32,7 @@ import requests
 import sqlalchemy as sa
 
 from actions.guard import OperationStore
-from actions.guard.store import leases
+from actions.storage.leases import leases
 from connectors.telegram import sender_id_for
 from opsbot._processes import Stack
 from opsbot.settings import Settings
@@ -220,7 +220,7 @@ class Pollers:
 
     def polling(self) -> Replica | None:
         """The replica whose Rasa server holds the polling lease now."""
-        with self.store.connection() as conn:
+        with self.store.database.connection() as conn:
             owners = [str(o) for o in conn.execute(sa.select(leases.c.owner).where(
                 leases.c.name.like("telegram-poller:%"), leases.c.until > datetime.now(UTC)
             )).scalars()]

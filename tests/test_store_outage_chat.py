@@ -61,7 +61,7 @@ def down(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, 
 @pytest.mark.parametrize("down", ["postgresql", "sqlite"], indirect=True)
 def test_a_chat_is_told_what_failed_never_where(down: tuple[str, ...],
                                                 caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.DEBUG, logger="actions.guard.store")
+    caplog.set_level(logging.DEBUG, logger="actions.storage._database")
     said = ask("deploy payments 2.4.1 to staging", "rest-1") + \
         ask("deploy payments 2.4.1 to staging", "rest-2")
     assert said and all(text.startswith("opsbot's operation store is unreachable right now")
@@ -72,6 +72,6 @@ def test_a_chat_is_told_what_failed_never_where(down: tuple[str, ...],
     references = {text.split("(reference ", 1)[1].split(")", 1)[0] for text in said}
     assert len(references) == 1  # one outage: one reference, one line of details
     details = [r.getMessage() for r in caplog.records
-               if r.name == "actions.guard.store" and r.levelno >= logging.WARNING]
+               if r.name == "actions.storage._database" and r.levelno >= logging.WARNING]
     assert len(details) == 1 and references.pop() in details[0]
     assert "OPSBOT_DB_URL" in details[0] and "s3cr3t-pw" not in caplog.text

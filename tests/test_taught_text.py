@@ -17,9 +17,11 @@ from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions import _runtime
-from actions.guard import ACCEPTED, CANDIDATE, OperationStore, Policy
+from actions.guard import OperationStore, Policy
 from actions.guard.identity import IDENTITY_KEY, sign_identity
 from actions.ops import ActionChooseMeaning, ActionReviewTaught, ActionTeach
+from actions.storage import ACCEPTED, CANDIDATE, TaughtPhrasings
+from actions.stores import Stores
 from actions.teaching import MAX_PHRASE, TAUGHT_FILE, TeachingError, check_phrase, write_accepted
 from opsbot._teach import cmd_review, cmd_teach
 from opsbot.settings import Settings
@@ -86,6 +88,11 @@ def say(action: Any, text: str, intent: str, slots: dict[str, Any] | None = None
     return "\n".join(str(m.get("text") or m.get("response")) for m in dispatcher.messages)
 
 
+def taught_of(store: OperationStore) -> TaughtPhrasings:
+    """The taught phrasings in ``store``'s database."""
+    return Stores.around(store).taught
+
+
 def taught_file(project: Path) -> str:
     return (project / TAUGHT_FILE).read_text(encoding="utf-8")
 
@@ -121,7 +128,7 @@ def test_opsbot_teach_refuses(phrase: str, message: str, project: Path, tmp_path
     with pytest.raises(RuntimeError, match=message):
         cmd_teach(args, Settings.from_env(project), RuntimeError)
     with OperationStore.from_env() as store:
-        assert store.taught_examples(None) == []
+        assert taught_of(store).examples(None) == []
     assert taught_file(project) == before
 
 
@@ -129,9 +136,9 @@ def test_opsbot_teach_refuses(phrase: str, message: str, project: Path, tmp_path
 def test_the_store_refuses(phrase: str, message: str, store: OperationStore) -> None:
     for text, example in ((phrase, "ship it"), ("ship it", phrase)):
         with pytest.raises(TeachingError, match=message):
-            store.add_taught(text=text, example=example, intent="deploy", source="cli",
-                             taught_by="alice", channel="cli")
-    assert store.taught_examples(None) == []
+            taught_of(store).add(text=text, example=example, intent="deploy", source="cli",
+                                 taught_by="alice", channel="cli")
+    assert taught_of(store).examples(None) == []
 
 
 @pytest.mark.parametrize(("phrase", "message"), [BAD["carriage return"], BAD["NUL"],
@@ -142,7 +149,7 @@ def test_teaching_in_the_chat_refuses(phrase: str, message: str, chat: None,
     before = taught_file(project)
     told = say(ActionTeach(), f"when I say '{phrase}' I mean deploy", "teach")
     assert "Nothing was recorded" in told
-    assert store.taught_examples(None) == []
+    assert taught_of(store).examples(None) == []
     assert taught_file(project) == before
 
 
@@ -151,7 +158,7 @@ def test_a_newline_in_a_chat_teaching_is_refused(chat: None, store: OperationSto
     before = taught_file(project)
     told = say(ActionTeach(), f"when I say '{INJECTION}' I mean greet", "teach")
     assert "one line" in told and "Nothing was recorded" in told
-    assert store.taught_examples(None) == [] and taught_file(project) == before
+    assert taught_of(store).examples(None) == [] and taught_file(project) == before
 
 
 def test_a_chosen_meaning_of_a_multiline_message_is_not_kept(chat: None,
@@ -164,12 +171,12 @@ def test_a_chosen_meaning_of_a_multiline_message_is_not_kept(chat: None,
                slots={"pending_meaning": pending},
                entities=[{"entity": "meaning", "value": "greet"}])
     assert "I won't learn from how you said it" in told and "one line" in told
-    assert store.taught_examples(None) == []
+    assert taught_of(store).examples(None) == []
 
 
 def smuggled(store: OperationStore, url: str) -> str:
     """A candidate recorded before phrasings were checked: written past the store's check."""
-    assert store.taught_examples(None) == []  # the tables exist
+    assert taught_of(store).examples(None) == []  # the tables exist
     engine = sa.create_engine(url, future=True)
     with engine.begin() as conn:
         conn.execute(sa.text(
@@ -192,11 +199,11 @@ def test_opsbot_review_will_not_accept_an_old_bad_candidate(
     with pytest.raises(RuntimeError, match=f"{taught_id} cannot be accepted: .*one line"):
         cmd_review(args, Settings.from_env(project), RuntimeError, lambda s: None)
     assert taught_file(project) == before
-    [candidate] = store.taught_examples(CANDIDATE)
+    [candidate] = taught_of(store).examples(CANDIDATE)
     assert candidate.id == taught_id  # still waiting: reject it
 
     with pytest.raises(TeachingError, match="one line"):
-        store.review_taught(taught_id, ACCEPTED, "carol")
+        taught_of(store).review(taught_id, ACCEPTED, "carol")
 
 
 def test_the_chat_review_will_not_accept_it_either(chat: None, store: OperationStore,
@@ -208,7 +215,7 @@ def test_the_chat_review_will_not_accept_it_either(chat: None, store: OperationS
                          {"entity": "decision", "value": "accept"}])
     assert f"I can't accept {taught_id}" in told and "one line" in told
     assert taught_file(project) == before
-    assert [t.id for t in store.taught_examples(CANDIDATE)] == [taught_id]
+    assert [t.id for t in taught_of(store).examples(CANDIDATE)] == [taught_id]
 
 
 @pytest.mark.parametrize(("phrase", "message"), BAD.values(), ids=BAD.keys())

@@ -7,8 +7,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from actions.guard import ACCEPTED, CANDIDATE, REJECTED, OperationStore
+from actions.guard import OperationStore
 from actions.registry import offerable
+from actions.storage import ACCEPTED, CANDIDATE, REJECTED
+from actions.stores import Stores
 from actions.teaching import (
     TeachingError,
     annotate,
@@ -97,17 +99,17 @@ def test_rasa_reads_the_taught_file(tmp_path: Path) -> None:
 
 
 def test_store_reviews_each_candidate_once(tmp_path: Path) -> None:
-    store = OperationStore(f"sqlite:///{tmp_path / 'opsbot.db'}")
-    one = store.add_taught(text="ship it", example="ship it", intent="deploy", source="chat",
-                           taught_by="bob", channel="telegram")
-    two = store.add_taught(text="who's red", example="who's red", intent="list_jobs",
-                           source="cli", taught_by="alice", channel="cli")
-    assert [t.id for t in store.taught_examples()] == [one.id, two.id]
-    accepted = store.review_taught(one.id, ACCEPTED, "carol")
+    store = Stores.around(OperationStore(f"sqlite:///{tmp_path / 'opsbot.db'}")).taught
+    one = store.add(text="ship it", example="ship it", intent="deploy", source="chat",
+                    taught_by="bob", channel="telegram")
+    two = store.add(text="who's red", example="who's red", intent="list_jobs",
+                    source="cli", taught_by="alice", channel="cli")
+    assert [t.id for t in store.examples()] == [one.id, two.id]
+    accepted = store.review(one.id, ACCEPTED, "carol")
     assert accepted is not None and accepted.status == ACCEPTED and accepted.reviewed_by == "carol"
-    assert store.review_taught(one.id, REJECTED, "carol") is None  # decided already
-    assert store.review_taught(two.id, REJECTED, "carol").status == REJECTED
-    assert store.taught_examples(CANDIDATE) == []
-    assert {t.status for t in store.taught_examples(None)} == {ACCEPTED, REJECTED}  # kept, marked
+    assert store.review(one.id, REJECTED, "carol") is None  # decided already
+    assert store.review(two.id, REJECTED, "carol").status == REJECTED
+    assert store.examples(CANDIDATE) == []
+    assert {t.status for t in store.examples(None)} == {ACCEPTED, REJECTED}  # kept, marked
     with pytest.raises(ValueError):
-        store.review_taught(two.id, "maybe", "carol")
+        store.review(two.id, "maybe", "carol")

@@ -38,9 +38,9 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None
         monkeypatch.delenv(name, raising=False)
     monkeypatch.delenv("OPSBOT_DB_URL", raising=False)
     monkeypatch.setenv("OPSBOT_STATE_DIR", str(tmp_path))
-    common._store = None
+    common._stores = None
     yield
-    common._store = None
+    common._stores = None
 
 
 @pytest.fixture(scope="module")

@@ -27,7 +27,7 @@ from actions.guard.identity import (
     sign_payload,
     verified_identity,
 )
-from connectors._common import ConnectorConfigError, channel_store
+from connectors._common import ConnectorConfigError, stores
 from connectors.telegram import TelegramInput, sender_id_for, split_text
 from simulators.telegram import ALICE, BOB, OPS_GROUP, TelegramSimulator
 
@@ -41,9 +41,9 @@ def _own_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None
         monkeypatch.delenv(name, raising=False)
     monkeypatch.delenv("OPSBOT_DB_URL", raising=False)
     monkeypatch.setenv("OPSBOT_STATE_DIR", str(tmp_path))
-    common._store = None
+    common._stores = None
     yield
-    common._store = None
+    common._stores = None
 
 
 @pytest.fixture(scope="module")
@@ -258,9 +258,9 @@ def forged_audits() -> list[tuple[str, str]]:
     """The audit rows of refused payloads in this test's store."""
     import sqlalchemy as sa
 
-    from actions.guard.store import audit_log
+    from actions.guard._audit_log import audit_log
 
-    with channel_store()._engine.connect() as conn:
+    with stores().database.engine.connect() as conn:
         rows = conn.execute(sa.select(audit_log.c.kind, audit_log.c.actor)
                             .where(audit_log.c.kind == "forged_payload")).all()
     return [(str(kind), str(actor)) for kind, actor in rows]

@@ -35,6 +35,7 @@ import requests
 import yaml
 
 from actions.guard import OperationStore
+from actions.storage import ChannelState
 from opsbot._processes import stop_process
 from opsbot.settings import Settings
 from simulators.jenkins import JenkinsSimulator
@@ -233,7 +234,7 @@ class Group:
                     for b in row if b["text"] == title)
         if not data.startswith("~"):
             return str(data)
-        stored = self.store.recall("telegram-button", data[1:])
+        stored = ChannelState(self.store.database).recall("telegram-button", data[1:])
         assert stored is not None
         return str(stored["payload"])
 

@@ -13,12 +13,14 @@ import pytest
 from actions import _runtime, _watcher
 from actions.backends import Backends
 from actions.guard import EXPIRED, PENDING_CONFIRMATION, OperationStore
+from actions.stores import Stores
 
 
 @pytest.fixture
 def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[OperationStore]:
     opened = OperationStore(f"sqlite:///{tmp_path / 'opsbot.db'}")
-    runtime = SimpleNamespace(store=opened, backends=Backends(), rasa_url="http://127.0.0.1:9")
+    runtime = SimpleNamespace(store=opened, stores=Stores.around(opened), backends=Backends(),
+                              rasa_url="http://127.0.0.1:9")
     monkeypatch.setattr(_runtime, "runtime", lambda: runtime)
     yield opened
     opened.close()

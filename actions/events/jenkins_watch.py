@@ -35,7 +35,7 @@ from actions.errors import BackendAuthError, InvalidRequest, NotFound, OpsbotErr
 from actions.events._model import FAILURE, RESULT, Event, fit_key
 from actions.events.sources import JenkinsClaim
 from actions.events.store import EventStore, Subscription
-from actions.guard.store import OperationStore
+from actions.storage import ChannelState
 
 __all__ = ["JenkinsWatch", "build_event", "observed_key", "watched_jobs"]
 
@@ -111,7 +111,7 @@ class JenkinsWatch:
     """Polls Jenkins for the subscribed jobs' finished builds and records them; confirms
     the builds a webhook names (:meth:`confirm`)."""
 
-    def __init__(self, events: EventStore, jenkins: JenkinsBackend, state: OperationStore,
+    def __init__(self, events: EventStore, jenkins: JenkinsBackend, state: ChannelState,
                  *, interval: float | None = None, max_jobs: int = 50,
                  clock: Callable[[], datetime] = lambda: datetime.now(UTC),
                  backoff: Backoff | None = None) -> None:

@@ -23,9 +23,8 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
-import threading
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -41,7 +40,8 @@ from actions.events._model import (
     SOURCE_GROUPS,
     Event,
 )
-from actions.guard.store import OperationStore, StoreError, _JSONText, _UTCDateTime
+from actions.storage._columns import JSONText, UTCDateTime
+from actions.storage._database import Database, Schema, StoreError, missing_indexes
 
 __all__ = [
     "DEFAULT_KINDS",
@@ -49,6 +49,7 @@ __all__ = [
     "EventStore",
     "Filters",
     "GroupMessage",
+    "SCHEMA",
     "Subscription",
 ]
 
@@ -63,13 +64,13 @@ subscriptions = sa.Table(
     sa.Column("id", sa.String(32), primary_key=True),
     sa.Column("conversation", sa.String(255), nullable=False),
     sa.Column("channel", sa.String(32), nullable=False),
-    sa.Column("address", _JSONText, nullable=False),
-    sa.Column("filters", _JSONText, nullable=False),
+    sa.Column("address", JSONText, nullable=False),
+    sa.Column("filters", JSONText, nullable=False),
     sa.Column("digest", sa.String(64), nullable=False),
-    sa.Column("buttons", _JSONText, nullable=False),
+    sa.Column("buttons", JSONText, nullable=False),
     sa.Column("origin", sa.String(64), nullable=False),
     sa.Column("created_by", sa.String(255), nullable=False),
-    sa.Column("created_at", _UTCDateTime, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
     sa.UniqueConstraint("conversation", "digest", name="ux_opsbot_subscriptions_filters"),
 )
 
@@ -80,8 +81,8 @@ events = sa.Table(
     sa.Column("key", sa.String(MAX_KEY), nullable=False, unique=True),
     sa.Column("grp", sa.String(512), nullable=False),
     sa.Column("kind", sa.String(16), nullable=False),
-    sa.Column("body", _JSONText, nullable=False),
-    sa.Column("received_at", _UTCDateTime, nullable=False),
+    sa.Column("body", JSONText, nullable=False),
+    sa.Column("received_at", UTCDateTime, nullable=False),
     sa.Index("ix_opsbot_events_grp", "grp"),
     sa.Index("ix_opsbot_events_received", "received_at"),
 )
@@ -99,19 +100,19 @@ deliveries = sa.Table(
     sa.Column("event_id", sa.Integer, nullable=False),
     sa.Column("conversation", sa.String(255), nullable=False),
     sa.Column("channel", sa.String(32), nullable=False),
-    sa.Column("address", _JSONText, nullable=False),
-    sa.Column("buttons", _JSONText, nullable=False),
+    sa.Column("address", JSONText, nullable=False),
+    sa.Column("buttons", JSONText, nullable=False),
     sa.Column("kind", sa.String(16), nullable=False),  # for this conversation (a recovery ...)
     sa.Column("state", sa.String(16), nullable=False),
     sa.Column("held", sa.Boolean, nullable=False, default=False),
     sa.Column("attempts", sa.Integer, nullable=False, default=0),
-    sa.Column("next_at", _UTCDateTime, nullable=False),
+    sa.Column("next_at", UTCDateTime, nullable=False),
     sa.Column("lease_owner", sa.String(64)),
-    sa.Column("lease_until", _UTCDateTime),
-    sa.Column("message_ref", _JSONText),
+    sa.Column("lease_until", UTCDateTime),
+    sa.Column("message_ref", JSONText),
     sa.Column("error", sa.Text),
-    sa.Column("created_at", _UTCDateTime, nullable=False),
-    sa.Column("sent_at", _UTCDateTime),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("sent_at", UTCDateTime),
     sa.UniqueConstraint("event_id", "conversation", name="ux_opsbot_event_deliveries_once"),
     sa.Index("ix_opsbot_event_deliveries_due", "state", "next_at"),
     sa.Index("ix_opsbot_event_deliveries_conversation", "conversation", "sent_at"),
@@ -121,12 +122,15 @@ messages = sa.Table(
     "opsbot_event_messages", _metadata,
     sa.Column("conversation", sa.String(255), primary_key=True),
     sa.Column("grp", sa.String(512), primary_key=True),
-    sa.Column("message_ref", _JSONText, nullable=False),
+    sa.Column("message_ref", JSONText, nullable=False),
     sa.Column("kind", sa.String(16), nullable=False),
-    sa.Column("event", _JSONText, nullable=False),
-    sa.Column("first_at", _UTCDateTime, nullable=False),
-    sa.Column("updated_at", _UTCDateTime, nullable=False),
+    sa.Column("event", JSONText, nullable=False),
+    sa.Column("first_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
 )
+
+SCHEMA = Schema("events", (subscriptions, events, event_keys, deliveries, messages),
+                missing_indexes(events, deliveries))
 
 
 def _build_number(body: Mapping[str, Any] | None) -> int | None:
@@ -300,36 +304,12 @@ class GroupMessage:
     updated_at: datetime
 
 
-@dataclass
 class EventStore:
-    """The outbox, in the database of an :class:`OperationStore`."""
+    """The outbox, in opsbot's ``database``."""
 
-    store: OperationStore
-    _ready: bool = field(default=False, init=False)
-    _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
-
-    def _tables(self) -> None:
-        if self._ready:
-            return
-        with self._lock:
-            if not self._ready:
-                # Through the store's transactions, so that a database that is down is a
-                # StoreError saying so (the loops back off on it), not a driver's traceback.
-                try:
-                    with self.store.transaction() as conn:
-                        _metadata.create_all(conn, checkfirst=True)
-                except StoreError:
-                    # Two processes creating the tables at once: the loser finds them made.
-                    with self.store.transaction() as conn:
-                        _metadata.create_all(conn, checkfirst=True)
-                # Tables made before an index was added get it too (create_all skips them).
-                for table in (events, deliveries):
-                    for index in table.indexes:
-                        try:
-                            index.create(self.store.engine, checkfirst=True)
-                        except sa.exc.SQLAlchemyError:
-                            pass  # another process made it meanwhile
-                self._ready = True
+    def __init__(self, database: Database) -> None:
+        self.database = database
+        database.require(SCHEMA)
 
     # -- subscriptions --------------------------------------------------------------------
 
@@ -338,7 +318,6 @@ class EventStore:
                   buttons: Sequence[str] = (), now: datetime | None = None
                   ) -> tuple[Subscription, bool]:
         """Add a subscription; (it, True), or (the same one already there, False)."""
-        self._tables()
         row = {"id": secrets.token_hex(8), "conversation": conversation, "channel": channel,
                "address": dict(address), "filters": filters.as_dict(),
                "digest": filters.digest(), "buttons": list(buttons), "origin": origin,
@@ -347,7 +326,7 @@ class EventStore:
         if existing is not None:
             return existing, False
         try:
-            with self.store.transaction() as conn:
+            with self.database.transaction() as conn:
                 conn.execute(subscriptions.insert().values(**row))
             return _subscription(row), True
         except StoreError:
@@ -357,7 +336,7 @@ class EventStore:
             return existing, False
 
     def _find(self, conversation: str, digest: str) -> Subscription | None:
-        with self.store.connection() as conn:
+        with self.database.connection() as conn:
             row = conn.execute(sa.select(subscriptions).where(
                 subscriptions.c.conversation == conversation,
                 subscriptions.c.digest == digest)).mappings().first()
@@ -365,11 +344,10 @@ class EventStore:
 
     def subscriptions(self, conversation: str | None = None) -> list[Subscription]:
         """A conversation's subscriptions (every one without ``conversation``), oldest first."""
-        self._tables()
         query = sa.select(subscriptions).order_by(subscriptions.c.created_at, subscriptions.c.id)
         if conversation is not None:
             query = query.where(subscriptions.c.conversation == conversation)
-        with self.store.connection() as conn:
+        with self.database.connection() as conn:
             return [_subscription(row) for row in conn.execute(query).mappings()]
 
     def unsubscribe(self, conversation: str, ids: Iterable[str]) -> list[Subscription]:
@@ -378,7 +356,7 @@ class EventStore:
         removed = [s for s in self.subscriptions(conversation)
                    if s.id in wanted and s.origin == "chat"]
         if removed:
-            with self.store.transaction() as conn:
+            with self.database.transaction() as conn:
                 conn.execute(subscriptions.delete().where(
                     subscriptions.c.conversation == conversation,
                     subscriptions.c.id.in_([s.id for s in removed])))
@@ -386,8 +364,7 @@ class EventStore:
 
     def replace_routes(self, routes: Sequence[Subscription]) -> int:
         """Make the file-declared subscriptions exactly ``routes`` (subscriptions.yml)."""
-        self._tables()
-        with self.store.transaction() as conn:
+        with self.database.transaction() as conn:
             conn.execute(subscriptions.delete().where(subscriptions.c.origin != "chat"))
             for route in routes:
                 conn.execute(subscriptions.insert().values(
@@ -405,14 +382,13 @@ class EventStore:
     def record(self, event: Event, now: datetime | None = None) -> int | None:
         """Keep ``event`` and queue it for every conversation that wants it, in one
         transaction; how many deliveries were queued, or None for an event seen before."""
-        self._tables()
         now = _now(now)
         subs = self.subscriptions()
         keys = [event.key, *event.aliases]
         if self._seen(keys):
             return None
         try:
-            with self.store.transaction() as conn:
+            with self.database.transaction() as conn:
                 inserted = conn.execute(events.insert().values(
                     source=event.source, key=event.key, grp=event.group, kind=event.kind,
                     body=event.as_dict(), received_at=now))
@@ -428,11 +404,10 @@ class EventStore:
 
     def seen(self, key: str) -> bool:
         """Whether an event with ``key`` (or that alias) was recorded and is still kept."""
-        self._tables()
         return self._seen([key])
 
     def _seen(self, keys: Sequence[str]) -> bool:
-        with self.store.connection() as conn:
+        with self.database.connection() as conn:
             if conn.execute(sa.select(events.c.id).where(events.c.key.in_(keys))).first():
                 return True
             return conn.execute(sa.select(event_keys.c.key)
@@ -483,17 +458,16 @@ class EventStore:
     def claim(self, owner: str, *, now: datetime | None = None, lease: float = 60.0,
               limit: int = 50) -> list[Delivery]:
         """Due deliveries nobody holds, leased to ``owner`` (compare-and-set: one winner)."""
-        self._tables()
         now = _now(now)
         free = sa.or_(deliveries.c.lease_until.is_(None), deliveries.c.lease_until < now)
-        with self.store.connection() as conn:
+        with self.database.connection() as conn:
             candidates = [row.id for row in conn.execute(
                 sa.select(deliveries.c.id)
                 .where(deliveries.c.state == PENDING, deliveries.c.next_at <= now, free)
                 .order_by(deliveries.c.id).limit(limit))]
         claimed: list[int] = []
         for delivery_id in candidates:
-            with self.store.transaction() as conn:
+            with self.database.transaction() as conn:
                 won = conn.execute(deliveries.update().where(
                     deliveries.c.id == delivery_id, deliveries.c.state == PENDING, free,
                 ).values(lease_owner=owner, lease_until=now + timedelta(seconds=lease)))
@@ -501,7 +475,7 @@ class EventStore:
                 claimed.append(delivery_id)
         if not claimed:
             return []
-        with self.store.connection() as conn:
+        with self.database.connection() as conn:
             rows = conn.execute(
                 sa.select(deliveries, events.c.body)
                 .join(events, events.c.id == deliveries.c.event_id)
@@ -512,16 +486,15 @@ class EventStore:
                    lease: float = 60.0) -> list[Delivery]:
         """Every held delivery of ``conversation`` that is due, leased to ``owner`` in one
         statement: a flood's whole backlog goes into one summary, however long it is."""
-        self._tables()
         now = _now(now)
         free = sa.or_(deliveries.c.lease_until.is_(None), deliveries.c.lease_until < now)
         until = now + timedelta(seconds=lease)
-        with self.store.transaction() as conn:
+        with self.database.transaction() as conn:
             conn.execute(deliveries.update().where(
                 deliveries.c.conversation == conversation, deliveries.c.state == PENDING,
                 deliveries.c.held.is_(True), deliveries.c.next_at <= now, free,
             ).values(lease_owner=owner, lease_until=until))
-        with self.store.connection() as conn:
+        with self.database.connection() as conn:
             rows = conn.execute(
                 sa.select(deliveries, events.c.body)
                 .join(events, events.c.id == deliveries.c.event_id)
@@ -535,9 +508,8 @@ class EventStore:
         """Forget what was settled before ``older_than``: sent, summarised and given-up
         deliveries, and the events none of whose deliveries is still pending (their keys
         stop dropping redeliveries then). Returns (deliveries, events) removed."""
-        self._tables()
         settled = deliveries.c.state.in_([SENT, SUMMARISED, FAILED])
-        with self.store.transaction() as conn:
+        with self.database.transaction() as conn:
             gone = conn.execute(deliveries.delete().where(
                 settled, deliveries.c.created_at < older_than)).rowcount or 0
             still = sa.select(deliveries.c.event_id).where(
@@ -549,7 +521,7 @@ class EventStore:
         return int(gone), int(dropped)
 
     def _settle(self, ids: Sequence[int], owner: str, **values: Any) -> int:
-        with self.store.transaction() as conn:
+        with self.database.transaction() as conn:
             done = conn.execute(deliveries.update().where(
                 deliveries.c.id.in_(list(ids)), deliveries.c.lease_owner == owner,
                 deliveries.c.state == PENDING).values(lease_owner=None, lease_until=None,
@@ -565,7 +537,7 @@ class EventStore:
                             message_ref={**ref, "edited": edited}):
             return False
         event = delivery.event
-        with self.store.transaction() as conn:
+        with self.database.transaction() as conn:
             row = {"message_ref": dict(ref), "kind": delivery.kind, "event": event.as_dict(),
                    "updated_at": now}
             updated = conn.execute(messages.update().where(
@@ -604,8 +576,7 @@ class EventStore:
         return self._settle([delivery.id], owner, **values)
 
     def group_message(self, conversation: str, group: str) -> GroupMessage | None:
-        self._tables()
-        with self.store.connection() as conn:
+        with self.database.connection() as conn:
             row = conn.execute(sa.select(messages).where(
                 messages.c.conversation == conversation, messages.c.grp == group)
             ).mappings().first()
@@ -617,8 +588,7 @@ class EventStore:
     def posts_since(self, conversation: str, since: datetime) -> list[datetime]:
         """When new messages went to the conversation since then: posts (not edits), and
         each summary once (its deliveries share the summary's time)."""
-        self._tables()
-        with self.store.connection() as conn:
+        with self.database.connection() as conn:
             rows = conn.execute(sa.select(deliveries.c.state, deliveries.c.sent_at,
                                           deliveries.c.message_ref).where(
                 deliveries.c.conversation == conversation,
@@ -633,22 +603,20 @@ class EventStore:
 
     def counts(self) -> dict[str, int]:
         """Deliveries by state (pending, sent, summarised, failed)."""
-        self._tables()
-        with self.store.connection() as conn:
+        with self.database.connection() as conn:
             rows = conn.execute(sa.select(deliveries.c.state, sa.func.count())
                                 .group_by(deliveries.c.state))
             return {str(state): int(n) for state, n in rows}
 
     def history(self, conversation: str | None = None) -> list[dict[str, Any]]:
         """Every delivery with its event key and state, oldest first (for tests and tools)."""
-        self._tables()
         query = (sa.select(deliveries.c.id, deliveries.c.conversation, deliveries.c.state,
                            deliveries.c.kind, deliveries.c.attempts, deliveries.c.error,
                            deliveries.c.message_ref, events.c.key, events.c.grp)
                  .join(events, events.c.id == deliveries.c.event_id).order_by(deliveries.c.id))
         if conversation is not None:
             query = query.where(deliveries.c.conversation == conversation)
-        with self.store.connection() as conn:
+        with self.database.connection() as conn:
             return [dict(row) for row in conn.execute(query).mappings()]
 
 

@@ -52,8 +52,8 @@ def event_store(store: OperationStore) -> EventStore:
     """The outbox in ``store``'s database (one per store)."""
     with _stores_lock:
         found = _stores.get(id(store))
-        if found is None or found.store is not store:
-            found = _stores[id(store)] = EventStore(store)
+        if found is None or found.database is not store.database:
+            found = _stores[id(store)] = EventStore(store.database)
         return found
 
 

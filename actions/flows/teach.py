@@ -75,7 +75,7 @@ def chosen(turn: Turn, meaning: str | None, pending: Any) -> dict[str, Any] | No
         return None
     who = turn.who
     try:
-        taught = turn.runtime.store.add_taught(
+        taught = turn.runtime.stores.taught.add(
             text=str(pending["text"]), example=str(pending.get("example") or pending["text"]),
             intent=meaning, source="fallback", taught_by=who.person, channel=who.channel)
     except TeachingError as exc:
@@ -123,8 +123,8 @@ async def teach(turn: Turn) -> None:
     except TeachingError as exc:
         turn.say(f"{exc} Nothing was recorded.")
         return
-    taught = rt.store.add_taught(text=plain, example=phrase, intent=meaning, source="chat",
-                                 taught_by=who.person, channel=who.channel)
+    taught = rt.stores.taught.add(text=plain, example=phrase, intent=meaning, source="chat",
+                                  taught_by=who.person, channel=who.channel)
     rt.store.audit(None, "taught", actor=who.person, channel=who.channel,
                    detail={"id": taught.id, "text": plain, "intent": meaning, "source": "chat"})
     turn.say(f"Noted: \"{_short(plain)}\" means {meaning} ({taught.id}). Once a reviewer "
@@ -133,7 +133,7 @@ async def teach(turn: Turn) -> None:
 
 async def review(turn: Turn, taught_id: str | None, decision: str | None) -> None:
     """A reviewer in the chat: list candidates with Accept / Reject, or decide one."""
-    from actions.guard import ACCEPTED, CANDIDATE, REJECTED
+    from actions.storage import ACCEPTED, CANDIDATE, REJECTED
     from actions.teaching import TeachingError, write_accepted
 
     rt, who = turn.runtime, turn.who
@@ -144,7 +144,7 @@ async def review(turn: Turn, taught_id: str | None, decision: str | None) -> Non
         turn.say(f"I can't let you review phrasings: {allowed.reason} Nothing changed.")
         return
     if not taught_id:
-        waiting = rt.store.taught_examples(CANDIDATE, limit=5)
+        waiting = rt.stores.taught.examples(CANDIDATE, limit=5)
         if not waiting:
             turn.say("No taught phrasings wait for review.")
             return
@@ -160,7 +160,7 @@ async def review(turn: Turn, taught_id: str | None, decision: str | None) -> Non
         turn.say("Accept or reject? Use the buttons of the list ('review taught phrases').")
         return
     try:
-        done = rt.store.review_taught(taught_id, status, who.person)
+        done = rt.stores.taught.review(taught_id, status, who.person)
     except TeachingError as exc:
         turn.say(f"I can't accept {taught_id}: {exc} Reject it instead; nothing changed.")
         return

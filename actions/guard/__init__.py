@@ -7,7 +7,9 @@
 - ``identity``: who sent a message (signed by the connector that proved it), and the
   signed button payloads, bound to their chat and lifetime.
 - ``store``: the operations (confirmation, approval, execution, result), the
-  exactly-once execution key and the append-only audit log, in SQLite or PostgreSQL.
+  exactly-once execution key and the append-only audit log, in opsbot's database
+  (``actions.storage``); ``_operations`` holds their states and record, ``_audit_log``
+  the audit log and its copy.
 - ``_audit_view``: the audit log as a table or JSON, for ``opsbot audit``.
 - ``_audit_chain``: the audit log's hash chain and its check, ``opsbot audit --verify``.
 """
@@ -15,9 +17,7 @@
 from actions.guard._audit_view import format_json, format_table, parse_since
 from actions.guard.policy import RISKS, Decision, Policy, PolicyError, parse_duration
 from actions.guard.store import (
-    ACCEPTED,
     CANCELLED,
-    CANDIDATE,
     ERROR,
     EXECUTING,
     EXPIRED,
@@ -27,25 +27,18 @@ from actions.guard.store import (
     PENDING_APPROVAL,
     PENDING_CONFIRMATION,
     REFUSED,
-    REJECTED,
     SUCCEEDED,
     SUPERSEDED,
     UNKNOWN,
     AuditEvent,
     AuditRecord,
-    Lease,
     Operation,
     OperationStore,
     StoreError,
-    Taught,
     params_digest,
 )
 
 __all__ = [
-    "ACCEPTED",
-    "CANDIDATE",
-    "REJECTED",
-    "Taught",
     "CANCELLED",
     "ERROR",
     "EXECUTING",
@@ -62,7 +55,6 @@ __all__ = [
     "UNKNOWN",
     "AuditEvent",
     "AuditRecord",
-    "Lease",
     "Decision",
     "Operation",
     "OperationStore",

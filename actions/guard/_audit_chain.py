@@ -34,6 +34,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
+from actions.storage._columns import json_default
+
 __all__ = [
     "CHAIN_STARTED",
     "GENESIS",
@@ -67,15 +69,7 @@ _TIME_COLUMNS = frozenset({"created_at", "expires_at", "confirmed_at", "approved
 
 def _plain(value: Any) -> Any:
     """``value`` as the JSON the store keeps (datetimes in ISO 8601, tuples as lists)."""
-    return json.loads(json.dumps(value, ensure_ascii=False, default=_json_default))
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, (set, frozenset, tuple)):
-        return list(value)
-    return str(value)
+    return json.loads(json.dumps(value, ensure_ascii=False, default=json_default))
 
 
 def _instant(value: Any) -> str | None:
@@ -109,7 +103,7 @@ def _content(row: Mapping[str, Any]) -> dict[str, Any]:
 
 def _canonical(value: Any) -> bytes:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                      default=_json_default).encode("utf-8")
+                      default=json_default).encode("utf-8")
 
 
 def chain_hash(prev_hash: str, row: Mapping[str, Any]) -> str:
@@ -135,7 +129,7 @@ def file_line(row: Mapping[str, Any]) -> str:
     """One row for ``OPSBOT_AUDIT_FILE``: a JSON object on one line, with its hashes."""
     return json.dumps({"id": row["id"], **_content(row), "prev_hash": row["prev_hash"],
                        "hash": row["hash"]}, ensure_ascii=False, sort_keys=True,
-                      default=_json_default) + "\n"
+                      default=json_default) + "\n"
 
 
 def void_line(rows: Iterable[tuple[int, str]], why: str) -> str:

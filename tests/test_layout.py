@@ -114,3 +114,18 @@ def test_no_package_in_actions_is_named_like_a_library() -> None:
     clashes = sorted(path.parent.name for path in (ROOT / "actions").rglob("__init__.py")
                      if path.parent != ROOT / "actions" and installed(path.parent.name))
     assert not clashes, f"packages in actions/ named like an installed module: {clashes}"
+
+
+LONG = 800  # lines; a longer module is one cohesive thing and says why at its top
+
+
+def test_a_long_module_says_why_it_is_one() -> None:
+    unexplained = []
+    for package in PACKAGES:
+        for path in sorted((ROOT / package).rglob("*.py")):
+            text = path.read_text(encoding="utf-8")
+            if text.count("\n") > LONG and "Why one module:" not in (ast.get_docstring(
+                    ast.parse(text)) or ""):
+                unexplained.append(f"{path.relative_to(ROOT)} ({text.count(chr(10))} lines)")
+    assert not unexplained, (f"over {LONG} lines without \"Why one module:\" in the docstring "
+                             f"(split it along its seams, or say why it is one): {unexplained}")

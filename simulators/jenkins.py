@@ -57,8 +57,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, quote, unquote
 
-import yaml
-
 from simulators._base import (
     Faults,
     RequestLog,
@@ -68,6 +66,7 @@ from simulators._base import (
     run_main,
 )
 from simulators._http import Request, Response
+from simulators._seed import SeedError, check_keys, mapping, parse_span, read_seed, sequence
 
 __all__ = [
     "DEFAULT_SEED",
@@ -110,10 +109,6 @@ _QUEUE_RETENTION = 300.0  # Jenkins forgets a left queue item after five minutes
 _CRUMB_FIELD = "Jenkins-Crumb"
 _WORKSPACE_ROOT = "/var/jenkins_home/workspace"
 _BUILD_KEYS = frozenset({"ago", "duration", "result", "by", "params", "log", "number"})
-
-
-class SeedError(ValueError):
-    """The seed file is malformed; the message names the file, the place and the fix."""
 
 
 @dataclass(frozen=True)
@@ -344,22 +339,6 @@ class _Seed:
     running: list[_Build]
 
 
-_SPAN = re.compile(r"(\d+(?:\.\d+)?)(ms|d|h|m|s)")
-
-
-def _parse_span(value: object, where: str) -> float:
-    """``"3h"``, ``"4m12s"``, ``"1d6h"`` or a number of seconds -> seconds."""
-    if isinstance(value, bool):
-        raise SeedError(f"{where}: expected a time span like 3h or 4m12s, got {value!r}")
-    if isinstance(value, int | float):
-        return float(value)
-    text = str(value).replace(" ", "")
-    if not text or _SPAN.sub("", text):
-        raise SeedError(f"{where}: expected a time span like 3h, 45m, 4m12s or 2d, got {value!r}")
-    factor = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
-    return sum(float(number) * factor[unit] for number, unit in _SPAN.findall(text))
-
-
 def _expand_templates(raw: dict[str, str], where: str) -> dict[str, tuple[str, ...]]:
     """Resolve ``@include name`` lines, so a template can reuse e.g. a git checkout."""
 
@@ -384,17 +363,10 @@ def _expand_templates(raw: dict[str, str], where: str) -> dict[str, tuple[str, .
     return {name: tuple(expand(name, ())) for name in raw}
 
 
-def _check_keys(raw: dict[str, Any], allowed: set[str] | frozenset[str], where: str) -> None:
-    unknown = sorted(set(raw) - set(allowed))
-    if unknown:
-        raise SeedError(f"{where}: unknown key(s) {', '.join(unknown)}; "
-                        f"allowed: {', '.join(sorted(allowed))}")
-
-
 def _parse_param(raw: object, where: str) -> _Param:
     if not isinstance(raw, dict) or not isinstance(raw.get("name"), str):
         raise SeedError(f"{where}: a parameter needs at least a name, e.g. {{name: BRANCH}}")
-    _check_keys(raw, {"name", "type", "default", "choices", "description"}, where)
+    check_keys(raw, {"name", "type", "default", "choices", "description"}, where)
     kind = str(raw.get("type", "string"))
     if kind not in _PARAM_CLASSES:
         raise SeedError(f"{where}: type {kind!r} is not one of {', '.join(_PARAM_CLASSES)}")
@@ -427,25 +399,18 @@ class _SeedLoader:
         self.templates: dict[str, tuple[str, ...]] = {}
 
     def load(self) -> _Seed:
-        try:
-            raw = yaml.safe_load(self.path.read_text(encoding="utf-8"))
-        except OSError as exc:
-            raise SeedError(f"cannot read the Jenkins seed {self.path}: {exc.strerror}") from exc
-        except yaml.YAMLError as exc:
-            raise SeedError(f"{self.path} is not valid YAML: {exc}") from exc
+        raw = read_seed(self.path, "Jenkins seed", ("server", "users", "logs", "jobs"))
         where = str(self.path)
-        if not isinstance(raw, dict):
-            raise SeedError(f"{where}: expected a mapping with server, users, logs and jobs")
         # "x-" keys hold YAML anchors for reuse (as in docker-compose files).
-        _check_keys({k: v for k, v in raw.items() if not str(k).startswith("x-")},
-                    {"server", "users", "logs", "jobs"}, where)
-        server = _mapping(raw.get("server"), f"{where}: server")
-        _check_keys(server, {"version", "executors", "first_queue_id"}, f"{where}: server")
-        users = _mapping(raw.get("users"), f"{where}: users")
+        check_keys({k: v for k, v in raw.items() if not str(k).startswith("x-")},
+                   ("server", "users", "logs", "jobs"), where)
+        server = mapping(raw.get("server"), f"{where}: server")
+        check_keys(server, {"version", "executors", "first_queue_id"}, f"{where}: server")
+        users = mapping(raw.get("users"), f"{where}: users")
         self.users = {str(k): str(v) for k, v in users.items()}
-        self.templates = _expand_templates(_mapping(raw.get("logs"), f"{where}: logs"), where)
+        self.templates = _expand_templates(mapping(raw.get("logs"), f"{where}: logs"), where)
         top = [self._job(item, "", f"{where}: jobs[{i}]")
-               for i, item in enumerate(_sequence(raw.get("jobs"), f"{where}: jobs"))]
+               for i, item in enumerate(sequence(raw.get("jobs"), f"{where}: jobs"))]
         # Queue ids grow with time across all jobs, as in Jenkins.
         next_queue_id = int(server.get("first_queue_id", 1))
         for build in sorted(self.past, key=lambda b: b.started_at):
@@ -459,7 +424,7 @@ class _SeedLoader:
         if not isinstance(raw, dict) or not isinstance(raw.get("name"), str):
             raise SeedError(f"{where}: every job needs a name")
         where = f"{where} ({raw['name']})"
-        _check_keys(raw, self._JOB_KEYS, where)
+        check_keys(raw, self._JOB_KEYS, where)
         if "/" in raw["name"] or not raw["name"].strip():
             raise SeedError(f"{where}: a name cannot contain '/'; nest jobs in a folder instead")
         full_name = f"{parent}/{raw['name']}" if parent else raw["name"]
@@ -468,7 +433,7 @@ class _SeedLoader:
         kind = str(raw.get("type", "freestyle"))
         if kind not in _JOB_CLASSES:
             raise SeedError(f"{where}: type {kind!r} is not one of {', '.join(_JOB_CLASSES)}")
-        logs = {str(k): str(v) for k, v in _mapping(raw.get("logs"), f"{where}.logs").items()}
+        logs = {str(k): str(v) for k, v in mapping(raw.get("logs"), f"{where}.logs").items()}
         for result, log in logs.items():
             if result not in RESULTS:
                 raise SeedError(f"{where}: logs key {result!r} is not one of {', '.join(RESULTS)}")
@@ -476,23 +441,23 @@ class _SeedLoader:
                 raise SeedError(f"{where}: logs.{result} names unknown log {log!r}")
         job = _Job(full_name, kind, str(raw.get("description") or ""),
                    tuple(_parse_param(p, f"{where}: parameters[{i}]") for i, p in
-                         enumerate(_sequence(raw.get("parameters"), f"{where}.parameters"))),
+                         enumerate(sequence(raw.get("parameters"), f"{where}.parameters"))),
                    bool(raw.get("disabled", False)), bool(raw.get("concurrent", False)),
                    str(raw.get("scm") or ""), logs,
                    {str(k): _seed_text(v)
-                    for k, v in _mapping(raw.get("env"), f"{where}.env").items()})
+                    for k, v in mapping(raw.get("env"), f"{where}.env").items()})
         self.jobs[full_name] = job
         if kind == "folder":
             if raw.get("builds") or raw.get("parameters"):
                 raise SeedError(f"{where}: a folder has jobs, not builds or parameters")
             job.children = [self._job(child, full_name, f"{where}.jobs[{i}]") for i, child
-                            in enumerate(_sequence(raw.get("jobs"), f"{where}.jobs"))]
+                            in enumerate(sequence(raw.get("jobs"), f"{where}.jobs"))]
             return job
         if raw.get("jobs"):
             raise SeedError(f"{where}: only a folder (type: folder) can contain jobs")
         job.next_number = int(raw.get("first_build", 1))
         entries = [self._past_build(b, f"{where}.builds[{i}]")
-                   for i, b in enumerate(_sequence(raw.get("builds"), f"{where}.builds"))]
+                   for i, b in enumerate(sequence(raw.get("builds"), f"{where}.builds"))]
         for entry in sorted(entries, key=lambda e: -e[0]):  # oldest first; stable
             self._add_past(job, *entry)
         return job
@@ -501,11 +466,11 @@ class _SeedLoader:
     def _past_build(raw: object, where: str) -> tuple[float, dict[str, Any], str]:
         if not isinstance(raw, dict) or "ago" not in raw:
             raise SeedError(f"{where}: a past build needs at least ago: (e.g. ago: 3h)")
-        _check_keys(raw, _BUILD_KEYS, where)
-        return _parse_span(raw["ago"], f"{where}.ago"), raw, where
+        check_keys(raw, _BUILD_KEYS, where)
+        return parse_span(raw["ago"], f"{where}.ago"), raw, where
 
     def _add_past(self, job: _Job, ago: float, raw: dict[str, Any], where: str) -> None:
-        duration = _parse_span(raw.get("duration", "1m"), f"{where}.duration")
+        duration = parse_span(raw.get("duration", "1m"), f"{where}.duration")
         result = str(raw.get("result", "SUCCESS"))
         if result not in RESULTS:
             raise SeedError(f"{where}: result {result!r} is not one of {', '.join(RESULTS)}")
@@ -516,7 +481,7 @@ class _SeedLoader:
         log = raw.get("log")
         if log is not None and log not in self.templates:
             raise SeedError(f"{where}: log {log!r} is not defined under logs:")
-        raw_params = _mapping(raw.get("params"), f"{where}.params")
+        raw_params = mapping(raw.get("params"), f"{where}.params")
         known = {param.name: param for param in job.params}
         unknown = sorted(set(raw_params) - set(known))
         if unknown:
@@ -548,24 +513,6 @@ class _SeedLoader:
             raise SeedError(f"{where}: by: {text!r} is not a user under users: "
                             "(or timer, scm, upstream:JOB#N)")
         return _Cause("user", text, self.users.get(text, text))
-
-
-def _mapping(value: object, where: str) -> dict[str, Any]:
-    """A YAML mapping, or {} when absent."""
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise SeedError(f"{where}: expected a mapping (key: value), got {type(value).__name__}")
-    return value
-
-
-def _sequence(value: object, where: str) -> list[Any]:
-    """A YAML list, or [] when absent."""
-    if value is None:
-        return []
-    if not isinstance(value, list):
-        raise SeedError(f"{where}: expected a list (- item), got {type(value).__name__}")
-    return value
 
 
 def _seed_text(value: object) -> str:

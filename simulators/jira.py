@@ -93,8 +93,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote
 
-import yaml
-
 from simulators._base import (
     Faults,
     RequestLog,
@@ -104,6 +102,7 @@ from simulators._base import (
     run_main,
 )
 from simulators._http import Request, Response
+from simulators._seed import SeedError, check_keys, mapping, parse_span, read_seed, sequence
 
 __all__ = [
     "DEFAULT_SEED",
@@ -209,10 +208,6 @@ _ISSUE_KEYS = frozenset({"number", "type", "summary", "description", "status", "
                          "priority", "assignee", "reporter", "labels", "ago", "updated",
                          "comments"})
 _CANNOT_BE_ASSIGNED = "User '{}' cannot be assigned issues."
-
-
-class SeedError(ValueError):
-    """The seed file is malformed; the message names the file, the place and the fix."""
 
 
 @dataclass(frozen=True)
@@ -348,47 +343,6 @@ def _refuse(status: int, *messages: str, errors: dict[str, str] | None = None) -
 # The seed file.
 
 
-_SPAN = re.compile(r"(\d+(?:\.\d+)?)(ms|d|h|m|s)")
-
-
-def _parse_span(value: object, where: str) -> float:
-    """``"3h"``, ``"4m12s"``, ``"1d6h"`` or a number of seconds -> seconds."""
-    if isinstance(value, bool):
-        raise SeedError(f"{where}: expected a time span like 3h or 2d, got {value!r}")
-    if isinstance(value, int | float):
-        return float(value)
-    text = str(value).replace(" ", "")
-    if not text or _SPAN.sub("", text):
-        raise SeedError(f"{where}: expected a time span like 3h, 45m or 2d, got {value!r}")
-    factor = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
-    return sum(float(number) * factor[unit] for number, unit in _SPAN.findall(text))
-
-
-def _check_keys(raw: dict[str, Any], allowed: set[str] | frozenset[str], where: str) -> None:
-    unknown = sorted(set(raw) - set(allowed))
-    if unknown:
-        raise SeedError(f"{where}: unknown key(s) {', '.join(map(str, unknown))}; "
-                        f"allowed: {', '.join(sorted(allowed))}")
-
-
-def _mapping(value: object, where: str) -> dict[str, Any]:
-    """A YAML mapping, or {} when absent."""
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise SeedError(f"{where}: expected a mapping (key: value), got {type(value).__name__}")
-    return value
-
-
-def _sequence(value: object, where: str) -> list[Any]:
-    """A YAML list, or [] when absent."""
-    if value is None:
-        return []
-    if not isinstance(value, list):
-        raise SeedError(f"{where}: expected a list (- item), got {type(value).__name__}")
-    return value
-
-
 def _one_of(value: object, allowed: Sequence[str], where: str) -> str:
     text = str(value)
     if text not in allowed:
@@ -417,36 +371,29 @@ class _SeedLoader:
         self.default_user = default_user
 
     def load(self) -> _Seed:
-        try:
-            raw = yaml.safe_load(self.path.read_text(encoding="utf-8"))
-        except OSError as exc:
-            raise SeedError(f"cannot read the Jira seed {self.path}: {exc.strerror}") from exc
-        except yaml.YAMLError as exc:
-            raise SeedError(f"{self.path} is not valid YAML: {exc}") from exc
+        keys = ("server", "users", "issue_types", "projects")
+        raw = read_seed(self.path, "Jira seed", keys)
         where = str(self.path)
-        if not isinstance(raw, dict):
-            raise SeedError(f"{where}: expected a mapping with server, users, issue_types and "
-                            "projects")
-        _check_keys(raw, {"server", "users", "issue_types", "projects"}, where)
-        server = _mapping(raw.get("server"), f"{where}: server")
-        _check_keys(server, {"version", "title", "first_issue_id", "first_comment_id"},
-                    f"{where}: server")
-        names = {str(k): str(v) for k, v in _mapping(raw.get("users"), f"{where}: users").items()}
+        check_keys(raw, keys, where)
+        server = mapping(raw.get("server"), f"{where}: server")
+        check_keys(server, {"version", "title", "first_issue_id", "first_comment_id"},
+                   f"{where}: server")
+        names = {str(k): str(v) for k, v in mapping(raw.get("users"), f"{where}: users").items()}
         names.setdefault(self.default_user, self.default_user)
         users = {name: _User(name, display, f"JIRAUSER{10100 + i}")
                  for i, (name, display) in enumerate(names.items())}
-        raw_types = _mapping(raw.get("issue_types"), f"{where}: issue_types") or {
+        raw_types = mapping(raw.get("issue_types"), f"{where}: issue_types") or {
             "Bug": "A problem.", "Task": "A task that needs to be done."}
         issue_types = {str(name): _IssueType(str(10001 + i), str(name), str(text or ""))
                        for i, (name, text) in enumerate(raw_types.items())}
         projects: dict[str, _Project] = {}
         pending: list[tuple[_Project, dict[str, Any], str]] = []
-        for i, item in enumerate(_sequence(raw.get("projects"), f"{where}: projects")):
+        for i, item in enumerate(sequence(raw.get("projects"), f"{where}: projects")):
             place = f"{where}: projects[{i}]"
             if not isinstance(item, dict) or not isinstance(item.get("key"), str):
                 raise SeedError(f"{place}: every project needs a key, e.g. {{key: OPS}}")
-            _check_keys(item, {"key", "name", "lead", "description", "issue_types", "assignable",
-                               "issues"}, place)
+            check_keys(item, {"key", "name", "lead", "description", "issue_types", "assignable",
+                              "issues"}, place)
             key = item["key"]
             place = f"{place} ({key})"
             if not re.fullmatch(r"[A-Z][A-Z0-9_]{1,9}", key):
@@ -457,12 +404,12 @@ class _SeedLoader:
             lead = str(item.get("lead") or self.default_user)
             if lead not in users:
                 raise SeedError(f"{place}: lead {lead!r} is not a user under users:")
-            types = tuple(str(t) for t in _sequence(item.get("issue_types"), f"{place}.issue_types")
+            types = tuple(str(t) for t in sequence(item.get("issue_types"), f"{place}.issue_types")
                           ) or tuple(issue_types)
             for name in types:
                 _one_of(name, list(issue_types), f"{place}.issue_types")
-            assignable = [str(u) for u in _sequence(item.get("assignable"),
-                                                    f"{place}.assignable")] or list(users)
+            assignable = [str(u) for u in sequence(item.get("assignable"),
+                                                   f"{place}.assignable")] or list(users)
             for name in assignable:
                 if name not in users:
                     raise SeedError(f"{place}.assignable: {name!r} is not a user under users:")
@@ -470,7 +417,7 @@ class _SeedLoader:
                                str(item.get("description") or ""), lead, types,
                                frozenset(assignable))
             projects[key] = project
-            for j, issue in enumerate(_sequence(item.get("issues"), f"{place}.issues")):
+            for j, issue in enumerate(sequence(item.get("issues"), f"{place}.issues")):
                 pending.append((project, issue, f"{place}.issues[{j}]"))
         issues = [self._issue(project, raw_issue, place, users)
                   for project, raw_issue, place in pending]
@@ -491,7 +438,7 @@ class _SeedLoader:
         if not isinstance(raw, dict) or not raw.get("summary") or "ago" not in raw:
             raise SeedError(f"{where}: an issue needs at least a summary and ago: (e.g. ago: 3h)")
         where = f"{where} ({str(raw['summary'])[:30]})"
-        _check_keys(raw, _ISSUE_KEYS, where)
+        check_keys(raw, _ISSUE_KEYS, where)
         number = int(raw.get("number", project.next_number))
         if number < project.next_number:
             raise SeedError(f"{where}: number {number} is not after {project.key}-"
@@ -506,17 +453,17 @@ class _SeedLoader:
                 raise SeedError(f"{where}: {name} {value!r} is not a user under users:")
             return str(value)
 
-        created = self.now - _parse_span(raw["ago"], f"{where}.ago")
+        created = self.now - parse_span(raw["ago"], f"{where}.ago")
         comments: list[_Comment] = []
-        for k, item in enumerate(_sequence(raw.get("comments"), f"{where}.comments")):
+        for k, item in enumerate(sequence(raw.get("comments"), f"{where}.comments")):
             place = f"{where}.comments[{k}]"
             if not isinstance(item, dict) or not item.get("body") or "ago" not in item:
                 raise SeedError(f"{place}: a comment needs by:, ago: and body:")
-            _check_keys(item, {"by", "ago", "body"}, place)
+            check_keys(item, {"by", "ago", "body"}, place)
             author = str(item.get("by") or self.default_user)
             if author not in users:
                 raise SeedError(f"{place}: by {author!r} is not a user under users:")
-            at = self.now - _parse_span(item["ago"], f"{place}.ago")
+            at = self.now - parse_span(item["ago"], f"{place}.ago")
             if at < created:
                 raise SeedError(f"{place}: the comment is older than its issue")
             comments.append(_Comment(0, author, str(item["body"]).strip(), at, at))
@@ -524,7 +471,7 @@ class _SeedLoader:
         latest = max([created] + [c.created for c in comments])
         updated = latest
         if "updated" in raw:
-            updated = self.now - _parse_span(raw["updated"], f"{where}.updated")
+            updated = self.now - parse_span(raw["updated"], f"{where}.updated")
             if updated < latest:
                 raise SeedError(f"{where}: updated is older than the issue or its last comment")
         status = _one_of(raw.get("status", STATUSES[0]), STATUSES, f"{where}.status")
@@ -536,7 +483,7 @@ class _SeedLoader:
         elif raw.get("resolution") is not None:
             raise SeedError(f"{where}: only an issue in a done status has a resolution")
         priority = raw.get("priority", "Medium")
-        labels = [str(label) for label in _sequence(raw.get("labels"), f"{where}.labels")]
+        labels = [str(label) for label in sequence(raw.get("labels"), f"{where}.labels")]
         issue_type = _one_of(raw.get("type", project.issue_types[0]), project.issue_types,
                              f"{where}.type")
         reporter = user("reporter") or self.default_user

@@ -6,7 +6,7 @@ turns ``data/logs.yml`` and a ``now`` into records (regular traffic at a rate pe
 service, environment and level, plus scripted incidents at relative times); the same
 ``now`` and ``seed`` always give the same records. :func:`write_files` writes them
 the way services do, one file per service: some as plain text lines, some as JSON
-lines. The Loki simulator (``simulators/loki.py``) serves the very same records, so a
+lines. The Loki simulator (``simulators/loki/``) serves the very same records, so a
 test can ask both log sources the same question and expect the same answer.
 
 Timestamps are whole milliseconds (what both file formats carry) and unique across

@@ -3,7 +3,10 @@
 ``opsbot demo`` starts every simulator that ``demo_backends`` lists; a new
 simulator adds itself there (and only there). Each one subclasses
 ``simulators._base.SimulatorBase`` (lifecycle, fault steering, request log) and runs
-its ``python -m`` entry point through ``simulators._base.run_main``.
+its ``python -m`` entry point through ``simulators._base.run_main``; the seeded ones
+(Jenkins, Jira, the logs) check their YAML with ``simulators._seed``. The long ones are
+packages (``simulators/jira/`` ...), a module a concern, their public names in
+``__init__``.
 """
 
 from __future__ import annotations

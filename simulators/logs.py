@@ -6,7 +6,7 @@ turns ``data/logs.yml`` and a ``now`` into records (regular traffic at a rate pe
 service, environment and level, plus scripted incidents at relative times); the same
 ``now`` and ``seed`` always give the same records. :func:`write_files` writes them
 the way services do, one file per service: some as plain text lines, some as JSON
-lines. The Loki simulator (``simulators/loki.py``) serves the very same records, so a
+lines. The Loki simulator (``simulators/loki/``) serves the very same records, so a
 test can ask both log sources the same question and expect the same answer.
 
 Timestamps are whole milliseconds (what both file formats carry) and unique across
@@ -32,7 +32,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import yaml
+from simulators._seed import SeedError, check_keys, mapping, parse_span, read_seed
 
 __all__ = [
     "DEFAULT_SEED",
@@ -55,20 +55,15 @@ LEVELS = ("debug", "info", "warning", "error", "fatal")
 FORMATS = ("text", "json")
 """How a service writes its file: ``text`` -> ``<service>.log``, ``json`` -> ``<service>.jsonl``."""
 
-_SPAN = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
 _PLACEHOLDER = re.compile(r"\$\{(\w+)\}")
 _INT_SPEC = re.compile(r"int\s+(-?\d+)\s*\.\.\s*(-?\d+)")
 _DECIMAL_SPEC = re.compile(r"decimal\s+(\d+(?:\.\d+)?)\s*\.\.\s*(\d+(?:\.\d+)?)")
 _HEX_SPEC = re.compile(r"hex\s+(\d+)")
 _WRITTEN = {"warning": "warn"}  # what services print; the readers normalise it back
-_SEED_KEYS = {"span", "environments", "values", "services", "incidents"}
+_SEED_KEYS = ("span", "environments", "values", "services", "incidents")
 _SERVICE_KEYS = {"format", "loggers", "rates", "messages"}
 _INCIDENT_KEYS = {"service", "environment", "ago", "duration", "lines"}
 _LINE_KEYS = {"level", "count", "messages", "logger", "ago", "duration"}
-
-
-class SeedError(ValueError):
-    """The seed file is malformed; the message names the file, the place and the fix."""
 
 
 @dataclass(frozen=True)
@@ -151,28 +146,7 @@ class _Seed:
 
 def _span_ms(value: object, where: str) -> int:
     """``"40m"``, ``"1d6h"``, ``"3h49m"`` or a number of seconds -> milliseconds."""
-    if isinstance(value, bool):
-        raise SeedError(f"{where}: expected a time span like 40m or 3h49m, got {value!r}")
-    if isinstance(value, int | float):
-        return int(round(float(value) * 1000))
-    text = str(value).replace(" ", "")
-    if not text or _SPAN.sub("", text):
-        raise SeedError(f"{where}: expected a time span like 40m, 3h49m or 1d, got {value!r}")
-    factor = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
-    return int(round(sum(float(n) * factor[unit] for n, unit in _SPAN.findall(text))))
-
-
-def _check_keys(raw: dict[str, Any], allowed: set[str], where: str) -> None:
-    unknown = sorted(set(raw) - allowed)
-    if unknown:
-        raise SeedError(f"{where}: unknown key(s) {', '.join(unknown)}; "
-                        f"known: {', '.join(sorted(allowed))}")
-
-
-def _mapping(raw: object, where: str) -> dict[str, Any]:
-    if not isinstance(raw, dict):
-        raise SeedError(f"{where}: expected a mapping, got {type(raw).__name__}")
-    return raw
+    return int(round(parse_span(value, where) * 1000))
 
 
 def _templates(raw: object, values: dict[str, Any], where: str) -> tuple[str, ...]:
@@ -204,20 +178,14 @@ def _value_spec(name: str, raw: object, where: str) -> Any:
 
 
 def _load_seed(path: Path) -> _Seed:
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise SeedError(f"cannot read the log seed {path}: {exc.strerror or exc}") from exc
-    except yaml.YAMLError as exc:
-        raise SeedError(f"{path} is not valid YAML: {exc}") from exc
+    root = read_seed(path, "log seed", _SEED_KEYS)
     where = str(path)
-    root = _mapping(raw, where)
-    _check_keys(root, _SEED_KEYS, where)
+    check_keys(root, _SEED_KEYS, where)
     span_ms = _span_ms(root.get("span", "26h"), f"{where}: span")
     environments: dict[str, tuple[float, bool]] = {}
-    for name, spec in _mapping(root.get("environments") or {}, f"{where}: environments").items():
-        spec = _mapping(spec, f"{where}: environments.{name}")
-        _check_keys(spec, {"scale", "debug"}, f"{where}: environments.{name}")
+    for name, spec in mapping(root.get("environments"), f"{where}: environments").items():
+        spec = mapping(spec, f"{where}: environments.{name}", required=True)
+        check_keys(spec, {"scale", "debug"}, f"{where}: environments.{name}")
         scale = spec.get("scale", 1.0)
         if isinstance(scale, bool) or not isinstance(scale, int | float) or scale < 0:
             raise SeedError(f"{where}: environments.{name}.scale must be a number >= 0")
@@ -225,12 +193,12 @@ def _load_seed(path: Path) -> _Seed:
     if not environments:
         raise SeedError(f"{where}: environments: needs at least one environment (e.g. prod)")
     values = {str(name): _value_spec(str(name), spec, f"{where}: values")
-              for name, spec in _mapping(root.get("values") or {}, f"{where}: values").items()}
+              for name, spec in mapping(root.get("values"), f"{where}: values").items()}
     services: dict[str, _Service] = {}
-    for name, spec in _mapping(root.get("services") or {}, f"{where}: services").items():
+    for name, spec in mapping(root.get("services"), f"{where}: services").items():
         here = f"{where}: services.{name}"
-        spec = _mapping(spec, here)
-        _check_keys(spec, _SERVICE_KEYS, here)
+        spec = mapping(spec, here, required=True)
+        check_keys(spec, _SERVICE_KEYS, here)
         fmt = spec.get("format", "text")
         if fmt not in FORMATS:
             raise SeedError(f"{here}.format must be one of {', '.join(FORMATS)}, got {fmt!r}")
@@ -238,7 +206,7 @@ def _load_seed(path: Path) -> _Seed:
         if not isinstance(loggers, list) or not all(isinstance(x, str) for x in loggers):
             raise SeedError(f"{here}.loggers must be a list of logger names")
         rates: dict[str, float] = {}
-        for level, rate in _mapping(spec.get("rates") or {}, f"{here}.rates").items():
+        for level, rate in mapping(spec.get("rates"), f"{here}.rates").items():
             if level not in LEVELS:
                 raise SeedError(f"{here}.rates: unknown level {level!r}; "
                                 f"known: {', '.join(LEVELS)}")
@@ -246,7 +214,7 @@ def _load_seed(path: Path) -> _Seed:
                 raise SeedError(f"{here}.rates.{level} must be lines per hour (a number >= 0)")
             rates[level] = float(rate)
         messages = {str(level): _templates(templates, values, f"{here}.messages.{level}")
-                    for level, templates in _mapping(spec.get("messages") or {},
+                    for level, templates in mapping(spec.get("messages"),
                                                      f"{here}.messages").items()}
         for level, rate in rates.items():
             if rate > 0 and level not in messages:
@@ -258,8 +226,8 @@ def _load_seed(path: Path) -> _Seed:
     incidents: list[_IncidentLine] = []
     for index, spec in enumerate(root.get("incidents") or []):
         here = f"{where}: incidents[{index}]"
-        spec = _mapping(spec, here)
-        _check_keys(spec, _INCIDENT_KEYS, here)
+        spec = mapping(spec, here, required=True)
+        check_keys(spec, _INCIDENT_KEYS, here)
         service, environment = spec.get("service"), spec.get("environment")
         if service not in services:
             raise SeedError(f"{here}.service must be one of {', '.join(services)}, "
@@ -276,8 +244,8 @@ def _load_seed(path: Path) -> _Seed:
             raise SeedError(f"{here}.lines: expected a list of {{level, count, messages}}")
         for number, line in enumerate(lines):
             there = f"{here}.lines[{number}]"
-            line = _mapping(line, there)
-            _check_keys(line, _LINE_KEYS, there)
+            line = mapping(line, there, required=True)
+            check_keys(line, _LINE_KEYS, there)
             line_level, count = line.get("level"), line.get("count", 1)
             if line_level not in LEVELS:
                 raise SeedError(f"{there}.level must be one of {', '.join(LEVELS)}")

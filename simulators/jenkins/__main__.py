@@ -1,0 +1,5 @@
+"""``python -m simulators.jenkins``: run the simulator in the foreground."""
+
+from simulators.jenkins import main
+
+raise SystemExit(main())

@@ -1,0 +1,5 @@
+"""``python -m simulators.jira``: run the simulator in the foreground."""
+
+from simulators.jira import main
+
+raise SystemExit(main())

@@ -192,7 +192,7 @@ def _policy_lines(settings: Settings, spec: Any, values: dict[str, str], prepare
     """Print what policy.yml says of this call, as the chat's guard would decide it (for
     ``requester``, or for each person it names); True when ``requester`` is refused."""
     from actions.guard import Policy
-    from actions.operations._spec import JenkinsRun
+    from actions.operations._runs import JenkinsRun
 
     policy = Policy.from_env(settings.project)
     decided = dict(values)

@@ -39,9 +39,9 @@ ENV_REFERENCE = re.compile(r"\$\{([A-Z][A-Z0-9_]*)(?::?-[^}]*)?\}")
 NOT_FIXED = {
     ("actions/operations/_runners.py", "one"):
         "an operation file's ${VAR}, filled in when it runs: the team names its variables",
-    ("actions/operations/_spec.py", "_check_env"):
+    ("actions/operations/_checks.py", "_check_env"):
         "an operation file's ${VAR}, checked when the file is loaded",
-    ("actions/operations/_spec.py", "reaches_jenkins"):
+    ("actions/operations/_runs.py", "reaches_jenkins"):
         "an operation file's ${VAR} in run.http.url, to tell whether it posts to Jenkins",
     ("actions/_redact.py", "secrets_from_env"):
         "every <PREFIX>_USER with its <PREFIX>_TOKEN or _PASSWORD, to mask HTTP Basic pairs",

@@ -26,6 +26,7 @@ from actions.backoff import Backoff
 from actions.errors import BackendUnavailable
 from actions.guard import EXECUTING, PENDING_CONFIRMATION, SUCCEEDED, OperationStore, StoreError
 from actions.stores import Stores
+from connectors import _telegram_polling
 from connectors import telegram as telegram_module
 from connectors.telegram import TelegramInput
 from simulators.telegram import TelegramSimulator
@@ -250,7 +251,7 @@ def test_the_poller_logs_a_store_outage_once(sim: TelegramSimulator, own_store: 
                                              caplog: pytest.LogCaptureFixture,
                                              monkeypatch: pytest.MonkeyPatch) -> None:
     leases = FlakyLeases(FAILURES)
-    monkeypatch.setattr(telegram_module, "stores", lambda: SimpleNamespace(leases=leases))
+    monkeypatch.setattr(_telegram_polling, "stores", lambda: SimpleNamespace(leases=leases))
     connector = TelegramInput(sim.token, api_url=sim.api_url, poll_timeout=1)
     app = SimpleNamespace(ctx=SimpleNamespace(agent=SimpleNamespace(is_ready=lambda: True)))
     caplog.set_level(logging.DEBUG)

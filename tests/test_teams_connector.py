@@ -15,7 +15,7 @@ from rasa.core.channels.channel import UserMessage
 
 from actions.guard.identity import sign_payload
 from connectors import _common as common
-from connectors import teams as teams_connector
+from connectors import _teams_send
 from connectors._common import NOT_YOURS, ConnectorConfigError
 from connectors.teams import (
     AuthError,
@@ -308,13 +308,13 @@ def test_a_fast_click_by_someone_else_waits_until_the_card_has_its_owner(
         sim: TeamsSimulator, monkeypatch: pytest.MonkeyPatch) -> None:
     # The answer is asynchronous now: bob can click alice's choice buttons before the
     # connector has noted whose they are. His click must still be refused.
-    claim = teams_connector.claim_keyboard
+    claim = _teams_send.claim_keyboard
 
     def slow_claim(*args: Any) -> None:
         time.sleep(1.0)
         claim(*args)
 
-    monkeypatch.setattr(teams_connector, "claim_keyboard", slow_claim)
+    monkeypatch.setattr(_teams_send, "claim_keyboard", slow_claim)
     connector = _connector(sim)
     thread = f"{CHANNEL_ID};messageid={sim._state.next_id()}"
     reference = {**_alice(sim), "conversation_id": thread, "conversation_type": "channel"}

@@ -1,6 +1,8 @@
 """Team-defined operations: one YAML file each in ``operations/`` (docs/operations.md).
 
-- ``_spec``: reading and checking the files (every problem names file, line and fix).
+- ``_spec``: finding and reading the files (every problem names file, line and fix).
+- ``_runs``: the run section (a command, an HTTP request or a Jenkins job) and its checks.
+- ``_checks``: the problems of a file, and the checks every section shares.
 - ``_types``: the parameter types and what each accepts.
 - ``_runners``: the exact argv or request built from confirmed values, and running it.
 - ``_training``: the files' intents, examples and rules as Rasa training data.

@@ -27,15 +27,15 @@ from typing import Any
 import httpx
 
 from actions.errors import BackendUnavailable, ConfigError, OutcomeUnknown
-from actions.operations._spec import (
-    ENV_REFERENCE,
+from actions.operations._checks import ENV_REFERENCE
+from actions.operations._runs import (
     JENKINS_BY_HTTP,
     CommandRun,
     HttpRun,
     JenkinsRun,
-    OperationSpec,
     reaches_jenkins,
 )
+from actions.operations._spec import OperationSpec
 
 __all__ = ["CommandResult", "HttpResult", "Prepared", "mask", "prepare", "run_command",
            "send_http", "tail"]

@@ -56,14 +56,9 @@ from actions.operations._runners import (
     send_http,
 )
 from actions.operations._runners import tail as last_lines
+from actions.operations._runs import CommandRun, HttpRun, JenkinsRun
 from actions.operations._spec import ANNOTATION as _ANNOTATION
-from actions.operations._spec import (
-    CommandRun,
-    HttpRun,
-    JenkinsRun,
-    OperationSpec,
-    load_operations,
-)
+from actions.operations._spec import OperationSpec, load_operations
 from actions.operations._types import Parameter
 from actions.registry import IntentKind, Outcome
 from actions.turn import Turn

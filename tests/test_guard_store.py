@@ -269,6 +269,17 @@ def test_one_of_many_takes_a_lease_that_ran_out(open_store: Callable[[], Operati
         assert stores[1].holder(name, now=later) == winners[0].owner
 
 
+def test_an_owner_renewing_from_several_threads_keeps_its_lease(
+        open_store: Callable[[], OperationStore]) -> None:
+    """The watcher renews from its scan while a turn holds the same lease: both are the
+    one owner, and neither may be told another replica has it."""
+    leases = Leases(open_store().database)
+    assert leases.take("operation:op-1", "replica-a", 20)
+    for _ in range(5):
+        results = run_together(6, lambda i: leases.take("operation:op-1", "replica-a", 20))
+        assert all(r is not None and r.owner == "replica-a" for r in results), results
+
+
 def test_leases_run_out_by_the_database_clock(open_store: Callable[[], OperationStore],
                                               db_url: str,
                                               monkeypatch: pytest.MonkeyPatch) -> None:

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
 from actions.storage._columns import UTCDateTime, aware
-from actions.storage._database import Database, Schema, database_now
+from actions.storage._database import Database, Schema, database_now, write_lock
 
 __all__ = ["SCHEMA", "Lease", "Leases", "leases"]
 
@@ -62,6 +62,7 @@ class Leases:
         still agree on when a lease runs out.
         """
         with self.database.transaction() as conn:
+            write_lock(conn)  # SQLite: read and write as one, or two threads both renew
             now = aware(now) if now is not None else database_now(conn)
             until = now + timedelta(seconds=seconds)
             row = conn.execute(sa.select(leases).where(leases.c.name == name)).first()
@@ -82,7 +83,12 @@ class Leases:
                 .values(owner=owner, until=until,
                         since=row.since if row.owner == owner else now))
             if taken.rowcount != 1:
-                return None
+                # Changed since it was read: still ours if this owner renewed it meanwhile
+                # (another thread of this process), else another owner took it.
+                now_held = conn.execute(sa.select(leases).where(leases.c.name == name)).first()
+                if now_held is None or now_held.owner != owner:
+                    return None
+                return Lease(name, owner, now_held.until, now_held.since, previous=None)
         return Lease(name, owner, until, row.since if row.owner == owner else now,
                      previous=None if row.owner == owner else str(row.owner))
 

@@ -129,6 +129,27 @@ class Watcher:
             self._loop = loop
         self._submit(self._scan_forever())
 
+    def stop(self) -> None:
+        """Stop the thread and forget what it followed; the next ``ensure_started`` starts
+        afresh. For tests, where each test has its own store: a watcher left running
+        would rebuild the runtime from the next test's environment and act on its store."""
+        with self._lock:
+            loop, self._loop = self._loop, None
+            for known in (self._following, self._held, self._kept, self._passive):
+                known.clear()
+        if loop is None:
+            return
+
+        async def cancel() -> None:
+            for task in asyncio.all_tasks():
+                if task is not asyncio.current_task():
+                    task.cancel()
+
+        try:
+            asyncio.run_coroutine_threadsafe(cancel(), loop).result(timeout=10)
+        finally:
+            loop.call_soon_threadsafe(loop.stop)
+
     # -- leases ---------------------------------------------------------------------------
 
     def hold(self, operation_id: str) -> bool:

@@ -39,6 +39,16 @@ from actions import intents  # noqa: E402 - after the environment above
 intents.install()
 
 
+@pytest.fixture(autouse=True)
+def _no_watcher_after_a_test() -> Iterator[None]:
+    """Each test has its own store: the watcher a test started (the actions start it)
+    must not scan the next test's, which it would find through the environment."""
+    yield
+    from actions._watcher import WATCHER
+
+    WATCHER.stop()
+
+
 def handle(intent: str, turn: Any) -> None:
     """Run the handler of ``intent`` on ``turn``, as action_ops_request does."""
     from actions.registry import kind_of

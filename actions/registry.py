@@ -8,7 +8,7 @@ help, the trainer) reads these facts from here; nothing keeps a table keyed by i
 
 - Built-in intents are declared beside their handlers, as each flow module's
   ``INTENTS`` tuple (``actions.flows``), and installed explicitly by whoever starts
-  opsbot's actions (``actions.flows.install``): importing a module registers nothing.
+  opsbot's actions (``actions.intents.install``): importing a module registers nothing.
 - Team-defined operations (``operations/*.yml``) come from a *provider*, a function that
   returns the current kinds: files can change while opsbot runs, so a provider is asked
   again on every lookup.
@@ -29,7 +29,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from actions.turn import Turn
 
 __all__ = ["Completion", "Describe", "Executor", "Follower", "Handler", "IntentKind", "Outcome",
-           "add_provider", "installed", "kind_of", "kinds", "offerable", "register"]
+           "add_provider", "kind_of", "kinds", "offerable", "register"]
 
 
 @dataclass(frozen=True)
@@ -125,11 +125,6 @@ def add_provider(provider: Callable[[], Mapping[str, IntentKind]]) -> None:
     """Add a source of kinds that may change at run time (team-defined operations)."""
     if provider not in _providers:
         _providers.append(provider)
-
-
-def installed() -> bool:
-    """Whether the built-in kinds are registered (``actions.flows.install``)."""
-    return bool(_registered)
 
 
 def kinds() -> dict[str, IntentKind]:

@@ -1,11 +1,13 @@
-"""The held-out NLU test set (tests/nlu/heldout.yml): well formed and independent of data/.
+"""The held-out NLU test set (tests/nlu/heldout.yml) and the near-miss development set
+(tests/nlu/near_misses.yml): well formed and independent of data/.
 
-It is for measuring only (`python -m bench.nlu --test tests/nlu/heldout.yml`): no test
-here parses it with the model, so nothing in the suite pulls the pipeline towards it.
+Both are for measuring only (`python -m bench.nlu`): no test here parses them with the
+model, so nothing in the suite pulls the pipeline towards them.
 """
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from pathlib import Path
 
@@ -18,6 +20,8 @@ from actions.operations.flow import _ANNOTATION
 
 ROOT = Path(__file__).parent.parent
 HELDOUT = ROOT / "tests" / "nlu" / "heldout.yml"
+REGRESSION = ROOT / "tests" / "nlu" / "regression.yml"
+NEAR_MISSES = ROOT / "tests" / "nlu" / "near_misses.yml"
 BUTTON_ONLY = frozenset({"choose_meaning"})
 
 
@@ -50,12 +54,61 @@ def test_every_intent_nlu_can_predict_has_5_or_more(examples: list, known: tuple
     assert thin == {}
 
 
-def test_no_heldout_phrase_is_a_training_or_development_phrase(examples: list) -> None:
-    seen = {m.get("text").lower() for m in load_data(str(ROOT / "data" / "nlu")).training_examples
+def phrases(path: Path) -> set[str]:
+    """The texts of a Rasa NLU file or folder, lower-cased."""
+    return {m.get("text").lower() for m in load_data(str(path)).training_examples
             if m.get("text")}
-    seen |= {m.get("text").lower()
-             for m in load_data(str(ROOT / "tests" / "nlu" / "regression.yml")).training_examples
-             if m.get("text")}
+
+
+def known_phrases(*test_sets: Path) -> set[str]:
+    """What opsbot trains on (data/ and the operations' examples), plus ``test_sets``."""
+    seen = phrases(ROOT / "data" / "nlu")
+    for path in test_sets:
+        seen |= phrases(path)
     for spec in load_operations(ROOT).operations.values():
         seen |= {_ANNOTATION.sub(r"\1", e).lower() for e in spec.examples}
+    return seen
+
+
+def test_no_heldout_phrase_is_a_training_or_development_phrase(examples: list) -> None:
+    seen = known_phrases(REGRESSION)
     assert [m.get("text") for m in examples if m.get("text").lower() in seen] == []
+
+
+# -- the near-miss development set ----------------------------------------------------
+
+
+def near_miss_categories() -> dict[str, list[str]]:
+    """The requests under each "# (a)" ... "# (d)" comment of near_misses.yml."""
+    groups: dict[str, list[str]] = {}
+    category = None
+    for line in NEAR_MISSES.read_text(encoding="utf-8").splitlines():
+        if heading := re.match(r"# \(([a-z])\) ", line):
+            category = heading.group(1)
+        elif (request := re.match(r" {4}- (.+)", line)) and category:
+            groups.setdefault(category, []).append(request.group(1))
+    return groups
+
+
+def test_the_near_miss_set_has_150_requests_and_30_in_each_category() -> None:
+    texts = [m.get("text") for m in load_data(str(NEAR_MISSES)).training_examples]
+    assert len(texts) >= 150
+    groups = near_miss_categories()
+    assert sorted(groups) == ["a", "b", "c", "d"]
+    assert {c: len(g) for c, g in groups.items() if len(g) < 30} == {}
+    assert sum(len(g) for g in groups.values()) == len(texts)
+
+
+def test_near_misses_are_out_of_scope_or_unknown_names_without_entities() -> None:
+    examples = load_data(str(NEAR_MISSES)).training_examples
+    assert {m.get("intent") for m in examples} == {"out_of_scope", "unknown_name"}
+    assert [m.get("text") for m in examples if m.get("entities")] == []
+    unknown = {m.get("text") for m in examples if m.get("intent") == "unknown_name"}
+    assert unknown == set(near_miss_categories()["d"])
+
+
+def test_no_near_miss_is_a_training_development_or_heldout_phrase() -> None:
+    seen = known_phrases(REGRESSION, HELDOUT)
+    texts = [m.get("text") for m in load_data(str(NEAR_MISSES)).training_examples]
+    assert [t for t in texts if t.lower() in seen] == []
+    assert len({t.lower() for t in texts}) == len(texts)

@@ -9,7 +9,7 @@ its score is below the threshold.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,6 +33,19 @@ def rejected(row: Prediction, oos_label: str | None, threshold: float | None = N
     if _rejected_by_pipeline(row["predicted"], oos_label):
         return True
     return threshold is not None and float(row["score"]) < threshold
+
+
+def acted_on(
+    row: Prediction, fallback_threshold: float, oos_threshold: float | None = None,
+    oos_label: str = "out_of_scope", name_check: Callable[[Prediction], bool] | None = None,
+) -> bool:
+    """Whether the assistant would act on this prediction: an in-scope intent, at or
+    above the FallbackClassifier's threshold, not rejected by the out-of-scope score,
+    and not refused by ``name_check`` (True: it names something unknown). On a near
+    miss every True is a request served that should have been refused (issue 27)."""
+    if rejected(row, oos_label, oos_threshold) or float(row["confidence"]) < fallback_threshold:
+        return False
+    return name_check is None or not name_check(row)
 
 
 def score_predictions(

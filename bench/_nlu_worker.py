@@ -67,11 +67,23 @@ def _prediction(gold: str, result: dict[str, Any]) -> dict[str, Any]:
         "predicted": intent.get("name") or "nlu_fallback",
         "confidence": confidence,
         "score": float(score) if score is not None else raw,
+        "text": result.get("text"),
+        # What a name check (bench/nlu.py --name-check) looks up: the service, job,
+        # environment or project the request names, as the pipeline normalised it.
+        "entities": [{key: e.get(key) for key in ("entity", "value", "start", "end")}
+                     for e in result.get("entities") or []],
     }
 
 
+async def _parse_all(agent: Any, data: Any) -> list[dict[str, Any]]:
+    """Predictions for every labelled message of a split that is scored but not timed."""
+    return [_prediction(m.get("intent"), await agent.parse_message(m.get("text")))
+            for m in data.training_examples if m.get("text") and m.get("intent")]
+
+
 async def _evaluate(
-    model_path: str, test: Any, oos_label: str | None, valid: Any | None = None
+    model_path: str, test: Any, oos_label: str | None, valid: Any | None = None,
+    sets: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     from rasa.core.agent import Agent
 
@@ -99,10 +111,11 @@ async def _evaluate(
     }
     if valid is not None:
         # For choosing the out-of-scope threshold (bench/nlu.py); never timed.
-        results["valid_predictions"] = [
-            _prediction(m.get("intent"), await agent.parse_message(m.get("text")))
-            for m in valid.training_examples if m.get("text") and m.get("intent")
-        ]
+        results["valid_predictions"] = await _parse_all(agent, valid)
+    if sets:
+        # Near misses, held-out and development sets, scored by bench/nlu.py.
+        results["set_predictions"] = {name: await _parse_all(agent, data)
+                                      for name, data in sets.items()}
     return results
 
 
@@ -115,6 +128,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--oos-label", default=None)
     parser.add_argument("--valid", type=Path, default=None,
                         help="also parse this split (for the out-of-scope threshold)")
+    parser.add_argument("--parse", action="append", default=[], metavar="NAME=PATH",
+                        help="also parse this set (Rasa NLU YAML or JSON Lines) and save its "
+                             "predictions under NAME; repeatable")
     args = parser.parse_args(argv)
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -131,6 +147,8 @@ def main(argv: list[str] | None = None) -> int:
     train = load_examples(args.train)
     test = load_examples(args.test)
     valid = load_examples(args.valid) if args.valid else None
+    sets = {name: load_examples(Path(path))
+            for name, _, path in (item.partition("=") for item in args.parse)}
     with tempfile.TemporaryDirectory(prefix="opsbot-bench-") as scratch:
         data_path = Path(scratch) / "nlu.yml"
         if args.train.suffix == ".jsonl":
@@ -148,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"trained in {train_seconds:.1f}s; parsing {len(test.training_examples)} test messages ...",
               file=sys.stderr, flush=True)
         configure_logging_and_warnings(logging.WARNING)  # nothing logged per parse
-        results = asyncio.run(_evaluate(model, test, args.oos_label, valid))
+        results = asyncio.run(_evaluate(model, test, args.oos_label, valid, sets))
     results["train_seconds"] = train_seconds
     results["train_examples"] = len(train.training_examples)
     results["peak_memory_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

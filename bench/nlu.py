@@ -16,15 +16,22 @@ or ``--valid``), each pipeline's out-of-scope threshold is chosen on validation 
     python -m bench.nlu --train train.jsonl --test test.jsonl [--valid valid.jsonl]
     python -m bench.nlu                      # the project's own ops data
     python -m bench.nlu --test tests/nlu/heldout.yml   # ops data, held-out test set
+    python -m bench.nlu --pipelines opsbot --name-check module:function --plot r.png
 
 The project's own data is trained as ``opsbot train`` trains it: ``data/nlu`` plus the
-examples of the team-defined operations (``operations/*.yml``).
+examples of the team-defined operations (``operations/*.yml``). Each pipeline trained on
+it also parses the near-miss set (``--near-misses``, tests/nlu/near_misses.yml), the
+held-out set and the development set, for three more columns: in-scope accuracy on the
+held-out set, the share of near misses it would act on (issue 27: requests it cannot
+serve, answered with the nearest intent), and its expected calibration error on the
+development set (regression.yml and the near misses; bench/_calibration.py).
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
+import importlib
 import json
 import os
 import subprocess
@@ -32,12 +39,27 @@ import sys
 import tempfile
 import textwrap
 import time
+from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from bench._metrics import TARGET_ACCURACY, choose_threshold, score_predictions
+from bench._calibration import (
+    Bin,
+    expected_calibration_error,
+    labelled,
+    plot_reliability,
+    reliability,
+)
+from bench._metrics import (
+    TARGET_ACCURACY,
+    Prediction,
+    acted_on,
+    choose_threshold,
+    score_predictions,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 PROJECT_NLU = ROOT / "data" / "nlu"
@@ -47,6 +69,10 @@ PIPELINES = {
 }
 OOS_LABELS = ("oos", "out_of_scope")
 VALIDATION_FILES = ("valid.jsonl", "validation.jsonl", "dev.jsonl")
+OPS_SETS = ROOT / "tests" / "nlu"
+UNKNOWN_NAME = "unknown_name"
+"""Near misses in scope for the classifier that only a name check refuses."""
+NameCheck = Callable[[Prediction], bool]
 
 
 def _opsbot_config(
@@ -77,13 +103,17 @@ def _oos_label(test: Path) -> str | None:
     return next((label for label in OOS_LABELS if label in intents), None)
 
 
-def fingerprint(name: str, train: Path, test: Path, valid: Path | None = None) -> str:
-    """What a result depends on: the pipeline's config, the data and the bench code."""
+def fingerprint(
+    name: str, train: Path, test: Path, valid: Path | None = None, sets: tuple[Path, ...] = ()
+) -> str:
+    """What a result depends on: the pipeline's config, the data and the bench code.
+    What is computed from the saved predictions of ``sets`` (measure_sets) is computed
+    again on every run, so bench/_calibration.py and a name check are not part of it."""
     digest = hashlib.sha256(name.encode())
     sources = [PIPELINES[name], ROOT / "bench" / "_nlu_worker.py", ROOT / "bench" / "_metrics.py"]
     if name == "opsbot":
         sources += sorted((ROOT / "nlu").glob("*.py"))
-    for path in [*sources, train, test, *([valid] if valid else [])]:
+    for path in [*sources, train, test, *([valid] if valid else []), *sets]:
         files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
         for file in files:
             digest.update(file.name.encode())
@@ -108,10 +138,27 @@ def apply_validation_threshold(result: dict[str, Any], oos_label: str) -> None:
     }
 
 
+def thresholds(config: Path) -> tuple[float, float | None]:
+    """The config's fallback threshold (its FallbackClassifier's, Rasa's default when it
+    sets none, 0 without one) and out-of-scope threshold (None: off): below either,
+    opsbot asks or declines instead of acting."""
+    from rasa.core.constants import DEFAULT_NLU_FALLBACK_THRESHOLD
+
+    fallback, oos = 0.0, None
+    for component in yaml.safe_load(config.read_text(encoding="utf-8")).get("pipeline") or []:
+        if component.get("name", "").endswith("FallbackClassifier"):
+            fallback = float(component.get("threshold", DEFAULT_NLU_FALLBACK_THRESHOLD))
+        if component.get("name", "").endswith("LinearIntentClassifier"):
+            oos = component.get("out_of_scope_threshold")
+    return fallback, oos
+
+
 def run_pipeline(
-    name: str, train: Path, test: Path, scratch: Path, valid: Path | None = None
+    name: str, train: Path, test: Path, scratch: Path, valid: Path | None = None,
+    sets: dict[str, Path] | None = None,
 ) -> dict[str, Any]:
     """Train and evaluate one pipeline in a child process; its progress shows live."""
+    sets = sets or {}
     oos = _oos_label(test)
     # The validation split serves only the out-of-scope threshold.
     threshold_split = valid if oos else None
@@ -129,6 +176,8 @@ def run_pipeline(
         command += ["--oos-label", oos]
     if threshold_split:
         command += ["--valid", str(threshold_split)]
+    for set_name, path in sets.items():
+        command += ["--parse", f"{set_name}={path}"]
     print(f"\n== {name}: {config.name} ==", file=sys.stderr, flush=True)
     # A cold start for every pipeline: Rasa's training cache (.rasa/cache) would otherwise
     # restore components trained by an earlier run and make training look instant.
@@ -141,14 +190,45 @@ def run_pipeline(
         raise SystemExit(f"bench: the {name} pipeline failed (exit {completed.returncode}).")
     result = json.loads(out.read_text(encoding="utf-8"))
     result["pipeline"] = name
+    result["fallback_threshold"], result["out_of_scope_threshold"] = thresholds(config)
     if threshold_split and oos:
         apply_validation_threshold(result, oos)
     result["wall_seconds"] = time.perf_counter() - started
-    result["fingerprint"] = fingerprint(name, train, test, valid)
+    result["fingerprint"] = fingerprint(name, train, test, valid, tuple(sets.values()))
     result["started_at"] = started_at
     result["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     result["commit"] = source_commit()
     return result
+
+
+def measure_sets(result: dict[str, Any], name_check: NameCheck | None = None) -> None:
+    """From the predictions of the near-miss, held-out and development sets (in place):
+    the near misses acted on, per gold label and with the name check; held-out in-scope
+    accuracy; the development set's ECE and reliability bins. ``unknown_name`` rows
+    leave calibration out: the classifier is right to read them as an intent."""
+    sets = result.get("set_predictions")
+    if not sets:
+        return
+    fallback, chosen = result["fallback_threshold"], result.get("oos_threshold")
+    # The threshold chosen on a validation split, if any, replaces the config's.
+    oos = chosen["threshold"] if chosen else result["out_of_scope_threshold"]
+
+    def acted(check: NameCheck | None) -> dict[str, dict[str, int]]:
+        near = sets["near_misses"]
+        groups = {"all": near, **{label: [r for r in near if r["gold"] == label]
+                                  for label in sorted({r["gold"] for r in near})}}
+        return {group: {"acted_on": sum(acted_on(r, fallback, oos, name_check=check)
+                                        for r in rows), "total": len(rows)}
+                for group, rows in groups.items()}
+
+    result["near_misses"] = acted(None)
+    result["near_misses_name_check"] = acted(name_check) if name_check else None
+    result["heldout_accuracy"] = score_predictions(sets["heldout"], "out_of_scope", oos)[
+        "accuracy"]
+    dev = [*sets["regression"], *(r for r in sets["near_misses"] if r["gold"] != UNKNOWN_NAME)]
+    confidences, correct = labelled(dev, "out_of_scope", oos)
+    result["ece_dev"] = expected_calibration_error(confidences, correct)
+    result["reliability_dev"] = [asdict(b) for b in reliability(confidences, correct)]
 
 
 def source_commit() -> str:
@@ -171,9 +251,14 @@ def format_table(results: list[dict[str, Any]], title: str) -> str:
     """The results as a Markdown table (it reads well in a terminal too)."""
     has_oos = any(r.get("oos_recall") is not None for r in results)
     thresholded = any(r.get("oos_threshold") for r in results)
+    near = any(r.get("near_misses") for r in results)
+    checked = any(r.get("near_misses_name_check") for r in results)
     header = ["pipeline", "intent accuracy", "macro-F1"]
     header += ["out-of-scope recall"] if has_oos else []
     header += ["OOS precision", "threshold (valid)"] if thresholded else []
+    header += ["in-scope accuracy (held-out)", "near misses acted on"] if near else []
+    header += ["acted on after name check"] if checked else []
+    header += ["ECE (dev)"] if near else []
     header += ["train s", "parse p50 ms", "parse p99 ms", "peak memory MB"]
     rows = []
     for r in results:
@@ -184,6 +269,13 @@ def format_table(results: list[dict[str, Any]], title: str) -> str:
             precision = r.get("oos_precision")
             row.append("n/a" if precision is None else f"{precision * 100:.1f}%")
             row.append(_threshold_cell(r.get("oos_threshold")))
+        if near:
+            row += [_percent(r.get("heldout_accuracy"), 2),
+                    _share((r.get("near_misses") or {}).get("all"))]
+        if checked:
+            row.append(_share((r.get("near_misses_name_check") or {}).get("all")))
+        if near:
+            row.append("n/a" if r.get("ece_dev") is None else f"{r['ece_dev']:.3f}")
         row += [f"{r['train_seconds']:.1f}", f"{r['latency_p50_ms']:.1f}",
                 f"{r['latency_p99_ms']:.1f}", f"{r['peak_memory_mb']:.0f}"]
         rows.append(row)
@@ -203,10 +295,45 @@ def format_table(results: list[dict[str, Any]], title: str) -> str:
         )
     if thresholded:
         lines += ["", _threshold_notes(results)]
+    if near:
+        notes = [NEAR_MISS_NOTE, *(line for r in results for line in _near_miss_split(r))]
+        lines += ["", "\n".join(textwrap.fill(note, 92) for note in notes)]
     lines += ["", *(f"{r['pipeline']}: measured {r.get('started_at', '?')} to "
                     f"{r.get('finished_at', '?')} at commit {r.get('commit', 'unknown')}"
                     for r in results)]
     return "\n".join(lines)
+
+
+def _percent(value: float | None, digits: int = 1) -> str:
+    return "n/a" if value is None else f"{value * 100:.{digits}f}%"
+
+
+def _share(counts: dict[str, int] | None) -> str:
+    if not counts:
+        return "n/a"
+    share = _percent(counts["acted_on"] / max(1, counts["total"]))
+    return f"{share} ({counts['acted_on']}/{counts['total']})"
+
+
+NEAR_MISS_NOTE = (
+    "Near misses acted on: requests opsbot cannot serve (out_of_scope) or that name what it "
+    f"does not know ({UNKNOWN_NAME}), predicted as an in-scope intent at or above the config's "
+    "fallback threshold and not rejected by its out-of-scope threshold. ECE (dev): expected "
+    f"calibration error, 10 bins, on regression.yml and the near misses but {UNKNOWN_NAME}; a "
+    "rejection predicts out_of_scope."
+)
+
+
+def _near_miss_split(result: dict[str, Any]) -> list[str]:
+    """A pipeline's near misses acted on per gold label, and after the name check."""
+    found = []
+    for key, what in (("near_misses", "acted on"),
+                      ("near_misses_name_check", "after the name check")):
+        if groups := result.get(key):
+            split = ", ".join(f"{label} {_share(counts)}" for label, counts in groups.items()
+                              if label != "all")
+            found.append(f"{result['pipeline']}: near misses {what}: {split}.")
+    return found
 
 
 def _threshold_cell(choice: dict[str, Any] | None) -> str:
@@ -262,6 +389,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="with --save: keep the results in that file whose config, data and "
                              "bench code are unchanged, and run only the missing pipelines "
                              "(DIET on 10,000 examples trains for hours on 2 cores)")
+    parser.add_argument("--near-misses", type=Path,
+                        help="with the project's own data (the default there: "
+                             "tests/nlu/near_misses.yml): requests opsbot must not act on")
+    parser.add_argument("--name-check", metavar="MODULE:FUNCTION",
+                        help="with the project's own data: a function that gets a prediction "
+                             "(bench/_nlu_worker.py) and returns True when the request names "
+                             "something unknown and would be refused; reported next to the "
+                             "near misses acted on without it")
+    parser.add_argument("--plot", type=Path,
+                        help="with the project's own data: draw the development set's "
+                             "reliability diagram (PNG) here")
     args = parser.parse_args(argv)
     if args.data:
         if args.train or args.test:
@@ -278,8 +416,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         if args.valid:
             parser.error("--valid goes with --train and --test")
         args.train = PROJECT_NLU
-        args.test = args.test or ROOT / "tests" / "nlu" / "regression.yml"
-    for path in (args.train, args.test, *([args.valid] if args.valid else [])):
+        args.test = args.test or OPS_SETS / "regression.yml"
+    args.sets = {}
+    if args.train.resolve() == PROJECT_NLU:
+        args.sets = {"near_misses": args.near_misses or OPS_SETS / "near_misses.yml",
+                     "heldout": OPS_SETS / "heldout.yml", "regression": OPS_SETS / "regression.yml"}
+    else:
+        for option in ("near_misses", "name_check", "plot"):
+            if getattr(args, option):
+                parser.error(f"--{option.replace('_', '-')} measures the project's own data: "
+                             "it goes without --data and --train")
+    args.name_check = _load_name_check(parser, args.name_check) if args.name_check else None
+    for path in (args.train, args.test, *([args.valid] if args.valid else []),
+                 *args.sets.values()):
         if not path.exists():
             parser.error(f"{path} does not exist")
     names = [n.strip() for n in args.pipelines.split(",") if n.strip()]
@@ -290,6 +439,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error("--resume needs --save FILE")
     args.names = names
     return args
+
+
+def _load_name_check(parser: argparse.ArgumentParser, spec: str) -> NameCheck:
+    module_name, _, function = spec.partition(":")
+    try:
+        found = getattr(importlib.import_module(module_name), function, None)
+    except ImportError as exc:
+        parser.error(f"--name-check {spec}: cannot import {module_name} ({exc})")
+    if not function or not callable(found):
+        parser.error(f"--name-check {spec}: expected MODULE:FUNCTION, a function that takes a "
+                     "prediction and returns True when it would be refused")
+    return found
 
 
 def with_operations(folder: Path) -> Path:
@@ -343,13 +504,16 @@ def main(argv: list[str] | None = None) -> int:
             train = with_operations(Path(scratch) / "ops-train")
         for name in args.names:
             previous = saved.get(name)
-            current = fingerprint(name, train, args.test, args.valid)
+            current = fingerprint(name, train, args.test, args.valid, tuple(args.sets.values()))
             if previous and previous.get("fingerprint") == current:
                 print(f"== {name}: unchanged since {previous.get('finished_at')}, result reused ==",
                       file=sys.stderr)
-                results.append(previous)
+                result = previous
             else:
-                results.append(run_pipeline(name, train, args.test, Path(scratch), args.valid))
+                result = run_pipeline(name, train, args.test, Path(scratch), args.valid,
+                                      args.sets)
+            measure_sets(result, args.name_check)
+            results.append(result)
             if args.save:
                 # Results of pipelines not run this time stay in the file.
                 others = [r for n, r in _load_saved(args.save).items() if n not in args.names]
@@ -358,7 +522,16 @@ def main(argv: list[str] | None = None) -> int:
     title = f"NLU benchmark: train {args.train}{operations} / test {args.test}"
     if args.valid and any(r.get("oos_threshold") for r in results):
         title += f" / out-of-scope threshold from {args.valid}"
+    if args.sets:
+        title += f" / near misses {args.sets['near_misses']}"
     print("\n" + format_table(results, title))
+    if args.plot:
+        measured = [r for r in results if r.get("reliability_dev")]
+        curves = {f"{r['pipeline']} (ECE {r['ece_dev']:.3f})":
+                  [Bin(**b) for b in r["reliability_dev"]] for r in measured}
+        plot_reliability(curves, args.plot, "Reliability on the ops development set "
+                                            "(regression.yml + near misses)")
+        print(f"\nReliability diagram: {args.plot}")
     return 0
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import random
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -155,3 +156,147 @@ def test_the_project_data_is_trained_with_the_operations_examples(tmp_path: Path
     again = bench.with_operations(tmp_path / "again")
     assert bench.fingerprint("opsbot", folder, bench.PROJECT_NLU) == \
         bench.fingerprint("opsbot", again, bench.PROJECT_NLU)
+
+
+# -- near misses, held-out accuracy and calibration (issue 27) ------------------------
+
+
+def prediction(gold: str, predicted: str, confidence: float = 0.95, score: float = 3.0,
+               entities: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    return {"gold": gold, "predicted": predicted, "confidence": confidence, "score": score,
+            "text": "", "entities": entities or []}
+
+
+def names_the_frobnicator(row: dict[str, Any]) -> bool:
+    """A name check for the tests: refuses what names the frobnicator."""
+    return any(e["value"] == "frobnicator" for e in row["entities"])
+
+
+def test_acted_on_means_in_scope_confident_enough_and_not_refused() -> None:
+    from bench._metrics import acted_on
+
+    assert acted_on(prediction("out_of_scope", "deploy"), 0.7)
+    assert not acted_on(prediction("out_of_scope", "deploy", confidence=0.69), 0.7)
+    assert not acted_on(prediction("out_of_scope", "nlu_fallback", confidence=0.7), 0.7)
+    assert not acted_on(prediction("out_of_scope", "out_of_scope"), 0.7)
+    assert acted_on(prediction("out_of_scope", "deploy", score=1.0), 0.7)
+    assert not acted_on(prediction("out_of_scope", "deploy", score=1.0), 0.7, oos_threshold=2.0)
+    frobnicator = prediction("unknown_name", "deploy",
+                             entities=[{"entity": "service", "value": "frobnicator"}])
+    assert acted_on(frobnicator, 0.7)
+    assert not acted_on(frobnicator, 0.7, name_check=names_the_frobnicator)
+
+
+def test_the_sets_are_measured_from_their_predictions_with_and_without_the_name_check() -> None:
+    frobnicator = [{"entity": "service", "value": "frobnicator", "start": 8, "end": 19}]
+    result: dict[str, Any] = {
+        "pipeline": "opsbot", "fallback_threshold": 0.7, "out_of_scope_threshold": None,
+        "set_predictions": {
+            "near_misses": [
+                prediction("out_of_scope", "deploy", 0.9),  # acted on
+                prediction("out_of_scope", "nlu_fallback", 0.7),
+                prediction("out_of_scope", "out_of_scope", 0.8),
+                prediction("out_of_scope", "query_logs", 0.5),  # below the fallback
+                prediction("unknown_name", "deploy", 0.9, entities=frobnicator),
+                prediction("unknown_name", "rollback", 0.99),
+            ],
+            "heldout": [prediction("deploy", "deploy"), prediction("rollback", "deploy"),
+                        prediction("out_of_scope", "out_of_scope")],
+            "regression": [prediction("deploy", "deploy", 1.0)],
+        },
+    }
+    bench.measure_sets(result)
+    assert result["near_misses"] == {"all": {"acted_on": 3, "total": 6},
+                                     "out_of_scope": {"acted_on": 1, "total": 4},
+                                     "unknown_name": {"acted_on": 2, "total": 2}}
+    assert result.get("near_misses_name_check") is None
+    assert result["heldout_accuracy"] == 0.5
+    # Development set: regression (1.0, right) and the four out_of_scope near misses:
+    # 0.9 wrong, 0.7 right, 0.8 right, 0.5 wrong; unknown_name rows are left out.
+    # ECE = (1 * 0 + 1 * 0.9 + 1 * 0.3 + 1 * 0.2 + 1 * 0.5) / 5.
+    assert result["ece_dev"] == pytest.approx((0.9 + 0.3 + 0.2 + 0.5) / 5)
+    assert sum(b["count"] for b in result["reliability_dev"]) == 5
+    bench.measure_sets(result, names_the_frobnicator)
+    assert result["near_misses_name_check"]["unknown_name"] == {"acted_on": 1, "total": 2}
+    table = bench.format_table([{**result, "accuracy": 0.95, "macro_f1": 0.95,
+                                 "oos_recall": 1.0, "train_seconds": 10.0,
+                                 "latency_p50_ms": 8.0, "latency_p99_ms": 20.0,
+                                 "peak_memory_mb": 1000.0}], "t")
+    for column in ("in-scope accuracy (held-out)", "near misses acted on",
+                   "acted on after name check", "ECE (dev)"):
+        assert column in table
+    assert "50.00%" in table and "50.0% (3/6)" in table and "0.380" in table
+    notes = " ".join(table.split())
+    assert "near misses acted on: out_of_scope 25.0% (1/4), unknown_name 100.0% (2/2)" in notes
+    assert "after the name check: out_of_scope 25.0% (1/4), unknown_name 50.0% (1/2)" in notes
+
+
+def test_the_project_data_run_parses_the_near_misses_and_takes_a_name_check(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = bench.parse_args([])
+    assert set(args.sets) == {"near_misses", "heldout", "regression"}
+    assert args.sets["near_misses"] == bench.ROOT / "tests" / "nlu" / "near_misses.yml"
+    assert args.name_check is None
+    checked = bench.parse_args(["--name-check", "tests.test_bench:names_the_frobnicator"])
+    assert checked.name_check is names_the_frobnicator
+    for bad in ("tests.test_bench:no_such_function", "no_such_module:f", "tests.test_bench"):
+        with pytest.raises(SystemExit):
+            bench.parse_args(["--name-check", bad])
+        assert "--name-check" in capsys.readouterr().err
+    for name in ("train.jsonl", "test.jsonl"):
+        write_jsonl(tmp_path / name, [("hi", "greet")])
+    assert bench.parse_args(["--data", str(tmp_path)]).sets == {}
+    with pytest.raises(SystemExit):
+        bench.parse_args(["--data", str(tmp_path), "--near-misses", str(tmp_path / "x.yml")])
+    assert "--near-misses measures the project's own data" in capsys.readouterr().err
+
+
+def test_the_fingerprint_covers_the_near_miss_set_and_the_thresholds_come_from_the_config(
+    tmp_path: Path,
+) -> None:
+    train = write_jsonl(tmp_path / "train.jsonl", [("hi", "greet")])
+    test = write_jsonl(tmp_path / "test.jsonl", [("hello", "greet")])
+    near = tmp_path / "near.yml"
+    near.write_text('version: "3.1"\nnlu:\n- intent: out_of_scope\n  examples: |\n    - a\n')
+    before = bench.fingerprint("rasa-default", train, test, sets=(near,))
+    assert before != bench.fingerprint("rasa-default", train, test)
+    near.write_text(near.read_text() + "    - b\n")
+    assert bench.fingerprint("rasa-default", train, test, sets=(near,)) != before
+    assert bench.thresholds(bench.PIPELINES["opsbot"])[0] == 0.7
+    assert bench.thresholds(bench.PIPELINES["rasa-default"]) == (0.3, None)
+
+
+@pytest.mark.slow
+def test_a_small_real_run_saves_the_sets_predictions_with_their_entities(
+    tmp_path: Path, cache_dir: Path
+) -> None:
+    train = tmp_path / "train.yml"
+    deploys = "".join(f"    - deploy {s} [{v}](version) to prod\n    - ship {s} [{v}](version)\n"
+                      for s in ("payments", "checkout", "search", "billing")
+                      for v in ("1.2.3", "2.0.1", "4.5.6"))
+    logs = "".join(f"    - errors from {s}\n    - show the {s} logs\n    - tail {s} log\n"
+                   for s in ("payments", "checkout", "search", "billing", "auth", "orders"))
+    train.write_text(
+        'version: "3.1"\nnlu:\n- regex: version\n  examples: |\n'
+        "    - \\bv?[0-9]+\\.[0-9]+\\.[0-9]+\\b\n"
+        f"- intent: deploy\n  examples: |\n{deploys}- intent: logs\n  examples: |\n{logs}"
+    )
+    test = write_jsonl(tmp_path / "test.jsonl", [("deploy auth 3.3.3 to prod", "deploy"),
+                                                  ("errors from inventory", "logs")])
+    near = tmp_path / "near.yml"
+    near.write_text('version: "3.1"\nnlu:\n'
+                    "- intent: out_of_scope\n  examples: |\n    - bake a cake\n"
+                    "- intent: unknown_name\n  examples: |\n    - deploy frobnicator 9.9.9\n")
+    sets = {"near_misses": near, "heldout": test, "regression": test}
+    result = bench.run_pipeline("opsbot", train, test, tmp_path, sets=sets)
+    assert result["fallback_threshold"] == 0.7
+    assert result["fingerprint"] == bench.fingerprint("opsbot", train, test,
+                                                      sets=(near, test, test))
+    frobnicator = result["set_predictions"]["near_misses"][1]
+    assert frobnicator["gold"] == "unknown_name"
+    assert frobnicator["text"] == "deploy frobnicator 9.9.9"
+    assert {"entity": "version", "value": "9.9.9", "start": 19, "end": 24} in (
+        frobnicator["entities"])
+    bench.measure_sets(result)
+    assert result["near_misses"]["all"]["total"] == 2 and result["ece_dev"] is not None

@@ -21,6 +21,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from actions import _runtime, confirmations, intents
 from actions.errors import OpsbotError, Refused
 from actions.flows import jira as jira_flows
+from actions.flows import open_world
 from actions.flows import teach as teach_flows
 from actions.flows.jira import MAX_SUMMARY, summary_from
 from actions.operations import flow as operation_flow
@@ -187,10 +188,25 @@ class ActionOpsRequest(Action):
         if answered is not None:
             request = answered
             kind = kind_of(request.intent)
+        message = dict(tracker.latest_message or {})
         if kind is not None and kind.handler is not None:
-            return await _run_turn(dispatcher, tracker, self.name(), kind.handler, request)
+            handler = kind.handler
+            if answered is not None:
+                return await _run_turn(dispatcher, tracker, self.name(), handler, request)
+
+            async def checked(turn: Turn) -> None:
+                # A name opsbot never learnt is said, not dropped ("Which service?").
+                if not await open_world.unknown_name(turn, kind, message):
+                    await handler(turn)
+
+            return await _run_turn(dispatcher, tracker, self.name(), checked, request)
+        if open_world.is_out_of_scope(message):
+
+            async def refuse(turn: Turn) -> None:
+                open_world.cannot_do(turn)
+
+            return await _run_turn(dispatcher, tracker, self.name(), refuse, request)
         if request.intent == "nlu_fallback":
-            message = dict(tracker.latest_message or {})
 
             async def ask(turn: Turn) -> None:
                 teach_flows.offer_meanings(turn, message)

@@ -96,6 +96,12 @@ class IntentKind:
     follow: Follower | None = None
     # Entities this intent reads beyond the built-in ones (its parameters).
     entities: tuple[str, ...] = ()
+    # The entities that name what it acts on ("service", "job", "issue_key"): the answer
+    # to a request opsbot cannot do lists what it can do with the things named.
+    acts_on: tuple[str, ...] = ()
+    # It asks for a service or job when none is named ("Which service?"): a request for
+    # it that holds a word opsbot never learnt is told that name is unknown instead.
+    needs_object: bool = False
     # Where it is defined: "built-in", or the operation file.
     source: str = "built-in"
     # What a restarted action server does with an operation of this kind it finds still

@@ -72,6 +72,8 @@ def _prediction(gold: str, result: dict[str, Any]) -> dict[str, Any]:
         # environment or project the request names, as the pipeline normalised it.
         "entities": [{key: e.get(key) for key in ("entity", "value", "start", "end")}
                      for e in result.get("entities") or []],
+        # nlu.Vocabulary's words no in-scope example had (opsbot's pipeline only).
+        "unseen_words": list(result.get("unseen_words") or []),
     }
 
 

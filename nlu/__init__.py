@@ -3,5 +3,8 @@
 from nlu.classifier import LinearIntentClassifier
 from nlu.embedding_featurizer import SentenceEmbeddingFeaturizer
 from nlu.entities import EntityNormalizer
+from nlu.near_misses import NearMissGenerator
+from nlu.vocabulary import Vocabulary
 
-__all__ = ["EntityNormalizer", "LinearIntentClassifier", "SentenceEmbeddingFeaturizer"]
+__all__ = ["EntityNormalizer", "LinearIntentClassifier", "NearMissGenerator",
+           "SentenceEmbeddingFeaturizer", "Vocabulary"]

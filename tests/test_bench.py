@@ -263,7 +263,7 @@ def test_the_fingerprint_covers_the_near_miss_set_and_the_thresholds_come_from_t
     assert before != bench.fingerprint("rasa-default", train, test)
     near.write_text(near.read_text() + "    - b\n")
     assert bench.fingerprint("rasa-default", train, test, sets=(near,)) != before
-    assert bench.thresholds(bench.PIPELINES["opsbot"])[0] == 0.7
+    assert bench.thresholds(bench.PIPELINES["opsbot"])[0] == 0.5
     assert bench.thresholds(bench.PIPELINES["rasa-default"]) == (0.3, None)
 
 
@@ -290,7 +290,7 @@ def test_a_small_real_run_saves_the_sets_predictions_with_their_entities(
                     "- intent: unknown_name\n  examples: |\n    - deploy frobnicator 9.9.9\n")
     sets = {"near_misses": near, "heldout": test, "regression": test}
     result = bench.run_pipeline("opsbot", train, test, tmp_path, sets=sets)
-    assert result["fallback_threshold"] == 0.7
+    assert result["fallback_threshold"] == 0.5
     assert result["fingerprint"] == bench.fingerprint("opsbot", train, test,
                                                       sets=(near, test, test))
     frobnicator = result["set_predictions"]["near_misses"][1]

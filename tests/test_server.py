@@ -185,8 +185,43 @@ def test_errors_from_payments_in_the_demo(served: dict) -> None:
 
 
 def test_out_of_scope_and_greeting(served: dict) -> None:
-    assert "outside what I do" in post(served["url"], "bob", "order me a large pizza")[0]["text"]
+    assert "I can't do that" in post(served["url"], "bob", "order me a large pizza")[0]["text"]
     assert "opsbot" in post(served["url"], "bob", "hello there")[0]["text"]
+
+
+# Issue 27's table: requests opsbot has no operation for, each once answered with an
+# operation it does have. Now each is refused, or its unknown name said.
+NOT_MINE = [
+    "scale checkout to 4 replicas",
+    "create a feature flag for the new checkout flow",
+    "drain node worker-3 before the kernel upgrade",
+    "merge pull request 42 into main",
+    "wipe all the disks on prod",
+    "upgrade postgres to 16 on staging",
+    "run terraform apply on staging",
+    "add bob to the release managers group",
+    "roll back my dentist appointment to tuesday",
+    "give me admin access to jenkins",
+]
+_REFUSED = re.compile(r"I can't do that|I don't know an? [\w ]+ called|no issue|does not exist|"
+                      r"can't find")
+
+
+@pytest.mark.parametrize("text", NOT_MINE)
+def test_a_request_opsbot_cannot_serve_gets_no_other_operation(served: dict, text: str) -> None:
+    """No preview, no Confirm, no question about another operation: what it cannot do,
+    and what it can do with the thing named (or that the name is unknown)."""
+    replies = post(served["url"], "alice", text)
+    said = " ".join(r.get("text", "") for r in replies)
+    assert _REFUSED.search(said), said
+    assert not [r for r in replies if r.get("buttons")], replies
+    assert not re.search(r"Confirm|Which (service|job|environment)|\?$", said), said
+
+
+def test_what_opsbot_can_do_with_the_thing_named(served: dict) -> None:
+    said = post(served["url"], "alice", "scale checkout to 4 replicas")[0]["text"]
+    assert "With checkout I can: deploy a version" in said
+    assert "opsbot operations new NAME" in said
 
 
 def test_terminal_chat_against_the_server(served: dict, capsys: pytest.CaptureFixture[str]) -> None:

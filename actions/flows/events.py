@@ -238,11 +238,11 @@ async def unsubscribe(turn: Turn) -> None:
 
 
 def _declare(intent: str, handler: Handler, title: str, gerund: str, describe: Describe,
-             aliases: tuple[str, ...]) -> IntentKind:
+             aliases: tuple[str, ...], acts_on: tuple[str, ...] = ("service", "job")) -> IntentKind:
     """A subscriptions intent: answered at once and audited like a read."""
     return IntentKind(intent, handler, title, gerund, describe=describe,
                       backend="opsbot's event outbox", read=True, aliases=aliases,
-                      entities=EVENT_ENTITIES)
+                      entities=EVENT_ENTITIES, acts_on=acts_on)
 
 
 INTENTS = (
@@ -258,5 +258,5 @@ INTENTS = (
              ("mute", "stop notifications", "stop posting")),
     _declare("list_subscriptions", list_subscriptions, "what this chat is subscribed to",
              "Listing a chat's subscriptions",
-             lambda e: "list this conversation's subscriptions", ("subscriptions",)),
+             lambda e: "list this conversation's subscriptions", ("subscriptions",), acts_on=()),
 )

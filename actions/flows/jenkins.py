@@ -667,29 +667,34 @@ def follow_build(operation_id: str, ref: Mapping[str, Any] | None = None) -> Non
 def _declare(intent: str, handler: Handler, title: str, gerund: str, describe: Describe, *,
              executor: Executor | None = None, preposition: str = "on",
              aliases: tuple[str, ...] = (), answers: bool = True,
-             risk: str | None = None) -> IntentKind:
+             risk: str | None = None,
+             acts_on: tuple[str, ...] = ("service", "job"),
+             needs_object: bool = True) -> IntentKind:
     """A Jenkins intent: a read unless it has an executor, whose build the watcher follows.
     ``risk``: the default when no policy.yml rule names the intent (None: a rule must)."""
     return IntentKind(intent, handler, title, gerund, preposition, describe, executor,
                       backend=JENKINS.product, risk=risk, read=executor is None,
                       answers=answers, aliases=aliases,
                       completion=completion_message if executor else None,
-                      follow=follow_build if executor else None)
+                      follow=follow_build if executor else None, acts_on=acts_on,
+                      needs_object=needs_object)
 
 
 INTENTS = (
     _declare("deploy", deploy, "deploy a version", "Deploying", preposition="to",
              describe=lambda e: phrase("deploy", subject(e) or "(service not given)",
                                        on("to", e.get("environment"))),
-             executor=_execute_deploy, aliases=("ship", "release", "roll out", "rollout")),
+             executor=_execute_deploy, aliases=("ship", "release", "roll out", "rollout"),
+             acts_on=("service",)),
     _declare("rollback", rollback, "roll back", "Rolling back",
              describe=lambda e: phrase("roll back", subject(e) or "(service not given)",
                                        on("on", e.get("environment"))),
-             executor=_execute_deploy, aliases=("roll back", "revert", "undo")),
+             executor=_execute_deploy, aliases=("roll back", "revert", "undo"),
+             acts_on=("service",)),
     _declare("deploy_history", deploy_history, "what is deployed where",
              "Showing deploy history",
              describe=lambda e: phrase("show what is deployed", on("for", subject(e)),
-                                       on("on", e.get("environment")))),
+                                       on("on", e.get("environment"))), needs_object=False),
     _declare("run_build", run_build, "run a build", "Running a build",
              describe=lambda e: phrase("run a build", on("of", target(e)),
                                        on("from", e.get("branch"))),
@@ -702,7 +707,8 @@ INTENTS = (
                                        on("on", e.get("branch"))),
              aliases=("status", "green")),
     _declare("list_jobs", list_jobs, "what's failing in CI", "Listing the CI jobs",
-             describe=lambda e: "list the CI jobs", aliases=("red", "failing"), answers=False),
+             describe=lambda e: "list the CI jobs", aliases=("red", "failing"), answers=False,
+             acts_on=(), needs_object=False),
     _declare("build_failure", build_failure, "why a build failed", "Explaining a build failure",
              describe=lambda e: phrase("explain why", build_of(e) or "the last build", "failed"),
              aliases=("why", "failure")),

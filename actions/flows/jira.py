@@ -153,6 +153,8 @@ async def comment_issue(turn: Turn) -> None:
     key = _key(turn) if jira else None
     if jira is None or key is None:
         return
+    # The issue first: a key of no project ("worker-3") is said to be unknown, not asked about.
+    issue = await jira.issue(key)
     found = _COMMENT.search(turn.request.text)
     body = (found.group("c") or found.group("c2") or "").strip() if found else ""
     if not body:
@@ -163,7 +165,6 @@ async def comment_issue(turn: Turn) -> None:
         turn.say(f"That comment is {len(body)} characters; Jira comments from chat are limited "
                  f"to {MAX_COMMENT}. Shorten it, or add it in Jira.")
         return
-    issue = await jira.issue(key)
     await propose(turn, "comment_issue", {"issue_key": key, "comment": body},
                   f"Comment on {key} ({issue.summary}) as opsbot, on behalf of "
                   f"{turn.who.person}: \"{body}\"")
@@ -360,10 +361,12 @@ async def _update(rt: Runtime, operation: Operation) -> Outcome:
 
 
 def _declare(intent: str, handler: Handler, title: str, gerund: str, describe: Describe, *,
-             executor: Executor | None = None, aliases: tuple[str, ...] = ()) -> IntentKind:
+             executor: Executor | None = None, aliases: tuple[str, ...] = (),
+             acts_on: tuple[str, ...] = ("issue_key",)) -> IntentKind:
     """A Jira intent: a read unless it has an executor."""
     return IntentKind(intent, handler, title, gerund, describe=describe, executor=executor,
-                      backend=JIRA.product, read=executor is None, aliases=aliases)
+                      backend=JIRA.product, read=executor is None, aliases=aliases,
+                      acts_on=acts_on)
 
 
 def _issue(e: Mapping[str, str]) -> str:
@@ -379,12 +382,12 @@ def _tickets(e: Mapping[str, str], noun: str) -> str:
 INTENTS = (
     _declare("create_issue", create_issue, "open a ticket", "Opening an issue",
              describe=lambda e: phrase("open a", _tickets(e, "ticket")), executor=_execute_create,
-             aliases=("ticket", "bug", "open ticket")),
+             aliases=("ticket", "bug", "open ticket"), acts_on=("project",)),
     _declare("issue_status", issue_status, "status of a ticket", "Showing an issue",
              describe=lambda e: phrase("show the status of", _issue(e))),
     _declare("list_issues", list_issues, "list tickets", "Listing issues",
              describe=lambda e: phrase("list", _tickets(e, "tickets")),
-             aliases=("tickets",)),
+             aliases=("tickets",), acts_on=("project",)),
     _declare("comment_issue", comment_issue, "comment on a ticket", "Commenting on an issue",
              describe=lambda e: phrase("comment on", _issue(e)), executor=_execute_comment,
              aliases=("comment",)),

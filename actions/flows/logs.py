@@ -123,5 +123,6 @@ INTENTS = (
                                   on("on", e.get("environment")),
                                   f"for {e['log_level']} lines" if e.get("log_level") else None,
                                   on("from", e.get("time_range"))),
-        backend=LOGS.product, read=True, aliases=("logs", "errors", "log")),
+        backend=LOGS.product, read=True, aliases=("logs", "errors", "log"),
+        acts_on=("service",)),
 )

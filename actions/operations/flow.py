@@ -172,6 +172,8 @@ def _kind(spec: OperationSpec) -> IntentKind:
         follow=follow_build if isinstance(spec.run, JenkinsRun) else None,
         resume=None if isinstance(spec.run, JenkinsRun) else _interrupted,
         entities=tuple(p.name for p in spec.parameters), source=str(spec.path),
+        acts_on=tuple(p.name for p in spec.parameters if p.type in ("service", "job")),
+        needs_object=any(p.required and p.type in ("service", "job") for p in spec.parameters),
         describe=lambda values: _describe(spec, values))
 
 

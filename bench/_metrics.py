@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 TARGET_ACCURACY = 0.94
+STRICT_ACCURACY = 0.95  # the second operating point bench/nlu.py reports
 """In-scope accuracy the out-of-scope threshold must keep on the validation split."""
 
 FALLBACK_INTENTS = frozenset({"nlu_fallback", "out_of_scope"})

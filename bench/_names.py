@@ -79,4 +79,5 @@ def refused(prediction: dict[str, Any]) -> bool:
     kind = kind_of(str(prediction.get("predicted")))
     if kind is None:
         return False
-    return bool(unknown_words(kind, entities, prediction.get("unseen_words") or []))
+    return unknown_words(kind, str(prediction.get("text") or ""), entities,
+                         prediction.get("unseen_words") or []) is not None

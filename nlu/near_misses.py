@@ -97,7 +97,9 @@ _NOT_VERBS = {
     "new", "know", "notifications", "anything", "yo", "hey",
 }
 # The entity types that name what opsbot acts on (the objects of its verbs).
-OBJECT_ENTITIES = ("service", "job", "environment", "project", "issue_key")
+# Not issue keys or projects: a request about an issue carries free text ("post to PAY-4:
+# escalated"), and odd verbs beside a key are no sign of a request out of scope.
+OBJECT_ENTITIES = ("service", "job", "environment")
 # Words that say nothing of what a phrase is about.
 _FUNCTION = {"the", "a", "an", "of", "to", "for", "on", "in", "into", "about", "from", "with",
              "at", "by", "up", "down", "off", "out", "over", "and", "or", "it", "is", "was",

@@ -44,6 +44,10 @@ def test_out_of_scope_says_so_and_what_opsbot_can_do_with_the_thing_named() -> N
     assert "With checkout I can: deploy a version, roll back" in text
     assert "opsbot operations new NAME" in text and "opsbot wishes" in text
     assert not buttons
+    from actions import _runtime
+
+    wishes = _runtime.runtime().stores.wishes.since()
+    assert [(w.text, w.requester) for w in wishes] == [("scale checkout to 4 replicas", "alice")]
 
 
 def test_out_of_scope_naming_nothing_points_to_help() -> None:
@@ -68,6 +72,10 @@ def test_a_name_opsbot_never_learnt_is_said_not_asked_for() -> None:
                                  entities={"environment": "staging"}, unseen=["postgres"]))
     assert text.startswith('I don\'t know a service called "postgres"') and not buttons
     assert "Which service" not in text
+    from actions import _runtime
+
+    assert [w.text for w in _runtime.runtime().stores.wishes.since()] == [
+        "upgrade postgres to 16 on staging"]
 
 
 def test_several_unknown_words_are_a_request_opsbot_cannot_do() -> None:
@@ -81,16 +89,30 @@ def test_words_that_are_never_names_do_not_count() -> None:
     assert "no Jenkins is connected" in text
 
 
-@pytest.mark.parametrize(("intent", "entities", "unseen", "expected"), [
-    ("deploy", {}, ["postgres"], ["postgres"]),
-    ("deploy", {"service": "payments"}, ["postgres"], []),  # a name was given
-    ("deploy", {}, ["thing", "please"], []),  # never names
-    ("deploy_history", {}, ["postgres"], []),  # asks for no service
-    ("list_subscriptions", {}, ["subs", "room"], []),
-    ("query_logs", {}, ["mainframe"], []),  # the service is optional
+@pytest.mark.parametrize(("intent", "text", "entities", "unseen", "expected"), [
+    ("deploy", "upgrade postgres", {}, ["postgres"], ("postgres",)),
+    ("deploy", "deploy payments, postgres", {"service": "payments"}, ["postgres"], None),
+    ("deploy", "deploy the thing please", {}, ["thing", "please"], None),  # never names
+    ("list_subscriptions", "what subs does this room have", {}, ["subs", "room"], None),
+    ("query_logs", "errors mentioning deadlock", {}, ["deadlock"], None),  # a search term
+    ("query_logs", "errors from the mainframe", {}, ["mainframe"], ("mainframe",)),
+    ("query_logs", "errors in the loyalty service", {}, ["loyalty"], ("loyalty",)),
+    ("deploy", "deploy payments to uat", {"service": "payments"}, ["uat"], ("uat",)),
+    ("query_logs", "errors from payments in the refund path", {"service": "payments"},
+     ["refund"], None),  # not where an environment goes
 ])
-def test_which_words_stand_for_an_unknown_name(intent: str, entities: dict[str, str],
-                                               unseen: list[str], expected: list[str]) -> None:
+def test_which_words_stand_for_an_unknown_name(
+    intent: str, text: str, entities: dict[str, str], unseen: list[str],
+    expected: tuple[str, ...] | None,
+) -> None:
     kind = kind_of(intent)
     assert kind is not None
-    assert unknown_words(kind, entities, unseen) == expected
+    found = unknown_words(kind, text, entities, unseen)
+    assert (found.words if found else None) == expected
+
+
+def test_an_environment_opsbot_does_not_have_is_said_with_those_it_has() -> None:
+    text, _ = said(tracker("deploy payments 2.4.2 to uat", "deploy",
+                           entities={"service": "payments", "version": "2.4.2"}, unseen=["uat"]))
+    assert text == ('I don\'t know an environment called "uat", so nothing ran. '
+                    "The environments are dev, staging, prod.")

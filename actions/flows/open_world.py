@@ -15,19 +15,21 @@ for and cannot get is the team's automation backlog (``opsbot wishes``).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from rapidfuzz import fuzz, process
 
 from actions.backends.jenkins import JENKINS
-from actions.catalog import Catalog
+from actions.catalog import ENVIRONMENTS, Catalog
 from actions.confirmations import permitted
 from actions.errors import OpsbotError
 from actions.registry import IntentKind, kinds
 from actions.turn import Turn
 from actions.wishes import record_wish
 
-__all__ = ["OUT_OF_SCOPE", "cannot_do", "is_out_of_scope", "unknown_name", "unknown_words"]
+__all__ = ["OUT_OF_SCOPE", "Unknown", "cannot_do", "is_out_of_scope", "unknown_name",
+           "unknown_words"]
 
 OUT_OF_SCOPE = "out_of_scope"
 UNSEEN_WORDS_KEY = "unseen_words"  # nlu.Vocabulary's output; the action server loads no nlu
@@ -101,37 +103,74 @@ def _listed(titles: Sequence[str]) -> str:
     return ", ".join(shown) + (f" and {more} more" if more else "")
 
 
-def unknown_words(kind: IntentKind, entities: Mapping[str, str],
-                  unseen: Sequence[str]) -> list[str]:
-    """The words that stand where the name of what a request acts on should be: for an
-    intent that needs a service or job, with none named, the words of the message the
-    NLU never learnt (``unseen``), less values and words that are never names. Empty:
-    nothing unknown was named."""
-    acts_on = kind.acts_on
-    if not kind.needs_object or not any(e in ("service", "job") for e in acts_on):
-        return []
-    if any(entities.get(e) for e in (*acts_on, "service", "job")):
-        return []
+# Where a name goes: after these words ("errors from zookeeper", "the logs of the cobol
+# batch"), before these ("the loyalty service"), and an environment at the end ("to uat").
+_BEFORE_A_NAME = frozenset({"from", "of", "for"})
+_AFTER_A_NAME = frozenset({"service", "job", "pipeline", "app", "api", "build", "builds"})
+_BEFORE_AN_ENVIRONMENT = frozenset({"on", "in", "to", "into"})
+
+
+@dataclass(frozen=True)
+class Unknown:
+    """Words of a request that stand where a name should, which opsbot never learnt."""
+
+    words: tuple[str, ...]
+    noun: str  # "service", "service or job", "environment"
+    # True: the request needs a name and gave none but these words; several of them
+    # are no name but a request opsbot cannot do.
+    instead_of_object: bool = False
+
+
+def unknown_words(kind: IntentKind, text: str, entities: Mapping[str, str],
+                  unseen: Sequence[str]) -> Unknown | None:
+    """The words of ``text`` that stand where a name of what ``kind`` acts on should be,
+    among the words the NLU never learnt (``unseen``), less values and words that are
+    never names; None when the request names nothing unknown."""
+    objects = [e for e in kind.acts_on if e in ("service", "job")]
+    if not objects:
+        return None
     values = " ".join(str(v).lower() for v in entities.values())
-    return [w for w in unseen if w not in _NEVER_NAMES and w not in values]
+    candidates = [w for w in unseen if w not in _NEVER_NAMES and w not in values]
+    if not candidates:
+        return None
+    named = any(entities.get(e) for e in (*kind.acts_on, "service", "job"))
+    if kind.needs_object and not named:
+        return Unknown(tuple(candidates), " or ".join(_NOUNS[e] for e in objects), True)
+    words = [w for w in (t.strip(".,;:!?\"'()").lower() for t in text.split()) if w]
+    for i, word in enumerate(words):
+        if word not in candidates:
+            continue
+        before = words[i - 2] if i > 1 and words[i - 1] == "the" else (
+            words[i - 1] if i else "")
+        after = words[i + 1] if i + 1 < len(words) else ""
+        if not named and (before in _BEFORE_A_NAME or after in _AFTER_A_NAME):
+            return Unknown((word,), _NOUNS[objects[0]])
+        last = i + 1 == len(words)
+        if not entities.get("environment") and before in _BEFORE_AN_ENVIRONMENT and last:
+            return Unknown((word,), "environment")
+    return None
 
 
 async def unknown_name(turn: Turn, kind: IntentKind, message: Mapping[str, Any]) -> bool:
-    """For a request of ``kind`` that names no service or job it acts on but holds words
-    opsbot never learnt: say the name is unknown (one such word), or that opsbot cannot
-    do it (several). True when it answered."""
-    unseen = unknown_words(kind, turn.request.entities,
-                           message.get(UNSEEN_WORDS_KEY) or [])
-    if not unseen:
+    """For a request of ``kind`` that holds, where a name should be, a word opsbot never
+    learnt: say the name is unknown, with the closest known ones (or, with several such
+    words instead of a name it needs, that opsbot cannot do it). True when it answered."""
+    found = unknown_words(kind, turn.request.text, turn.request.entities,
+                          message.get(UNSEEN_WORDS_KEY) or [])
+    if found is None:
         return False
-    if len(unseen) > 1:
+    if found.instead_of_object and len(found.words) > 1:
         cannot_do(turn)
         return True
-    objects = [e for e in kind.acts_on if e in ("service", "job")]
-    name, noun = unseen[0], " or ".join(_NOUNS[e] for e in objects)
-    closest = await _closest(turn, name, objects)
-    turn.say(f"I don't know a {noun} called \"{name}\", so nothing ran."
-             + (f" The closest I know: {', '.join(closest)}." if closest else ""))
+    name = found.words[0]
+    if found.noun == "environment":
+        closest = list(ENVIRONMENTS)
+        hint = f" The environments are {', '.join(closest)}."
+    else:
+        closest = await _closest(turn, name, [e for e in kind.acts_on if e in ("service", "job")])
+        hint = f" The closest I know: {', '.join(closest)}." if closest else ""
+    article = "an" if found.noun[0] in "aeiou" else "a"
+    turn.say(f"I don't know {article} {found.noun} called \"{name}\", so nothing ran.{hint}")
     record_wish(turn, turn.request.text)
     return True
 

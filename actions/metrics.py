@@ -12,17 +12,19 @@ Rasa server
   ``opsbot_delivery_retries_total{channel}``     sends to a chat tried again (429, 5xx)
   ``opsbot_lease_owner_changes_total{lease}``    a duty taken over from another process
   ``opsbot_operations{intent,state}``            operations in the store (every replica's)
+  ``opsbot_wishes_uncovered``                    wishes nothing covers yet (the store's)
   ``process_*``                                  the Rasa server process (CPU, memory)
 
 Action server
   ``opsbot_backend_calls_total{backend,outcome}``  calls to Jenkins, Jira, the log store
   ``opsbot_backend_call_seconds{backend}``         their latency (histogram)
   ``opsbot_confirmations_refused_total{reason}``   confirmations that ran nothing, and why
+  ``opsbot_wishes_total{channel}``                 requests opsbot could not serve (wishes)
   ``opsbot_actions_process_*``                     the action server process
 
 Counters are per process: they start at 0 when it starts (Prometheus' ``rate()`` handles
-that); ``opsbot_operations`` is read from the store at each scrape, so it is the same
-whichever replica answers.
+that); ``opsbot_operations`` and ``opsbot_wishes_uncovered`` are read from the store at
+each scrape, so they are the same whichever replica answers.
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 
 __all__ = ["ACTIONS", "RASA", "backend_call", "confirmation_refused", "delivery_retry",
-           "in_action_server", "lease_changed", "merge", "render", "turn"]
+           "in_action_server", "lease_changed", "merge", "render", "turn", "wish"]
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -81,6 +83,8 @@ BACKEND_SECONDS = Histogram(
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0))
 REFUSED = Counter("opsbot_confirmations_refused", "Confirmations that ran nothing, by reason",
                   ["reason"], registry=ACTIONS)
+WISHES = Counter("opsbot_wishes", "Requests opsbot could not serve (wishes), by channel",
+                 ["channel"], registry=ACTIONS)
 ACTIONS_LEASE_CHANGES = Counter("opsbot_lease_owner_changes", _LEASE_HELP, ["lease"],
                                 registry=ACTIONS)
 FALLBACK_INTENTS = frozenset({"nlu_fallback", "out_of_scope"})
@@ -110,6 +114,11 @@ def delivery_retry(channel: str) -> None:
 
 def lease_changed(lease: str) -> None:
     (ACTIONS_LEASE_CHANGES if _in_action_server else LEASE_CHANGES).labels(lease).inc()
+
+
+def wish(channel: str) -> None:
+    """A request opsbot answered with "I can't do that" (``actions.wishes``)."""
+    WISHES.labels(channel or "unknown").inc()
 
 
 def confirmation_refused(reason: str) -> None:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from actions.events.store import EventStore
 from actions.guard.store import OperationStore
-from actions.storage import ChannelState, Database, Leases, TaughtPhrasings
+from actions.storage import ChannelState, Database, Leases, TaughtPhrasings, Wishes
 
 __all__ = ["Stores"]
 
@@ -32,6 +32,8 @@ class Stores:
     """Who does a background duty now."""
     events: EventStore
     """The event outbox."""
+    wishes: Wishes
+    """Requests opsbot could not serve: the automation backlog."""
 
     @property
     def database(self) -> Database:
@@ -45,7 +47,7 @@ class Stores:
                    taught=TaughtPhrasings(database, check_text=_check_text,
                                           check_example=_check_example),
                    channel_state=ChannelState(database), leases=Leases(database),
-                   events=EventStore(database))
+                   events=EventStore(database), wishes=Wishes(database))
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Stores:

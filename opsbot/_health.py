@@ -8,9 +8,9 @@
   short timeout, so a database that comes back makes the replica ready again without a
   restart.
 * ``GET /metrics``: Prometheus' text format (``actions.metrics``): this process's, the
-  operations in the store, and the action server's (asked with the shared secret).
-  Behind the API token like the rest of Rasa's API (``?token=`` or ``Authorization:
-  Bearer``; the guard in ``opsbot._rasa_server`` checks it).
+  operations and the uncovered wishes in the store, and the action server's (asked with
+  the shared secret). Behind the API token like the rest of Rasa's API (``?token=`` or
+  ``Authorization: Bearer``; the guard in ``opsbot._rasa_server`` checks it).
 
 Turn metrics come from wrapping ``Agent.handle_message`` (latency, channel) and
 ``MessageProcessor.parse_message`` (intent, confidence) once per process.
@@ -197,25 +197,30 @@ async def backend_health() -> dict[str, str]:
     return found
 
 
-async def _operations_text() -> str:
-    """``opsbot_operations{intent,state}`` from the store: every replica's operations."""
+async def _store_text() -> str:
+    """From the store, every replica's: ``opsbot_operations{intent,state}`` and
+    ``opsbot_wishes_uncovered``."""
     import sqlalchemy as sa
 
     from actions.guard.store import operations
     from connectors._common import stores
 
-    def query() -> list[tuple[str, str, int]]:
+    def query() -> tuple[list[tuple[str, str, int]], int]:
         with stores().database.connection() as conn:
             rows = conn.execute(sa.select(operations.c.intent, operations.c.state,
                                           sa.func.count()).group_by(operations.c.intent,
                                                                     operations.c.state))
-            return [(str(i), str(s), int(n)) for i, s, n in rows]
+            counted = [(str(i), str(s), int(n)) for i, s, n in rows]
+        return counted, stores().wishes.uncovered_count()
 
-    rows = await asyncio.wait_for(asyncio.to_thread(query), CHECK_TIMEOUT)
+    rows, wishes = await asyncio.wait_for(asyncio.to_thread(query), CHECK_TIMEOUT)
     lines = ["# HELP opsbot_operations Operations in opsbot's store, by intent and state",
              "# TYPE opsbot_operations gauge"]
     lines += [f'opsbot_operations{{intent="{_label(i)}",state="{_label(s)}"}} {n}'
               for i, s, n in sorted(rows)]
+    lines += ["# HELP opsbot_wishes_uncovered Requests opsbot could not serve that no "
+              "operation or taught phrasing covers yet",
+              "# TYPE opsbot_wishes_uncovered gauge", f"opsbot_wishes_uncovered {wishes}"]
     return "\n".join(lines) + "\n"
 
 
@@ -270,7 +275,7 @@ def install(app: Sanic) -> None:
     async def scrape(_request: Request) -> HTTPResponse:
         parts = [metrics.render(metrics.RASA).decode("utf-8")]
         missing = []
-        for name, part in (("store", _operations_text()),
+        for name, part in (("store", _store_text()),
                            ("action server", _action_server_text(app))):
             try:
                 parts.append(await part)

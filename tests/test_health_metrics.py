@@ -92,6 +92,8 @@ def test_metrics_need_the_token_and_show_a_conversation(served: Served) -> None:
     assert 'opsbot_backend_calls_total{backend="jenkins",outcome="ok"}' in text
     assert "opsbot_backend_call_seconds_bucket" in text
     assert "# TYPE opsbot_operations gauge" in text
+    assert "opsbot_wishes_uncovered 0" in text
+    assert "# TYPE opsbot_wishes_total counter" in text
     assert "# TYPE opsbot_confirmations_refused_total counter" in text
     assert "# TYPE opsbot_delivery_retries_total counter" in text
     assert "# TYPE opsbot_lease_owner_changes_total counter" in text

@@ -225,6 +225,27 @@ def test_a_formatting_error_does_not_print_the_secret(token: str,
     assert _clean(err), err
 
 
+@pytest.mark.parametrize(("typed", "kept"), [
+    ("use ghp_" + "a1B2" * 9 + " for it", "use ********** for it"),
+    ("aws AKIAABCDEFGHIJKLMNOP please", "aws ********** please"),
+    ("auth: Bearer abc.def-ghi_jkl", "auth: Bearer **********"),
+    ("jwt eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0In0.dozjgNryP4J3jVmNHl0w5N", "jwt **********"),
+    ("jenkins token 11a2b3c4d5e6f7a8b9c0d1e2f3a4b5c6d7", "jenkins token **********"),
+    ("log in with password: hunter22", "log in with password: **********"),
+    ("renew the TLS cert on checkout", "renew the TLS cert on checkout"),
+    ("https://ci.example/job/payments-deploy/1234/console",
+     "https://ci.example/job/payments-deploy/1234/console"),
+    ("revert 3f2a9c1 on payments-deploy-2024-staging-blue-green",
+     "revert 3f2a9c1 on payments-deploy-2024-staging-blue-green"),
+])
+def test_redact_masks_what_looks_like_a_pasted_credential(typed: str, kept: str) -> None:
+    assert _redact.redact(typed) == kept
+
+
+def test_redact_masks_the_configured_secrets_too(token: str) -> None:
+    assert _redact.redact(f"my token is {token}") == f"my token is {MASK}"
+
+
 # -- file modes -----------------------------------------------------------------------
 
 

@@ -171,6 +171,9 @@ def test_an_old_store_opens_with_its_data_and_its_chain(
             now=after) == 1
         assert stores.events.counts() == {"sent": 1, "pending": 2}
         assert len(stores.operations.audit_records()) == 4
+        # A concern that came after the split: its table is added.
+        wish = stores.wishes.record("rotate the certs", "dave", "rest", "rest:dave", at=after)
+        assert stores.wishes.since() == [wish]
     finally:
         stores.close()
 
@@ -179,7 +182,9 @@ def test_an_old_store_opens_with_its_data_and_its_chain(
                            "OPSBOT_AUDIT_FILE, from row 1.")
     said = verify(url, monkeypatch, capsys, None)
     assert said.startswith("OK: 15 audit rows in the hash chain.")
-    assert columns(url) == before  # every table keeps its columns
+    now = columns(url)
+    assert {t: now[t] for t in before} == before  # every table keeps its columns
+    assert set(now) - set(before) == {"opsbot_wishes"}
 
     engine = sa.create_engine(url, future=True, poolclass=NullPool)
     try:  # still append-only: the database refuses to change the audit log

@@ -3,6 +3,7 @@
     opsbot operations list                   name, risk, runner and file of each operation
     opsbot operations check                  every problem in every file (exit 1 if any)
     opsbot operations new NAME [--dir DIR]   a commented template to start from
+                      [--from-wish ID ...]   ... whose examples are what people asked for
     opsbot operations run NAME key=value ... the exact argv / request it would send (dry run)
 """
 
@@ -18,7 +19,7 @@ from typing import Any
 
 from opsbot.settings import Settings
 
-__all__ = ["TEMPLATE", "add_commands", "check_operations"]
+__all__ = ["EXAMPLES", "TEMPLATE", "add_commands", "check_operations"]
 
 TEMPLATE = '''# {name}: a team-defined operation (docs/operations.md).
 # Check it with `opsbot operations check`, try it with `opsbot operations run {name} ...`,
@@ -26,12 +27,7 @@ TEMPLATE = '''# {name}: a team-defined operation (docs/operations.md).
 name: {name}                  # the intent name: lowercase letters, digits and _
 description: {description}    # the help text and the preview's first words
 examples:                     # at least 5 ways of asking; [value](parameter) marks a value
-  - {verb} [payments](service) on [prod](environment)
-  - please {verb} [checkout](service) in [staging](environment)
-  - can you {verb} [search](service) on [production](environment)
-  - {verb} the [billing](service) service in [dev](environment)
-  - I need you to {verb} [auth](service) on [stage](environment)
-parameters:
+{examples}parameters:
   # types: service, environment, version, job, issue_key, integer (min, max),
   # choice (choices), text (max_length, pattern), duration (min, max).
   # A parameter with a default is optional; otherwise it is required unless
@@ -54,6 +50,16 @@ run:                          # exactly one of command, http or jenkins
   # jenkins: {{job: "some-job", parameters: {{SERVICE: "{{service}}"}}, follow: true}}
 success: "{Verb}ed {{service}} on {{environment}}."
 '''
+
+
+EXAMPLES = (
+    "{verb} [payments](service) on [prod](environment)",
+    "please {verb} [checkout](service) in [staging](environment)",
+    "can you {verb} [search](service) on [production](environment)",
+    "{verb} the [billing](service) service in [dev](environment)",
+    "I need you to {verb} [auth](service) on [stage](environment)",
+)
+"""The template's examples: what a new operation's examples look like."""
 
 
 def check_operations(settings: Settings, env: dict[str, str] | None = None) -> str | None:
@@ -127,12 +133,44 @@ def cmd_new(args: argparse.Namespace, settings: Settings) -> int:
     if path.exists():
         raise CommandError(f"{path} exists already; edit it, or choose another name.")
     verb = name.split("_")[0]
+    asked: list[str] = []
+    covers: list[str] = []
+    if args.from_wish:
+        from opsbot._wishes_cli import wish_examples
+
+        asked, covers = wish_examples(settings, args.from_wish)
     folder.mkdir(parents=True, exist_ok=True)
     path.write_text(TEMPLATE.format(name=name, verb=verb, Verb=verb.capitalize(),
-                                    description=name.replace("_", " ").capitalize()),
+                                    description=name.replace("_", " ").capitalize(),
+                                    examples=_examples(verb, asked, covers)),
                     encoding="utf-8")
     print(f"Wrote {path}. Edit it, then: opsbot operations check && opsbot train")
+    if covers:
+        from opsbot._wishes_cli import cover
+
+        cover(settings, covers, name)
+        print(f"Its examples start with what people asked ({len(asked)} way"
+              f"{'s' if len(asked) != 1 else ''}); the wishes {', '.join(covers)} are "
+              f"covered by {name} now. Mark the values in them, like [payments](service).")
     return 0
+
+
+def _examples(verb: str, asked: list[str], wishes: list[str]) -> str:
+    """The example lines: what people asked (YAML-quoted: it is data), then as many of
+    the template's as it takes to have five."""
+    import yaml
+
+    from actions.operations._spec import MIN_EXAMPLES
+
+    lines = [f"  - {e.format(verb=verb)}" for e in EXAMPLES]
+    if asked:
+        fill = lines[:max(0, MIN_EXAMPLES - len(asked))]
+        lines = [f"  # what people asked for (wishes {', '.join(wishes)}):"]
+        lines += ["  - " + yaml.safe_dump(text, default_style='"', allow_unicode=True,
+                                          width=1 << 16).strip() for text in asked]
+        if fill:
+            lines += ["  # and ways of asking to adapt or delete:", *fill]
+    return "".join(f"{line}\n" for line in lines)
 
 
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
@@ -266,6 +304,9 @@ def add_commands(commands: Any) -> None:
     new = sub.add_parser("new", help="write a commented template for a new operation")
     new.add_argument("name", help="the operation's name (its intent): e.g. restart_service")
     new.add_argument("--dir", help="the folder to write to (default: the project's operations/)")
+    new.add_argument("--from-wish", action="append", metavar="ID",
+                     help="start the examples from this wish's group, as 'opsbot wishes' "
+                          "lists it, and mark those wishes covered by NAME (repeatable)")
     new.set_defaults(func=cmd_new)
     run = sub.add_parser("run", help="print the exact argv or request an operation would send")
     run.add_argument("name", help="the operation")

@@ -4,7 +4,9 @@
 do). ``review`` lists candidates and accepts or rejects them, one by one or all at once;
 accepted ones go to data/nlu/taught.yml (never to the hand-written files), then the
 model is retrained and a running opsbot switches to it. Rejected ones stay in the store,
-marked, so the same suggestion is not reviewed twice.
+marked, so the same suggestion is not reviewed twice. ``review --wish ID --as INTENT``
+teaches a request opsbot could not serve (``opsbot wishes``) as a phrasing of an intent
+it has, accepted at once.
 """
 
 from __future__ import annotations
@@ -14,16 +16,17 @@ import getpass
 import json
 import os
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import yaml
 
 from opsbot.settings import Settings
 
-__all__ = ["add_commands"]
+__all__ = ["add_commands", "open_stores", "shown"]
 
 
-def _store(settings: Settings) -> Any:
+def open_stores(settings: Settings) -> Any:
     """opsbot's stores (the taught phrasings, and the audit log of what was decided)."""
     os.environ.setdefault("OPSBOT_STATE_DIR", str(settings.state_dir))
     from actions.stores import Stores
@@ -58,7 +61,7 @@ def cmd_teach(args: argparse.Namespace, settings: Settings,
         raise fail(str(exc)) from None
     who = args.user or os.environ.get("OPSBOT_USER") or getpass.getuser()
     try:
-        store = _store(settings)
+        store = open_stores(settings)
         try:
             taught = store.taught.add(text=text, example=args.phrase, intent=args.intent,
                                       source="cli", taught_by=who, channel="cli")
@@ -75,7 +78,7 @@ def cmd_teach(args: argparse.Namespace, settings: Settings,
     return 0
 
 
-def _shown(text: str) -> str:
+def shown(text: str) -> str:
     """``text`` for the terminal, control characters (from before phrasings were checked)
     escaped."""
     return "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in text)
@@ -86,7 +89,7 @@ def _table(rows: list[Any]) -> str:
     for t in rows:
         when = t.created_at.strftime("%Y-%m-%d %H:%M")
         lines.append(f"{t.id:<13} {t.status:<9} {t.intent:<14} {t.taught_by[:10]:<10} {when:<16} "
-                     f"{_shown(t.example)}  ({t.source})")
+                     f"{shown(t.example)}  ({t.source})")
     return "\n".join(lines)
 
 
@@ -97,8 +100,10 @@ def cmd_review(args: argparse.Namespace, settings: Settings,
     from actions.teaching import TeachingError, parse_example, write_accepted
 
     reviewer = args.reviewer or os.environ.get("OPSBOT_USER") or getpass.getuser()
+    if getattr(args, "wish", None) or getattr(args, "as_intent", None):
+        return _review_wishes(args, settings, fail, retrain, reviewer)
     try:
-        store = _store(settings)
+        store = open_stores(settings)
     except OpsbotError as exc:
         raise fail(str(exc)) from None
     try:
@@ -155,13 +160,77 @@ def cmd_review(args: argparse.Namespace, settings: Settings,
         raise fail(str(exc)) from None
     for t in accepted:
         print(f"accepted {t.id}: \"{t.text}\" -> {t.intent}")
+    return _written(settings, path, added, args.no_train, retrain)
+
+
+def _written(settings: Settings, path: Path, added: int, no_train: bool,
+             retrain: Callable[[Settings], None]) -> int:
+    """Say what reached taught.yml, then retrain (unless ``no_train``)."""
     print(f"{added} new example{'s' if added != 1 else ''} "
           f"in {path.relative_to(settings.project)}.")
-    if args.no_train:
+    if no_train:
         print("Not retrained (--no-train): run 'opsbot train --reload' when ready.")
     else:
         retrain(settings)
     return 0
+
+
+def _review_wishes(args: argparse.Namespace, settings: Settings,
+                   fail: Callable[[str], Exception], retrain: Callable[[Settings], None],
+                   reviewer: str) -> int:
+    """``opsbot review --wish ID ... --as INTENT``: each wish's text becomes a phrasing of
+    INTENT, taught and accepted at once (the reviewer decides as they type it), through the
+    store and the audit log as any phrasing; then the wishes are covered by INTENT."""
+    from actions.errors import OpsbotError
+    from actions.storage import ACCEPTED
+    from actions.teaching import TeachingError, parse_example, write_accepted
+    from actions.wish_backlog import example_text
+
+    if not args.wish or not args.as_intent:
+        raise fail("--wish and --as go together: opsbot review --wish ID --as INTENT.")
+    if args.accept or args.reject or args.accept_all or args.reject_all:
+        raise fail("Review wishes on their own: --wish does not go with --accept or --reject.")
+    intent, intents = args.as_intent, _intents(settings)
+    if intent not in intents:
+        raise fail(f"--as {intent}: not an intent opsbot can be taught. Use one of: "
+                   f"{', '.join(intents)}.")
+    try:
+        store = open_stores(settings)
+    except OpsbotError as exc:
+        raise fail(str(exc)) from None
+    try:
+        chosen = []
+        for wish_id in dict.fromkeys(args.wish):
+            wish = store.wishes.get(wish_id)
+            if wish is None or wish.covered_by:
+                raise fail(f"Wish {wish_id} is " + (f"covered by {wish.covered_by} already"
+                           if wish else "unknown; 'opsbot wishes' lists them") + ". Nothing "
+                           "changed.")
+            example = example_text(wish.text)
+            try:
+                text, _ = parse_example(example)
+            except TeachingError as exc:
+                raise fail(f"Wish {wish_id} cannot be a phrasing: {exc} Nothing changed.") from None
+            chosen.append((wish.id, text, example))
+        for wish_id, text, example in chosen:
+            taught = store.taught.add(text=text, example=example, intent=intent, source="wish",
+                                      taught_by=reviewer, channel="cli")
+            store.operations.audit(None, "taught", actor=reviewer, channel="cli", detail={
+                "id": taught.id, "text": text, "intent": intent, "source": "wish",
+                "wish": wish_id})
+            store.taught.review(taught.id, ACCEPTED, reviewer)
+            store.operations.audit(None, "taught_accepted", actor=reviewer, channel="cli",
+                                   detail={"id": taught.id, "text": text, "intent": intent})
+        path, added = write_accepted(settings.project, [(intent, e) for _, _, e in chosen],
+                                     intents=intents)
+        store.wishes.mark_covered([w for w, _, _ in chosen], intent)
+    except (OpsbotError, TeachingError) as exc:
+        raise fail(str(exc)) from None
+    finally:
+        store.close()
+    for wish_id, text, _ in chosen:
+        print(f"taught {wish_id}: \"{shown(text)}\" -> {intent} (covered by {intent} now)")
+    return _written(settings, path, added, args.no_train, retrain)
 
 
 def add_commands(commands: Any, with_ports: Callable[[argparse.ArgumentParser], None],
@@ -188,6 +257,11 @@ def add_commands(commands: Any, with_ports: Callable[[argparse.ArgumentParser], 
     sub.add_argument("--reject-all", action="store_true", help="reject every candidate")
     sub.add_argument("--all", action="store_true", help="list reviewed phrasings too")
     sub.add_argument("--json", action="store_true", help="list as JSON")
+    sub.add_argument("--wish", nargs="+", metavar="ID",
+                     help="teach these wishes ('opsbot wishes' lists them) as phrasings of "
+                          "--as INTENT, accepted at once; they are covered by it then")
+    sub.add_argument("--as", dest="as_intent", metavar="INTENT",
+                     help="with --wish: the intent the wishes mean, e.g. deploy")
     sub.add_argument("--reviewer", help="who reviews (default $OPSBOT_USER or your login)")
     sub.add_argument("--no-train", action="store_true", help="write data/ only; do not retrain")
     with_ports(sub)

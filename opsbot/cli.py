@@ -9,6 +9,7 @@
     opsbot teach           teach a phrasing ("ship it" means deploy), reviewed later
     opsbot review          accept or reject taught phrasings; retrain and reload
     opsbot operations      team-defined operations: list, check, new, run (a dry run)
+    opsbot wishes          what people asked for that opsbot could not do, grouped
 """
 
 from __future__ import annotations
@@ -479,9 +480,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     from opsbot._operations_cli import add_commands as add_operations
     from opsbot._teach import add_commands
+    from opsbot._wishes_cli import add_command as add_wishes
 
     add_commands(commands, with_ports, cmd_teach, cmd_review)
     add_operations(commands)
+    add_wishes(commands)
 
     audit = commands.add_parser(
         "audit", help="show the audit log: who asked for what, who confirmed, what ran",

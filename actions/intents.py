@@ -7,13 +7,14 @@ that read intents, the tests) calls :func:`install`; importing a flow registers 
 from __future__ import annotations
 
 from actions import registry
-from actions.flows import chat, events, jenkins, jira, logs
+from actions.flows import chat, events, jenkins, jira, logs, wishes
 from actions.operations import flow as operations
 
 __all__ = ["BUILT_IN", "install"]
 
 BUILT_IN: tuple[registry.IntentKind, ...] = (
-    *jenkins.INTENTS, *logs.INTENTS, *jira.INTENTS, *events.INTENTS, *chat.INTENTS)
+    *jenkins.INTENTS, *logs.INTENTS, *jira.INTENTS, *events.INTENTS, *wishes.INTENTS,
+    *chat.INTENTS)
 """Every built-in intent, in the order "did you mean" and teaching offer them."""
 
 

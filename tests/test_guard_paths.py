@@ -276,11 +276,12 @@ READS: dict[str, Case] = {
                                       event_source="builds", service="payments"),
     "list_subscriptions": lambda rt, sim: _ask(rt, "list_subscriptions"),
     "unsubscribe": lambda rt, sim: _ask(rt, "unsubscribe", "unsubscribe from everything"),
+    "list_wishes": lambda rt, sim: _ask(rt, "list_wishes", "show the automation backlog"),
 }
 # Reads with no backend door: the policy must still have decided before the answer.
 NO_DOOR = frozenset({"deploy_history", "build_status", "list_jobs", "build_failure",
                      "issue_status", "list_issues", "query_logs", "subscribe",
-                     "list_subscriptions", "unsubscribe"})
+                     "list_subscriptions", "unsubscribe", "list_wishes"})
 
 
 def test_every_built_in_intent_has_a_case_here() -> None:

@@ -1,5 +1,5 @@
 """Wishes: the store (SQLite and PostgreSQL), the recorder the "I can't do that" answer
-calls, and its counter."""
+calls, its counter, and the chat's list_wishes."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from actions.storage.wishes import MAX_TEXT
 from actions.turn import Turn, Who
 from actions.wishes import record_wish
 from tests._servers import pg_schema
-from tests.conftest import ROOT
+from tests.conftest import ROOT, handle
 
 T0 = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 
@@ -134,3 +134,40 @@ def test_a_store_outage_costs_the_wish_not_the_turn_and_is_logged_once(
     assert len(said) == 1 and "not kept as a wish" in said[0].getMessage(), said
     assert "pw" not in said[0].getMessage()
     down.close()
+
+
+# -- the chat -----------------------------------------------------------------------------
+
+
+def test_list_wishes_says_so_when_nobody_asked_for_anything(store: OperationStore) -> None:
+    rt = runtime(store)
+    asked = turn(rt, "show the automation backlog", "list_wishes")
+    handle("list_wishes", asked)
+    assert asked.replies == [{"text": "Nobody has asked me for anything I couldn't do yet."}]
+    [record] = store.audit_records(intent="list_wishes")
+    assert record.operation.requester == "alice" and record.operation.state == "succeeded"
+
+
+def test_list_wishes_answers_the_five_most_asked(store: OperationStore) -> None:
+    rt = runtime(store)
+    now = datetime.now(UTC)
+    asked = [("renew the TLS cert on checkout", "alice"), ("renew the tls cert on checkout?",
+             "bob"), ("Renew the TLS cert on checkout", "alice"),
+             ("order pizza for the team", "carol"), ("order pizza for the team!", "bob")]
+    asked += [(f"{thing} please", "dave") for thing in (
+        "reset my vpn password", "book a meeting room", "scale search to 5 replicas",
+        "add a dns record for the status page")]
+    for n, (text, person) in enumerate(asked):
+        rt.stores.wishes.record(text, person, "rest", f"rest:{person}",
+                                at=now - timedelta(hours=len(asked) - n))
+    question = turn(rt, "what have people asked you that you couldn't do?", "list_wishes")
+    handle("list_wishes", question)
+    [reply] = question.replies
+    lines = reply["text"].splitlines()
+    assert lines[0] == "What people asked me for that I can't do yet, most asked first:"
+    assert lines[1] == ('1. "Renew the TLS cert on checkout": 3 times, by alice and bob '
+                        '(last asked 7 hours ago)')
+    assert lines[2] == ('2. "order pizza for the team": 2 times, by bob and carol '
+                        '(last asked 5 hours ago)')
+    assert len(lines) == 7 and lines[6] == "1 more in 'opsbot wishes'."
+    assert all(" once, by dave " in line for line in lines[3:6])

@@ -99,7 +99,7 @@ class Wishes:
 
     def mark_covered(self, ids: Iterable[str], by: str, at: datetime | None = None) -> list[str]:
         """Record that ``by`` (an operation or intent) serves these wishes now; the ids it
-        marked. A wish covered already keeps what covered it first."""
+        marked, in order. A wish covered already keeps what covered it first."""
         wanted = sorted(set(ids))
         if not wanted:
             return []
@@ -107,7 +107,8 @@ class Wishes:
             write_lock(conn)  # what is read as open is what this transaction marks
             open_ = [str(i) for i in conn.execute(
                 sa.select(wishes.c.id).where(wishes.c.id.in_(wanted),
-                                             wishes.c.covered_by.is_(None))).scalars()]
+                                             wishes.c.covered_by.is_(None))
+                .order_by(wishes.c.id)).scalars()]
             if open_:
                 conn.execute(wishes.update().where(wishes.c.id.in_(open_),
                                                    wishes.c.covered_by.is_(None))

@@ -112,3 +112,17 @@ def test_no_near_miss_is_a_training_development_or_heldout_phrase() -> None:
     texts = [m.get("text") for m in load_data(str(NEAR_MISSES)).training_examples]
     assert [t for t in texts if t.lower() in seen] == []
     assert len({t.lower() for t in texts}) == len(texts)
+
+
+# -- the fresh in-scope development set ----------------------------------------------
+
+DEVELOPMENT = ROOT / "tests" / "nlu" / "development.yml"
+
+
+def test_no_development_phrase_is_a_training_or_test_phrase() -> None:
+    """development.yml checks that rejecting near misses keeps real requests phrased in
+    new ways: it means nothing once its phrases are trained on."""
+    seen = known_phrases(REGRESSION, HELDOUT, NEAR_MISSES)
+    texts = [m.get("text") for m in load_data(str(DEVELOPMENT)).training_examples]
+    assert len(texts) >= 140
+    assert [t for t in texts if t.lower() in seen] == []

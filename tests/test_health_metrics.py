@@ -9,6 +9,7 @@ a restart of anything.
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -92,7 +93,8 @@ def test_metrics_need_the_token_and_show_a_conversation(served: Served) -> None:
     assert 'opsbot_backend_calls_total{backend="jenkins",outcome="ok"}' in text
     assert "opsbot_backend_call_seconds_bucket" in text
     assert "# TYPE opsbot_operations gauge" in text
-    assert "opsbot_wishes_uncovered 0" in text
+    # "florp zzxq blarg" may be answered "I can't do that", which keeps it as a wish.
+    assert re.search(r"^opsbot_wishes_uncovered [01]\.?0?$", text, re.MULTILINE), text
     assert "# TYPE opsbot_wishes_total counter" in text
     assert "# TYPE opsbot_confirmations_refused_total counter" in text
     assert "# TYPE opsbot_delivery_retries_total counter" in text

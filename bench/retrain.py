@@ -782,8 +782,9 @@ async def _recognise(model: str) -> list[dict[str, Any]]:
 
 
 def _warm_up(project: Path) -> None:
-    """What a resident trainer has done before a retrain: imported Rasa (and TensorFlow)
-    and, for opsbot's pipeline, imported torch and loaded the embedding model."""
+    """What a warm trainer has done before a retrain: imported Rasa (and TensorFlow, if
+    the pipeline needs it) and, for opsbot's pipeline, imported torch and loaded the
+    embedding model."""
     import rasa.engine.recipes.default_components  # noqa: F401
     import rasa.model_training  # noqa: F401
 
@@ -811,6 +812,9 @@ def worker(argv: Sequence[str]) -> int:
 
     for category in (DeprecationWarning, PendingDeprecationWarning, FutureWarning):
         warnings.filterwarnings("ignore", category=category)
+    from opsbot._no_tensorflow import install_for
+
+    install_for(args.project / "config.yml")  # as `opsbot train` does: no TensorFlow if unused
     from rasa.api import train
     from rasa.utils.common import configure_logging_and_warnings
     from rasa.utils.log_utils import configure_structlog

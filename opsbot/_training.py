@@ -175,6 +175,9 @@ def _train(settings: Settings, domain: Path, operations_data: Path, force: bool,
            messages: str) -> Training:
     """Rasa's train call, with the components it trained and restored collected."""
     quiet_library_warnings(all_user_warnings=quiet)
+    from opsbot._no_tensorflow import install_for
+
+    install_for(settings.project / "config.yml")  # before Rasa: its imports take seconds
     _configure_rasa_logging(logging.WARNING if quiet else logging.INFO)
     from rasa.api import train
     from rasa.shared.exceptions import RasaException

@@ -246,7 +246,7 @@ def test_a_left_over_port_file_means_training_here(tmp_path: Path) -> None:
     from tests.conftest import free_port
 
     started: list[bool] = []
-    assert train_remotely(tmp_path, False, on_start=lambda: started.append(True)) is None
+    assert train_remotely(tmp_path, False, on_start=started.append) is None
     (tmp_path / "trainer.port").write_text(str(free_port()))  # nothing listens there
-    assert train_remotely(tmp_path, False, on_start=lambda: started.append(True)) is None
+    assert train_remotely(tmp_path, False, on_start=started.append) is None
     assert started == []

@@ -20,7 +20,7 @@ from opsbot._quiet import output_to_log
 from opsbot.settings import Settings
 
 __all__ = ["CommandError", "Training", "current_model", "latest_model", "quiet_library_warnings",
-           "run_training", "train_model", "training_inputs"]
+           "run_training", "train_apart", "train_model", "training_inputs"]
 
 
 class CommandError(RuntimeError):
@@ -139,6 +139,16 @@ def train_model(settings: Settings, force: bool = False, quiet: bool = False,
                 log: Path | None = None) -> Path:
     """Train from data/ (only what changed, unless ``force``); return the model path."""
     return run_training(settings, force, quiet, log).model
+
+
+def train_apart(settings: Settings, quiet: bool = False, log: Path | None = None) -> Path:
+    """:func:`train_model` in a child process, for a process that goes on running
+    (``opsbot demo``'s supervisor): it does not keep Rasa and torch, about 600 MB, for the
+    rest of its life after one training."""
+    import multiprocessing
+
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        return Path(pool.apply(train_model, (settings,), {"quiet": quiet, "log": log}))
 
 
 def run_training(settings: Settings, force: bool = False, quiet: bool = False,

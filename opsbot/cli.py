@@ -37,6 +37,7 @@ from opsbot._training import (
     Training,
     current_model,
     latest_model,
+    train_apart,
     train_model,
 )
 from opsbot.settings import Settings, SettingsError
@@ -257,7 +258,7 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     # A newcomer's first screen holds opsbot's lines only: the libraries' warnings and
     # training output go to the state dir's logs.
     warnings_to_log(stack.log_dir / "demo.log")
-    model = current_model(settings) or train_model(settings, quiet=True,
+    model = current_model(settings) or train_apart(settings, quiet=True,
                                                    log=stack.log_dir / "train.log")
     from simulators import demo_backends
 

@@ -19,7 +19,8 @@ init``; trained once and kept in the bench cache, as bench.load's baseline), aft
 same chat messages.
 
     python -m bench.memory
-    python -m bench.memory --save bench/results/memory.json --plot docs/nlu/memory.png
+    python -m bench.memory --save bench/results/memory.json --plot docs/nlu/memory.png \
+        --before bench/results/memory-before.json
     python -m bench.memory --no-retrain --no-baseline
 """
 
@@ -35,6 +36,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import textwrap
 import threading
 import time
 import urllib.request
@@ -375,6 +377,10 @@ def format_table(result: dict[str, Any]) -> str:
         lines.append(f"  {'total':<40} {'':>7} {total['rss']:>8.0f} {total['pss']:>8.0f} "
                      f"{total['uss']:>8.0f}")
     lines.append("")
+    for phase, processes in (result.get("before") or {}).get("phases", {}).items():
+        total = totals(processes)
+        lines.append(f"before ({result['before']['commit']}), {phase}: {total['rss']:.0f} MB "
+                     f"RSS, {total['pss']:.0f} MB PSS in all")
     for phase, processes in result["opsbot"]["phases"].items():
         rss = totals(processes)["rss"]
         verdict = "ok" if rss <= LIMIT_MB else "OVER"
@@ -396,14 +402,16 @@ def plot(result: dict[str, Any], path: Path) -> bool:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    phases = dict(result["opsbot"]["phases"])
+    phases = {f"before ({result['before']['commit']}): {k}": v
+              for k, v in (result.get("before") or {}).get("phases", {}).items()}
+    phases.update(result["opsbot"]["phases"])
     if result.get("baseline"):
-        phases["plain rasa run\n(rasa init bot)"] = result["baseline"]
+        phases["plain rasa run (rasa init bot)"] = result["baseline"]
     names = sorted({p["name"] for ps in phases.values() for p in ps},
                    key=lambda n: -max(p["rss"] for ps in phases.values() for p in ps
                                       if p["name"] == n))
-    fig, ax = plt.subplots(figsize=(7.5, 3.8))
-    labels = [k.replace(" (peak)", "\n(peak)") for k in phases]
+    fig, ax = plt.subplots(figsize=(9, 4))
+    labels = [textwrap.fill(k, 14) for k in phases]
     bottoms = [0.0] * len(phases)
     for name in names:
         heights = [sum(p["rss"] for p in ps if p["name"] == name) / MB for ps in phases.values()]
@@ -414,7 +422,7 @@ def plot(result: dict[str, Any], path: Path) -> bool:
     ax.axhline(LIMIT_MB, color="grey", linestyle=":", linewidth=1)
     ax.set_ylabel("RSS, MB (dotted: 1.5 GB)")
     ax.tick_params(axis="x", labelsize=7)
-    ax.legend(fontsize=7, loc="upper right")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     ax.set_title("opsbot demo --serve, resident memory by process", fontsize=9)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -439,6 +447,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                              "(OPSBOT_TRAINER_IDLE_SECONDS; default 30)")
     parser.add_argument("--save", type=Path, help="write the results as JSON here")
     parser.add_argument("--plot", type=Path, help="draw the totals as a PNG here")
+    parser.add_argument("--before", type=Path,
+                        help="a result saved by an earlier run (--save): its idle and peak "
+                             "readings are shown first, to compare")
     parser.add_argument("--cache", type=Path, default=None,
                         help="where the rasa init project is kept (default OPSBOT_CACHE_DIR)")
     args = parser.parse_args(argv)
@@ -453,6 +464,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     result: dict[str, Any] = {}
+    if args.before:
+        earlier = json.loads(args.before.read_text(encoding="utf-8"))
+        result["before"] = {"commit": earlier.get("commit"), "file": str(args.before),
+                            "phases": {k: v for k, v in earlier["opsbot"]["phases"].items()
+                                       if k in ("idle", "retrain (peak)")}}
     with tempfile.TemporaryDirectory(prefix="opsbot-memory-") as scratch:
         (Path(scratch) / "opsbot").mkdir()
         result["opsbot"] = measure_opsbot(args, Path(scratch) / "opsbot")

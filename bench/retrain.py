@@ -810,7 +810,7 @@ def _warm_up(project: Path) -> None:
     if "nlu.SentenceEmbeddingFeaturizer" in (project / "config.yml").read_text(encoding="utf-8"):
         from nlu._encoder import load_model
 
-        load_model(None, "float32").encode(["warm up"])
+        load_model(None, "float32").embed(["warm up"])
 
 
 def worker(argv: Sequence[str]) -> int:

@@ -75,3 +75,18 @@ print(sorted(m for m in ("transformers", "sentence_transformers") if m in sys.mo
                           text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_rasas_package_check_imports_no_transformers() -> None:
+    """Rasa imports each component's required packages while it validates a training."""
+    script = """
+import importlib, sys
+from nlu.embedding_featurizer import SentenceEmbeddingFeaturizer
+for name in SentenceEmbeddingFeaturizer.required_packages():
+    importlib.import_module(name)
+print(sorted(m for m in ("transformers", "sentence_transformers") if m in sys.modules))
+"""
+    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True,
+                          text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip().splitlines()[-1] == "[]"

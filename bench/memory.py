@@ -408,9 +408,9 @@ def plot(result: dict[str, Any], path: Path) -> bool:
     phases.update(result["opsbot"]["phases"])
     if result.get("baseline"):
         phases["plain rasa run (rasa init bot)"] = result["baseline"]
+    first = ["Rasa server", "trainer", "action server"]  # the same colours in every plot
     names = sorted({p["name"] for ps in phases.values() for p in ps},
-                   key=lambda n: -max(p["rss"] for ps in phases.values() for p in ps
-                                      if p["name"] == n))
+                   key=lambda n: (first.index(n) if n in first else len(first), n))
     fig, ax = plt.subplots(figsize=(9, 4))
     labels = [textwrap.fill(k, 14) for k in phases]
     bottoms = [0.0] * len(phases)

@@ -3,8 +3,9 @@
 Rasa 3.6 imports TensorFlow whatever the pipeline: ``rasa.utils.train_utils``, which
 every entity extractor imports, takes Keras callbacks and a data generator from
 ``rasa.utils.tensorflow``, and the training recipe imports every default component, DIET
-and TED among them. That costs a process about 460 MB resident and seconds of imports
-(``python -m bench.memory``); opsbot's pipeline (config.yml) uses none of it.
+and TED among them. That costs the Rasa server and the trainer about 360 MB resident
+each, and seconds of imports (``python -m bench.memory``); opsbot's pipeline
+(config.yml) uses none of it.
 
 :func:`install` puts stand-ins for the eight modules that bring TensorFlow in into
 ``sys.modules`` before Rasa is imported. A stand-in holds classes named as the real ones

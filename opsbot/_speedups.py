@@ -97,3 +97,6 @@ async def warm_up(agent: Any) -> None:
         await agent.parse_message("hello")
     except Exception:  # noqa: BLE001 - the first message will load it instead
         logger.debug("warming up the model failed", exc_info=True)
+    from opsbot._memory import trim
+
+    await asyncio.to_thread(trim)  # what loading the model freed goes back to the system

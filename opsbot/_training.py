@@ -20,7 +20,7 @@ from opsbot._quiet import output_to_log
 from opsbot.settings import Settings
 
 __all__ = ["CommandError", "Training", "current_model", "latest_model", "quiet_library_warnings",
-           "run_training", "train_model", "training_inputs"]
+           "run_training", "train_apart", "train_model", "training_inputs"]
 
 
 class CommandError(RuntimeError):
@@ -141,6 +141,16 @@ def train_model(settings: Settings, force: bool = False, quiet: bool = False,
     return run_training(settings, force, quiet, log).model
 
 
+def train_apart(settings: Settings, quiet: bool = False, log: Path | None = None) -> Path:
+    """:func:`train_model` in a child process, for a process that goes on running
+    (``opsbot demo``'s supervisor): it does not keep Rasa and torch, about 600 MB, for the
+    rest of its life after one training."""
+    import multiprocessing
+
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        return Path(pool.apply(train_model, (settings,), {"quiet": quiet, "log": log}))
+
+
 def run_training(settings: Settings, force: bool = False, quiet: bool = False,
                  log: Path | None = None) -> Training:
     """Train from data/ (only what changed, unless ``force``) and say what was retrained.
@@ -175,6 +185,9 @@ def _train(settings: Settings, domain: Path, operations_data: Path, force: bool,
            messages: str) -> Training:
     """Rasa's train call, with the components it trained and restored collected."""
     quiet_library_warnings(all_user_warnings=quiet)
+    from opsbot._no_tensorflow import install_for
+
+    install_for(settings.project / "config.yml")  # before Rasa: its imports take seconds
     _configure_rasa_logging(logging.WARNING if quiet else logging.INFO)
     from rasa.api import train
     from rasa.shared.exceptions import RasaException

@@ -38,6 +38,7 @@ from opsbot._training import (
     Training,
     current_model,
     latest_model,
+    train_apart,
     train_model,
 )
 from opsbot.settings import Settings, SettingsError
@@ -78,7 +79,9 @@ def _start_servers(stack: Stack, model: Path, backend_env: dict[str, str] | None
     stack.start_action_server(backend_env)
     stack.start_rasa_server(model, channel_env)
     stack.wait_ready()
-    stack.start_trainer()  # after the servers are up: its imports would slow them down
+    # After the servers are up: with OPSBOT_TRAINER_IDLE_SECONDS=0 it starts now, and its
+    # imports would slow theirs down.
+    stack.start_trainer()
 
 
 def _print_urls(settings: Settings, env: dict[str, str] | None, stack: Stack) -> None:
@@ -133,8 +136,13 @@ def train_fast(settings: Settings, force: bool = False) -> Path:
     """Train through the warm trainer of a running opsbot if one answers, else here."""
     from opsbot._trainer import train_remotely
 
-    answer = train_remotely(settings.state_dir, force, on_start=lambda: print(
-        "Training in the running opsbot's trainer ...", flush=True))
+    def starting(warm: bool) -> None:
+        print("Training in the running opsbot's trainer ..." if warm else
+              "Training in the running opsbot's trainer, which was idle and is starting "
+              f"(it exits after {settings.trainer_idle_seconds:g} s without a retrain) ...",
+              flush=True)
+
+    answer = train_remotely(settings.state_dir, force, on_start=starting)
     if answer is None:
         return train_model(settings, force=force)
     if answer.get("error") or not answer.get("model"):
@@ -251,7 +259,7 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     # A newcomer's first screen holds opsbot's lines only: the libraries' warnings and
     # training output go to the state dir's logs.
     warnings_to_log(stack.log_dir / "demo.log")
-    model = current_model(settings) or train_model(settings, quiet=True,
+    model = current_model(settings) or train_apart(settings, quiet=True,
                                                    log=stack.log_dir / "train.log")
     from simulators import demo_backends
 

@@ -29,6 +29,20 @@ def _port(name: str, default: int) -> int:
     return value
 
 
+def _seconds(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not a number of seconds; "
+                            f"use e.g. {name}={default:g}.") from None
+    if not 0 <= value < float("inf"):
+        raise SettingsError(f"{name}={raw} is out of range; give 0 or more seconds.")
+    return value
+
+
 def _default_user() -> str:
     try:
         return getpass.getuser()
@@ -49,6 +63,9 @@ class Settings:
     cache_dir: Path
     user: str
     actions_host: str = "127.0.0.1"
+    # How long the trainer waits for the next retrain before it exits; 0: it starts with
+    # the servers and stays (opsbot/_trainer.py).
+    trainer_idle_seconds: float = 120.0
 
     @classmethod
     def from_env(cls, project: Path | None = None) -> Settings:
@@ -66,6 +83,7 @@ class Settings:
             cache_dir=cache if cache.is_absolute() else root / cache,
             user=os.environ.get("OPSBOT_USER") or _default_user(),
             actions_host=os.environ.get("OPSBOT_ACTIONS_HOST") or "127.0.0.1",
+            trainer_idle_seconds=_seconds("OPSBOT_TRAINER_IDLE_SECONDS", 120.0),
         )
 
     def check_project(self) -> None:

@@ -240,13 +240,23 @@ def test_the_trainer_row_is_judged_on_the_whole_command() -> None:
     assert "retrained: A; restored from cache: RulePolicy" in bench.format_breakdown(trainer)
 
 
+def test_the_row_of_a_trainer_started_on_demand_is_judged_on_the_whole_command() -> None:
+    started = {**result("opsbot", 30.0, [6.0]), "mode": "trainer-start",
+               "retrain_process_seconds_all": [21.0]}
+    table = bench.format_table([started])
+    assert "| opsbot (opsbot train, trainer started on demand) " in table
+    assert "started on demand: the trainer was not running" in table
+    assert ("opsbot (opsbot train, trainer started on demand): retrain 21.0s (limit 10s: "
+            "TOO SLOW)") in table
+
+
 def test_a_left_over_port_file_means_training_here(tmp_path: Path) -> None:
     """`opsbot train` falls back to training in its own process when no trainer answers."""
     from opsbot._trainer import train_remotely
     from tests.conftest import free_port
 
     started: list[bool] = []
-    assert train_remotely(tmp_path, False, on_start=lambda: started.append(True)) is None
+    assert train_remotely(tmp_path, False, on_start=started.append) is None
     (tmp_path / "trainer.port").write_text(str(free_port()))  # nothing listens there
-    assert train_remotely(tmp_path, False, on_start=lambda: started.append(True)) is None
+    assert train_remotely(tmp_path, False, on_start=started.append) is None
     assert started == []

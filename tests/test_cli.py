@@ -137,6 +137,19 @@ def test_train_writes_a_model_and_reports_it(tmp_path: Path, cache_dir: Path) ->
     assert "LinearIntentClassifier" in trained and "RulePolicy" in trained
 
 
+def test_the_demo_trains_in_a_child_process_whose_errors_it_reports(tmp_path: Path) -> None:
+    """`opsbot demo` trains its first model in a child process (the supervisor would
+    otherwise keep Rasa and torch in memory all along); what stops it reaches the demo."""
+    import dataclasses
+
+    from opsbot._training import train_apart
+    from opsbot.settings import Settings, SettingsError
+
+    settings = dataclasses.replace(Settings.from_env(tmp_path), models=tmp_path / "models")
+    with pytest.raises(SettingsError, match="is not an opsbot project"):
+        train_apart(settings, quiet=True)
+
+
 def test_demo_uses_the_latest_model_only_while_it_is_current(tmp_path: Path) -> None:
     """A model older than data/ (or the domain, config, nlu/) is stale: demo retrains."""
     import dataclasses

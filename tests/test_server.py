@@ -266,6 +266,19 @@ def test_terminal_chat_through_telegram(served: dict, capsys: pytest.CaptureFixt
     assert "opsbot> I can help with builds" in out
 
 
+def test_the_rasa_server_holds_no_tensorflow_and_no_trainer_runs_until_asked(
+        served: dict) -> None:
+    """Memory (python -m bench.memory): the model has no TensorFlow component, so the
+    Rasa server runs without TensorFlow; the trainer starts when a retrain asks for it."""
+    commands = {pid: Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+                for pid in descendants(served["process"].pid)}
+    rasa = [pid for pid, command in commands.items() if "opsbot._rasa_server" in command]
+    assert len(rasa) == 1, commands
+    assert "tensorflow" not in Path(f"/proc/{rasa[0]}/maps").read_text()
+    assert not [command for command in commands.values() if "opsbot._trainer" in command]
+    assert (served["state"] / "trainer.port").exists()
+
+
 def test_sigterm_stops_everything(served: dict) -> None:
     process: subprocess.Popen = served["process"]
     family = descendants(process.pid)

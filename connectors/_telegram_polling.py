@@ -36,7 +36,6 @@ class TelegramPolling(TelegramUpdates):
 
     poll_timeout: float
     _polling_lease: str | None  # its name while this process polls
-    _tasks: set[asyncio.Task[None]]  # updates being handled
 
     @staticmethod
     def _pace(name: str, interval: float) -> Any:
@@ -208,9 +207,7 @@ class TelegramPolling(TelegramUpdates):
                 offset = max(offset, update.update_id + 1)
                 if not first:
                     continue
-                task = asyncio.create_task(self._handle(update, on_new_message, taken=True))
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
+                self._handle_taken(update, on_new_message)
             if updates:
                 try:
                     await asyncio.to_thread(channel_store().remember, _POLL_KIND, key,

@@ -51,6 +51,18 @@ class TelegramUpdates(TelegramSending):
     """How the connector handles an update; ``connectors.telegram.TelegramInput`` builds it."""
 
     allowed_chats: frozenset[int]
+    _tasks: set[asyncio.Task[None]]  # updates being handled
+
+    def _handle_taken(self, update: Update, on_new_message: Callable[[UserMessage], Awaitable[Any]],
+                      ) -> asyncio.Task[None]:
+        """Handle a taken update in a task of its own, kept until it ends: neither the
+        poller's next round nor a webhook request that Telegram stopped waiting for
+        (Sanic cancels the handler of a closed connection) may cut a turn short. The
+        update is taken, so a redelivery is ignored: a cancelled turn is a lost one."""
+        task = asyncio.create_task(self._handle(update, on_new_message, taken=True))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
 
     async def _first_time(self, update: Update) -> bool:
         """Whether ``update`` is new (and now taken); a redelivered one is logged. Raises

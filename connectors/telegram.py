@@ -265,7 +265,9 @@ class TelegramInput(TelegramPolling, InputChannel):
                 return response.json({"error": "opsbot cannot take updates right now; send it "
                                                "again"}, status=503)
             if first:
-                await self._handle(update, on_new_message, taken=True)
+                # Answered when the turn ends (Telegram sends the next update then),
+                # but the turn goes on if Telegram stops waiting first.
+                await asyncio.shield(self._handle_taken(update, on_new_message))
             return response.text("")
 
         return hook

@@ -379,3 +379,36 @@ def test_a_webhook_telegram_refuses_is_logged_with_the_fix_and_nothing_escapes(
     assert "Telegram refused" in record.getMessage() and "TELEGRAM_MODE=polling" in \
         record.getMessage()
     assert record.exc_info is None
+
+
+class _WebhookRequest:
+    """What the webhook route reads of a Sanic request: the secret header and the body."""
+
+    def __init__(self, secret: str, body: dict[str, Any]) -> None:
+        self.headers = {"X-Telegram-Bot-Api-Secret-Token": secret}
+        self.json = body
+
+
+def test_a_webhook_turn_goes_on_when_telegram_stops_waiting_and_a_redelivery_is_ignored(
+        sim: TelegramSimulator) -> None:
+    """Telegram closes a webhook request it waited too long for, and Sanic then cancels
+    its handler; the update is already taken, so a turn cut short there would be lost."""
+    connector = TelegramInput(sim.token, api_url=sim.api_url, mode="webhook",
+                              webhook_url="https://bot.example.com/webhooks/telegram/webhook",
+                              webhook_secret="s3cret")
+    turn = SlowTurn()
+    [route] = [r for r in connector.blueprint(turn)._future_routes if r.uri == "/webhook"]
+    update = sim.send_text(ALICE, "hello")
+
+    async def body() -> list[int]:
+        first = asyncio.create_task(route.handler(_WebhookRequest("s3cret", update)))
+        await asyncio.sleep(0.3)
+        first.cancel()  # Telegram's timeout: the connection closes mid-turn
+        await asyncio.gather(first, return_exceptions=True)
+        again = await route.handler(_WebhookRequest("s3cret", update))  # the redelivery
+        await asyncio.gather(*connector._tasks)  # the turn, if it still runs
+        return [again.status]
+
+    assert _run(connector, body) == [200]
+    assert [m.text for m in turn.messages] == ["hello"]
+    assert [m["plain_text"] for m in sim.bot_messages(ALICE)][-1:] == ["ok"]

@@ -48,6 +48,20 @@ def test_environment_and_log_level_synonyms() -> None:
     assert {"issue_key", "version", "build_number"} <= regexes
 
 
+def test_the_issue_key_pattern_takes_keys_and_not_hyphenated_names() -> None:
+    import re
+
+    data = load_data(str(ROOT / "data" / "nlu"))
+    [pattern] = [r["pattern"] for r in data.regex_features if r["name"] == "issue_key"]
+
+    def keys(text: str) -> list[str]:
+        return [m.group() for m in re.finditer(pattern, text, re.IGNORECASE)]
+
+    assert keys("comment on PAY-4: done, then close ops-12.") == ["PAY-4", "ops-12"]
+    assert keys("PAY-76's status") == ["PAY-76"]
+    assert keys("drain ip-10-0-3-17 in eu-west-1, and the node-2.internal host") == []
+
+
 def test_subscription_words_agree_with_the_normaliser() -> None:
     """synonyms.yml's event words say what actions/values.py says (which the NLU applies)."""
     from actions.values import EVENT_KINDS, EVENT_SOURCES, SEVERITIES, normalise_value

@@ -117,8 +117,9 @@ _FLOOD_BUDGET_SECONDS = 300.0  # how long one message waits out Telegram's flood
 
 
 async def _patiently(send: Callable[[], Awaitable[_T]]) -> _T:
-    """``send()``, waiting out Telegram's flood control (429 with ``retry_after``) as often
-    as it asks, so no part of a reply is dropped; gives up after five minutes."""
+    """``send()`` (a send or an edit), waiting out Telegram's flood control (429 with
+    ``retry_after``) as often as it asks, so no part of a reply and no retiring edit is
+    dropped; gives up after five minutes."""
     waited = 0.0
     while True:
         try:
@@ -280,14 +281,18 @@ class TelegramSending:
         chat_id, message_id = location
         self._book.forget(location)
         text = self._texts.pop(location, None)
+        # Waited out like a send: a 429 here would leave a decided preview with a
+        # live-looking Confirm button and without its "Confirmed by ..." note.
         try:
             if note and text is not None:
-                await self.bot.edit_message_text(
+                await _patiently(partial(
+                    self.bot.edit_message_text,
                     f"{text}\n\n_{escape_markdown(note, version=2)}_", chat_id=chat_id,
-                    message_id=message_id, parse_mode=ParseMode.MARKDOWN_V2)
+                    message_id=message_id, parse_mode=ParseMode.MARKDOWN_V2))
             else:
-                await self.bot.edit_message_reply_markup(chat_id=chat_id, message_id=message_id,
-                                                         reply_markup=None)
+                await _patiently(partial(
+                    self.bot.edit_message_reply_markup, chat_id=chat_id, message_id=message_id,
+                    reply_markup=None))
         except BadRequest as exc:  # already edited, deleted, or unchanged: nothing to do
             logger.debug("could not retire the keyboard of %s/%s: %s", chat_id, message_id, exc)
         except TelegramError as exc:

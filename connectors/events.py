@@ -12,8 +12,10 @@ the Jenkins watcher started with this channel polls the subscribed jobs):
   plugin can only put it in the URL: ``?token=``, which should be its own token,
   ``OPSBOT_EVENTS_JENKINS_TOKEN`` (a leaked job config then posts no alerts). GitHub
   signs the raw body with ``GITHUB_WEBHOOK_SECRET`` (``X-Hub-Signature-256``, compared
-  in constant time). A source whose variable is unset (or a token under 16 characters)
-  is off: 404. A wrong or missing token or signature: 401, and nothing is recorded. The
+  in constant time). A source whose variable is unset is off: 404. A token or secret
+  under 16 characters is refused too, and stops ``opsbot run`` and ``opsbot demo`` at
+  start (``connectors._event_settings``), so a setting opsbot ignores is never
+  announced. A wrong or missing token or signature: 401, and nothing is recorded. The
   token is checked from the headers before any of the body is read.
 * **Validation.** A body over ``OPSBOT_EVENTS_MAX_BYTES`` (default 1 MiB): 413, as soon
   as the ``Content-Length`` or the bytes read pass it (the body is streamed, never held
@@ -86,6 +88,12 @@ from actions.events.store import Delivery, EventStore
 from actions.guard.identity import bearer, same_secret
 from actions.guard.store import StoreError
 from connectors._common import channel_store, stores
+from connectors._event_settings import (
+    GITHUB_SECRET_VARIABLE,
+    JENKINS_URL_TOKEN_VARIABLE,
+    MIN_TOKEN,
+    TOKEN_VARIABLE,
+)
 
 __all__ = [
     "Courier",
@@ -104,13 +112,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-TOKEN_VARIABLE = "OPSBOT_EVENTS_TOKEN"
-GITHUB_SECRET_VARIABLE = "GITHUB_WEBHOOK_SECRET"
 MAX_BYTES = 1 << 20
-# The shortest OPSBOT_EVENTS_TOKEN taken (the API token's minimum too).
-MIN_TOKEN = 16
-# The token Jenkins' Notification plugin puts in the URL (?token=), when it has its own.
-JENKINS_URL_TOKEN_VARIABLE = "OPSBOT_EVENTS_JENKINS_TOKEN"
 # Settled deliveries and old events are forgotten after this many days, checked hourly.
 RETENTION_DAYS = 7.0
 PRUNE_EVERY = 3600.0
@@ -261,6 +263,9 @@ def authorised(source: str, request: Request,
         secret = os.environ.get(GITHUB_SECRET_VARIABLE) or ""
         if not secret:
             return Refusal(404, f"GitHub events are off: {GITHUB_SECRET_VARIABLE} is not set")
+        if len(secret.strip()) < MIN_TOKEN:
+            return Refusal(404, f"GitHub events are off: {GITHUB_SECRET_VARIABLE} is shorter "
+                                f"than {MIN_TOKEN} characters")
         if body is None:
             return None  # checked once the body is read
         if not github_signature_ok(secret, body, request.headers.get("X-Hub-Signature-256")):

@@ -58,6 +58,16 @@ def _require_model(settings: Settings) -> Path:
     return model
 
 
+def _check_event_secrets() -> None:
+    """Stop before anything starts when an events token or secret is too short to be
+    used: the endpoint would refuse every sender while opsbot announced it."""
+    from connectors._event_settings import unusable_settings
+
+    problems = unusable_settings(os.environ)
+    if problems:
+        raise CommandError("\n".join(problems))
+
+
 def _start_servers(stack: Stack, model: Path, backend_env: dict[str, str] | None = None,
                    channel_env: dict[str, str] | None = None) -> None:
     from opsbot._operations_cli import check_operations
@@ -209,6 +219,7 @@ def reload_model(settings: Settings, model: Path) -> bool:
 
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     settings.check_project()
+    _check_event_secrets()
     model = _require_model(settings)
     stack = Stack(settings)
     try:
@@ -240,6 +251,7 @@ def cmd_shell(args: argparse.Namespace, settings: Settings) -> int:
         return chat(settings.rest_url, args.user or settings.user, token=token,
                     api_token=read_token(settings.state_dir, API_TOKEN))
     settings.check_project()
+    _check_event_secrets()
     model = _require_model(settings)
     stack = Stack(settings, rest=True)
     try:
@@ -254,6 +266,7 @@ def cmd_shell(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     settings.check_project()
+    _check_event_secrets()
     stack = Stack(settings, rest=True)
     stack.check_ports()
     # A newcomer's first screen holds opsbot's lines only: the libraries' warnings and

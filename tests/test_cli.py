@@ -50,6 +50,24 @@ def test_bad_port_variable_is_named(tmp_path: Path) -> None:
     assert "OPSBOT_PORT='abc' is not a port number" in result.stderr
 
 
+@pytest.mark.parametrize("command", ["run", "demo"])
+def test_a_short_events_token_stops_the_start_with_the_fix(command: str, tmp_path: Path) -> None:
+    # The endpoint refuses a token this short (404); announcing it would hide that.
+    result = opsbot(command, env={"OPSBOT_EVENTS_TOKEN": "short",
+                                  "OPSBOT_STATE_DIR": str(tmp_path)}, timeout=60)
+    assert result.returncode == 1
+    assert "OPSBOT_EVENTS_TOKEN is 5 characters long; opsbot takes at least 16" in result.stderr
+    assert "secrets.token_urlsafe" in result.stderr
+    assert "Starting" not in result.stdout
+
+
+def test_a_short_github_secret_stops_the_start(tmp_path: Path) -> None:
+    result = opsbot("run", env={"GITHUB_WEBHOOK_SECRET": "hunter2",
+                                "OPSBOT_STATE_DIR": str(tmp_path)}, timeout=60)
+    assert result.returncode == 1
+    assert "GITHUB_WEBHOOK_SECRET is 7 characters long" in result.stderr
+
+
 def test_run_without_a_model_says_to_train(tmp_path: Path) -> None:
     result = opsbot("run", env={"OPSBOT_MODELS": str(tmp_path / "none")})
     assert result.returncode == 1

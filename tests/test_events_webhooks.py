@@ -97,6 +97,9 @@ def test_a_short_events_token_leaves_the_endpoint_off(monkeypatch: pytest.Monkey
             {"Authorization": f"Bearer {weak}"}), BODY) or (0, "")
         assert status == 404, weak
     assert "shorter than 16" in why or "not set" in why
+    monkeypatch.setenv("GITHUB_WEBHOOK_SECRET", "hunter2")
+    status, why = authorised("github", request(), BODY) or (0, "")
+    assert status == 404 and "GITHUB_WEBHOOK_SECRET is shorter than 16" in why
 
 
 def test_the_token_is_checked_before_the_body_is_read() -> None:

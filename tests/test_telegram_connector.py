@@ -181,6 +181,33 @@ def test_a_12_part_reply_arrives_whole_and_in_order_through_flood_control() -> N
         assert refused, "the simulator did not apply flood control"
 
 
+@pytest.mark.timeout(120)
+def test_a_decided_preview_loses_its_buttons_and_gets_its_note_through_flood_control() -> None:
+    # The edit that retires a preview's Confirm button comes right after the reply that
+    # decided it, so Telegram's flood control refuses it (429) as often as a send; a
+    # dropped edit would leave a live-looking Confirm button on a decided operation.
+    with TelegramSimulator(chat_interval=1.0) as slow:
+        connector = _connector(slow)
+        confirm = signed("affirm", {"operation_id": "op-1"})
+
+        async def body() -> None:
+            await connector.send(ALICE, "Deploy payments 2.4.1 to prod?",
+                                 [{"title": "Confirm", "payload": confirm}],
+                                 {"op-1": "pending_confirmation"})
+            # A turn sends its replies, then retires what it decided (_telegram_updates).
+            await connector.send(ALICE, "Started.", [], {"op-1": "executing"})
+            await connector._retire({"op-1": "executing"})
+
+        _run(connector, body)
+        preview = slow.bot_messages(ALICE)[0]
+        assert preview["reply_markup"] is None
+        assert preview["plain_text"].startswith("Deploy payments 2.4.1 to prod?")
+        assert preview["plain_text"].endswith("confirmed; running"), preview["plain_text"]
+        edits = [r for r in slow.request_log() if "editMessage" in r.target]
+        assert [r.status for r in edits][-1] == 200
+        assert any(r.status == 429 for r in edits), "the edit was not flood-controlled"
+
+
 def test_a_payload_longer_than_64_bytes_goes_through_the_store(sim: TelegramSimulator) -> None:
     connector = _connector(sim)
     plain = '/affirm{"operation_id":"op-0123456789ab","digest":"' + "f" * 40 + '"}'

@@ -30,9 +30,10 @@ case; 401 ``Unauthorized`` for another token, 404 ``Not Found`` for another meth
   message to edit not found, message is not modified, query is too old ...
 * flood control: with ``chat_interval`` set (seconds between two messages the bot
   sends to one chat; Telegram's own is about 1 s per chat and 20 a minute per group,
-  core.telegram.org/bots/faq "My bot is hitting limits"), a faster ``sendMessage`` is
-  refused with 429 ``Too Many Requests: retry after N`` and ``parameters.retry_after``
-  (core.telegram.org/bots/api, ResponseParameters), and nothing is sent;
+  core.telegram.org/bots/faq "My bot is hitting limits"), a faster ``sendMessage``,
+  ``editMessageText`` or ``editMessageReplyMarkup`` is refused with 429 ``Too Many
+  Requests: retry after N`` and ``parameters.retry_after`` (core.telegram.org/bots/api,
+  ResponseParameters), and nothing is sent or changed;
 
 Playing the users, from Python and thread-safe: ``send_text``, ``press``, ``send_sticker``,
 ``edit_text``, ``member_joined``, ``redeliver``. Reading: ``bot_messages``,

@@ -328,6 +328,7 @@ class _BotApi:
         message = self.editable(params, "edit")
         if message.sender != self.state.bot.id:
             raise _bad("message can't be edited")
+        self.flood_control(message.chat_id)  # an edit is a message to the chat's limit too
         source, plain, entities = self.formatted(params)
         markup = self.markup(params)  # absent: the keyboard goes, as on Telegram
         if (plain, entities, markup) == (message.text, message.entities, message.reply_markup):
@@ -341,6 +342,7 @@ class _BotApi:
         message = self.editable(params, "edit")
         if message.sender != self.state.bot.id:
             raise _bad("message can't be edited")
+        self.flood_control(message.chat_id)  # an edit is a message to the chat's limit too
         markup = self.markup(params)
         if markup == message.reply_markup:
             raise _ApiError(400, _NOT_MODIFIED)

@@ -112,6 +112,13 @@ def _print_urls(settings: Settings, env: dict[str, str] | None, stack: Stack) ->
             print(f"  Telegram      polling {env.get('TELEGRAM_API_URL') or 'https://api.telegram.org'}")
     if env.get("TEAMS_APP_ID"):
         print(f"  Teams         POST {base}/webhooks/teams/api/messages")
+    if env.get("SLACK_BOT_TOKEN"):
+        mode = (env.get("SLACK_MODE") or ("socket" if env.get("SLACK_APP_TOKEN") else "http"))
+        if mode.lower() == "http":
+            print(f"  Slack         POST {base}/webhooks/slack/webhook  (the app's Request URL "
+                  "for events, interactivity and /opsbot)")
+        else:
+            print(f"  Slack         Socket Mode {env.get('SLACK_API_URL') or 'https://slack.com/api/'}")
     if env.get("OPSBOT_EVENTS_TOKEN") or env.get("GITHUB_WEBHOOK_SECRET"):
         sources = [s for s, v in (("alertmanager", "OPSBOT_EVENTS_TOKEN"),
                                   ("grafana", "OPSBOT_EVENTS_TOKEN"),

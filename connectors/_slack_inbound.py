@@ -77,7 +77,6 @@ class SlackInbound(SlackSending):
     """How the connector takes a request; ``connectors.slack.SlackInput`` builds it."""
 
     allowed_channels: frozenset[str]
-    command: str
     team_id: str | None  # the bot token's workspace (auth.test), once known
     enterprise_id: str | None
     bot_user_id: str | None
@@ -88,16 +87,15 @@ class SlackInbound(SlackSending):
 
     def foreign(self, kind: str, body: Mapping[str, Any]) -> str | None:
         """Why a request from Slack is not from the bot token's workspace (None: it is)."""
-        if kind == EVENTS:
-            event = body.get("event")
+        user_team = None
+        if kind == EVENTS:  # a Slack Connect member's message: taken, then ignored
             team, enterprise = body.get("team_id"), body.get("enterprise_id")
-            user_team = event.get("user_team") if isinstance(event, Mapping) else None
         elif kind == INTERACTIVE:
             team = (body.get("team") or {}).get("id")
             enterprise = (body.get("enterprise") or {}).get("id")
             user_team = (body.get("user") or {}).get("team_id")
         else:
-            team, enterprise, user_team = body.get("team_id"), body.get("enterprise_id"), None
+            team, enterprise = body.get("team_id"), body.get("enterprise_id")
         if not team or team != self.team_id:
             return f"team_id {team!r} is not the bot token's workspace ({self.team_id})"
         if self.enterprise_id and enterprise and enterprise != self.enterprise_id:
@@ -159,6 +157,12 @@ class SlackInbound(SlackSending):
 
     def _by_a_person(self, event: Mapping[str, Any]) -> bool:
         if event.get("subtype") not in _PERSON_SUBTYPES or event.get("bot_id"):
+            return False
+        if event.get("user_team") and event.get("user_team") != self.team_id:
+            # Someone of another workspace, in a channel shared with it (Slack Connect):
+            # policy.yml names this workspace's people, and only they may speak here.
+            logger.info("Slack: ignored a message by %s of workspace %s in %s",
+                        event.get("user"), event.get("user_team"), event.get("channel"))
             return False
         user = event.get("user")
         return bool(user) and user != self.bot_user_id and bool(event.get("text"))

@@ -56,7 +56,7 @@ class SlackSocket(SlackInbound):
                     return
                 logger.warning("Slack apps.connections.open: %s; trying again in %.0fs", error,
                                pause)
-            except (TimeoutError, OSError, Exception) as exc:  # noqa: BLE001 - not reachable yet
+            except Exception as exc:  # noqa: BLE001 - not reachable yet (a connection, a timeout)
                 logger.warning("cannot reach Slack at %s (%s); trying again in %.0fs",
                                self.api_url, exc, pause)
             await asyncio.sleep(pause)

@@ -148,7 +148,7 @@ class SlackInput(SlackSocket, InputChannel):
                  signing_secret: str | None = None, mode: str | None = None,
                  api_url: str = DEFAULT_API_URL,
                  allowed_channels: frozenset[str] = frozenset(),
-                 command: str = "/opsbot", clock: Clock | None = None) -> None:
+                 clock: Clock | None = None) -> None:
         if not bot_token.startswith("xoxb-") or len(bot_token) < 10 or " " in bot_token:
             raise ConnectorConfigError(
                 "SLACK_BOT_TOKEN does not look like a bot token (xoxb-...). Copy the Bot User "
@@ -177,7 +177,6 @@ class SlackInput(SlackSocket, InputChannel):
         self.app_token = app_token
         self.api_url = api_url if api_url.endswith("/") else api_url + "/"
         self.allowed_channels = allowed_channels
-        self.command = command
         self.verifier = (SignatureVerifier(signing_secret.strip(), clock or Clock())
                          if signing_secret and signing_secret.strip() else None)
         self.client = AsyncWebClient(token=bot_token, base_url=self.api_url, retry_handlers=[

@@ -216,8 +216,11 @@ def test_another_workspace_is_forbidden() -> None:
     answer = _receive(connector, _request(_event(f"<@{BOT}> hi", team="T0OTHER"),
                                           "application/json"), recorder)
     assert answer.status == 403 and recorder.messages == []
-    shared = json.loads(_event(f"<@{BOT}> hi", user_team="T0OTHER"))
-    assert "another workspace" in str(connector.foreign("events_api", shared))
+    # Someone of another workspace in a channel shared with it: taken, and nothing done.
+    shared = _event(f"<@{BOT}> deploy payments", user="U0EVE", user_team="T0OTHER",
+                    event_id="Ev7")
+    assert _receive(connector, _request(shared, "application/json"), recorder).status == 200
+    assert recorder.messages == []
 
 
 def test_url_verification_echoes_the_challenge() -> None:
@@ -270,3 +273,27 @@ def test_a_slash_command_is_a_request_taken_once() -> None:
     assert message.text == "build status of payments"
     assert message.sender_id == f"slack:{OPS}:{BOB}"
     assert "thread_ts" not in message.metadata
+
+
+# -- opsbot run -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("env", "shown"), [
+    ({"SLACK_BOT_TOKEN": "xoxb-1", "SLACK_APP_TOKEN": "xapp-1"},
+     "Slack         Socket Mode https://slack.com/api/"),
+    ({"SLACK_BOT_TOKEN": "xoxb-1", "SLACK_SIGNING_SECRET": SECRET},
+     "Slack         POST http://127.0.0.1:5999/webhooks/slack/webhook"),
+])
+def test_opsbot_run_says_how_slack_is_connected(tmp_path: Path, env: dict[str, str], shown: str,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    import dataclasses
+
+    from opsbot._processes import Stack
+    from opsbot.cli import _print_urls
+    from opsbot.settings import Settings
+    from tests.conftest import ROOT
+
+    settings = dataclasses.replace(Settings.from_env(ROOT), state_dir=tmp_path,
+                                   host="127.0.0.1", port=5999)
+    _print_urls(settings, env, Stack(settings))
+    assert shown in capsys.readouterr().out

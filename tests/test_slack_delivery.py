@@ -209,3 +209,15 @@ def test_the_outbox_is_told_when_to_try_again_and_when_a_message_is_gone(
     _run(sim, body)
     [message] = [m for m in sim.messages(OPS_CHANNEL) if m.get("bot_id")]
     assert "RESOLVED payments" in json.dumps(message["blocks"]) and message["edits"] == 1
+
+
+def test_socket_mode_reconnects_when_slack_says_disconnect(sim: SlackSimulator) -> None:
+    async def body(connector: SlackInput, opsbot: Opsbot) -> list[str]:
+        opened = sim.connections_opened()
+        assert await _off(sim.disconnect, "refresh_requested") == 1
+        await _off(sim.wait_for_connection, after=opened, timeout=30)
+        sent = await _off(sim.say, ALICE, OPS_CHANNEL, f"<@{BOT_USER}> after the refresh")
+        await _off(sim.wait_for_message, OPS_CHANNEL, thread_ts=sent.ts, timeout=30)
+        return [m.text for m in opsbot.messages]
+    assert _run(sim, body) == ["after the refresh"]
+    assert sim.connections_opened() == 2

@@ -62,7 +62,7 @@ logger = logging.getLogger("connectors.slack")
 
 EVENTS, INTERACTIVE, COMMANDS = "events_api", "interactive", "slash_commands"
 SEEN_KIND = "slack-request"  # events, presses and commands taken: their id
-_MESSAGE_KIND = "slack-message"  # messages taken: "<channel>:<ts>" (app_mention + message)
+MESSAGE_KIND = "slack-message"  # messages taken: "<channel>:<ts>" (app_mention + message)
 _REFUSED_KIND = "slack-refused-channel"
 # Message subtypes that are still a person writing (everything else is not a request).
 _PERSON_SUBTYPES = frozenset({None, "thread_broadcast", "file_share"})
@@ -180,7 +180,7 @@ class SlackInbound(SlackSending):
         if not channel or not self._by_a_person(event) or not await self._addressed(event, channel):
             return
         ts, user = str(event.get("ts") or ""), str(event["user"])
-        if not await asyncio.to_thread(channel_store().first_time, _MESSAGE_KIND,
+        if not await asyncio.to_thread(channel_store().first_time, MESSAGE_KIND,
                                        f"{channel}:{ts}"):
             return  # the same message as an app_mention and as a message event
         direct = is_direct(channel, event.get("channel_type"))

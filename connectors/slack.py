@@ -89,7 +89,7 @@ from connectors._common import (
     channel_store,
     setting,
 )
-from connectors._slack_inbound import COMMANDS, EVENTS, INTERACTIVE, SEEN_KIND
+from connectors._slack_inbound import COMMANDS, EVENTS, INTERACTIVE, MESSAGE_KIND, SEEN_KIND
 from connectors._slack_send import CHANNEL, Location, SlackOutput, sender_id_for
 from connectors._slack_socket import SlackSocket
 from connectors.events import register_sink
@@ -299,8 +299,9 @@ class SlackInput(SlackSocket, InputChannel):
         self.team_id = who.get("team_id")
         register_sink(CHANNEL, self)  # alerts, checks and builds (connectors.events)
         try:
-            await asyncio.to_thread(channel_store().forget_older, SEEN_KIND,
-                                    datetime.now(UTC) - _KEEP_SEEN)
+            for kind in (SEEN_KIND, MESSAGE_KIND):  # Slack retries within minutes, not days
+                await asyncio.to_thread(channel_store().forget_older, kind,
+                                        datetime.now(UTC) - _KEEP_SEEN)
         except Exception:  # noqa: BLE001 - housekeeping only
             logger.debug("could not prune old Slack request ids", exc_info=True)
         if self.mode == "socket":

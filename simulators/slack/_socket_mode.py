@@ -121,6 +121,8 @@ class _SocketMode:
             tasks.append(loop.create_task(self.server.wait_closed()))
         loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
         loop.close()
+        self.connections.clear()
+        self.waiting.clear()
         with self.state.changed:
             self.state.connections_live = 0
             self.state.changed.notify_all()

@@ -374,6 +374,10 @@ def test_events_are_signed_envelopes_with_an_event_id_each(http_sim: SlackSimula
     http_sim.say(BOB, http_sim.dm_of(BOB), "status please")  # a DM: a message, no mention
     http_sim.say(EVE, SHARED_CHANNEL, "hello from the partner")  # Slack Connect
     assert http_sim.say(CAROL, NOBOT_CHANNEL, "<@U0BOT> are you here?").deliveries == ()
+    with pytest.raises(ValueError, match="not a member of #ops-connect"):
+        http_sim.say(CAROL, SHARED_CHANNEL, "let me in")
+    with pytest.raises(ValueError, match="through the Web API"):
+        http_sim.say(BOT_USER, OPS_CHANNEL, "I am a person")
     # Slack keeps no order between deliveries: each is found by its sender.
     by_user = {event_of(r)["user"]: event_of(r) for r in app.wait(4, is_person_event)}
     dm, eve = by_user[BOB], by_user[EVE]

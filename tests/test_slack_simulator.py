@@ -22,6 +22,7 @@ import websockets
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
+from slack_sdk.http_retry.handler import RetryHandler
 from slack_sdk.signature import SignatureVerifier
 from slack_sdk.socket_mode.aiohttp import SocketModeClient as AiohttpSocketModeClient
 from slack_sdk.socket_mode.request import SocketModeRequest
@@ -251,10 +252,38 @@ def test_conversations_and_users_through_the_async_client(sim: SlackSimulator) -
     assert (eve["user"]["team_id"], eve["user"]["is_stranger"]) == (OTHER_TEAM, True)
 
 
+class Clock:
+    """The simulator's time, moved only by the test: whether a post is too early never
+    depends on how fast the machine is."""
+
+    def __init__(self) -> None:
+        self.now = 1_800_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class TimePasses(RetryHandler):
+    """Moves ``clock`` on by a 429's Retry-After and leaves the retry to the next handler:
+    in the simulator's time, the wait slack_sdk is about to make has passed."""
+
+    def __init__(self, clock: Clock) -> None:
+        super().__init__(max_retry_count=10)
+        self.clock = clock
+
+    def _can_retry(self, *, state: Any, request: Any, response: Any = None,
+                   error: Any = None) -> bool:
+        if response is not None and response.status_code == 429:
+            self.clock.now += int(response.headers["retry-after"][0])
+        return False
+
+
 def test_posting_faster_than_the_channel_allows_is_429_with_retry_after() -> None:
-    with SlackSimulator(channel_interval=1.0) as sim:
+    clock = Clock()
+    with SlackSimulator(channel_interval=1.0, clock=clock) as sim:
         client = web(sim)
         first = client.chat_postMessage(channel=OPS_CHANNEL, text="part 1")
+        clock.now += 0.25
         response = requests.post(sim.api_url + "chat.postMessage", timeout=5,
                                  headers={"Authorization": f"Bearer {sim.bot_token}"},
                                  json={"channel": OPS_CHANNEL, "text": "part 2"})
@@ -268,12 +297,15 @@ def test_posting_faster_than_the_channel_allows_is_429_with_retry_after() -> Non
         client.chat_postMessage(channel=OTHER_CHANNEL, text="elsewhere")
         assert [m["text"] for m in sim.messages(OPS_CHANNEL)] == ["part 1"]
         # slack_sdk's RateLimitErrorRetryHandler waits out Retry-After, then gets through.
-        patient = web(sim, retry_handlers=[RateLimitErrorRetryHandler(max_retry_count=3)])
+        patient = web(sim, retry_handlers=[TimePasses(clock),
+                                           RateLimitErrorRetryHandler(max_retry_count=3)])
         patient.chat_postMessage(channel=OPS_CHANNEL, text="part 2")
         assert [m["text"] for m in sim.messages(OPS_CHANNEL)] == ["part 1", "part 2"]
         statuses = [entry.status for entry in sim.request_log()
                     if entry.params.get("text") == "part 2"]
-        assert statuses[0] == 429 and statuses[-1] == 200
+        assert statuses == [429, 429, 200]  # requests' and the client's first, then the retry
+        clock.now += 1.0
+        client.chat_update(channel=OPS_CHANNEL, ts=first["ts"], text="part 1, edited")
 
 
 def test_fail_next_answers_as_slack_would(sim: SlackSimulator) -> None:
@@ -393,13 +425,13 @@ def test_events_are_signed_envelopes_with_an_event_id_each(http_sim: SlackSimula
 def test_an_event_without_a_200_in_time_is_retried_with_its_number() -> None:
     def slow_first(request: Request, number: int) -> Response:
         if number == 1:
-            time.sleep(1.5)  # past the ack timeout: Slack stops waiting and retries
+            time.sleep(2.5)  # past the ack timeout: Slack stops waiting and retries
         return Response.text("")
 
     app = App(slow_first)
     app.server.start()
     try:
-        with SlackSimulator(events_url=app.server.url, ack_timeout=0.5,
+        with SlackSimulator(events_url=app.server.url, ack_timeout=1.0,
                             retry_delays=(0.0, 0.1, 0.1)) as sim:
             sent = sim.say(ALICE, OPS_CHANNEL, "restart the cache")
             first, retry = app.wait(2)
@@ -487,7 +519,7 @@ def test_slash_commands_are_form_fields_answered_in_the_response() -> None:
     def answer(request: Request, number: int) -> Response:
         fields = form_of(request)
         if fields["text"] == "slow":
-            time.sleep(1.0)
+            time.sleep(2.0)
             return Response.text("")
         if fields["text"] == "loud":
             return Response.json({"response_type": "in_channel", "text": "Deploying now"})
@@ -496,7 +528,7 @@ def test_slash_commands_are_form_fields_answered_in_the_response() -> None:
     app = App(answer)
     app.server.start()
     try:
-        with SlackSimulator(events_url=app.server.url, ack_timeout=0.5,
+        with SlackSimulator(events_url=app.server.url, ack_timeout=1.0,
                             retry_delays=(0.0, 0.1, 0.1)) as sim:
             sim.slash(ALICE, NOBOT_CHANNEL, "status payments")  # commands work everywhere
             [request] = app.wait(1)
@@ -575,7 +607,7 @@ def test_forged_deliveries_fail_verification_and_redeliveries_keep_the_event_id(
 
 @pytest.fixture
 def socket_sim() -> Iterator[SlackSimulator]:
-    with SlackSimulator(socket_mode=True, ack_timeout=0.5,
+    with SlackSimulator(socket_mode=True, ack_timeout=1.0,
                         retry_delays=(0.0, 0.1, 0.1)) as simulator:
         yield simulator
 

@@ -18,11 +18,18 @@ from urllib.parse import parse_qs
 
 import pytest
 import requests
+import websockets
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
+from slack_sdk.http_retry.handler import RetryHandler
 from slack_sdk.signature import SignatureVerifier
+from slack_sdk.socket_mode.aiohttp import SocketModeClient as AiohttpSocketModeClient
+from slack_sdk.socket_mode.request import SocketModeRequest
+from slack_sdk.socket_mode.response import SocketModeResponse
+from slack_sdk.socket_mode.websockets import SocketModeClient as WebsocketsSocketModeClient
 from slack_sdk.web.async_client import AsyncWebClient
+from websockets.exceptions import InvalidStatusCode
 
 from simulators._http import BackgroundServer, Request, Response
 from simulators.slack import (
@@ -41,6 +48,7 @@ from simulators.slack import (
     SHARED_CHANNEL,
     TEAM,
     Forgery,
+    Sent,
     SlackSimulator,
 )
 
@@ -244,10 +252,38 @@ def test_conversations_and_users_through_the_async_client(sim: SlackSimulator) -
     assert (eve["user"]["team_id"], eve["user"]["is_stranger"]) == (OTHER_TEAM, True)
 
 
+class Clock:
+    """The simulator's time, moved only by the test: whether a post is too early never
+    depends on how fast the machine is."""
+
+    def __init__(self) -> None:
+        self.now = 1_800_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class TimePasses(RetryHandler):
+    """Moves ``clock`` on by a 429's Retry-After and leaves the retry to the next handler:
+    in the simulator's time, the wait slack_sdk is about to make has passed."""
+
+    def __init__(self, clock: Clock) -> None:
+        super().__init__(max_retry_count=10)
+        self.clock = clock
+
+    def _can_retry(self, *, state: Any, request: Any, response: Any = None,
+                   error: Any = None) -> bool:
+        if response is not None and response.status_code == 429:
+            self.clock.now += int(response.headers["retry-after"][0])
+        return False
+
+
 def test_posting_faster_than_the_channel_allows_is_429_with_retry_after() -> None:
-    with SlackSimulator(channel_interval=1.0) as sim:
+    clock = Clock()
+    with SlackSimulator(channel_interval=1.0, clock=clock) as sim:
         client = web(sim)
         first = client.chat_postMessage(channel=OPS_CHANNEL, text="part 1")
+        clock.now += 0.25
         response = requests.post(sim.api_url + "chat.postMessage", timeout=5,
                                  headers={"Authorization": f"Bearer {sim.bot_token}"},
                                  json={"channel": OPS_CHANNEL, "text": "part 2"})
@@ -261,12 +297,15 @@ def test_posting_faster_than_the_channel_allows_is_429_with_retry_after() -> Non
         client.chat_postMessage(channel=OTHER_CHANNEL, text="elsewhere")
         assert [m["text"] for m in sim.messages(OPS_CHANNEL)] == ["part 1"]
         # slack_sdk's RateLimitErrorRetryHandler waits out Retry-After, then gets through.
-        patient = web(sim, retry_handlers=[RateLimitErrorRetryHandler(max_retry_count=3)])
+        patient = web(sim, retry_handlers=[TimePasses(clock),
+                                           RateLimitErrorRetryHandler(max_retry_count=3)])
         patient.chat_postMessage(channel=OPS_CHANNEL, text="part 2")
         assert [m["text"] for m in sim.messages(OPS_CHANNEL)] == ["part 1", "part 2"]
         statuses = [entry.status for entry in sim.request_log()
                     if entry.params.get("text") == "part 2"]
-        assert statuses[0] == 429 and statuses[-1] == 200
+        assert statuses == [429, 429, 200]  # requests' and the client's first, then the retry
+        clock.now += 1.0
+        client.chat_update(channel=OPS_CHANNEL, ts=first["ts"], text="part 1, edited")
 
 
 def test_fail_next_answers_as_slack_would(sim: SlackSimulator) -> None:
@@ -367,6 +406,10 @@ def test_events_are_signed_envelopes_with_an_event_id_each(http_sim: SlackSimula
     http_sim.say(BOB, http_sim.dm_of(BOB), "status please")  # a DM: a message, no mention
     http_sim.say(EVE, SHARED_CHANNEL, "hello from the partner")  # Slack Connect
     assert http_sim.say(CAROL, NOBOT_CHANNEL, "<@U0BOT> are you here?").deliveries == ()
+    with pytest.raises(ValueError, match="not a member of #ops-connect"):
+        http_sim.say(CAROL, SHARED_CHANNEL, "let me in")
+    with pytest.raises(ValueError, match="through the Web API"):
+        http_sim.say(BOT_USER, OPS_CHANNEL, "I am a person")
     # Slack keeps no order between deliveries: each is found by its sender.
     by_user = {event_of(r)["user"]: event_of(r) for r in app.wait(4, is_person_event)}
     dm, eve = by_user[BOB], by_user[EVE]
@@ -382,13 +425,13 @@ def test_events_are_signed_envelopes_with_an_event_id_each(http_sim: SlackSimula
 def test_an_event_without_a_200_in_time_is_retried_with_its_number() -> None:
     def slow_first(request: Request, number: int) -> Response:
         if number == 1:
-            time.sleep(1.5)  # past the ack timeout: Slack stops waiting and retries
+            time.sleep(2.5)  # past the ack timeout: Slack stops waiting and retries
         return Response.text("")
 
     app = App(slow_first)
     app.server.start()
     try:
-        with SlackSimulator(events_url=app.server.url, ack_timeout=0.5,
+        with SlackSimulator(events_url=app.server.url, ack_timeout=1.0,
                             retry_delays=(0.0, 0.1, 0.1)) as sim:
             sent = sim.say(ALICE, OPS_CHANNEL, "restart the cache")
             first, retry = app.wait(2)
@@ -476,7 +519,7 @@ def test_slash_commands_are_form_fields_answered_in_the_response() -> None:
     def answer(request: Request, number: int) -> Response:
         fields = form_of(request)
         if fields["text"] == "slow":
-            time.sleep(1.0)
+            time.sleep(2.0)
             return Response.text("")
         if fields["text"] == "loud":
             return Response.json({"response_type": "in_channel", "text": "Deploying now"})
@@ -485,7 +528,7 @@ def test_slash_commands_are_form_fields_answered_in_the_response() -> None:
     app = App(answer)
     app.server.start()
     try:
-        with SlackSimulator(events_url=app.server.url, ack_timeout=0.5,
+        with SlackSimulator(events_url=app.server.url, ack_timeout=1.0,
                             retry_delays=(0.0, 0.1, 0.1)) as sim:
             sim.slash(ALICE, NOBOT_CHANNEL, "status payments")  # commands work everywhere
             [request] = app.wait(1)
@@ -557,3 +600,172 @@ def test_forged_deliveries_fail_verification_and_redeliveries_keep_the_event_id(
                                              blocks=CONFIRM_BLOCKS)
     eve_press = http_sim.press(EVE, SHARED_CHANNEL, pressed["ts"], action_id="confirm")
     assert eve_press.deliveries[0].payload["user"]["team_id"] == OTHER_TEAM
+
+
+# -- Socket Mode ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def socket_sim() -> Iterator[SlackSimulator]:
+    with SlackSimulator(socket_mode=True, ack_timeout=1.0,
+                        retry_delays=(0.0, 0.1, 0.1)) as simulator:
+        yield simulator
+
+
+class Listener:
+    """A Socket Mode request listener that records each request and acknowledges it,
+    unless ``skip`` says to leave it unanswered (``answer`` gives an ack's payload)."""
+
+    def __init__(self, skip: Callable[[SocketModeRequest], bool] = lambda request: False,
+                 answer: dict[str, Any] | None = None) -> None:
+        self.requests: list[SocketModeRequest] = []
+        self.skip = skip
+        self.answer = answer
+
+    async def __call__(self, client: Any, request: SocketModeRequest) -> None:
+        self.requests.append(request)
+        if not self.skip(request):
+            await client.send_socket_mode_response(SocketModeResponse(
+                envelope_id=request.envelope_id, payload=self.answer))
+
+
+def socket_client(sim: SlackSimulator, listener: Listener, kind: Any = AiohttpSocketModeClient,
+                  **options: Any) -> Any:
+    """A slack_sdk Socket Mode client of ``kind`` for ``sim`` with ``listener`` (call it in a
+    running event loop: the clients start tasks when made)."""
+    client = kind(app_token=sim.app_token, **options,
+                  web_client=AsyncWebClient(token=sim.bot_token, base_url=sim.api_url))
+    client.socket_mode_request_listeners.append(listener)
+    return client
+
+
+async def in_thread(call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """A blocking simulator call (a wait) without blocking the client's event loop."""
+    return await asyncio.to_thread(call, *args, **kwargs)
+
+
+def test_socket_mode_through_slack_sdks_aiohttp_client(socket_sim: SlackSimulator) -> None:
+    listener = Listener()
+    first_messages: list[dict[str, Any]] = []
+    early = socket_sim.say(ALICE, OPS_CHANNEL, "before anyone listens")  # waits for a socket
+
+    async def scenario() -> None:
+        async def on_message(message: Any) -> None:
+            first_messages.append(json.loads(message.data))
+
+        client = socket_client(socket_sim, listener, on_message_listeners=[on_message])
+        try:
+            await client.connect()
+            await in_thread(socket_sim.wait_for_delivery, early.deliveries[0].id)
+            sent = socket_sim.say(ALICE, OPS_CHANNEL, "<@U0BOT> deploy payments 2.4.1")
+            for item in sent.deliveries:
+                await in_thread(socket_sim.wait_for_delivery, item.id)
+            posted = await client.web_client.chat_postMessage(
+                channel=OPS_CHANNEL, text="Deploy?", blocks=CONFIRM_BLOCKS, thread_ts=sent.ts)
+            pressed = socket_sim.press(ALICE, OPS_CHANNEL, posted["ts"], action_id="confirm")
+            await in_thread(socket_sim.wait_for_delivery, pressed.deliveries[0].id)
+        finally:
+            await client.close()
+
+    asyncio.run(scenario())
+    hello = first_messages[0]
+    assert (hello["type"], hello["connection_info"]["app_id"]) == ("hello", "A0OPSBOT")
+    by_kind = [(r.type, r.payload.get("event", {}).get("type")) for r in listener.requests
+               if r.payload.get("event", {}).get("bot_id") is None]
+    assert sorted(by_kind) == sorted([("events_api", "message"), ("events_api", "message"),
+                                      ("events_api", "app_mention"), ("interactive", None)])
+    press = next(r for r in listener.requests if r.type == "interactive")
+    assert press.accepts_response_payload is False
+    assert press.payload["actions"][0]["value"] == "signed-confirm-token"
+    event = next(r for r in listener.requests if r.type == "events_api")
+    assert (event.retry_attempt, event.retry_reason) == (0, "")
+    assert event.payload["type"] == "event_callback" and event.payload["event_id"]
+    assert {d["transport"] for d in socket_sim.event_deliveries()} == {"socket"}
+    assert [r.api_method for r in socket_sim.request_log()].count("apps.connections.open") == 1
+
+
+def test_unacknowledged_envelopes_come_again_events_only(socket_sim: SlackSimulator) -> None:
+    listener = Listener(skip=lambda request: request.retry_attempt in (0, None))
+
+    async def scenario() -> tuple[Sent, Sent]:
+        client = socket_client(socket_sim, listener)
+        try:
+            await client.connect()
+            said = socket_sim.say(BOB, OPS_CHANNEL, "restart the cache")
+            await in_thread(socket_sim.wait_for_delivery, said.deliveries[0].id, attempts=2)
+            posted = await client.web_client.chat_postMessage(channel=OPS_CHANNEL, text="?",
+                                                              blocks=CONFIRM_BLOCKS)
+            pressed = socket_sim.press(BOB, OPS_CHANNEL, posted["ts"], title="Cancel")
+            await in_thread(socket_sim.wait_for_delivery, pressed.deliveries[0].id,
+                            acknowledged=False)
+            return said, pressed
+        finally:
+            await client.close()
+
+    said, pressed = asyncio.run(scenario())
+    first, again = [r for r in listener.requests
+                    if r.type == "events_api" and r.payload["event_id"] == said.deliveries[0].id]
+    assert first.envelope_id != again.envelope_id
+    assert (again.retry_attempt, again.retry_reason) == (1, "timeout")
+    assert again.payload == first.payload
+    # Slack does not send a press again: the person sees an error instead.
+    tries = [d for d in socket_sim.event_deliveries() if d["id"] == pressed.deliveries[0].id]
+    assert [(d["attempt"], d["acknowledged"]) for d in tries] == [(0, False)]
+    assert "not acknowledged" in tries[0]["error"]
+
+
+def test_disconnect_makes_the_client_reconnect_through_apps_connections_open(
+        socket_sim: SlackSimulator) -> None:
+    listener = Listener()
+    urls: list[str] = []
+
+    async def scenario() -> None:
+        client = socket_client(socket_sim, listener)
+        try:
+            await client.connect()
+            urls.append(str(client.wss_uri))
+            opened = await in_thread(socket_sim.wait_for_connection)
+            assert await in_thread(socket_sim.disconnect) == 1
+            await in_thread(socket_sim.wait_for_connection, after=opened)
+            urls.append(str(client.wss_uri))
+            sent = socket_sim.say(CAROL, OPS_CHANNEL, "still there?")
+            await in_thread(socket_sim.wait_for_delivery, sent.deliveries[0].id)
+        finally:
+            await client.close()
+        # A connection URL is good for one connection.
+        with pytest.raises(InvalidStatusCode) as refused:
+            await websockets.connect(urls[0])
+        assert refused.value.status_code == 401
+
+    asyncio.run(scenario())
+    assert urls[0] != urls[1]
+    assert [r.api_method for r in socket_sim.request_log()].count("apps.connections.open") == 2
+    assert socket_sim.connections_opened() == 2
+    assert [r.payload["event"]["text"] for r in listener.requests] == ["still there?"]
+
+
+def test_websockets_client_survives_a_dropped_link_and_answers_a_command(
+        socket_sim: SlackSimulator) -> None:
+    listener = Listener(answer={"text": "Working on it"})
+
+    async def scenario() -> Sent:
+        client = socket_client(socket_sim, listener, WebsocketsSocketModeClient,
+                               ping_interval=0.2)
+        try:
+            await client.connect()
+            opened = await in_thread(socket_sim.wait_for_connection)
+            socket_sim.disconnect(reason=None)  # no word: a network failure
+            await in_thread(socket_sim.wait_for_connection, after=opened)
+            sent = socket_sim.slash(ALICE, OPS_CHANNEL, "status payments")
+            await in_thread(socket_sim.wait_for_delivery, sent.deliveries[0].id)
+            return sent
+        finally:
+            await client.close()
+
+    sent = asyncio.run(scenario())
+    [command] = listener.requests
+    assert (command.type, command.accepts_response_payload) == ("slash_commands", True)
+    assert command.payload == sent.deliveries[0].payload
+    assert command.payload["command"] == "/opsbot" and command.payload["user_id"] == ALICE
+    assert socket_sim.wait_for_ephemeral(ALICE, contains="Working on it", timeout=2)[
+        "source"] == "slash_command"

@@ -15,7 +15,8 @@ the threaded HTTP server, and touches the state only to record what happened.
   acknowledged within ``ack_timeout`` seconds is sent again in a new envelope, with
   ``retry_attempt`` + 1 and ``retry_reason: "timeout"``, up to 3 times; interactions and
   commands are not (the person sees an error instead).
-* With several connections open, each envelope goes to one of them (the newest).
+* With several connections open, each envelope goes to one of them (the newest); made
+  while none is open, it waits for the next.
 * ``disconnect()`` sends ``{"type": "disconnect", "reason": "refresh_requested"}`` and
   closes the connection shortly after; envelopes then go to the next connection the
   client opens through ``apps.connections.open``. ``reason=None`` drops the connection
@@ -121,6 +122,8 @@ class _SocketMode:
             tasks.append(loop.create_task(self.server.wait_closed()))
         loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
         loop.close()
+        self.connections.clear()
+        self.waiting.clear()
         with self.state.changed:
             self.state.connections_live = 0
             self.state.changed.notify_all()

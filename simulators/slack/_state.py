@@ -83,7 +83,7 @@ class _State:
         return found
 
     def channel(self, channel_id: str) -> _Channel:
-        found = self.channels.get(channel_id)
+        found = self.conversation(channel_id)
         if found is None:
             known = ", ".join(f"#{c.name} ({c.id})" for c in self.channels.values() if c.name)
             raise LookupError(f"no conversation {channel_id!r}; channels: {known}; a DM's id "
@@ -101,6 +101,14 @@ class _State:
                                             dm_user=user_id)
         return self.channels[dm_id]
 
+    def conversation(self, channel_id: str | None) -> _Channel | None:
+        """The conversation with this id; a person's DM exists before anyone opens it."""
+        person = self.users.get("U" + channel_id[1:]) if channel_id else None
+        if channel_id and channel_id.startswith("D") and person is not None \
+                and not person.is_bot:
+            return self.dm(person.id)
+        return self.channels.get(channel_id or "")
+
     def resolve(self, reference: str | None) -> _Channel | None:
         """What chat.postMessage's ``channel`` names: an id, ``#name`` or a user id (the DM)."""
         if not reference:
@@ -109,11 +117,13 @@ class _State:
             return next((c for c in self.channels.values() if c.name == reference[1:]), None)
         if reference in self.users and not self.users[reference].is_bot:
             return self.dm(reference)
-        return self.channels.get(reference)
+        return self.conversation(reference)
 
     def member(self, user_id: str, channel_id: str) -> tuple[_User, _Channel]:
         """A person and a conversation they are in; ValueError otherwise."""
         user = self.user(user_id)
+        if user.is_bot:
+            raise ValueError("the bot speaks through the Web API, not as a person")
         channel = self.channel(channel_id)
         if user_id not in channel.members:
             raise ValueError(f"{user.name} ({user_id}) is not a member of "

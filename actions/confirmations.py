@@ -136,9 +136,9 @@ async def propose(turn: Turn, intent: str, parameters: Mapping[str, str],
         # through the REST token proves no second person: it could never run.
         decision = dataclasses.replace(decision, allowed=False)
         reason = (f"It needs a second person with the {' or '.join(decision.approval_roles)} "
-                  "role to approve it, and approvals are given in a chat (Telegram or Teams), "
-                  "where opsbot knows who presses Approve; the REST channel cannot show them "
-                  "the button. Ask for it in your team's chat.")
+                  "role to approve it, and approvals are given in a chat (Telegram, Teams or "
+                  "Slack), where opsbot knows who presses Approve; the REST channel cannot show "
+                  "them the button. Ask for it in your team's chat.")
     if not decision.allowed:
         record_refusal(turn, intent, parameters, decision.risk, reason)
         turn.say(f"I can't do that for you: {reason} Nothing ran.")
@@ -281,9 +281,9 @@ def _approval_refusal(turn: Turn, operation: Operation, verb: str) -> str | None
         # it proves no second person.
         return _refuse(turn, operation, verb, f"{verb} through the REST channel",
                        "rest_approval",
-                       f"An approval of {operation.id} must come from a chat (Telegram or Teams), "
-                       "where the approver is proven to be a different person; the REST channel "
-                       f"cannot prove that. {nothing}")
+                       f"An approval of {operation.id} must come from a chat (Telegram, Teams "
+                       "or Slack), where the approver is proven to be a different person; the REST "
+                       f"channel cannot prove that. {nothing}")
     if who.chat != operation.reply_to.get("chat"):
         return _refuse(turn, operation, verb, "another chat", "other_conversation",
                        f"{operation.id} waits for approval in the chat where "

@@ -13,6 +13,10 @@
   who was asked: :func:`claim_keyboard` notes whose they are, :func:`pressed_by_other`
   tells a connector to refuse someone else's press. Buttons that decide an operation
   need no owner: the guard binds those to their requester and says so in the chat.
+* :func:`split_text` cuts a long reply into pieces a chat takes, at paragraphs, lines or
+  words; :func:`stow_payload` keeps a button payload too long for a chat's button behind
+  a short key in the store (:func:`unstow_payload` brings it back); :class:`Lanes` keeps
+  what is sent to one chat in order.
 * :func:`stores` are opsbot's stores (``OPSBOT_DB_URL`` or the state directory);
   :func:`channel_store` is the part where connectors keep conversation references,
   long button payloads and the ids of updates already handled, so a restart or a
@@ -21,12 +25,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import hashlib
 import json
 import os
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
@@ -46,17 +53,24 @@ __all__ = [
     "OPERATIONS_KEY",
     "ButtonBook",
     "ConnectorConfigError",
+    "Lanes",
     "ReplyChannel",
+    "agent_ready",
     "channel_store",
     "claim_keyboard",
     "decision_note",
+    "is_event_message",
     "known_person",
+    "mark_event_message",
     "operation_of",
     "operation_states",
     "pressed_by_other",
     "refuse_forged_payload",
     "setting",
+    "split_text",
     "stores",
+    "stow_payload",
+    "unstow_payload",
 ]
 
 # The same key as actions.turn.OPERATIONS_KEY (tests check they agree).
@@ -254,6 +268,96 @@ class ReplyChannel(OutputChannel, ABC):
         self.states.update(states)
         self.sent.append(text or "")
         await self.deliver(recipient_id, text or "", buttons, states)
+
+
+def split_text(text: str, limit: int, measure: Callable[[str], int] = len) -> list[str]:
+    """``text`` in pieces of at most ``limit`` (as ``measure`` counts: characters, UTF-16
+    units, escaped length), cut at paragraphs, lines or words, in order, nothing dropped
+    but the whitespace at the cuts."""
+    pieces: list[str] = []
+    rest = text.strip()
+    while measure(rest) > limit:
+        window = rest[:limit]
+        while len(window) > 1 and measure(window) > limit:  # characters counting more than one
+            window = window[:max(1, min(len(window) - 1, len(window) * limit // measure(window)))]
+        cut = max(window.rfind("\n\n"), window.rfind("\n"))
+        if cut < len(window) // 2:
+            cut = window.rfind(" ")
+        if cut < len(window) // 2:
+            cut = len(window)
+        pieces.append(rest[:cut].rstrip())
+        rest = rest[cut:].lstrip()
+    if rest:
+        pieces.append(rest)
+    return pieces
+
+
+LONG_PAYLOAD = "~"  # button data that starts with this is a key into the store
+
+
+async def stow_payload(kind: str, payload: str, fits: Callable[[str], bool]) -> str:
+    """What a button carries for ``payload``: the payload itself if it ``fits`` the chat's
+    button, else ``~`` and a key under which the store keeps it (``kind``: the chat's)."""
+    if fits(payload) and not payload.startswith(LONG_PAYLOAD):
+        return payload
+    key = hashlib.sha256(payload.encode()).hexdigest()[:24]
+    await asyncio.to_thread(channel_store().remember, kind, key, {"payload": payload})
+    return LONG_PAYLOAD + key
+
+
+async def unstow_payload(kind: str, data: str) -> str | None:
+    """The payload a button carried (:func:`stow_payload`); None when the store lost it."""
+    if not data.startswith(LONG_PAYLOAD):
+        return data or None
+    stored = await asyncio.to_thread(channel_store().recall, kind, data[1:])
+    return str(stored["payload"]) if stored and stored.get("payload") else None
+
+
+async def mark_event_message(kind: str, key: str) -> None:
+    """Note that the message ``key`` carries an event (an alert, a red build): pressing one
+    of its buttons leaves them for whoever else wants them."""
+    await asyncio.to_thread(channel_store().remember, kind, key, {"event": True})
+
+
+async def is_event_message(kind: str, key: str) -> bool:
+    """Whether :func:`mark_event_message` noted ``key`` (an unknown answer: no)."""
+    try:
+        return await asyncio.to_thread(channel_store().recall, kind, key) is not None
+    except Exception:  # noqa: BLE001 - unknown: treat it as an ordinary message
+        return False
+
+
+class Lanes:
+    """One asyncio lock per key (a chat, a person's conversation), dropped when nobody
+    holds or waits for it.
+
+    asyncio locks wake their waiters first come, first served, so what was started in
+    order (turns, the parts of replies) runs in that order.
+    """
+
+    def __init__(self) -> None:
+        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
+
+    @contextlib.asynccontextmanager
+    async def hold(self, key: str) -> AsyncIterator[None]:
+        lock, users = self._locks.get(key) or (asyncio.Lock(), 0)
+        self._locks[key] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._locks[key]
+            if users <= 1:
+                del self._locks[key]
+            else:
+                self._locks[key] = (lock, users - 1)
+
+
+def agent_ready(app: Any) -> bool:
+    """Whether the Rasa server ``app`` has loaded its model (a connector that fetches its
+    own updates waits for it: Rasa offers no event to await)."""
+    agent = getattr(getattr(app, "ctx", None), "agent", None)
+    return bool(agent is not None and agent.is_ready())
 
 
 _stores_lock = threading.Lock()

@@ -10,12 +10,11 @@ the conversation with a reference that is also in the log.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import logging
 import re
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from microsoft_agents.activity import Activity
@@ -30,6 +29,7 @@ from actions.guard.identity import (
 from connectors._common import (
     NOT_YOURS,
     OPEN_STATES,
+    Lanes,
     channel_store,
     decision_note,
     operation_of,
@@ -69,36 +69,11 @@ def sender_id_for(conversation_id: str, person: str) -> str:
     return f"{CHANNEL}:{safe(conversation_id)}~{safe(person)}"
 
 
-class _Lanes:
-    """One asyncio lock per key, dropped when nobody holds or waits for it.
-
-    asyncio locks wake their waiters first come, first served, so turns taken in the order
-    they were started run in that order.
-    """
-
-    def __init__(self) -> None:
-        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
-
-    @contextlib.asynccontextmanager
-    async def hold(self, key: str) -> AsyncIterator[None]:
-        lock, users = self._locks.get(key) or (asyncio.Lock(), 0)
-        self._locks[key] = (lock, users + 1)
-        try:
-            async with lock:
-                yield
-        finally:
-            lock, users = self._locks[key]
-            if users <= 1:
-                del self._locks[key]
-            else:
-                self._locks[key] = (lock, users - 1)
-
-
 class TeamsTurns(TeamsSending):
     """How the connector runs a turn; ``connectors.teams.TeamsInput`` builds it."""
 
     _tasks: set[asyncio.Task[Any]]  # turns running; kept so none is collected
-    _lanes: _Lanes
+    _lanes: Lanes
 
     def start_turn(
         self, activity: Activity, on_new_message: Callable[[UserMessage], Awaitable[Any]]

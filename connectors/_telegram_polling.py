@@ -21,7 +21,7 @@ from telegram.error import Conflict, InvalidToken, NetworkError, RetryAfter, Tel
 
 from actions import metrics
 from actions.leases import lease_seconds, process_owner
-from connectors._common import channel_store, stores
+from connectors._common import agent_ready, channel_store, stores
 from connectors._telegram_send import _seconds
 from connectors._telegram_updates import _ALLOWED_UPDATES, TelegramUpdates
 
@@ -63,7 +63,7 @@ class TelegramPolling(TelegramUpdates):
         ``actions.backoff.Backoff`` (tests pass fast ones).
         """
         pace = pace or self._pace
-        while not _agent_ready(app):  # noqa: ASYNC110 - the agent is loaded by Rasa, which offers no event to await
+        while not agent_ready(app):  # noqa: ASYNC110 - the agent is loaded by Rasa, which offers no event to await
             await asyncio.sleep(0.2)
         name, owner = f"telegram-poller:{self.bot.id}", _poller_owner()
         seconds = lease_seconds()
@@ -227,8 +227,3 @@ def _poller_owner() -> str:
 def _settle(future: asyncio.Future[None]) -> None:
     if not future.done():
         future.set_result(None)
-
-
-def _agent_ready(app: Any) -> bool:
-    agent = getattr(getattr(app, "ctx", None), "agent", None)
-    return bool(agent is not None and agent.is_ready())

@@ -11,7 +11,6 @@ keyboard is edited away; the event outbox posts and edits through here. Flood co
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import timedelta
@@ -34,17 +33,20 @@ from telegram.helpers import escape_markdown
 from connectors._common import (
     ButtonBook,
     ReplyChannel,
-    channel_store,
     claim_keyboard,
     decision_note,
+    is_event_message,
+    mark_event_message,
+    stow_payload,
+    unstow_payload,
 )
+from connectors._common import split_text as _split_text
 from connectors.events import Gone, SendLater, SendRefused
 
 # The connector's one logger, whichever part logs: operators filter on its name.
 logger = logging.getLogger("connectors.telegram")
 
 CHANNEL = "telegram"
-_LONG_PAYLOAD = "~"  # callback_data that starts with this is a key into the store
 _MAX_CALLBACK_BYTES = 64
 _BUTTON_KIND = "telegram-button"
 _EVENT_KIND = "telegram-event-message"  # messages of alerts and checks: keyboards stay
@@ -71,22 +73,7 @@ def _utf16_len(text: str) -> int:
 
 def split_text(text: str, limit: int = MessageLimit.MAX_TEXT_LENGTH) -> list[str]:
     """``text`` in pieces of at most ``limit`` UTF-16 units, cut at paragraphs, lines or words."""
-    pieces: list[str] = []
-    rest = text.strip()
-    while _utf16_len(rest) > limit:
-        window = rest[:limit]
-        while _utf16_len(window) > limit:  # characters outside the BMP count twice
-            window = window[:-1]
-        cut = max(window.rfind("\n\n"), window.rfind("\n"))
-        if cut < len(window) // 2:
-            cut = window.rfind(" ")
-        if cut < len(window) // 2:
-            cut = len(window)
-        pieces.append(rest[:cut].rstrip())
-        rest = rest[cut:].lstrip()
-    if rest:
-        pieces.append(rest)
-    return pieces
+    return _split_text(text, limit, _utf16_len)
 
 
 class TelegramOutput(ReplyChannel):
@@ -212,8 +199,7 @@ class TelegramSending:
         sent = await _event_call(partial(
             self.bot.send_message, chat_id, escaped, parse_mode=ParseMode.MARKDOWN_V2,
             reply_markup=markup, message_thread_id=int(thread_id) if thread_id else None))
-        location = f"{chat_id}:{sent.message_id}"
-        await asyncio.to_thread(channel_store().remember, _EVENT_KIND, location, {"event": True})
+        await mark_event_message(_EVENT_KIND, f"{chat_id}:{sent.message_id}")
         return {"chat_id": chat_id, "message_id": sent.message_id}
 
     async def edit_event(self, address: Mapping[str, Any], ref: Mapping[str, Any], text: str,
@@ -238,11 +224,7 @@ class TelegramSending:
 
     async def _is_event_message(self, location: Location) -> bool:
         chat_id, message_id = location
-        try:
-            return await asyncio.to_thread(channel_store().recall, _EVENT_KIND,
-                                           f"{chat_id}:{message_id}") is not None
-        except Exception:  # noqa: BLE001 - unknown: treat it as an ordinary message
-            return False
+        return await is_event_message(_EVENT_KIND, f"{chat_id}:{message_id}")
 
     # -- keyboards -----------------------------------------------------------------------
 
@@ -258,17 +240,11 @@ class TelegramSending:
         return InlineKeyboardMarkup(rows)
 
     async def _callback_data(self, payload: str) -> str:
-        if len(payload.encode()) <= _MAX_CALLBACK_BYTES and not payload.startswith(_LONG_PAYLOAD):
-            return payload
-        key = hashlib.sha256(payload.encode()).hexdigest()[:24]
-        await asyncio.to_thread(channel_store().remember, _BUTTON_KIND, key, {"payload": payload})
-        return _LONG_PAYLOAD + key
+        return await stow_payload(_BUTTON_KIND, payload,
+                                  lambda p: len(p.encode()) <= _MAX_CALLBACK_BYTES)
 
     async def _payload_of(self, data: str) -> str | None:
-        if not data.startswith(_LONG_PAYLOAD):
-            return data or None
-        stored = await asyncio.to_thread(channel_store().recall, _BUTTON_KIND, data[1:])
-        return str(stored["payload"]) if stored and stored.get("payload") else None
+        return await unstow_payload(_BUTTON_KIND, data)
 
     async def _retire(self, states: Mapping[str, str]) -> None:
         """Edit away the keyboards whose operation was decided in this turn."""

@@ -86,7 +86,7 @@ from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
-from connectors._common import ButtonBook, ConnectorConfigError, channel_store, setting
+from connectors._common import ButtonBook, ConnectorConfigError, Lanes, channel_store, setting
 from connectors._teams_auth import (
     BOT_FRAMEWORK_ISSUER,
     BOT_FRAMEWORK_METADATA,
@@ -97,7 +97,7 @@ from connectors._teams_auth import (
 )
 from connectors._teams_cards import adaptive_card
 from connectors._teams_send import CHANNEL, DeliveryError, Location, TeamsOutput
-from connectors._teams_turns import TeamsTurns, _Lanes, sender_id_for
+from connectors._teams_turns import TeamsTurns, sender_id_for
 from connectors.events import register_sink
 
 __all__ = ["DeliveryError", "TeamsInput", "TeamsOutput", "TokenValidator", "adaptive_card",
@@ -208,7 +208,7 @@ class TeamsInput(TeamsTurns, InputChannel):
         self._texts: dict[Location, str] = {}
         self._tasks: set[asyncio.Task[Any]] = set()  # turns running; kept so none is collected
         self._posting: dict[str, set[asyncio.Event]] = {}  # conversation -> cards being posted
-        self._lanes = _Lanes()
+        self._lanes = Lanes()
 
     def __repr__(self) -> str:
         return (f"TeamsInput(app_id={self.app_id!r}, single_tenant={self.single_tenant}, "

@@ -93,6 +93,11 @@ CONNECTOR_SETTINGS: dict[str, tuple[tuple[str, str], ...]] = {
         ("openid_metadata_url", "TEAMS_OPENID_METADATA_URL"),
         ("token_issuer", "TEAMS_TOKEN_ISSUER"), ("authority_url", "TEAMS_AUTHORITY_URL"),
     ),
+    "connectors.slack.SlackInput": (
+        ("bot_token", "SLACK_BOT_TOKEN"), ("app_token", "SLACK_APP_TOKEN"),
+        ("signing_secret", "SLACK_SIGNING_SECRET"), ("mode", "SLACK_MODE"),
+        ("api_url", "SLACK_API_URL"), ("allowed_channels", "SLACK_ALLOWED_CHANNELS"),
+    ),
 }
 
 

@@ -1,6 +1,6 @@
-"""The terminal chat of ``opsbot demo --channel telegram|teams``: you play the team.
+"""The terminal chat of ``opsbot demo --channel telegram|teams|slack``: you play the team.
 
-You type into the Telegram or Teams simulator as one of its users (alice by default),
+You type into the Telegram, Teams or Slack simulator as one of its users (alice by default),
 in the team's group or channel, where opsbot answers when addressed; the simulator
 carries it to opsbot's connector over the real wire protocol, and what opsbot sends
 back (messages, buttons, edited messages, the build results it pushes later) is
@@ -19,7 +19,7 @@ from typing import Any, Protocol, TextIO
 
 from opsbot._chat import read_lines
 
-__all__ = ["SimChannel", "TeamsChannel", "TelegramChannel", "sim_chat"]
+__all__ = ["SimChannel", "SlackChannel", "TeamsChannel", "TelegramChannel", "sim_chat"]
 
 
 @dataclass(frozen=True)
@@ -106,6 +106,62 @@ class TeamsChannel:
             buttons = tuple(str(a.get("title")) for a in actions)
             shown.append(Shown(str(activity.get("id")), self.text_of(activity), buttons))
         return shown
+
+
+class SlackChannel:
+    """The Slack simulator's channel #ops; messages mention the bot, as people do there.
+
+    A line that starts with ``/opsbot`` is the slash command. What opsbot shows one person
+    only (an ephemeral message, such as bob's refused press) is printed with their name.
+    """
+
+    def __init__(self, sim: Any) -> None:
+        from simulators.slack import ALICE, BOB, BOT_USER, CAROL, OPS_CHANNEL
+
+        self.sim = sim
+        self.channel = OPS_CHANNEL
+        self.bot = BOT_USER
+        self.ids = {"alice": ALICE, "bob": BOB, "carol": CAROL}
+        self.users = tuple(self.ids)
+        self.where = "the Slack channel #ops (each message mentions @opsbot)"
+
+    def say(self, user: str, text: str) -> None:
+        if text.split()[0] == "/opsbot":
+            self.sim.slash(self.ids[user], self.channel, text[len("/opsbot"):].strip())
+            return
+        mention = f"<@{self.bot}>"
+        self.sim.say(self.ids[user], self.channel,
+                     text if mention in text else f"{mention} {text}")
+
+    def press(self, user: str, key: str, title: str) -> None:
+        self.sim.press(self.ids[user], self.channel, key, title=title)
+
+    def messages(self) -> list[Shown]:
+        shown = []
+        for message in self.sim.messages(self.channel):
+            if not message.get("bot_id") or message.get("deleted"):
+                continue
+            blocks = message.get("blocks") or []
+            buttons = tuple(str(e["text"]["text"]) for b in blocks if b.get("type") == "actions"
+                            for e in b.get("elements") or [] if e.get("type") == "button")
+            shown.append(Shown(str(message["ts"]), _slack_words(blocks, message.get("text")),
+                               buttons))
+        for name, user in self.ids.items():
+            for index, note in enumerate(self.sim.ephemerals(user)):
+                if note.get("channel") == self.channel:
+                    words = _slack_words(note.get("blocks") or [], note.get("text"))
+                    shown.append(Shown(f"{user}-{index}", f"(only {name} sees this) {words}", ()))
+        return shown
+
+
+def _slack_words(blocks: list[dict[str, Any]], fallback: Any) -> str:
+    """What a Slack message shows: its sections' and context lines' text, unescaped."""
+    parts = [str(b["text"].get("text") or "") for b in blocks
+             if b.get("type") == "section" and isinstance(b.get("text"), dict)]
+    parts += [str(e.get("text") or "") for b in blocks if b.get("type") == "context"
+              for e in b.get("elements") or []]
+    text = "\n".join(parts) if parts else str(fallback or "")
+    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
 
 
 HELP = ("Type a message and press Enter; opsbot answers in {where}. A number presses that "

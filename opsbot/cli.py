@@ -21,7 +21,7 @@ import secrets
 import signal
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -112,6 +112,13 @@ def _print_urls(settings: Settings, env: dict[str, str] | None, stack: Stack) ->
             print(f"  Telegram      polling {env.get('TELEGRAM_API_URL') or 'https://api.telegram.org'}")
     if env.get("TEAMS_APP_ID"):
         print(f"  Teams         POST {base}/webhooks/teams/api/messages")
+    if env.get("SLACK_BOT_TOKEN"):
+        mode = (env.get("SLACK_MODE") or ("socket" if env.get("SLACK_APP_TOKEN") else "http"))
+        if mode.lower() == "http":
+            print(f"  Slack         POST {base}/webhooks/slack/webhook  (the app's Request URL "
+                  "for events, interactivity and /opsbot)")
+        else:
+            print(f"  Slack         Socket Mode {env.get('SLACK_API_URL') or 'https://slack.com/api/'}")
     if env.get("OPSBOT_EVENTS_TOKEN") or env.get("GITHUB_WEBHOOK_SECRET"):
         sources = [s for s, v in (("alertmanager", "OPSBOT_EVENTS_TOKEN"),
                                   ("grafana", "OPSBOT_EVENTS_TOKEN"),
@@ -303,17 +310,28 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
             RandomEvents(simulator, sys.stdout).start()
         if args.serve:
             _print_urls(settings, {**channel_env, **events_env}, stack)
-            if chat_sim is not None:
+            if chat_sim is not None and args.channel == "slack":
+                print(f"  slack simulator: the Web API at {chat_sim.api_url}; its people are "
+                      "played from Python (SlackSimulator.say, .slash, .press: the docstring "
+                      "of simulators/slack/ says how)", flush=True)
+            elif chat_sim is not None:
                 print(f"  {args.channel} simulator: play its users with POST "
                       f"{chat_sim.url.rstrip('/')}/_sim/users/<user>/send (the module docstring of "
                       f"simulators/{args.channel}.py lists the control API)", flush=True)
             _serve_until_stopped(stack)
             return 0
         if chat_sim is not None:
-            from opsbot._sim_chat import TeamsChannel, TelegramChannel, sim_chat
+            from opsbot._sim_chat import (
+                SimChannel,
+                SlackChannel,
+                TeamsChannel,
+                TelegramChannel,
+                sim_chat,
+            )
 
-            driven = (TelegramChannel(chat_sim) if args.channel == "telegram"
-                      else TeamsChannel(chat_sim))
+            kinds: dict[str, Callable[[Any], SimChannel]] = {
+                "telegram": TelegramChannel, "teams": TeamsChannel, "slack": SlackChannel}
+            driven = kinds[args.channel](chat_sim)
             return sim_chat(driven, args.user or "alice", simulate=simulator.command)
         return chat(settings.rest_url, args.user or "alice", token=stack.tokens[REST_TOKEN],
                     api_token=stack.tokens[API_TOKEN], simulate=simulator.command)
@@ -342,7 +360,8 @@ def _demo_events_env(settings: Settings) -> dict[str, str]:
 
 
 def _chat_simulator(channel: str, settings: Settings) -> Any:
-    """The Telegram or Teams simulator ``opsbot demo --channel`` talks through (None: terminal)."""
+    """The Telegram, Teams or Slack simulator ``opsbot demo --channel`` talks through (None:
+    terminal)."""
     if channel == "telegram":
         from simulators.telegram import TelegramSimulator
 
@@ -353,6 +372,12 @@ def _chat_simulator(channel: str, settings: Settings) -> Any:
         teams = TeamsSimulator()
         teams.set_bot_endpoint(f"http://{settings.host}:{settings.port}/webhooks/teams/api/messages")
         return teams
+    if channel == "slack":
+        from simulators.slack import SlackSimulator
+
+        # Socket Mode: the connector dials the simulator, as it dials Slack without a public
+        # URL; about one message a second per channel, as Slack allows.
+        return SlackSimulator(socket_mode=True, channel_interval=1.0)
     return None
 
 
@@ -489,9 +514,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--serve", action="store_true",
                       help="no terminal chat: serve the REST channel until SIGINT/SIGTERM")
     demo.add_argument("--user", help="who you are in the chat (default alice)")
-    demo.add_argument("--channel", choices=("terminal", "telegram", "teams"), default="terminal",
+    demo.add_argument("--channel", choices=("terminal", "telegram", "teams", "slack"),
+                      default="terminal",
                       help="chat straight through the REST channel (terminal, the default), or "
-                           "as a user of the simulated Telegram or Teams, "
+                           "as a user of the simulated Telegram, Teams or Slack, "
                            "through opsbot's connector")
     demo.add_argument("--events", action="store_true",
                       help="fire realistic alerts and failed PR checks now and then (as "

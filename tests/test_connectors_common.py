@@ -57,10 +57,14 @@ def test_opsbot_run_adds_the_connectors_the_environment_enables(tmp_path: Path) 
     assert "rest:" in plain and "\nconnectors.telegram.TelegramInput:" not in plain
     written = stack.runtime_credentials({"TELEGRAM_TOKEN": "1:secret-token",
                                          "TELEGRAM_MODE": "polling",
-                                         "TEAMS_APP_ID": "app"}).read_text(encoding="utf-8")
+                                         "TEAMS_APP_ID": "app",
+                                         "SLACK_BOT_TOKEN": "xoxb-secret-token",
+                                         "SLACK_APP_TOKEN": "xapp-1"}).read_text(encoding="utf-8")
     assert ("\nconnectors.telegram.TelegramInput:\n"
             "  token: ${TELEGRAM_TOKEN}\n  mode: ${TELEGRAM_MODE}\n") in written
     assert "\nconnectors.teams.TeamsInput:\n  app_id: ${TEAMS_APP_ID}\n" in written
+    assert ("\nconnectors.slack.SlackInput:\n  bot_token: ${SLACK_BOT_TOKEN}\n"
+            "  app_token: ${SLACK_APP_TOKEN}\n") in written
     assert "secret-token" not in written  # placeholders only: Rasa expands them
 
 

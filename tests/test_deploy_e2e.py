@@ -240,7 +240,7 @@ def test_a_second_approval_is_asked_for_in_a_chat_not_through_rest(bot: Bot) -> 
     replies = bot.say("alice", "deploy search 1.10.0 to prod")
     text = _text(replies)
     assert "second person with the release-manager role" in text, text
-    assert "Telegram or Teams" in text and "Nothing ran" in text
+    assert "Telegram, Teams or Slack" in text and "Nothing ran" in text
     assert not [b for r in replies for b in r.get("buttons") or []]
     time.sleep(0.5)
     assert len(_deploy_builds(bot, "search")) == before

@@ -19,7 +19,7 @@ import pytest
 from actions.backends.jenkins import Build
 from actions.events._model import FAILURE, RECOVERY, RESULT, Event
 from actions.events.jenkins_watch import JenkinsWatch, build_event, watched_jobs
-from actions.events.routes import RouteError, load_routes, read_routes
+from actions.events.routes import RouteError, chat_of, load_routes, read_routes
 from actions.events.store import EventStore, Filters
 from actions.guard.identity import open_payload
 from actions.guard.store import OperationStore
@@ -382,8 +382,13 @@ def test_routes_from_subscriptions_yml(events: EventStore, tmp_path: Path) -> No
         "    environment: prod\n"
         "    buttons: [restart_service]\n"
         "  - teams: '19:abc@thread.tacv2'\n"
-        "    sources: checks\n", encoding="utf-8")
-    assert load_routes(events, path) == 2
+        "    sources: checks\n"
+        "  - slack: C0OPS\n"
+        "    sources: [builds]\n", encoding="utf-8")
+    assert load_routes(events, path) == 3
+    slack = events.subscriptions("slack:C0OPS")[0]
+    assert (slack.channel, slack.address) == ("slack", {"channel": "C0OPS"})
+    assert chat_of("slack", slack.address) == "slack:C0OPS"
     telegram = events.subscriptions("telegram:-1001234/42")[0]
     assert telegram.address == {"chat_id": -1001234, "thread_id": 42}
     assert telegram.buttons == ("restart_service",) and telegram.origin == "file:payments-oncall"
@@ -401,6 +406,7 @@ def test_routes_from_subscriptions_yml(events: EventStore, tmp_path: Path) -> No
     ("routes: {}\n", "'routes' must be a list"),
     ("routes:\n  - sources: [alerts]\n", "give exactly one of telegram"),
     ("routes:\n  - telegram: general\n", "telegram must be a chat id"),
+    ("routes:\n  - slack: '#ops'\n", "slack must be a channel id"),
     ("routes:\n  - rest: a\n    sources: [sms]\n", "no event source called 'sms'"),
     ("routes:\n  - rest: a\n    colour: red\n", "unknown field(s) colour"),
     ("routes: [\n", "is not YAML"),

@@ -255,9 +255,12 @@ def test_demo_policy() -> None:
         for intent in ("deploy_history", "build_status", "list_jobs", "build_failure",
                        "query_logs", "issue_status", "list_issues"):
             assert policy.decide(intent, {}, person) == Decision(True, "read", (), None), intent
-    for channel in ("rest", "telegram", "teams"):
+    for channel in ("rest", "telegram", "teams", "slack"):
         assert any(policy.person(channel, uid) == "alice"
-                   for uid in ("alice", "42", "00000000-0000-0000-0000-0000000000a1"))
+                   for uid in ("alice", "42", "00000000-0000-0000-0000-0000000000a1", "U0ALICE"))
+    # The Slack simulator's seeded members.
+    assert [policy.person("slack", u) for u in ("U0ALICE", "U0BOB", "U0CAROL")] == \
+        ["alice", "bob", "carol"]
 
 
 def test_from_env_reads_opsbot_policy(tmp_path: Path) -> None:
@@ -305,6 +308,10 @@ def test_parse_duration_rejects(value: Any) -> None:
     ("people:\n  alice: {identities: {rest: x}}\n  bob: {identities: {rest: x}}\n",
      "x is already alice's identity"),
     ("people:\n  'rest:alice': {roles: []}\n", "cannot contain ':'"),
+    ("people:\n  alice: {identities: {slack: alice}}\n",
+     "identities.slack: 'alice' is not a Slack member id"),
+    ("people:\n  alice: {identities: {slack: [U0ALICE, C0OPS]}}\n",
+     "identities.slack: 'C0OPS' is not a Slack member id"),
     ("roles: [developer]\npeople:\n  alice: {roles: [developr]}\n",
      "role 'developr' is given to someone but not listed"),
     ("- just\n- a list\n", "the top level must be a mapping"),

@@ -5,6 +5,7 @@ A subscription belongs to a conversation, keyed by channel:
 * ``telegram:<chat id>`` or ``telegram:<chat id>/<topic id>`` (a forum topic): the chat
   or thread, shared by everyone in it;
 * ``teams:<conversation id>``: the Teams chat or channel conversation;
+* ``slack:<channel id>``: the Slack channel (or direct message), shared by everyone in it;
 * ``rest:<sender>``: one person's REST or terminal conversation.
 
 ``subscriptions.yml`` (in the project, or ``OPSBOT_SUBSCRIPTIONS``) declares routes that
@@ -23,6 +24,8 @@ always hold, for channels that should get certain events whoever asked::
       - teams: "19:abc@thread.tacv2"
         sources: [checks]
         service: checkout
+      - slack: C0123456789             # a Slack channel id
+        sources: [builds]
 
 The file is read when the server starts; a mistake names the route and the field, and
 no route of a broken file is used.
@@ -31,6 +34,7 @@ no route of a broken file is used.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -43,7 +47,7 @@ from actions.guard.identity import conversation_scope
 __all__ = ["CHANNELS", "RouteError", "conversation_of", "load_routes", "read_routes",
            "routes_path"]
 
-CHANNELS = ("telegram", "teams", "rest")
+CHANNELS = ("telegram", "teams", "slack", "rest")
 _FIELDS = {"name", "sources", "service", "job", "environment", "severity", "kinds",
            "buttons", *CHANNELS}
 
@@ -65,6 +69,9 @@ def conversation_of(channel: str | None, sender: str,
         conversation = str(meta["conversation_id"])
         return f"teams:{conversation}", "teams", {"conversation_id": conversation,
                                                    "sender": sender}
+    if channel == "slack" and meta.get("slack_channel"):
+        slack = str(meta["slack_channel"])
+        return f"slack:{slack}", "slack", {"channel": slack}
     return f"rest:{sender}", "rest", {"sender": sender}
 
 
@@ -75,6 +82,8 @@ def chat_of(channel: str, address: Mapping[str, Any]) -> str:
         return conversation_scope(channel, int(address["chat_id"]))
     if channel == "teams" and address.get("conversation_id"):
         return conversation_scope(channel, str(address["conversation_id"]))
+    if channel == "slack" and address.get("channel"):
+        return conversation_scope(channel, str(address["channel"]))
     return conversation_scope("rest", str(address.get("sender") or ""))
 
 
@@ -101,7 +110,7 @@ def _target(route: Mapping[str, Any], where: str) -> tuple[str, str, dict[str, A
     named = [c for c in CHANNELS if route.get(c) not in (None, "")]
     if len(named) != 1:
         raise RouteError(f"{where}: give exactly one of telegram (a chat id), teams (a "
-                         "conversation id) or rest (a sender).")
+                         "conversation id), slack (a channel id) or rest (a sender).")
     channel = named[0]
     value = str(route[channel]).strip()
     if channel == "telegram":
@@ -114,6 +123,11 @@ def _target(route: Mapping[str, Any], where: str) -> tuple[str, str, dict[str, A
         return conversation_of("telegram", "", {"chat_id": chat_id, "thread_id": thread_id})
     if channel == "teams":
         return f"teams:{value}", "teams", {"conversation_id": value}
+    if channel == "slack":
+        if not re.match(r"^[CGD][A-Z0-9]{2,}$", value):
+            raise RouteError(f"{where}: slack must be a channel id such as C0123456789 (a "
+                             f"channel's About tab shows it), not {value!r}.")
+        return conversation_of("slack", "", {"slack_channel": value})
     return f"rest:{value}", "rest", {"sender": value}
 
 

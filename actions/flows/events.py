@@ -65,6 +65,10 @@ def _conversation(turn: Turn) -> tuple[str, str, dict[str, Any]]:
         parts = who.sender_id.split(":")
         if len(parts) == 3 and parts[1].lstrip("-").isdigit():
             meta["chat_id"] = int(parts[1])
+    elif who.channel == "slack":
+        # The channel comes from the conversation id the connector signed (slack:<channel>:<user>).
+        parts = who.sender_id.split(":")
+        meta["slack_channel"] = parts[1] if len(parts) == 3 and parts[1] else None
     return conversation_of(who.channel, who.sender_id, meta)
 
 

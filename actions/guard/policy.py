@@ -29,6 +29,12 @@ DEFAULT_CONFIRMATION_TTL = 300.0
 
 _TOP_KEYS = {"confirmation_ttl", "roles", "people", "everyone_roles", "rules"}
 _PERSON_KEYS = {"roles", "identities"}
+# What a connector's user ids look like, where a typo would otherwise match nobody quietly.
+_USER_IDS = {
+    "slack": (re.compile(r"^[UW][A-Z0-9]{2,}$"),
+              "a Slack member id such as U0123456789 or W0123456789 (the profile's "
+              "\u22ee menu, 'Copy member ID'), not a name"),
+}
 _RULE_KEYS = {"intents", "when", "risk", "roles", "approval", "unknown"}
 
 JOB_KIND = "job_kind"
@@ -235,8 +241,8 @@ class Policy:
             roles = frozenset(_names(entry.get("roles"), f"{where}.roles", fail))
             ids = entry.get("identities") or {}
             if not isinstance(ids, Mapping):
-                raise fail(f"{where}.identities must map a connector (rest, telegram, teams) "
-                           "to the person's user id there.")
+                raise fail(f"{where}.identities must map a connector (rest, telegram, teams, "
+                           "slack) to the person's user id there.")
             for raw_channel, raw_ids in ids.items():
                 channel = str(raw_channel).strip().lower()
                 values = raw_ids if isinstance(raw_ids, list) else [raw_ids]
@@ -245,6 +251,9 @@ class Policy:
                             or str(raw_id) == ""):
                         raise fail(f"{where}.identities.{channel} must be a user id "
                                    "(or a list of them).")
+                    shape = _USER_IDS.get(channel)
+                    if shape is not None and not shape[0].match(str(raw_id)):
+                        raise fail(f"{where}.identities.{channel}: {raw_id!r} is not {shape[1]}.")
                     key = (channel, str(raw_id))
                     if key in identities and identities[key] != name:
                         raise fail(f"{where}.identities.{channel}: {raw_id} is already "
@@ -432,8 +441,8 @@ class Policy:
         channel, _, user_id = person.partition(":")
         if channel == "unverified" or not user_id:
             return ("I cannot tell who you are: this message did not come through a chat that "
-                    "proves it (Telegram, Teams, or the REST channel with its token), so I can "
-                    "only show help.")
+                    "proves it (Telegram, Teams, Slack, or the REST channel with its token), so I "
+                    "can only show help.")
         return (f"I don't know you yet, so I can only show help. To be added, give an admin "
                 f"your {channel} id, {user_id} (policy.yml: people.<your name>.identities."
                 f"{channel}).")

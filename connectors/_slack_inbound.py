@@ -1,0 +1,352 @@
+"""The Slack connector's inbound side: one event, press or command, at most once, from whom.
+
+``connectors.slack`` (HTTP mode) and ``_slack_socket`` (Socket Mode) hand over what they
+proved came from Slack, by its Socket Mode envelope type: ``events_api`` (an
+``event_callback``), ``interactive`` (a ``block_actions`` payload) or ``slash_commands``
+(the command's form). Here it is checked to be from the bot token's workspace, taken once
+by its id in the store (``event_id``; ``trigger_id`` for presses and commands), and read:
+
+* a message addressed to opsbot becomes a turn: in a direct message, every message; in a
+  channel, a mention of the bot and any message in a thread opsbot is part of. Slack
+  sends a mention twice, as ``app_mention`` and as ``message``: the message is taken once
+  by its channel and ``ts``. Messages of bots (opsbot's own included), edits, deletions,
+  joins and other subtypes are not requests. The answer goes into the request's thread
+  (a mention in a channel starts one).
+* a pressed button is checked (the channel allowed, the payload's signature for this
+  channel, whose choice it is) before it becomes a turn of the presser's own
+  conversation. A press that changes nothing (bob's press on alice's Confirm, a second
+  press) is answered with an ephemeral note only the presser sees; one that decides
+  updates the message in place.
+* ``/opsbot <request>`` is a request wherever it is typed.
+
+The person is the Slack user id of the verified request, signed into the turn's metadata
+(``actions.guard.identity``); their conversation is ``slack:<channel>:<user>``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from rasa.core.channels.channel import UserMessage
+from slack_sdk.webhook.async_client import AsyncWebhookClient
+
+from actions.errors import OpsbotError
+from actions.guard.identity import IDENTITY_KEY, conversation_scope, open_payload, sign_identity
+from connectors._common import (
+    NOT_YOURS,
+    OPEN_STATES,
+    channel_store,
+    decision_note,
+    known_person,
+    operation_of,
+    pressed_by_other,
+    refuse_forged_payload,
+    stores,
+)
+from connectors._slack_blocks import plain_text, title_of
+from connectors._slack_send import (
+    _REF_KIND,
+    CHANNEL,
+    SlackOutput,
+    SlackSending,
+    is_direct,
+    sender_id_for,
+)
+
+# The connector's one logger, whichever part logs: operators filter on its name.
+logger = logging.getLogger("connectors.slack")
+
+EVENTS, INTERACTIVE, COMMANDS = "events_api", "interactive", "slash_commands"
+SEEN_KIND = "slack-request"  # events, presses and commands taken: their id
+MESSAGE_KIND = "slack-message"  # messages taken: "<channel>:<ts>" (app_mention + message)
+_REFUSED_KIND = "slack-refused-channel"
+# Message subtypes that are still a person writing (everything else is not a request).
+_PERSON_SUBTYPES = frozenset({None, "thread_broadcast", "file_share"})
+_FAILED = ("Something went wrong on my side while answering that (reference {reference}). "
+           "It may not have finished: check before you ask again. The team can find the "
+           "details in opsbot's log under that reference.")
+
+Handler = Callable[[UserMessage], Awaitable[Any]]
+
+
+class SlackInbound(SlackSending):
+    """How the connector takes a request; ``connectors.slack.SlackInput`` builds it."""
+
+    allowed_channels: frozenset[str]
+    team_id: str | None  # the bot token's workspace (auth.test), once known
+    enterprise_id: str | None
+    bot_user_id: str | None
+    bot_id: str | None
+    _tasks: set[asyncio.Task[None]]
+
+    # -- whose, and which -----------------------------------------------------------------
+
+    def foreign(self, kind: str, body: Mapping[str, Any]) -> str | None:
+        """Why a request from Slack is not from the bot token's workspace (None: it is)."""
+        user_team = None
+        if kind == EVENTS:  # a Slack Connect member's message: taken, then ignored
+            team, enterprise = body.get("team_id"), body.get("enterprise_id")
+        elif kind == INTERACTIVE:
+            team = (body.get("team") or {}).get("id")
+            enterprise = (body.get("enterprise") or {}).get("id")
+            user_team = (body.get("user") or {}).get("team_id")
+        else:
+            team, enterprise = body.get("team_id"), body.get("enterprise_id")
+        if not team or team != self.team_id:
+            return f"team_id {team!r} is not the bot token's workspace ({self.team_id})"
+        if self.enterprise_id and enterprise and enterprise != self.enterprise_id:
+            return f"enterprise_id {enterprise!r} is not the bot token's ({self.enterprise_id})"
+        if user_team and user_team != self.team_id:
+            return f"the user belongs to another workspace ({user_team})"
+        return None
+
+    @staticmethod
+    def request_key(kind: str, body: Mapping[str, Any]) -> str | None:
+        """What makes a request the same one again (a retry, a redelivered envelope)."""
+        if kind == EVENTS:
+            key = body.get("event_id")
+        else:
+            key = body.get("trigger_id") or (
+                (body.get("actions") or [{}])[0].get("action_ts") if kind == INTERACTIVE else None)
+        return f"{kind}:{key}" if key else None
+
+    async def first_time(self, kind: str, body: Mapping[str, Any]) -> bool:
+        """Whether the request is new (and now taken); raises when the store fails, so the
+        request is not taken and Slack may send it again."""
+        key = self.request_key(kind, body)
+        if key is None:
+            return True
+        first = await asyncio.to_thread(channel_store().first_time, SEEN_KIND, key)
+        if not first:
+            logger.info("Slack request %s was already handled; ignored", key)
+        return bool(first)
+
+    def start(self, kind: str, body: Mapping[str, Any], on_new_message: Handler,
+              ) -> asyncio.Task[None]:
+        """Handle a taken request in a task of its own, kept until it ends (the request is
+        acknowledged already: Slack does not wait for the answer)."""
+        task = asyncio.create_task(self._handle(kind, body, on_new_message))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def _handle(self, kind: str, body: Mapping[str, Any],
+                      on_new_message: Handler) -> None:
+        """One request; never raises (a bad one must not stop the connector)."""
+        try:
+            if kind == EVENTS:
+                event = body.get("event")
+                if isinstance(event, Mapping) and event.get("type") in ("message", "app_mention"):
+                    await self._on_message(event, on_new_message)
+            elif kind == INTERACTIVE:
+                if body.get("type") == "block_actions":
+                    await self._on_press(body, on_new_message)
+            elif kind == COMMANDS:
+                await self._on_command(body, on_new_message)
+        except OpsbotError as exc:  # an outage (the store, a backend): a line, no traceback
+            logger.warning("Slack %s not handled: %s", kind, getattr(exc, "detail", None) or exc)
+        except Exception:  # noqa: BLE001 - logged with a reference; the next one goes on
+            logger.exception("failed to handle a Slack %s (reference %s)", kind,
+                             uuid.uuid4().hex[:8])
+
+    # -- messages --------------------------------------------------------------------------
+
+    def _by_a_person(self, event: Mapping[str, Any]) -> bool:
+        if event.get("subtype") not in _PERSON_SUBTYPES or event.get("bot_id"):
+            return False
+        if event.get("user_team") and event.get("user_team") != self.team_id:
+            # Someone of another workspace, in a channel shared with it (Slack Connect):
+            # policy.yml names this workspace's people, and only they may speak here.
+            logger.info("Slack: ignored a message by %s of workspace %s in %s",
+                        event.get("user"), event.get("user_team"), event.get("channel"))
+            return False
+        user = event.get("user")
+        return bool(user) and user != self.bot_user_id and bool(event.get("text"))
+
+    async def _addressed(self, event: Mapping[str, Any], channel: str) -> bool:
+        if is_direct(channel, event.get("channel_type")):
+            return True
+        if event.get("type") == "app_mention" or f"<@{self.bot_user_id}" in str(event["text"]):
+            return True
+        thread_ts = event.get("thread_ts")
+        return bool(thread_ts) and await self._in_thread(channel, str(thread_ts))
+
+    async def _on_message(self, event: Mapping[str, Any], on_new_message: Handler) -> None:
+        channel = str(event.get("channel") or "")
+        if not channel or not self._by_a_person(event) or not await self._addressed(event, channel):
+            return
+        ts, user = str(event.get("ts") or ""), str(event["user"])
+        if not await asyncio.to_thread(channel_store().first_time, MESSAGE_KIND,
+                                       f"{channel}:{ts}"):
+            return  # the same message as an app_mention and as a message event
+        direct = is_direct(channel, event.get("channel_type"))
+        thread_ts = str(event.get("thread_ts") or "") or (None if direct else ts)
+        if not await self._channel_allowed(channel, user, direct, thread_ts):
+            return
+        text = plain_text(str(event["text"]), self.bot_user_id or "") or "hi"
+        if text.startswith("/"):
+            text = text.lstrip("/") or "hi"  # Rasa would read it as an intent payload
+        if thread_ts:
+            await self._join_thread(channel, thread_ts)
+        await self._turn(text, channel, user, thread_ts, f"slack-{channel}-{ts}", on_new_message,
+                         event.get("user_name"))
+
+    async def _turn(self, text: str, channel: str, user: str, thread_ts: str | None,
+                    message_id: str, on_new_message: Handler, user_name: Any = None, *,
+                    output: SlackOutput | None = None, pressed: str | None = None) -> SlackOutput:
+        """Run one turn of ``user`` in ``channel``; its replies go to ``thread_ts``."""
+        sender = sender_id_for(channel, user)
+        await asyncio.to_thread(channel_store().remember, _REF_KIND, sender,
+                                {"channel": channel, "thread_ts": thread_ts})
+        output = output or SlackOutput(self, channel, thread_ts)
+        metadata: dict[str, Any] = {
+            IDENTITY_KEY: sign_identity(CHANNEL, user, sender, message_id,
+                                        conversation=conversation_scope(CHANNEL, channel)),
+            "channel": CHANNEL, "user_id": user, "slack_channel": channel,
+        }
+        if user_name:
+            metadata["user_name"] = str(user_name)
+        if thread_ts:
+            metadata["thread_ts"] = thread_ts
+        if pressed:
+            metadata["pressed_ts"] = pressed
+        try:
+            await on_new_message(UserMessage(text, output, sender, input_channel=CHANNEL,
+                                             message_id=message_id, metadata=metadata))
+        except Exception:
+            reference = uuid.uuid4().hex[:8]
+            logger.exception("failed to answer Slack message %s (reference %s)", message_id,
+                             reference)
+            await self.send(channel, _FAILED.format(reference=reference), [], {},
+                            thread_ts=thread_ts)
+            return output
+        output.retired += await self._retire(output.states)
+        return output
+
+    async def _channel_allowed(self, channel: str, user: str, direct: bool,
+                               thread_ts: str | None) -> bool:
+        """SLACK_ALLOWED_CHANNELS and known people's direct messages; anywhere else one
+        refusal (naming the id an admin needs), then silence."""
+        if channel in self.allowed_channels:
+            return True
+        if direct and await asyncio.to_thread(known_person, CHANNEL, user):
+            return True
+        first = await asyncio.to_thread(channel_store().first_time, _REFUSED_KIND, channel)
+        logger.info("Slack: ignored a message in %s (not allowed)%s", channel,
+                    "; sent the refusal" if first else "")
+        if first:
+            if direct:
+                text = (f"Hello! I only work for my team, and you are not in its list yet. "
+                        f"To be added, give an admin your Slack id: {user} "
+                        f"(policy.yml, people.<name>.identities.slack).")
+            else:
+                text = (f"I only work in the channels my team allows, and this is not one yet. "
+                        f"To allow it, an admin adds {channel} to SLACK_ALLOWED_CHANNELS.")
+            await self.send(channel, text, [], {}, thread_ts=thread_ts)
+        return False
+
+    # -- button presses --------------------------------------------------------------------
+
+    async def _on_press(self, body: Mapping[str, Any], on_new_message: Handler) -> None:
+        user = str((body.get("user") or {}).get("id") or "")
+        container = body.get("container") or {}
+        message = body.get("message") or {}
+        channel = str((body.get("channel") or {}).get("id") or container.get("channel_id") or "")
+        ts = str(container.get("message_ts") or message.get("ts") or "")
+        action = (body.get("actions") or [{}])[0]
+        if not user or not channel or not ts or action.get("type") not in (None, "button"):
+            return
+        thread_ts = str(container.get("thread_ts") or message.get("thread_ts") or "") or None
+        where = (channel, ts)
+        if not await self._channel_allowed(channel, user, is_direct(channel), thread_ts or ts):
+            return
+        value = str(action.get("value") or "")
+        payload = await self._payload_of(value)
+        if payload is None:
+            await self.send_ephemeral(channel, user, "That button has expired; ask again for "
+                                      "fresh ones.", thread_ts=thread_ts)
+            await self._remove_buttons(where, None, _text_of(message))
+            return
+        checked = open_payload(payload, scope=conversation_scope(CHANNEL, channel))
+        if checked.text is None:
+            await refuse_forged_payload(CHANNEL, user, payload, checked.refused or "")
+            await self.send_ephemeral(channel, user, checked.reply, thread_ts=thread_ts)
+            return
+        payload = checked.text
+        sender = sender_id_for(channel, user)
+        if await asyncio.to_thread(pressed_by_other, f"{channel}:{ts}", sender, payload):
+            await self.send_ephemeral(channel, user, NOT_YOURS, thread_ts=thread_ts)
+            return
+        operation_id = operation_of(payload)
+        before = await self._state_of(operation_id) if operation_id else None
+        output = SlackOutput(self, channel, thread_ts or ts, hold=operation_id is not None)
+        await self._turn(payload, channel, user, thread_ts or ts,
+                         f"slack-{body.get('trigger_id') or action.get('action_ts')}",
+                         on_new_message, (body.get("user") or {}).get("username"),
+                         output=output, pressed=ts)
+        after = output.states.get(operation_id or "")
+        if operation_id is not None:
+            # The guard decided; a press that changed nothing (someone else's, a second
+            # one, a late one) is answered to the presser alone.
+            changed = after is not None and after != before
+            await output.release(only_for=None if changed else user)
+        if operation_id is None and await self._is_event_message(where):
+            pass  # an alert's next steps stay for whoever else wants them
+        elif operation_id is None:
+            name = (body.get("user") or {}).get("username") or user
+            await self._remove_buttons(where, f"{name} chose "
+                                       f"{title_of(message.get('blocks'), value)}",
+                                       _text_of(message))
+        elif after is not None and after not in OPEN_STATES and where not in output.retired:
+            await self._remove_buttons(where, decision_note(after), _text_of(message))
+
+    @staticmethod
+    async def _state_of(operation_id: str) -> str | None:
+        try:
+            operation = await asyncio.to_thread(stores().operations.get, operation_id)
+        except Exception:  # noqa: BLE001 - unknown: any answer then counts as a change
+            return None
+        return operation.state if operation is not None else None
+
+    # -- /opsbot ---------------------------------------------------------------------------
+
+    async def _on_command(self, form: Mapping[str, Any], on_new_message: Handler) -> None:
+        user, channel = str(form.get("user_id") or ""), str(form.get("channel_id") or "")
+        if not user or not channel:
+            return
+        direct = is_direct(channel) or form.get("channel_name") == "directmessage"
+        if not await self._channel_allowed(channel, user, direct, None):
+            return
+        text = " ".join(str(form.get("text") or "").split()) or "help"
+        if text.startswith("/"):
+            text = text.lstrip("/") or "help"
+        output = await self._turn(text, channel, user, None, f"slack-{form.get('trigger_id')}",
+                                  on_new_message, form.get("user_name"))
+        if output.refused and form.get("response_url"):
+            # opsbot is not in that channel (or it is someone else's direct message): the
+            # command's response_url still reaches the person who typed it.
+            said = "\n".join(t for t in output.sent if t)
+            await _respond(str(form["response_url"]),
+                           "I can't post in this channel: invite me (/invite @opsbot) or ask "
+                           f"me in a direct message.\n{said}".strip())
+
+
+def _text_of(message: Mapping[str, Any]) -> str | None:
+    """The text of a pressed message as Slack sent it back (its first section)."""
+    for block in message.get("blocks") or ():
+        text = block.get("text") if isinstance(block, Mapping) else None
+        if isinstance(text, Mapping) and text.get("text"):
+            raw = str(text["text"])
+            return raw.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+    return None
+
+
+async def _respond(response_url: str, text: str) -> None:
+    try:
+        await AsyncWebhookClient(response_url).send(text=text, response_type="ephemeral")
+    except Exception as exc:  # noqa: BLE001 - the person sees nothing; the log says why
+        logger.warning("could not answer a Slack command through its response_url: %s", exc)

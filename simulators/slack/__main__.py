@@ -1,0 +1,5 @@
+"""``python -m simulators.slack``: run the simulator in the foreground."""
+
+from simulators.slack import main
+
+raise SystemExit(main())

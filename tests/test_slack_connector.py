@@ -1,0 +1,299 @@
+"""connectors.slack without Rasa and without a Slack: settings, Block Kit, the HTTP checks,
+which messages are requests, and that each is taken once.
+
+Rasa's message handler is replaced by a recorder that answers nothing, so these tests
+never call Slack's Web API; the end-to-end tests go through slack_sdk to the simulator.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import time
+import urllib.parse
+from collections.abc import Iterator
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from rasa.core.channels.channel import UserMessage
+
+import connectors._common as common
+from actions.guard.identity import Identity, verified_identity
+from connectors._common import ConnectorConfigError, split_text
+from connectors._slack_blocks import (
+    SECTION_LIMIT,
+    buttons_block,
+    escape,
+    message_blocks,
+    plain_text,
+    retired_blocks,
+    split_reply,
+)
+from connectors.slack import SlackInput, parse_channel_ids, sender_id_for
+
+_VARIABLES = ("SLACK_BOT_TOKEN", "SLACK_APP_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_MODE",
+              "SLACK_API_URL", "SLACK_ALLOWED_CHANNELS")
+SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
+TEAM, BOT, ALICE, BOB = "T0OPS", "U0OPSBOT", "U0ALICE", "U0BOB"
+OPS = "C0OPS"
+
+
+@pytest.fixture(autouse=True)
+def _own_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    for name in _VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.delenv("OPSBOT_DB_URL", raising=False)
+    monkeypatch.setenv("OPSBOT_STATE_DIR", str(tmp_path))
+    common._stores = None
+    yield
+    common._stores = None
+
+
+class Recorder:
+    """Stands in for Rasa: records each UserMessage, answers nothing."""
+
+    def __init__(self) -> None:
+        self.messages: list[UserMessage] = []
+
+    async def __call__(self, message: UserMessage) -> None:
+        self.messages.append(message)
+
+
+def _connector(**settings: Any) -> SlackInput:
+    connector = SlackInput("xoxb-1-2-abc", signing_secret=SECRET, api_url="http://127.0.0.1:9/",
+                           allowed_channels=frozenset({OPS}), **settings)
+    connector.team_id, connector.bot_user_id = TEAM, BOT  # what auth.test says at start
+    return connector
+
+
+def _request(body: bytes, content_type: str, *, age: float = 0.0, secret: str = SECRET,
+             headers: dict[str, str] | None = None) -> Any:
+    stamp = str(int(time.time() - age))
+    digest = hmac.new(secret.encode(), f"v0:{stamp}:".encode() + body, hashlib.sha256)
+    return SimpleNamespace(body=body, remote_addr="127.0.0.1", ip="127.0.0.1", headers={
+        "Content-Type": content_type, "X-Slack-Request-Timestamp": stamp,
+        "X-Slack-Signature": f"v0={digest.hexdigest()}", **(headers or {})})
+
+
+def _event(text: str, *, user: str = ALICE, channel: str = OPS, event_id: str = "Ev1",
+           team: str = TEAM, kind: str = "message", ts: str = "1700000000.000100",
+           **fields: Any) -> bytes:
+    event = {"type": kind, "user": user, "text": text, "channel": channel, "ts": ts, **fields}
+    return json.dumps({"type": "event_callback", "team_id": team, "event_id": event_id,
+                       "event": event}).encode()
+
+
+def _receive(connector: SlackInput, request: Any, recorder: Recorder) -> Any:
+    async def main() -> Any:
+        answer = await connector._receive(request, recorder)
+        if connector._tasks:
+            await asyncio.wait(set(connector._tasks))
+        return answer
+    return asyncio.run(main())
+
+
+# -- settings ----------------------------------------------------------------------------
+
+
+def test_a_missing_bot_token_names_the_variable() -> None:
+    with pytest.raises(ConnectorConfigError, match="SLACK_BOT_TOKEN is not set"):
+        SlackInput.from_credentials({})
+
+
+def test_settings_come_from_credentials_or_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-111-222-secretpart")
+    monkeypatch.setenv("SLACK_APP_TOKEN", "xapp-1-A1-333-other")
+    monkeypatch.setenv("SLACK_ALLOWED_CHANNELS", "C0OPS, G0PRIV")
+    connector = SlackInput.from_credentials({"api_url": "http://127.0.0.1:9/api"})
+    assert connector.mode == "socket"  # the default when an app token is set
+    assert connector.api_url == "http://127.0.0.1:9/api/"
+    assert connector.allowed_channels == {"C0OPS", "G0PRIV"}
+    assert "secretpart" not in repr(connector)
+    monkeypatch.setenv("SLACK_SIGNING_SECRET", SECRET)
+    assert SlackInput.from_credentials({"mode": "http"}).mode == "http"
+
+
+@pytest.mark.parametrize(("settings", "message"), [
+    ({"bot_token": "xoxp-1-2-3"}, "does not look like a bot token"),
+    ({"bot_token": "xoxb-1-2-3"}, "SLACK_APP_TOKEN .Socket Mode"),
+    ({"bot_token": "xoxb-1-2-3", "app_token": "xoxb-1-2-3"}, "not look like an app-level"),
+    ({"bot_token": "xoxb-1-2-3", "mode": "socket", "signing_secret": SECRET},
+     "Socket Mode needs SLACK_APP_TOKEN"),
+    ({"bot_token": "xoxb-1-2-3", "mode": "webhook", "signing_secret": SECRET},
+     "use socket or http"),
+    ({"bot_token": "xoxb-1-2-3", "app_token": "xapp-1", "api_url": "ftp://x"},
+     "SLACK_API_URL must be an http"),
+    ({"bot_token": "xoxb-1-2-3", "app_token": "xapp-1", "allowed_channels": "#ops"},
+     "'#ops' is not a Slack channel id"),
+])
+def test_ill_formed_settings_say_what_to_fix(settings: dict[str, str], message: str) -> None:
+    with pytest.raises(ConnectorConfigError, match=message):
+        SlackInput.from_credentials(settings)
+
+
+def test_channel_ids_are_listed_with_commas_or_spaces() -> None:
+    assert parse_channel_ids(" C01, D02 G03 ") == {"C01", "D02", "G03"}
+    assert parse_channel_ids("") == frozenset()
+
+
+# -- Block Kit ---------------------------------------------------------------------------
+
+
+def test_user_text_never_becomes_a_mention_or_a_link() -> None:
+    text = "open a bug: <!channel> <@U0BOB> <https://evil.example|click> & more"
+    block = message_blocks(text)[0]
+    shown = block["text"]["text"]
+    assert "<" not in shown and ">" not in shown and "&amp; more" in shown
+    assert block["text"]["verbatim"] is True  # no automatic @here, #channel or URL parsing
+    assert escape("a&b<c>d") == "a&amp;b&lt;c&gt;d"
+
+
+def test_long_answers_split_within_a_section_counting_the_escapes() -> None:
+    text = "\n".join(f"line {i} <&> " + "x" * 80 for i in range(200))
+    pieces = split_reply(text)
+    assert len(pieces) > 1
+    assert all(len(escape(p)) <= SECTION_LIMIT for p in pieces)
+    assert " ".join(" ".join(pieces).split()) == " ".join(text.split())  # nothing lost
+    assert split_reply("") == ["…"]
+    assert split_text("é" * 10, 4, lambda s: len(s.encode())) == ["éé"] * 5
+
+
+def test_buttons_carry_their_value_and_unique_action_ids() -> None:
+    blocks = buttons_block([(f"Option {i}", f"/choose{{\"n\":{i}}}", "/choose") for i in range(30)]
+                           + [("Confirm", "v-a", "/affirm{}"), ("Cancel", "v-d", "/deny{}")])
+    elements = [e for block in blocks for e in block["elements"]]
+    assert all(len(block["elements"]) <= 25 for block in blocks)
+    assert len({e["action_id"] for e in elements}) == len(elements) == 32
+    assert elements[-2]["style"] == "primary" and elements[-1]["style"] == "danger"
+    assert elements[0]["value"] == '/choose{"n":0}'
+    retired = retired_blocks("Deploy payments 2.4.1 to staging", "confirmed; running")
+    assert [b["type"] for b in retired] == ["section", "context"]
+    assert "confirmed; running" in retired[1]["elements"][0]["text"]
+
+
+def test_slack_markup_comes_back_as_the_words_typed() -> None:
+    assert plain_text(f"<@{BOT}> deploy payments 2.4.1 to staging", BOT) == \
+        "deploy payments 2.4.1 to staging"
+    assert plain_text(f"<@{BOT}|opsbot>, errors in <#C0X|ops> &lt;now&gt; &amp; "
+                      "<https://x.example|this>", BOT) == "errors in #ops <now> & this"
+    assert plain_text("ask <@U0BOB> about <https://x.example>", BOT) == \
+        "ask @U0BOB about https://x.example"
+
+
+# -- HTTP mode ---------------------------------------------------------------------------
+
+
+def test_a_mention_is_acknowledged_and_becomes_alices_turn() -> None:
+    connector, recorder = _connector(), Recorder()
+    answer = _receive(connector, _request(_event(f"<@{BOT}> deploy payments"),
+                                          "application/json"), recorder)
+    assert answer.status == 200
+    [message] = recorder.messages
+    assert message.text == "deploy payments"
+    assert message.sender_id == sender_id_for(OPS, ALICE) == f"slack:{OPS}:{ALICE}"
+    identity = verified_identity(message.metadata, message.sender_id, message.message_id)
+    assert identity == Identity("slack", ALICE, f"slack:{OPS}")
+    assert message.metadata["thread_ts"] == "1700000000.000100"  # answered in her thread
+
+
+@pytest.mark.parametrize(("change", "status"), [
+    ({"secret": "another-secret-of-32-characters!"}, 401),
+    ({"age": 600.0}, 401),  # ten minutes old: a replay
+])
+def test_unsigned_or_old_requests_are_refused(change: dict[str, Any], status: int) -> None:
+    connector, recorder = _connector(), Recorder()
+    answer = _receive(connector, _request(_event(f"<@{BOT}> hi"), "application/json", **change),
+                      recorder)
+    assert answer.status == status and recorder.messages == []
+
+
+def test_another_workspace_is_forbidden() -> None:
+    connector, recorder = _connector(), Recorder()
+    answer = _receive(connector, _request(_event(f"<@{BOT}> hi", team="T0OTHER"),
+                                          "application/json"), recorder)
+    assert answer.status == 403 and recorder.messages == []
+    # Someone of another workspace in a channel shared with it: taken, and nothing done.
+    shared = _event(f"<@{BOT}> deploy payments", user="U0EVE", user_team="T0OTHER",
+                    event_id="Ev7")
+    assert _receive(connector, _request(shared, "application/json"), recorder).status == 200
+    assert recorder.messages == []
+
+
+def test_url_verification_echoes_the_challenge() -> None:
+    body = json.dumps({"type": "url_verification", "challenge": "3eZbrw1aBm2rZgRNFdxV2595"})
+    answer = _receive(_connector(), _request(body.encode(), "application/json"), Recorder())
+    assert json.loads(answer.body) == {"challenge": "3eZbrw1aBm2rZgRNFdxV2595"}
+
+
+def test_a_retried_event_and_the_app_mention_twin_run_once() -> None:
+    connector, recorder = _connector(), Recorder()
+    text = f"<@{BOT}> what's red in CI?"
+    _receive(connector, _request(_event(text), "application/json"), recorder)
+    retry = _request(_event(text), "application/json", headers={"X-Slack-Retry-Num": "1"})
+    assert _receive(connector, retry, recorder).status == 200
+    twin = _event(text, kind="app_mention", event_id="Ev2")  # the same message, another event
+    _receive(connector, _request(twin, "application/json"), recorder)
+    assert len(recorder.messages) == 1
+
+
+def test_only_messages_for_opsbot_are_requests() -> None:
+    connector, recorder = _connector(), Recorder()
+    for index, (text, fields) in enumerate([
+        ("deploy payments 2.4.1 to prod, says the release plan", {}),  # not addressed
+        (f"<@{BOT}> hi", {"subtype": "bot_message", "bot_id": "B1"}),
+        (f"<@{BOT}> hi", {"subtype": "message_changed"}),
+        (f"<@{BOT}> hi", {"user": BOT}),  # its own
+        ("in a thread opsbot never joined", {"thread_ts": "1699999999.000001"}),
+    ]):
+        body = _event(text, event_id=f"Ev{index}", ts=f"1700000001.00000{index}", **fields)
+        _receive(connector, _request(body, "application/json"), recorder)
+    assert recorder.messages == []
+    # A thread opsbot is part of needs no mention.
+    _receive(connector, _request(_event(f"<@{BOT}> hi", event_id="Ev8", ts="1700000002.000001"),
+                                 "application/json"), recorder)
+    follow = _event("and on prod?", event_id="Ev9", ts="1700000002.000009",
+                    thread_ts="1700000002.000001")
+    _receive(connector, _request(follow, "application/json"), recorder)
+    assert [m.text for m in recorder.messages] == ["hi", "and on prod?"]
+
+
+def test_a_slash_command_is_a_request_taken_once() -> None:
+    connector, recorder = _connector(), Recorder()
+    form = urllib.parse.urlencode({
+        "command": "/opsbot", "text": "build status of payments", "team_id": TEAM,
+        "channel_id": OPS, "user_id": BOB, "trigger_id": "13345224609.738474920.8088930838d88"})
+    request = _request(form.encode(), "application/x-www-form-urlencoded")
+    assert _receive(connector, request, recorder).status == 200
+    _receive(connector, request, recorder)  # the same trigger again
+    [message] = recorder.messages
+    assert message.text == "build status of payments"
+    assert message.sender_id == f"slack:{OPS}:{BOB}"
+    assert "thread_ts" not in message.metadata
+
+
+# -- opsbot run -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("env", "shown"), [
+    ({"SLACK_BOT_TOKEN": "xoxb-1", "SLACK_APP_TOKEN": "xapp-1"},
+     "Slack         Socket Mode https://slack.com/api/"),
+    ({"SLACK_BOT_TOKEN": "xoxb-1", "SLACK_SIGNING_SECRET": SECRET},
+     "Slack         POST http://127.0.0.1:5999/webhooks/slack/webhook"),
+])
+def test_opsbot_run_says_how_slack_is_connected(tmp_path: Path, env: dict[str, str], shown: str,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    import dataclasses
+
+    from opsbot._processes import Stack
+    from opsbot.cli import _print_urls
+    from opsbot.settings import Settings
+    from tests.conftest import ROOT
+
+    settings = dataclasses.replace(Settings.from_env(ROOT), state_dir=tmp_path,
+                                   host="127.0.0.1", port=5999)
+    _print_urls(settings, env, Stack(settings))
+    assert shown in capsys.readouterr().out

@@ -14,9 +14,10 @@
   tells a connector to refuse someone else's press. Buttons that decide an operation
   need no owner: the guard binds those to their requester and says so in the chat.
 * :func:`split_text` cuts a long reply into pieces a chat takes, at paragraphs, lines or
-  words; :func:`stow_payload` keeps a button payload too long for a chat's button behind
-  a short key in the store (:func:`unstow_payload` brings it back); :class:`Lanes` keeps
-  what is sent to one chat in order.
+  words (:func:`first_piece`: one message's worth, marked "…" where it was cut);
+  :func:`stow_payload` keeps a button payload too long for a chat's button behind a short
+  key in the store (:func:`unstow_payload` brings it back); :class:`Lanes` keeps what is
+  sent to one chat in order.
 * :func:`stores` are opsbot's stores (``OPSBOT_DB_URL`` or the state directory);
   :func:`channel_store` is the part where connectors keep conversation references,
   long button payloads and the ids of updates already handled, so a restart or a
@@ -59,6 +60,7 @@ __all__ = [
     "channel_store",
     "claim_keyboard",
     "decision_note",
+    "first_piece",
     "is_event_message",
     "known_person",
     "mark_event_message",
@@ -290,6 +292,15 @@ def split_text(text: str, limit: int, measure: Callable[[str], int] = len) -> li
     if rest:
         pieces.append(rest)
     return pieces
+
+
+def first_piece(text: str, limit: int, measure: Callable[[str], int] = len) -> str:
+    """What fits one message of ``text`` (an event's message is one message, edited in
+    place): all of it, or its first piece ending in "…" so nobody takes it for all."""
+    pieces = split_text(text, limit, measure)
+    if len(pieces) <= 1:
+        return pieces[0] if pieces else "…"
+    return split_text(text, limit - measure("…"), measure)[0] + "…"
 
 
 LONG_PAYLOAD = "~"  # button data that starts with this is a key into the store

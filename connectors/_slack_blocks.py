@@ -19,7 +19,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from connectors._common import split_text
+from connectors._common import first_piece, split_text
 
 __all__ = [
     "BUTTON_TEXT_LIMIT",
@@ -28,6 +28,7 @@ __all__ = [
     "buttons_block",
     "escape",
     "message_blocks",
+    "one_section",
     "plain_text",
     "retired_blocks",
     "split_reply",
@@ -53,6 +54,11 @@ def _escaped_length(text: str) -> int:
 def split_reply(text: str) -> list[str]:
     """``text`` in pieces whose escaped form fits a section, in order; one "…" for nothing."""
     return split_text(text, SECTION_LIMIT, _escaped_length) or ["…"]
+
+
+def one_section(text: str) -> str:
+    """What of ``text`` fits one section, ending in "…" where it was cut (an event's message)."""
+    return first_piece(text, SECTION_LIMIT, _escaped_length)
 
 
 def _section(text: str) -> dict[str, Any]:

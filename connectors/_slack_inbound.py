@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import urllib.parse
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
@@ -35,7 +36,13 @@ from rasa.core.channels.channel import UserMessage
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from actions.errors import OpsbotError
-from actions.guard.identity import IDENTITY_KEY, conversation_scope, open_payload, sign_identity
+from actions.guard.identity import (
+    EXPIRED,
+    IDENTITY_KEY,
+    conversation_scope,
+    open_payload,
+    sign_identity,
+)
 from connectors._common import (
     NOT_YOURS,
     OPEN_STATES,
@@ -51,6 +58,7 @@ from connectors._slack_blocks import plain_text, title_of
 from connectors._slack_send import (
     _REF_KIND,
     CHANNEL,
+    DEFAULT_API_URL,
     SlackOutput,
     SlackSending,
     is_direct,
@@ -71,12 +79,27 @@ _FAILED = ("Something went wrong on my side while answering that (reference {ref
            "details in opsbot's log under that reference.")
 
 Handler = Callable[[UserMessage], Awaitable[Any]]
+_SLACK_HOOKS = "https://hooks.slack.com/"  # where Slack's response_urls are
+
+
+class _ToRasa:
+    """Rasa's message handler, noting whether a request got to it: a request that failed
+    before may be handled again when Slack sends it again; one that got there may not."""
+
+    def __init__(self, handler: Handler) -> None:
+        self._handler = handler
+        self.reached = False
+
+    async def __call__(self, message: UserMessage) -> Any:
+        self.reached = True
+        return await self._handler(message)
 
 
 class SlackInbound(SlackSending):
     """How the connector takes a request; ``connectors.slack.SlackInput`` builds it."""
 
     allowed_channels: frozenset[str]
+    api_url: str
     team_id: str | None  # the bot token's workspace (auth.test), once known
     enterprise_id: str | None
     bot_user_id: str | None
@@ -136,33 +159,75 @@ class SlackInbound(SlackSending):
 
     async def _handle(self, kind: str, body: Mapping[str, Any],
                       on_new_message: Handler) -> None:
-        """One request; never raises (a bad one must not stop the connector)."""
+        """One request; never raises (a bad one must not stop the connector).
+
+        A request that fails before it reached Rasa is forgotten (its ``event_id`` or
+        ``trigger_id``), so that Slack's retry or redelivery of it runs; a message's
+        author is told that it failed."""
+        to_rasa = _ToRasa(on_new_message)
+        event = body.get("event") if kind == EVENTS else None
         try:
-            if kind == EVENTS:
-                event = body.get("event")
-                if isinstance(event, Mapping) and event.get("type") in ("message", "app_mention"):
-                    await self._on_message(event, on_new_message)
+            if isinstance(event, Mapping):
+                if event.get("type") in ("message", "app_mention"):
+                    await self._on_message(event, to_rasa)
             elif kind == INTERACTIVE:
                 if body.get("type") == "block_actions":
-                    await self._on_press(body, on_new_message)
+                    await self._on_press(body, to_rasa)
             elif kind == COMMANDS:
-                await self._on_command(body, on_new_message)
-        except OpsbotError as exc:  # an outage (the store, a backend): a line, no traceback
-            logger.warning("Slack %s not handled: %s", kind, getattr(exc, "detail", None) or exc)
-        except Exception:  # noqa: BLE001 - logged with a reference; the next one goes on
-            logger.exception("failed to handle a Slack %s (reference %s)", kind,
-                             uuid.uuid4().hex[:8])
+                await self._on_command(body, to_rasa)
+        except Exception as exc:  # noqa: BLE001 - logged with a reference; the next one goes on
+            reference = uuid.uuid4().hex[:8]
+            if isinstance(exc, OpsbotError):  # an outage (the store, a backend): no traceback
+                logger.warning("Slack %s not handled (reference %s): %s", kind, reference,
+                               getattr(exc, "detail", None) or exc)
+            else:
+                logger.exception("failed to handle a Slack %s (reference %s)", kind, reference)
+            if not to_rasa.reached:
+                await self._forget(SEEN_KIND, self.request_key(kind, body))
+                if isinstance(event, Mapping):
+                    await self._tell_failed(event, reference)
+
+    async def _forget(self, kind: str, key: str | None) -> None:
+        """Forget that a request was taken (it was not handled): Slack's next copy runs."""
+        if key is None:
+            return
+        try:
+            await asyncio.to_thread(channel_store().forget, kind, key)
+        except Exception as exc:  # noqa: BLE001 - then that copy is ignored, as before
+            logger.warning("could not forget Slack request %s: %s", key,
+                           getattr(exc, "detail", None) or exc)
+
+    async def _tell_failed(self, event: Mapping[str, Any], reference: str) -> None:
+        """Say "something went wrong" in the thread of a message that failed, where opsbot
+        may answer (an allowed channel, a direct message)."""
+        channel = str(event.get("channel") or "")
+        direct = is_direct(channel, event.get("channel_type"))
+        if not channel or not (direct or channel in self.allowed_channels):
+            return
+        if not direct and event.get("type") != "app_mention" and \
+                f"<@{self.bot_user_id}" not in str(event.get("text") or ""):
+            return  # perhaps not for opsbot (a thread's message): not a word
+        thread_ts = str(event.get("thread_ts") or "") or (None if direct else
+                                                          str(event.get("ts") or "") or None)
+        try:
+            await self.send(channel, _FAILED.format(reference=reference), [], {},
+                            thread_ts=thread_ts)
+        except Exception:  # noqa: BLE001 - Slack failing too; the log has the reference
+            logger.warning("could not tell %s that a request failed (reference %s)", channel,
+                           reference)
 
     # -- messages --------------------------------------------------------------------------
 
     def _by_a_person(self, event: Mapping[str, Any]) -> bool:
         if event.get("subtype") not in _PERSON_SUBTYPES or event.get("bot_id"):
             return False
-        if event.get("user_team") and event.get("user_team") != self.team_id:
+        other = next((str(event[field]) for field in ("user_team", "source_team", "team")
+                      if event.get(field) and event.get(field) != self.team_id), None)
+        if other is not None:
             # Someone of another workspace, in a channel shared with it (Slack Connect):
             # policy.yml names this workspace's people, and only they may speak here.
             logger.info("Slack: ignored a message by %s of workspace %s in %s",
-                        event.get("user"), event.get("user_team"), event.get("channel"))
+                        event.get("user"), other, event.get("channel"))
             return False
         user = event.get("user")
         return bool(user) and user != self.bot_user_id and bool(event.get("text"))
@@ -175,14 +240,24 @@ class SlackInbound(SlackSending):
         thread_ts = event.get("thread_ts")
         return bool(thread_ts) and await self._in_thread(channel, str(thread_ts))
 
-    async def _on_message(self, event: Mapping[str, Any], on_new_message: Handler) -> None:
+    async def _on_message(self, event: Mapping[str, Any], on_new_message: _ToRasa) -> None:
         channel = str(event.get("channel") or "")
         if not channel or not self._by_a_person(event) or not await self._addressed(event, channel):
             return
-        ts, user = str(event.get("ts") or ""), str(event["user"])
-        if not await asyncio.to_thread(channel_store().first_time, MESSAGE_KIND,
-                                       f"{channel}:{ts}"):
+        ts = str(event.get("ts") or "")
+        key = f"{channel}:{ts}"
+        if not await asyncio.to_thread(channel_store().first_time, MESSAGE_KIND, key):
             return  # the same message as an app_mention and as a message event
+        try:
+            await self._take_message(event, channel, ts, on_new_message)
+        except Exception:
+            if not on_new_message.reached:  # its twin (or a retry) may still run it
+                await self._forget(MESSAGE_KIND, key)
+            raise
+
+    async def _take_message(self, event: Mapping[str, Any], channel: str, ts: str,
+                            on_new_message: Handler) -> None:
+        user = str(event["user"])
         direct = is_direct(channel, event.get("channel_type"))
         thread_ts = str(event.get("thread_ts") or "") or (None if direct else ts)
         if not await self._channel_allowed(channel, user, direct, thread_ts):
@@ -228,9 +303,12 @@ class SlackInbound(SlackSending):
         return output
 
     async def _channel_allowed(self, channel: str, user: str, direct: bool,
-                               thread_ts: str | None) -> bool:
+                               thread_ts: str | None, response_url: str | None = None) -> bool:
         """SLACK_ALLOWED_CHANNELS and known people's direct messages; anywhere else one
-        refusal (naming the id an admin needs), then silence."""
+        refusal (naming the id an admin needs), then silence.
+
+        A command's refusal goes through its ``response_url`` (opsbot need not be in the
+        channel); the channel counts as told only once a refusal got there."""
         if channel in self.allowed_channels:
             return True
         if direct and await asyncio.to_thread(known_person, CHANNEL, user):
@@ -246,7 +324,15 @@ class SlackInbound(SlackSending):
             else:
                 text = (f"I only work in the channels my team allows, and this is not one yet. "
                         f"To allow it, an admin adds {channel} to SLACK_ALLOWED_CHANNELS.")
-            await self.send(channel, text, [], {}, thread_ts=thread_ts)
+            delivered = False
+            try:
+                if response_url:
+                    delivered = await self._respond(response_url, text)
+                else:
+                    delivered = await self.send(channel, text, [], {}, thread_ts=thread_ts)
+            finally:
+                if not delivered:
+                    await self._forget(_REFUSED_KIND, channel)
         return False
 
     # -- button presses --------------------------------------------------------------------
@@ -269,12 +355,14 @@ class SlackInbound(SlackSending):
         if payload is None:
             await self.send_ephemeral(channel, user, "That button has expired; ask again for "
                                       "fresh ones.", thread_ts=thread_ts)
-            await self._remove_buttons(where, None, _text_of(message))
+            await self._remove_buttons(where, decision_note("expired"), _text_of(message))
             return
         checked = open_payload(payload, scope=conversation_scope(CHANNEL, channel))
         if checked.text is None:
             await refuse_forged_payload(CHANNEL, user, payload, checked.refused or "")
             await self.send_ephemeral(channel, user, checked.reply, thread_ts=thread_ts)
+            if checked.reply == EXPIRED:  # a preview nobody decided in time: no live buttons
+                await self._remove_buttons(where, decision_note("expired"), _text_of(message))
             return
         payload = checked.text
         sender = sender_id_for(channel, user)
@@ -319,7 +407,8 @@ class SlackInbound(SlackSending):
         if not user or not channel:
             return
         direct = is_direct(channel) or form.get("channel_name") == "directmessage"
-        if not await self._channel_allowed(channel, user, direct, None):
+        if not await self._channel_allowed(channel, user, direct, None,
+                                           str(form.get("response_url") or "") or None):
             return
         text = " ".join(str(form.get("text") or "").split()) or "help"
         if text.startswith("/"):
@@ -330,9 +419,29 @@ class SlackInbound(SlackSending):
             # opsbot is not in that channel (or it is someone else's direct message): the
             # command's response_url still reaches the person who typed it.
             said = "\n".join(t for t in output.sent if t)
-            await _respond(str(form["response_url"]),
-                           "I can't post in this channel: invite me (/invite @opsbot) or ask "
-                           f"me in a direct message.\n{said}".strip())
+            await self._respond(str(form["response_url"]),
+                                "I can't post in this channel: invite me (/invite @opsbot) or "
+                                f"ask me in a direct message.\n{said}".strip())
+
+    async def _respond(self, response_url: str, text: str) -> bool:
+        """An ephemeral answer to a command through its ``response_url``: whether Slack took
+        it. Only Slack's own URLs are posted to (``hooks.slack.com``, or the host of
+        SLACK_API_URL when that is set, as for a simulator)."""
+        if not _slack_hook(response_url, self.api_url):
+            logger.warning("did not answer a Slack command: its response_url is not on %s",
+                           _hook_hosts(self.api_url))
+            return False
+        try:
+            answer = await AsyncWebhookClient(response_url).send(text=text,
+                                                                 response_type="ephemeral")
+        except Exception as exc:  # noqa: BLE001 - the person sees nothing; the log says why
+            logger.warning("could not answer a Slack command through its response_url: %s", exc)
+            return False
+        if answer.status_code != 200:
+            logger.warning("Slack refused an answer through a response_url: HTTP %s %s",
+                           answer.status_code, answer.body[:200])
+            return False
+        return True
 
 
 def _text_of(message: Mapping[str, Any]) -> str | None:
@@ -345,8 +454,23 @@ def _text_of(message: Mapping[str, Any]) -> str | None:
     return None
 
 
-async def _respond(response_url: str, text: str) -> None:
+def _origin(url: str) -> str:
+    parts = urllib.parse.urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}/".lower()
+
+
+def _hook_hosts(api_url: str) -> str:
+    hosts = [_SLACK_HOOKS]
+    if _origin(api_url) != _origin(DEFAULT_API_URL):
+        hosts.append(_origin(api_url))
+    return " or ".join(hosts)
+
+
+def _slack_hook(url: str, api_url: str) -> bool:
+    """Whether ``url`` is on Slack's response_url host (or SLACK_API_URL's, when set)."""
     try:
-        await AsyncWebhookClient(response_url).send(text=text, response_type="ephemeral")
-    except Exception as exc:  # noqa: BLE001 - the person sees nothing; the log says why
-        logger.warning("could not answer a Slack command through its response_url: %s", exc)
+        origin = _origin(url)
+    except ValueError:
+        return False
+    return origin == _SLACK_HOOKS or (
+        _origin(api_url) != _origin(DEFAULT_API_URL) and origin == _origin(api_url))

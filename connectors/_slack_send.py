@@ -41,6 +41,7 @@ from connectors._slack_blocks import (
     buttons_block,
     escape,
     message_blocks,
+    one_section,
     retired_blocks,
     split_reply,
 )
@@ -50,6 +51,7 @@ from connectors.events import Gone, SendLater, SendRefused
 logger = logging.getLogger("connectors.slack")
 
 CHANNEL = "slack"
+DEFAULT_API_URL = "https://slack.com/api/"
 _BUTTON_KIND = "slack-button"  # payloads longer than a button's value, behind a key
 _THREAD_KIND = "slack-thread"  # threads opsbot is part of: "<channel>:<thread ts>"
 _REF_KIND = "slack-conversation"  # where a conversation's proactive messages go
@@ -303,7 +305,7 @@ class SlackSending:
         Not waited out here: the outbox retries when a 429's ``Retry-After`` says, backs off
         on 5xx and lost connections, and gives up on a channel that refuses the bot."""
         channel = str(address["channel"])
-        piece = split_reply(text)[0]
+        piece = one_section(text)
         actions = await self._actions(buttons) if buttons else []
         async with self._lanes.hold(channel):
             sent = await _event_call(lambda: self.events_client.chat_postMessage(
@@ -320,7 +322,7 @@ class SlackSending:
         if not ref.get("ts") or not ref.get("channel"):
             raise Gone("the message's channel and ts are not known")
         channel, ts = str(ref["channel"]), str(ref["ts"])
-        piece = split_reply(text)[0]
+        piece = one_section(text)
         actions = await self._actions(buttons) if buttons else []
         try:
             async with self._lanes.hold(channel):

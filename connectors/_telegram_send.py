@@ -35,6 +35,7 @@ from connectors._common import (
     ReplyChannel,
     claim_keyboard,
     decision_note,
+    first_piece,
     is_event_message,
     mark_event_message,
     stow_payload,
@@ -194,7 +195,7 @@ class TelegramSending:
         """
         chat_id, thread_id = int(address["chat_id"]), address.get("thread_id")
         markup = await self._keyboard(buttons) if buttons else None
-        piece = split_text(text)[0] if text else "…"
+        piece = first_piece(text, MessageLimit.MAX_TEXT_LENGTH, _utf16_len)
         escaped = escape_markdown(piece, version=2)
         sent = await _event_call(partial(
             self.bot.send_message, chat_id, escaped, parse_mode=ParseMode.MARKDOWN_V2,
@@ -207,7 +208,7 @@ class TelegramSending:
         """Rewrite an event's message (editMessageText): the alert resolved, more of it."""
         chat_id, message_id = int(ref["chat_id"]), int(ref["message_id"])
         markup = await self._keyboard(buttons) if buttons else None
-        piece = split_text(text)[0] if text else "…"
+        piece = first_piece(text, MessageLimit.MAX_TEXT_LENGTH, _utf16_len)
         try:
             await _event_call(partial(
                 self.bot.edit_message_text, escape_markdown(piece, version=2), chat_id=chat_id,

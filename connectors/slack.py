@@ -14,32 +14,41 @@ out. Here:
   v0 signature (``X-Slack-Signature``: HMAC-SHA256 of ``v0:{timestamp}:{body}`` with the
   signing secret, compared in constant time by slack_sdk's ``SignatureVerifier``) and
   ``X-Slack-Request-Timestamp``; a wrong or missing signature, or a timestamp more than
-  five minutes away (a replay), gets 401 and changes nothing. Socket Mode: what comes over
-  the connection the app-level token opened is Slack's. Either way the request's
-  ``team_id`` (and ``enterprise_id``, and the user's team) must be the workspace of the
-  bot token (``auth.test`` at start): another workspace sharing a channel speaks for
-  nobody here (403).
+  five minutes away (a replay) or not a number, gets 401 and changes nothing. Socket
+  Mode: what comes over the connection the app-level token opened is Slack's. Either
+  way the request's ``team_id`` (and ``enterprise_id``) must be the workspace of the
+  bot token (``auth.test`` at start), or it is refused (403); in a channel shared with
+  another workspace (Slack Connect), a message whose ``user_team``, ``source_team`` or
+  ``team`` is another workspace, or a press by its member, speaks for nobody here.
 * **Which channels.** ``SLACK_ALLOWED_CHANNELS`` and direct messages from people in
   policy.yml. Anywhere else opsbot answers once, naming the channel id an admin must
-  allow (a stranger's direct message: their user id), and is quiet after that.
+  allow (a stranger's direct message: their user id), and is quiet after that; a
+  command's refusal goes through its ``response_url`` (only Slack's: hooks.slack.com, or
+  the host of SLACK_API_URL when that is set), and a refusal that did not get there does
+  not count.
 * **When.** In a channel: a mention of the bot, or a message in a thread opsbot is part
   of; in a direct message: every message; ``/opsbot <request>`` wherever it is typed.
   Answers go into the request's thread (a mention in a channel starts one).
 * **Buttons** are Block Kit buttons carrying opsbot's signed payload, bound to the
   channel; the guard decides who may confirm or approve (the requester, four-eyes). A
   press that changes nothing gets an ephemeral note only the presser sees; a decided
-  preview is updated in place (``chat.update``) without its buttons.
+  (or expired) preview is updated in place (``chat.update``) without its buttons.
 * **Acknowledged at once.** Slack waits 3 seconds for an answer (then retries an event
   and shows an error for a press or a command): a verified request is taken, answered
   200 (or acknowledged on the socket) and its turn runs in a task of its own.
 * **Exactly once.** Each event is taken by its ``event_id`` (presses and commands by
   their ``trigger_id``) in opsbot's store before it is handled, so Slack's retries
   (``X-Slack-Retry-Num``) and Socket Mode redeliveries change nothing; a mention that
-  arrives both as ``app_mention`` and as ``message`` is one request.
+  arrives both as ``app_mention`` and as ``message`` is one request. A request whose
+  handling fails before it reaches Rasa (the store, Slack) is forgotten again, so that a
+  copy Slack sends later runs, and its author is told it failed. Known limit: a process
+  that dies after acknowledging a request and before its turn runs loses it (it is
+  taken, so Slack's copies are ignored, and Slack does not resend what was acknowledged).
 * **Delivery.** Block Kit with escaped mrkdwn and a plain ``text`` fallback, split within
   Slack's limits; every post, update and ephemeral note waits out 429 ``Retry-After``,
   in order per channel. Completion messages go to the thread the conversation last asked
-  in; events (alerts, builds, checks) come through the outbox (``connectors.events``).
+  in; events (alerts, builds, checks) come through the outbox (``connectors.events``),
+  one message each, ending in "…" where it was cut.
 
 This module holds the settings, the HTTP request and the start and stop; the rest is in
 parts: ``_slack_blocks`` (Block Kit), ``_slack_send`` (posts, updates, events),
@@ -90,7 +99,7 @@ from connectors._common import (
     setting,
 )
 from connectors._slack_inbound import COMMANDS, EVENTS, INTERACTIVE, MESSAGE_KIND, SEEN_KIND
-from connectors._slack_send import CHANNEL, Location, SlackOutput, sender_id_for
+from connectors._slack_send import CHANNEL, DEFAULT_API_URL, Location, SlackOutput, sender_id_for
 from connectors._slack_socket import SlackSocket
 from connectors.events import register_sink
 
@@ -98,7 +107,6 @@ __all__ = ["SlackInput", "SlackOutput", "parse_channel_ids", "sender_id_for"]
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_API_URL = "https://slack.com/api/"
 _MODES = ("socket", "http")
 _KEEP_SEEN = timedelta(days=7)
 REPLAY_WINDOW = 300  # seconds: slack_sdk's SignatureVerifier and Slack's docs
@@ -236,8 +244,7 @@ class SlackInput(SlackSocket, InputChannel):
                                            "no Request URL is served"}, status=404)
         body = request.body or b""
         timestamp = request.headers.get("X-Slack-Request-Timestamp")
-        if not self.verifier.is_valid(body, timestamp,
-                                      request.headers.get("X-Slack-Signature")):
+        if not _signed(self.verifier, body, timestamp, request.headers.get("X-Slack-Signature")):
             logger.warning("refused a Slack request from %s: %s", request.remote_addr or request.ip,
                            self._why_unsigned(timestamp))
             return response.json({"error": "invalid signature"}, status=401)
@@ -319,6 +326,16 @@ class SlackInput(SlackSocket, InputChannel):
         await self._close_socket()
         if self._tasks:
             await asyncio.wait(set(self._tasks), timeout=10)
+
+
+def _signed(verifier: SignatureVerifier, body: bytes, timestamp: str | None,
+            signature: str | None) -> bool:
+    """Whether Slack signed ``body``: a timestamp that is not a number is no signature
+    (slack_sdk's verifier raises ValueError on it)."""
+    try:
+        return verifier.is_valid(body, timestamp, signature)
+    except ValueError:
+        return False
 
 
 def _read(content_type: str, body: bytes) -> tuple[str, dict[str, Any]] | None:

@@ -90,3 +90,28 @@ def test_choice_keyboards_belong_to_who_was_asked_and_claims_expire(
     assert not common.pressed_by_other("chat:3", "bob", choice)
     assert store.recall("keyboard-owner", "chat:1") is None  # a week old: pruned
     assert not common.pressed_by_other("chat:1", "bob", choice)
+
+
+def test_a_request_taken_can_be_forgotten_so_its_retry_runs(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import connectors._common as common
+
+    monkeypatch.delenv("OPSBOT_DB_URL", raising=False)
+    monkeypatch.setenv("OPSBOT_STATE_DIR", str(tmp_path))
+    monkeypatch.setattr(common, "_stores", None)
+    store = common.channel_store()
+    assert store.first_time("seen", "Ev1") and not store.first_time("seen", "Ev1")
+    assert store.forget("seen", "Ev1") and not store.forget("seen", "Ev1")
+    assert store.first_time("seen", "Ev1")
+
+
+def test_an_events_message_is_cut_with_an_ellipsis_within_the_limit() -> None:
+    from connectors._common import first_piece
+    from connectors._telegram_send import _utf16_len
+
+    assert first_piece("short", 10) == "short"
+    assert first_piece("  ", 10) == "…"
+    cut = first_piece("alpha beta gamma delta", 12)
+    assert cut == "alpha beta…" and len(cut) <= 12
+    emoji = first_piece("🔥 " * 40, 11, _utf16_len)  # Telegram counts UTF-16 units
+    assert emoji.endswith("…") and _utf16_len(emoji) <= 11

@@ -71,8 +71,8 @@ def _connector(**settings: Any) -> SlackInput:
 
 
 def _request(body: bytes, content_type: str, *, age: float = 0.0, secret: str = SECRET,
-             headers: dict[str, str] | None = None) -> Any:
-    stamp = str(int(time.time() - age))
+             headers: dict[str, str] | None = None, stamp: str | None = None) -> Any:
+    stamp = str(int(time.time() - age)) if stamp is None else stamp
     digest = hmac.new(secret.encode(), f"v0:{stamp}:".encode() + body, hashlib.sha256)
     return SimpleNamespace(body=body, remote_addr="127.0.0.1", ip="127.0.0.1", headers={
         "Content-Type": content_type, "X-Slack-Request-Timestamp": stamp,
@@ -203,6 +203,8 @@ def test_a_mention_is_acknowledged_and_becomes_alices_turn() -> None:
 @pytest.mark.parametrize(("change", "status"), [
     ({"secret": "another-secret-of-32-characters!"}, 401),
     ({"age": 600.0}, 401),  # ten minutes old: a replay
+    ({"stamp": "abc"}, 401),  # signed, but with a timestamp that is not a number
+    ({"stamp": "1.7e9"}, 401),
 ])
 def test_unsigned_or_old_requests_are_refused(change: dict[str, Any], status: int) -> None:
     connector, recorder = _connector(), Recorder()
@@ -221,6 +223,24 @@ def test_another_workspace_is_forbidden() -> None:
                     event_id="Ev7")
     assert _receive(connector, _request(shared, "application/json"), recorder).status == 200
     assert recorder.messages == []
+
+
+@pytest.mark.parametrize("teams", [{"source_team": "T0OTHER"}, {"team": "T0OTHER"},
+                                   {"team": TEAM, "source_team": "T0OTHER"}])
+def test_a_message_from_another_workspace_without_user_team_is_nobodys(
+        teams: dict[str, str]) -> None:
+    def shared(user: str, event_id: str, **fields: str) -> bytes:
+        body = json.loads(_event(f"<@{BOT}> deploy payments", user=user, event_id=event_id,
+                                 ts=f"1700000000.{event_id}"))
+        body["event"].update(fields)  # the event's own team fields, not the request's
+        return json.dumps(body).encode()
+    connector, recorder = _connector(), Recorder()
+    answer = _receive(connector, _request(shared("U0EVE", "1", **teams), "application/json"),
+                      recorder)
+    assert answer.status == 200 and recorder.messages == []
+    ours = shared(ALICE, "2", team=TEAM, source_team=TEAM, user_team=TEAM)
+    _receive(connector, _request(ours, "application/json"), recorder)
+    assert len(recorder.messages) == 1
 
 
 def test_url_verification_echoes_the_challenge() -> None:
@@ -273,6 +293,144 @@ def test_a_slash_command_is_a_request_taken_once() -> None:
     assert message.text == "build status of payments"
     assert message.sender_id == f"slack:{OPS}:{BOB}"
     assert "thread_ts" not in message.metadata
+
+
+def _failing_once(monkeypatch: pytest.MonkeyPatch, method: str, kind: str) -> None:
+    """The store fails the first ``method`` call for ``kind``, as a database hiccup would."""
+    store = common.channel_store()
+    real, failed = getattr(store, method), list[str]()
+
+    def flaky(*args: Any, **kwargs: Any) -> Any:
+        if args[0] == kind and not failed:
+            failed.append(kind)
+            raise RuntimeError("store timeout")
+        return real(*args, **kwargs)
+    monkeypatch.setattr(store, method, flaky)
+
+
+def _sending(connector: SlackInput) -> list[tuple[str, str]]:
+    """Replace the Web API with a list of (channel, text) the connector sent."""
+    sent: list[tuple[str, str]] = []
+
+    async def send(channel: str, text: str, *_args: Any, **_kwargs: Any) -> bool:
+        sent.append((channel, text))
+        return True
+    connector.send = send  # type: ignore[method-assign]
+    return sent
+
+
+def test_a_message_that_failed_before_rasa_runs_when_slack_sends_it_again(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    connector, recorder = _connector(), Recorder()
+    sent = _sending(connector)
+    _failing_once(monkeypatch, "first_time", "slack-message")  # the app_mention/message check
+    body = _event(f"<@{BOT}> deploy payments")
+    assert _receive(connector, _request(body, "application/json"), recorder).status == 200
+    assert recorder.messages == []
+    [(channel, text)] = sent
+    assert channel == OPS and text.startswith("Something went wrong")
+    retry = _request(body, "application/json", headers={"X-Slack-Retry-Num": "1"})
+    _receive(connector, retry, recorder)
+    assert [m.text for m in recorder.messages] == ["deploy payments"]
+    # Taken as a message, then failed before Rasa: its app_mention twin runs it.
+    _failing_once(monkeypatch, "remember", "slack-conversation")
+    body = _event(f"<@{BOT}> restart checkout", event_id="Ev3", ts="1700000003.000100")
+    _receive(connector, _request(body, "application/json"), recorder)
+    twin = _event(f"<@{BOT}> restart checkout", event_id="Ev4", ts="1700000003.000100",
+                  kind="app_mention")
+    _receive(connector, _request(twin, "application/json"), recorder)
+    assert [m.text for m in recorder.messages] == ["deploy payments", "restart checkout"]
+
+
+def test_a_command_that_failed_before_rasa_runs_when_slack_sends_it_again(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    connector, recorder = _connector(), Recorder()
+    _failing_once(monkeypatch, "remember", "slack-conversation")
+    form = urllib.parse.urlencode({
+        "command": "/opsbot", "text": "build status", "team_id": TEAM, "channel_id": OPS,
+        "user_id": BOB, "trigger_id": "t-1"}).encode()
+    _receive(connector, _request(form, "application/x-www-form-urlencoded"), recorder)
+    _receive(connector, _request(form, "application/x-www-form-urlencoded"), recorder)
+    assert [m.text for m in recorder.messages] == ["build status"]
+
+
+class _Hooks:
+    """Stands in for slack_sdk's AsyncWebhookClient: the response_urls posted to."""
+
+    posted: list[tuple[str, str]] = []
+    status = 200
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    async def send(self, *, text: str, response_type: str) -> Any:
+        assert response_type == "ephemeral"
+        self.posted.append((self.url, text))
+        return SimpleNamespace(status_code=self.status, body="ok")
+
+
+@pytest.fixture
+def hooks(monkeypatch: pytest.MonkeyPatch) -> type[_Hooks]:
+    monkeypatch.setattr("connectors._slack_inbound.AsyncWebhookClient", _Hooks)
+    monkeypatch.setattr(_Hooks, "posted", [])
+    return _Hooks
+
+
+def _command(channel: str, trigger: str, response_url: str) -> Any:
+    form = urllib.parse.urlencode({
+        "command": "/opsbot", "text": "deploy payments", "team_id": TEAM, "channel_id": channel,
+        "user_id": ALICE, "trigger_id": trigger, "response_url": response_url})
+    return _request(form.encode(), "application/x-www-form-urlencoded")
+
+
+def test_a_command_in_a_channel_not_allowed_is_refused_through_its_response_url(
+        hooks: type[_Hooks]) -> None:
+    connector, recorder = _connector(), Recorder()
+    sent = _sending(connector)
+    hook = "https://hooks.slack.com/commands/T0OPS/1/abc"
+    hooks.status = 404  # the response_url was used up: not told, so told next time
+    _receive(connector, _command("C0UNLISTED", "t-1", hook), recorder)
+    hooks.status = 200
+    _receive(connector, _command("C0UNLISTED", "t-2", hook), recorder)
+    _receive(connector, _command("C0UNLISTED", "t-3", hook), recorder)  # told: quiet now
+    assert recorder.messages == [] and sent == []  # never chat.postMessage there
+    assert len(hooks.posted) == 2
+    assert "adds C0UNLISTED to SLACK_ALLOWED_CHANNELS" in hooks.posted[1][1]
+
+
+def test_a_refusal_that_did_not_arrive_is_tried_again() -> None:
+    connector, recorder = _connector(), Recorder()
+    tried: list[str] = []
+
+    async def not_in_channel(channel: str, *_args: Any, **_kwargs: Any) -> bool:
+        tried.append(channel)
+        return len(tried) > 1  # Slack: not_in_channel, then opsbot was invited
+    connector.send = not_in_channel  # type: ignore[method-assign]
+    for index in range(3):
+        body = _event(f"<@{BOT}> hi", channel="C0UNLISTED", event_id=f"Ev{index}",
+                      ts=f"1700000005.00000{index}")
+        _receive(connector, _request(body, "application/json"), recorder)
+    assert tried == ["C0UNLISTED", "C0UNLISTED"] and recorder.messages == []
+
+
+@pytest.mark.parametrize(("response_url", "api_url", "posted"), [
+    ("https://hooks.slack.com/commands/T0OPS/1/abc", "https://slack.com/api/", True),
+    ("http://127.0.0.1:9/actions/1", "http://127.0.0.1:9/", True),  # a simulator's
+    ("http://127.0.0.1:9/actions/1", "https://slack.com/api/", False),
+    ("https://hooks.slack.com.evil.example/commands/1", "https://slack.com/api/", False),
+    ("https://hooks.slack.com@evil.example/commands/1", "https://slack.com/api/", False),
+    ("http://hooks.slack.com/commands/1", "https://slack.com/api/", False),
+    ("http://169.254.169.254/latest/meta-data/", "http://127.0.0.1:9/", False),
+])
+def test_only_slacks_response_urls_are_posted_to(
+        hooks: type[_Hooks], response_url: str, api_url: str, posted: bool,
+        caplog: pytest.LogCaptureFixture) -> None:
+    connector = SlackInput("xoxb-1-2-abc", signing_secret=SECRET, api_url=api_url,
+                           allowed_channels=frozenset({OPS}))
+    connector.team_id, connector.bot_user_id = TEAM, BOT
+    _receive(connector, _command("C0UNLISTED", "t-1", response_url), Recorder())
+    assert bool(hooks.posted) is posted
+    assert ("response_url is not on" in caplog.text) is not posted
 
 
 # -- opsbot run -----------------------------------------------------------------------------

@@ -89,11 +89,11 @@ def _run(sim: SlackSimulator, body: Callable[[SlackInput, Opsbot], Awaitable[Any
          **settings: Any) -> Any:
     """Start the connector against ``sim`` in Socket Mode, run ``body``, stop it."""
     async def main() -> Any:
+        settings.setdefault("allowed_channels", frozenset({OPS_CHANNEL, NOBOT_CHANNEL}))
         connector = SlackInput(sim.bot_token, app_token=sim.app_token, api_url=sim.api_url,
-                               allowed_channels=frozenset({OPS_CHANNEL, NOBOT_CHANNEL}),
                                **settings)
 
-        async def unchanged(_operation: str) -> str:
+        async def unchanged(operation_id: str) -> str | None:
             return "pending_confirmation"  # op-1 is waiting, as the store would say
         connector._state_of = unchanged  # type: ignore[method-assign]
         opsbot = Opsbot()
@@ -191,6 +191,55 @@ def test_a_command_where_opsbot_is_not_answers_through_its_response_url(
     assert "Deploy payments 2.4.1" in json.dumps(note)
     assert {r.error for r in sim.request_log() if r.api_method == "chat.postMessage"} == \
         {"not_in_channel"}
+
+
+def test_a_command_where_opsbot_may_not_answer_is_refused_through_its_response_url(
+        sim: SlackSimulator) -> None:
+    async def body(connector: SlackInput, opsbot: Opsbot) -> dict[str, Any]:
+        await _off(sim.slash, ALICE, NOBOT_CHANNEL, "deploy payments")
+        return dict(await _off(sim.wait_for_ephemeral, ALICE,
+                               contains="SLACK_ALLOWED_CHANNELS", timeout=30))
+    note = _run(sim, body, allowed_channels=frozenset({OPS_CHANNEL}))
+    assert note["source"] == "response_url" and NOBOT_CHANNEL in note["text"]
+    assert _posts(sim, "chat.postMessage") == []  # opsbot is not in that channel
+
+
+def test_an_expired_preview_loses_its_buttons_when_pressed(sim: SlackSimulator) -> None:
+    async def body(connector: SlackInput, opsbot: Opsbot) -> dict[str, Any]:
+        scope = conversation_scope("slack", OPS_CHANNEL)
+        late = sign_payload("affirm", {"operation_id": "op-1"}, scope=scope,
+                            expires=time.time() - 1)
+        await connector.send(OPS_CHANNEL, "Deploy payments 2.4.1 to staging?",
+                             [{"title": "Confirm", "payload": late}],
+                             {"op-1": "pending_confirmation"})
+        [preview] = [m for m in sim.messages(OPS_CHANNEL) if m.get("bot_id")]
+        await _off(sim.press, ALICE, OPS_CHANNEL, preview["ts"], title="Confirm")
+        await _off(sim.wait_for_ephemeral, ALICE, contains="expired", timeout=30)
+        updated = dict(await _off(sim.wait_for_update, OPS_CHANNEL, preview["ts"],
+                                  contains="expired", timeout=30))
+        assert opsbot.messages == []  # nothing reached the dialogue
+        return updated
+    updated = _run(sim, body)
+    assert [b["type"] for b in updated["blocks"]] == ["section", "context"]  # no buttons
+    assert "Deploy payments 2.4.1" in updated["blocks"][0]["text"]["text"]
+
+
+def test_an_event_too_long_for_one_message_is_cut_with_an_ellipsis(
+        sim: SlackSimulator) -> None:
+    alerts = "\n".join(f"FIRING alert {i:03d}: HighErrorRate payments-{i} " + "x" * 60
+                       for i in range(60))
+
+    async def body(connector: SlackInput, _opsbot: Opsbot) -> list[str]:
+        address = {"channel": OPS_CHANNEL}
+        ref = await connector.post_event(address, alerts, [])
+        [posted] = [m for m in sim.messages(OPS_CHANNEL) if m["ts"] == ref["ts"]]
+        shown = [posted["blocks"][0]["text"]["text"]]
+        await connector.edit_event(address, ref, alerts + "\nRESOLVED: all", [])
+        [edited] = [m for m in sim.messages(OPS_CHANNEL) if m["ts"] == ref["ts"]]
+        return [*shown, edited["blocks"][0]["text"]["text"]]
+    for shown in _run(sim, body):
+        assert shown.startswith("FIRING alert 000") and shown.endswith("…")
+        assert len(shown) <= 3000 and "alert 059" not in shown
 
 
 def test_the_outbox_is_told_when_to_try_again_and_when_a_message_is_gone(

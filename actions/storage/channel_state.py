@@ -74,6 +74,14 @@ class ChannelState:
                 return False
         return True
 
+    def forget(self, kind: str, key: str) -> bool:
+        """Delete ``kind``/``key`` (a request taken by :meth:`first_time` that was not
+        handled, so that its retry runs); whether there was one."""
+        with self.database.transaction() as conn:
+            result = conn.execute(channel_state.delete().where(
+                channel_state.c.kind == kind, channel_state.c.key == key))
+        return bool(result.rowcount)
+
     def forget_older(self, kind: str, before: datetime) -> int:
         """Delete the ``kind`` entries last updated before ``before``; how many."""
         with self.database.transaction() as conn:

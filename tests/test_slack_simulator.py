@@ -88,7 +88,9 @@ def test_auth_test_and_the_demo_face(sim: SlackSimulator) -> None:
     answer = web(sim).auth_test()
     assert (answer["team_id"], answer["user_id"], answer["bot_id"]) == (TEAM, BOT_USER, BOT_ID)
     assert answer["url"] == "https://ops.slack.com/"
+    # #ops is allowed: `opsbot demo --channel slack` talks there (opsbot._sim_chat).
     assert sim.env() == {"SLACK_BOT_TOKEN": DEFAULT_BOT_TOKEN, "SLACK_API_URL": sim.api_url,
+                         "SLACK_ALLOWED_CHANNELS": OPS_CHANNEL,
                          "SLACK_SIGNING_SECRET": DEFAULT_SIGNING_SECRET}
     assert sim.api_url == sim.url + "api/"
     assert sim.describe() == f"Slack Web API at {sim.api_url} (workspace ops, events to (unset))"

@@ -178,8 +178,10 @@ class SlackSimulator(SimulatorBase[RecordedRequest]):
 
     def env(self) -> dict[str, str]:
         """SLACK_BOT_TOKEN and SLACK_API_URL, with SLACK_APP_TOKEN in Socket Mode or
-        SLACK_SIGNING_SECRET in HTTP mode."""
-        found = {"SLACK_BOT_TOKEN": self.bot_token, "SLACK_API_URL": self.api_url}
+        SLACK_SIGNING_SECRET in HTTP mode, and SLACK_ALLOWED_CHANNELS: the team's #ops,
+        where the demo talks."""
+        found = {"SLACK_BOT_TOKEN": self.bot_token, "SLACK_API_URL": self.api_url,
+                 "SLACK_ALLOWED_CHANNELS": OPS_CHANNEL}
         if self.socket_mode:
             found["SLACK_APP_TOKEN"] = self.app_token
         else:

@@ -144,11 +144,11 @@ async def propose(turn: Turn, intent: str, parameters: Mapping[str, str],
         turn.say(f"I can't do that for you: {reason} Nothing ran.")
         return None
     for older in rt.store.open_for(who.sender_id):
-        rt.store.transition(older.id, _OPEN, SUPERSEDED, actor=who.person, channel=who.channel,
-                            event="superseded")
-        turn.note(older)
+        moved = rt.store.transition(older.id, _OPEN, SUPERSEDED, actor=who.person,
+                                    channel=who.channel, event="superseded")
+        turn.note(moved or older, moved=moved is not None)
     operation = _create(turn, intent, parameters, decision.risk, tuple(decision.approval_roles))
-    turn.note(operation)
+    turn.note(operation, moved=True)
     approval = ""
     if operation.approval_roles:
         holders = _holders(turn, operation.approval_roles, exclude=who.person)
@@ -305,8 +305,10 @@ async def confirm(turn: Turn, operation_id: str | None, digest: str | None) -> N
         return
     if operation.expired():
         confirmation_refused("expired")
-        rt.store.transition(operation.id, _OPEN, EXPIRED, actor=who.person, channel=who.channel,
-                            event="expired")
+        moved = rt.store.transition(operation.id, _OPEN, EXPIRED, actor=who.person,
+                                    channel=who.channel, event="expired")
+        if moved is not None:
+            turn.note(moved, moved=True)
         turn.say(f"That confirmation expired at {_clock(operation.expires_at)} "
                  f"({_span(rt.policy.confirmation_ttl)} after the preview); nothing ran. "
                  "Ask again for a fresh preview.")
@@ -324,9 +326,12 @@ async def confirm(turn: Turn, operation_id: str | None, digest: str | None) -> N
         decision = decide(turn, operation.intent, operation.parameters)
         if not decision.allowed:
             confirmation_refused("policy")
-            rt.store.transition(operation.id, _OPEN, REFUSED, actor="policy", channel=who.channel,
-                                event="refused", detail={"reason": decision.reason},
-                                result="refused", result_detail=decision.reason, finished_at=_now())
+            moved = rt.store.transition(operation.id, _OPEN, REFUSED, actor="policy",
+                                        channel=who.channel, event="refused",
+                                        detail={"reason": decision.reason}, result="refused",
+                                        result_detail=decision.reason, finished_at=_now())
+            if moved is not None:
+                turn.note(moved, moved=True)
             turn.say(f"I can't do that for you: {decision.reason} Nothing ran.")
             return
         if operation.approval_roles:
@@ -336,6 +341,7 @@ async def confirm(turn: Turn, operation_id: str | None, digest: str | None) -> N
             if moved is None:
                 turn.say(_closed_reason(rt.store.get(operation.id) or operation))
                 return
+            turn.note(moved, moved=True)
             holders = _holders(turn, operation.approval_roles, exclude=who.person)
             turn.say(f"Confirmed by {who.person}. Now a second person with the "
                      f"{' or '.join(operation.approval_roles)} role must approve"
@@ -371,6 +377,7 @@ async def confirm(turn: Turn, operation_id: str | None, digest: str | None) -> N
         confirmation_refused("lost_race")
         turn.say(_closed_reason(rt.store.get(operation.id) or operation))
         return
+    turn.note(moved, moved=True)
     await _execute(turn, moved)
 
 
@@ -554,6 +561,7 @@ async def cancel(turn: Turn, operation_id: str | None) -> None:
     if moved is None:
         turn.say(_closed_reason(rt.store.get(operation.id) or operation))
         return
+    turn.note(moved, moved=True)
     verb = "Rejected" if who.person != operation.requester else "Cancelled"
     turn.say(f"{verb}: nothing ran ({operation.intent.replace('_', ' ')} {operation.id}).")
 

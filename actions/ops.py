@@ -123,15 +123,17 @@ async def _run_turn(
     return turn.events
 
 
-def _current_states(turn: Turn) -> list[dict[str, str]]:
-    """The operations this turn concerned, in the state they are in now."""
-    states = []
+def _current_states(turn: Turn) -> list[dict[str, str | bool]]:
+    """The operations this turn concerned, in the state they are in now, and whether
+    this turn moved them (``changed``)."""
+    states: list[dict[str, str | bool]] = []
     for operation_id, state in turn.operations.items():
         try:
             current = turn.runtime.store.get(operation_id)
         except OpsbotError:
             current = None
-        states.append({"id": operation_id, "state": current.state if current else state})
+        states.append({"id": operation_id, "state": current.state if current else state,
+                       "changed": operation_id in turn.changed})
     return states
 
 

@@ -92,13 +92,20 @@ class Turn:
     # operation id -> its state; sent with the replies as ``opsbot_operations`` so a
     # connector can retire the buttons of an operation that was decided
     operations: dict[str, str] = field(default_factory=dict)
+    # The operations this turn moved to another state (confirmed, cancelled, expired...):
+    # a button press that moved none changed nothing, and a connector that can answer one
+    # person alone (Slack's ephemeral notes) answers the presser alone.
+    changed: set[str] = field(default_factory=set)
     # The message's metadata as its connector wrote it (chat, topic, conversation ids);
     # who is asking comes from ``who``, never from here.
     metadata: dict[str, Any] = field(default_factory=dict)
 
-    def note(self, operation: Operation) -> None:
-        """Remember that this turn concerns ``operation`` (in its current state)."""
+    def note(self, operation: Operation, *, moved: bool = False) -> None:
+        """Remember that this turn concerns ``operation`` (in its current state), and
+        whether this turn ``moved`` it there."""
         self.operations[operation.id] = operation.state
+        if moved:
+            self.changed.add(operation.id)
 
     def button(self, title: str, intent: str, entities: Mapping[str, str] | None = None, *,
                until: datetime | None = None) -> dict[str, str]:

@@ -66,6 +66,7 @@ __all__ = [
     "mark_event_message",
     "operation_of",
     "operation_states",
+    "operations_changed",
     "pressed_by_other",
     "refuse_forged_payload",
     "setting",
@@ -156,6 +157,13 @@ def operation_states(message: Mapping[str, Any]) -> dict[str, str]:
     return states
 
 
+def operations_changed(message: Mapping[str, Any]) -> set[str]:
+    """The operations a bot message's turn moved to another state: a button press whose
+    turn moved none changed nothing (it was someone else's, a second one, a late one)."""
+    return {str(item["id"]) for item in message.get(OPERATIONS_KEY) or ()
+            if isinstance(item, Mapping) and item.get("id") and item.get("changed") is True}
+
+
 _NOTES = {
     "executing": "confirmed; running",
     "succeeded": "done",
@@ -228,12 +236,14 @@ class ButtonBook(Generic[_L]):
 class ReplyChannel(OutputChannel, ABC):
     """Rasa's output channel for a connector: every kind of reply becomes ``deliver``.
 
-    It also collects, per turn, the operation states the replies reported (``states``)
-    and their texts (``sent``), for the connector to retire stale buttons afterwards.
+    It also collects, per turn, the operation states the replies reported (``states``),
+    the operations the turn moved (``changed``) and the replies' texts (``sent``), for the
+    connector to retire stale buttons afterwards.
     """
 
     def __init__(self) -> None:
         self.states: dict[str, str] = {}
+        self.changed: set[str] = set()
         self.sent: list[str] = []
 
     @abstractmethod
@@ -268,6 +278,7 @@ class ReplyChannel(OutputChannel, ABC):
                      extra: Mapping[str, Any]) -> None:
         states = operation_states(extra)
         self.states.update(states)
+        self.changed |= operations_changed(extra)
         self.sent.append(text or "")
         await self.deliver(recipient_id, text or "", buttons, states)
 

@@ -17,7 +17,9 @@ by its id in the store (``event_id``; ``trigger_id`` for presses and commands), 
   conversation. A press that changes nothing (bob's press on alice's Confirm, a second
   press) is answered with an ephemeral note only the presser sees; one that decides
   updates the message in place.
-* ``/opsbot <request>`` is a request wherever it is typed.
+* ``/opsbot <request>`` is a request wherever it is typed. It counts as a direct message
+  only in the person's own conversation with opsbot: a direct message between two people
+  is a conversation opsbot is not part of, so ``SLACK_ALLOWED_CHANNELS`` decides there.
 
 The person is the Slack user id of the verified request, signed into the turn's metadata
 (``actions.guard.identity``); their conversation is ``slack:<channel>:<user>``.
@@ -33,6 +35,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from rasa.core.channels.channel import UserMessage
+from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from actions.errors import OpsbotError
@@ -52,7 +55,6 @@ from connectors._common import (
     operation_of,
     pressed_by_other,
     refuse_forged_payload,
-    stores,
 )
 from connectors._slack_blocks import plain_text, title_of
 from connectors._slack_send import (
@@ -370,7 +372,6 @@ class SlackInbound(SlackSending):
             await self.send_ephemeral(channel, user, NOT_YOURS, thread_ts=thread_ts)
             return
         operation_id = operation_of(payload)
-        before = await self._state_of(operation_id) if operation_id else None
         output = SlackOutput(self, channel, thread_ts or ts, hold=operation_id is not None)
         await self._turn(payload, channel, user, thread_ts or ts,
                          f"slack-{body.get('trigger_id') or action.get('action_ts')}",
@@ -380,7 +381,7 @@ class SlackInbound(SlackSending):
         if operation_id is not None:
             # The guard decided; a press that changed nothing (someone else's, a second
             # one, a late one) is answered to the presser alone.
-            changed = after is not None and after != before
+            changed = operation_id in output.changed
             await output.release(only_for=None if changed else user)
         if operation_id is None and await self._is_event_message(where):
             pass  # an alert's next steps stay for whoever else wants them
@@ -392,21 +393,14 @@ class SlackInbound(SlackSending):
         elif after is not None and after not in OPEN_STATES and where not in output.retired:
             await self._remove_buttons(where, decision_note(after), _text_of(message))
 
-    @staticmethod
-    async def _state_of(operation_id: str) -> str | None:
-        try:
-            operation = await asyncio.to_thread(stores().operations.get, operation_id)
-        except Exception:  # noqa: BLE001 - unknown: any answer then counts as a change
-            return None
-        return operation.state if operation is not None else None
-
     # -- /opsbot ---------------------------------------------------------------------------
 
     async def _on_command(self, form: Mapping[str, Any], on_new_message: Handler) -> None:
         user, channel = str(form.get("user_id") or ""), str(form.get("channel_id") or "")
         if not user or not channel:
             return
-        direct = is_direct(channel) or form.get("channel_name") == "directmessage"
+        direct = ((is_direct(channel) or form.get("channel_name") == "directmessage")
+                  and await self._own_direct_messages(channel, user))
         if not await self._channel_allowed(channel, user, direct, None,
                                            str(form.get("response_url") or "") or None):
             return
@@ -422,6 +416,23 @@ class SlackInbound(SlackSending):
             await self._respond(str(form["response_url"]),
                                 "I can't post in this channel: invite me (/invite @opsbot) or "
                                 f"ask me in a direct message.\n{said}".strip())
+
+    async def _own_direct_messages(self, channel: str, user: str) -> bool:
+        """Whether ``channel`` is ``user``'s direct messages with opsbot. A command's fields
+        say "directmessage" for any DM, two people's too; ``conversations.info`` answers
+        ``channel_not_found`` for a conversation opsbot is not in
+        (api.slack.com/methods/conversations.info)."""
+        try:
+            answer = await self.client.conversations_info(channel=channel)
+        except SlackApiError as exc:
+            logger.info("Slack command from %s in %s, which is not a DM with opsbot (%s)",
+                        user, channel, exc.response.get("error"))
+            return False
+        except (SlackClientError, OSError, TimeoutError) as exc:
+            logger.warning("could not ask Slack whether %s is a DM with opsbot: %s", channel, exc)
+            return False
+        conversation = answer.get("channel") or {}
+        return conversation.get("is_im") is True and conversation.get("user") == user
 
     async def _respond(self, response_url: str, text: str) -> bool:
         """An ephemeral answer to a command through its ``response_url``: whether Slack took

@@ -54,18 +54,26 @@ def _buttons(scope_channel: str, operation: str = "op-1") -> list[dict[str, str]
 
 
 class Opsbot:
-    """Answers like opsbot's actions: a preview of op-1 with buttons; alice's Confirm runs
-    it, anyone else's is refused and changes nothing."""
+    """Answers like opsbot's actions: a preview of op-1 with buttons; alice's first Confirm
+    runs it (the turn moved op-1), anyone else's, and her second, change nothing."""
 
     def __init__(self) -> None:
         self.messages: list[UserMessage] = []
+        self.confirmed = False
 
     async def __call__(self, message: UserMessage) -> None:
         self.messages.append(message)
         out, sender = message.output_channel, message.sender_id
         if message.text.startswith("/affirm"):
-            if message.metadata["user_id"] == ALICE:
+            if message.metadata["user_id"] == ALICE and not self.confirmed:
+                self.confirmed = True
                 await out.send_response(sender, {"text": "Confirmed by alice: started.",
+                                                 "opsbot_operations": [
+                                                     {"id": "op-1", "state": "executing",
+                                                      "changed": True}]})
+            elif message.metadata["user_id"] == ALICE:
+                await out.send_response(sender, {"text": "That operation (op-1) was already "
+                                                         "confirmed by alice; nothing new ran.",
                                                  "opsbot_operations": [
                                                      {"id": "op-1", "state": "executing"}]})
             else:
@@ -92,10 +100,6 @@ def _run(sim: SlackSimulator, body: Callable[[SlackInput, Opsbot], Awaitable[Any
         settings.setdefault("allowed_channels", frozenset({OPS_CHANNEL, NOBOT_CHANNEL}))
         connector = SlackInput(sim.bot_token, app_token=sim.app_token, api_url=sim.api_url,
                                **settings)
-
-        async def unchanged(operation_id: str) -> str | None:
-            return "pending_confirmation"  # op-1 is waiting, as the store would say
-        connector._state_of = unchanged  # type: ignore[method-assign]
         opsbot = Opsbot()
         ready = SimpleNamespace(ctx=SimpleNamespace(agent=SimpleNamespace(is_ready=lambda: True)))
         await connector._start(ready, opsbot)
@@ -161,6 +165,23 @@ def test_a_decided_preview_is_updated_even_after_a_429_and_bob_sees_his_refusal_
     assert "Only alice" not in public
 
 
+def test_a_second_press_that_changed_nothing_is_answered_to_the_presser_alone(
+        sim: SlackSimulator) -> None:
+    async def body(connector: SlackInput, opsbot: Opsbot) -> None:
+        sent = await _off(sim.say, ALICE, OPS_CHANNEL, f"<@{BOT_USER}> deploy")
+        preview = await _off(sim.wait_for_message, OPS_CHANNEL, contains="Deploy",
+                             thread_ts=sent.ts, timeout=30)
+        # A double click: two presses of Confirm before the preview loses its buttons.
+        await _off(sim.press, ALICE, OPS_CHANNEL, preview["ts"], title="Confirm")
+        await _off(sim.press, ALICE, OPS_CHANNEL, preview["ts"], title="Confirm")
+        await _off(sim.wait_for_message, OPS_CHANNEL, contains="started", thread_ts=sent.ts,
+                   timeout=30)
+        await _off(sim.wait_for_ephemeral, ALICE, contains="already confirmed", timeout=30)
+    _run(sim, body)
+    public = json.dumps([m.get("blocks") for m in sim.messages(OPS_CHANNEL)])
+    assert "started" in public and "already confirmed" not in public
+
+
 def test_edited_and_foreign_button_payloads_are_refused_to_the_presser(
         sim: SlackSimulator) -> None:
     async def body(connector: SlackInput, opsbot: Opsbot) -> list[str]:
@@ -202,6 +223,21 @@ def test_a_command_where_opsbot_may_not_answer_is_refused_through_its_response_u
     note = _run(sim, body, allowed_channels=frozenset({OPS_CHANNEL}))
     assert note["source"] == "response_url" and NOBOT_CHANNEL in note["text"]
     assert _posts(sim, "chat.postMessage") == []  # opsbot is not in that channel
+
+
+def test_a_command_in_a_dm_between_two_people_is_not_a_dm_with_opsbot(
+        sim: SlackSimulator) -> None:
+    async def body(connector: SlackInput, opsbot: Opsbot) -> tuple[list[str], dict[str, Any]]:
+        own = sim.dm_of(ALICE)
+        await _off(sim.slash, ALICE, own, "deploy payments")
+        await _off(sim.wait_for_message, own, contains="Deploy payments", timeout=30)
+        await _off(sim.slash, ALICE, sim.dm_between(ALICE, BOB), "deploy checkout")
+        note = await _off(sim.wait_for_ephemeral, ALICE, contains="SLACK_ALLOWED_CHANNELS",
+                          timeout=30)
+        return [m.text for m in opsbot.messages], dict(note)
+    asked, note = _run(sim, body, allowed_channels=frozenset({OPS_CHANNEL}))
+    assert asked == ["deploy payments"]  # the command in alice and bob's DM ran nothing
+    assert sim.dm_between(ALICE, BOB) in note["text"] and note["source"] == "response_url"
 
 
 def test_an_expired_preview_loses_its_buttons_when_pressed(sim: SlackSimulator) -> None:

@@ -87,9 +87,11 @@ def stage(request: pytest.FixtureRequest, trained_model: Path,
     slack.start()
     state = tmp_path_factory.mktemp("state")
     env = {"OPSBOT_EVENTS_TOKEN": TOKEN, "OPSBOT_POLICY": str(_policy(state))}
+    # #ops is allowed by the simulator's own settings, as in `opsbot demo --channel slack`.
+    allowed = f"{slack.env().get('SLACK_ALLOWED_CHANNELS', '')},{SHARED_CHANNEL}"
     with chat_stack(trained_model, state, slack, port=port,
                     rasa_env={**env, "OPSBOT_EVENTS_INTERVAL": "0.2",
-                              "SLACK_ALLOWED_CHANNELS": f"{OPS_CHANNEL},{SHARED_CHANNEL}"},
+                              "SLACK_ALLOWED_CHANNELS": allowed},
                     actions_env=env) as jenkins:
         if request.param == "socket":
             slack.wait_for_connection(timeout=60)

@@ -163,6 +163,11 @@ def test_post_message_refusals(sim: SlackSimulator) -> None:
 
     assert refusal(post, channel="C0NOWHERE", text="x") == (200, "channel_not_found")
     assert refusal(post, channel=NOBOT_CHANNEL, text="x") == (200, "not_in_channel")
+    # Two people's DM does not exist for the bot's token, whatever the method.
+    theirs = sim.dm_between(ALICE, BOB)
+    assert refusal(post, channel=theirs, text="x") == (200, "channel_not_found")
+    assert refusal(web(sim).conversations_info, channel=theirs) == (200, "channel_not_found")
+    assert web(sim).conversations_info(channel=sim.dm_of(ALICE))["channel"]["user"] == ALICE
     assert refusal(post, channel=OPS_CHANNEL, text="") == (200, "no_text")
     assert refusal(post, channel=OPS_CHANNEL, text="x" * 40_001) == (200, "msg_too_long")
     post(channel=OPS_CHANNEL, text="x" * 40_000)
@@ -191,8 +196,9 @@ def test_post_message_refusals(sim: SlackSimulator) -> None:
     assert refusal(post, channel=OPS_CHANNEL, text="x", blocks="not json") == (
         200, "invalid_blocks_format")
     assert [m["text"][:1] for m in sim.messages(OPS_CHANNEL)] == ["x", "x"]  # nothing else
-    assert [entry.error for entry in sim.request_log()][:4] == [
-        "channel_not_found", "not_in_channel", "no_text", "msg_too_long"]
+    assert [entry.error for entry in sim.request_log()][:6] == [
+        "channel_not_found", "not_in_channel", "channel_not_found", "channel_not_found", None,
+        "no_text"]
 
 
 def test_update_replaces_in_place_and_only_the_bots_own(sim: SlackSimulator) -> None:

@@ -195,6 +195,12 @@ class SlackSimulator(SimulatorBase[RecordedRequest]):
         with self._state.lock:
             return self._state.dm(user).id
 
+    def dm_between(self, user: str, other: str) -> str:
+        """The id (``D...``) of the direct messages between two people, without the bot:
+        a ``/opsbot`` typed there reaches opsbot, nothing else does."""
+        with self._state.lock:
+            return self._state.dm_between(user, other).id
+
     def add_member(self, channel: str, user: str) -> None:
         """``user`` joins ``channel``; someone from another workspace makes it shared."""
         with self._state.changed:

@@ -101,6 +101,16 @@ class _State:
                                             dm_user=user_id)
         return self.channels[dm_id]
 
+    def dm_between(self, user_id: str, other_id: str) -> _Channel:
+        """The DM between two people, which the bot is not part of."""
+        people = sorted({self.user(user_id).id, self.user(other_id).id})
+        if len(people) != 2 or any(self.users[p].is_bot for p in people):
+            raise ValueError("a DM between two people needs two different people")
+        dm_id = "D" + "".join(p[1:] for p in people)
+        if dm_id not in self.channels:
+            self.channels[dm_id] = _Channel(dm_id, None, "im", set(people))
+        return self.channels[dm_id]
+
     def conversation(self, channel_id: str | None) -> _Channel | None:
         """The conversation with this id; a person's DM exists before anyone opens it."""
         person = self.users.get("U" + channel_id[1:]) if channel_id else None
@@ -117,7 +127,16 @@ class _State:
             return next((c for c in self.channels.values() if c.name == reference[1:]), None)
         if reference in self.users and not self.users[reference].is_bot:
             return self.dm(reference)
-        return self.conversation(reference)
+        return self.seen_by_bot(self.conversation(reference))
+
+    @staticmethod
+    def seen_by_bot(channel: _Channel | None) -> _Channel | None:
+        """``channel`` as the bot token sees it: other people's DMs do not exist for it,
+        every method answers ``channel_not_found``
+        (api.slack.com/methods/conversations.info#errors)."""
+        if channel is not None and channel.kind == "im" and BOT_USER not in channel.members:
+            return None
+        return channel
 
     def member(self, user_id: str, channel_id: str) -> tuple[_User, _Channel]:
         """A person and a conversation they are in; ValueError otherwise."""

@@ -159,7 +159,7 @@ class _WebApi:
         return {"message_ts": ephemeral.ts}
 
     def conversations_info(self, params: dict[str, Any]) -> dict[str, Any]:
-        channel = self.state.conversation(_str(params, "channel"))
+        channel = self.state.seen_by_bot(self.state.conversation(_str(params, "channel")))
         if channel is None:
             raise _ApiError("channel_not_found")
         return {"channel": self.state.channel_json(channel)}

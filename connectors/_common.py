@@ -30,6 +30,7 @@ import asyncio
 import contextlib
 import hashlib
 import json
+import math
 import os
 import threading
 import time
@@ -37,6 +38,7 @@ from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from rasa.core.channels.channel import OutputChannel
@@ -69,6 +71,7 @@ __all__ = [
     "operations_changed",
     "pressed_by_other",
     "refuse_forged_payload",
+    "retry_after_seconds",
     "setting",
     "split_text",
     "stores",
@@ -281,6 +284,23 @@ class ReplyChannel(OutputChannel, ABC):
         self.changed |= operations_changed(extra)
         self.sent.append(text or "")
         await self.deliver(recipient_id, text or "", buttons, states)
+
+
+def retry_after_seconds(value: str | None) -> float | None:
+    """Seconds a ``Retry-After`` header asks for: delta-seconds (whole or, as some servers
+    send, fractional) or an HTTP date (RFC 9110 section 10.2.3); None without a readable
+    one. Never negative: a date in the past means now."""
+    value = (value or "").strip()
+    if not value:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            seconds = parsedate_to_datetime(value).timestamp() - time.time()
+        except (TypeError, ValueError, IndexError, OverflowError):
+            return None
+    return max(0.0, seconds) if math.isfinite(seconds) else None
 
 
 def split_text(text: str, limit: int, measure: Callable[[str], int] = len) -> list[str]:

@@ -24,6 +24,7 @@ from connectors._common import first_piece, split_text
 __all__ = [
     "BUTTON_TEXT_LIMIT",
     "BUTTON_VALUE_LIMIT",
+    "MAX_BLOCKS",
     "SECTION_LIMIT",
     "buttons_block",
     "escape",
@@ -36,6 +37,7 @@ __all__ = [
 ]
 
 SECTION_LIMIT = 3000  # characters of a section's text (Block Kit reference, section)
+MAX_BLOCKS = 50  # blocks of one message (Block Kit reference, "blocks")
 BUTTON_VALUE_LIMIT = 2000  # a button element's value
 BUTTON_TEXT_LIMIT = 75  # a button element's text
 _BUTTONS_PER_BLOCK = 25  # elements of one actions block

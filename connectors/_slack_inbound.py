@@ -28,6 +28,7 @@ The person is the Slack user id of the verified request, signed into the turn's 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import urllib.parse
 import uuid
@@ -49,6 +50,7 @@ from actions.guard.identity import (
 from connectors._common import (
     NOT_YOURS,
     OPEN_STATES,
+    Lanes,
     channel_store,
     decision_note,
     known_person,
@@ -56,7 +58,14 @@ from connectors._common import (
     pressed_by_other,
     refuse_forged_payload,
 )
-from connectors._slack_blocks import plain_text, title_of
+from connectors._slack_blocks import (
+    MAX_BLOCKS,
+    escape,
+    message_blocks,
+    plain_text,
+    split_reply,
+    title_of,
+)
 from connectors._slack_send import (
     _REF_KIND,
     CHANNEL,
@@ -107,6 +116,7 @@ class SlackInbound(SlackSending):
     bot_user_id: str | None
     bot_id: str | None
     _tasks: set[asyncio.Task[None]]
+    _turns: Lanes  # one turn at a time per person's conversation, in the order they came
 
     # -- whose, and which -----------------------------------------------------------------
 
@@ -150,22 +160,40 @@ class SlackInbound(SlackSending):
             logger.info("Slack request %s was already handled; ignored", key)
         return bool(first)
 
-    def start(self, kind: str, body: Mapping[str, Any], on_new_message: Handler,
-              ) -> asyncio.Task[None]:
-        """Handle a taken request in a task of its own, kept until it ends (the request is
-        acknowledged already: Slack does not wait for the answer)."""
-        task = asyncio.create_task(self._handle(kind, body, on_new_message))
+    def reserve(self, kind: str, body: Mapping[str, Any],
+                on_new_message: Handler) -> asyncio.Future[bool]:
+        """Give a request its place in its person's conversation now, before anything is
+        awaited, and handle it there once it is known to be taken.
+
+        Each request is checked and acknowledged on its own (store calls in threads, which
+        end in any order), so without a place kept from the start, "deploy 2.4.1" then
+        "cancel" could reach Rasa as "cancel" then "deploy". The caller resolves the
+        future with whether the request was taken (True: it runs in its turn) and must
+        resolve it whatever happens; its task runs in the background, kept until it ends
+        (Slack does not wait for the answer)."""
+        taken: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        task = asyncio.create_task(self._in_turn(_conversation_of(kind, body), taken, kind,
+                                                 body, on_new_message))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-        return task
+        return taken
+
+    async def _in_turn(self, conversation: str | None, taken: asyncio.Future[bool], kind: str,
+                       body: Mapping[str, Any], on_new_message: Handler) -> None:
+        # A request that names no person (a bot's message, an edit) waits for nobody.
+        async with (self._turns.hold(conversation) if conversation is not None
+                    else contextlib.nullcontext()):
+            if await taken:
+                await self._handle(kind, body, on_new_message)
 
     async def _handle(self, kind: str, body: Mapping[str, Any],
                       on_new_message: Handler) -> None:
         """One request; never raises (a bad one must not stop the connector).
 
         A request that fails before it reached Rasa is forgotten (its ``event_id`` or
-        ``trigger_id``), so that Slack's retry or redelivery of it runs; a message's
-        author is told that it failed."""
+        ``trigger_id``), so that Slack's retry or redelivery of it runs, and its author is
+        told that it failed: in the message's thread, or through the ``response_url`` of a
+        press or a command, which Slack does not send again."""
         to_rasa = _ToRasa(on_new_message)
         event = body.get("event") if kind == EVENTS else None
         try:
@@ -188,6 +216,9 @@ class SlackInbound(SlackSending):
                 await self._forget(SEEN_KIND, self.request_key(kind, body))
                 if isinstance(event, Mapping):
                     await self._tell_failed(event, reference)
+                elif body.get("response_url"):  # a press or a command: Slack sends it once
+                    await self._respond(str(body["response_url"]),
+                                        _FAILED.format(reference=reference))
 
     async def _forget(self, kind: str, key: str | None) -> None:
         """Forget that a request was taken (it was not handled): Slack's next copy runs."""
@@ -437,14 +468,19 @@ class SlackInbound(SlackSending):
     async def _respond(self, response_url: str, text: str) -> bool:
         """An ephemeral answer to a command through its ``response_url``: whether Slack took
         it. Only Slack's own URLs are posted to (``hooks.slack.com``, or the host of
-        SLACK_API_URL when that is set, as for a simulator)."""
+        SLACK_API_URL when that is set, as for a simulator). Escaped and in sections as
+        every message opsbot posts: what it relays (a log line, a ticket's summary, the
+        person's own words) never becomes a mention or a link."""
         if not _slack_hook(response_url, self.api_url):
             logger.warning("did not answer a Slack command: its response_url is not on %s",
                            _hook_hosts(self.api_url))
             return False
+        pieces = split_reply(text)[:MAX_BLOCKS]
         try:
-            answer = await AsyncWebhookClient(response_url).send(text=text,
-                                                                 response_type="ephemeral")
+            answer = await AsyncWebhookClient(response_url).send(
+                text=escape(pieces[0]), response_type="ephemeral",
+                blocks=[block for piece in pieces for block in message_blocks(piece)],
+                unfurl_links=False, unfurl_media=False)
         except Exception as exc:  # noqa: BLE001 - the person sees nothing; the log says why
             logger.warning("could not answer a Slack command through its response_url: %s", exc)
             return False
@@ -453,6 +489,25 @@ class SlackInbound(SlackSending):
                            answer.status_code, answer.body[:200])
             return False
         return True
+
+
+def _conversation_of(kind: str, body: Mapping[str, Any]) -> str | None:
+    """Whose conversation a request belongs to (``slack:<channel>:<user>``), read from the
+    request as it came, or None when it names no person and channel."""
+    if kind == EVENTS:
+        event = body.get("event")
+        if not isinstance(event, Mapping):
+            return None
+        channel, user = event.get("channel"), event.get("user")
+    elif kind == INTERACTIVE:
+        channel = (body.get("channel") or {}).get("id") or (body.get("container") or {}).get(
+            "channel_id")
+        user = (body.get("user") or {}).get("id")
+    else:
+        channel, user = body.get("channel_id"), body.get("user_id")
+    if not channel or not user:
+        return None
+    return sender_id_for(str(channel), str(user))
 
 
 def _text_of(message: Mapping[str, Any]) -> str | None:

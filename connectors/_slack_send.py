@@ -17,11 +17,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import aiohttp
 from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
+from slack_sdk.http_retry.request import HttpRequest
+from slack_sdk.http_retry.response import HttpResponse
+from slack_sdk.http_retry.state import RetryState
 from slack_sdk.web.async_client import AsyncWebClient
 
 from connectors._common import (
@@ -33,6 +38,7 @@ from connectors._common import (
     decision_note,
     is_event_message,
     mark_event_message,
+    retry_after_seconds,
     stow_payload,
     unstow_payload,
 )
@@ -52,13 +58,16 @@ logger = logging.getLogger("connectors.slack")
 
 CHANNEL = "slack"
 DEFAULT_API_URL = "https://slack.com/api/"
-_BUTTON_KIND = "slack-button"  # payloads longer than a button's value, behind a key
-_THREAD_KIND = "slack-thread"  # threads opsbot is part of: "<channel>:<thread ts>"
+BUTTON_KIND = "slack-button"  # payloads longer than a button's value, behind a key
+THREAD_KIND = "slack-thread"  # threads opsbot is part of: "<channel>:<thread ts>"
 _REF_KIND = "slack-conversation"  # where a conversation's proactive messages go
-_EVENT_KIND = "slack-event-message"  # messages of alerts and checks: their buttons stay
+EVENT_KIND = "slack-event-message"  # messages of alerts and checks: their buttons stay
 
 Location = tuple[str, str]  # (channel id, ts) of a message the bot sent
 _T = TypeVar("_T")
+# The longest one wait for a 429 may be (seconds), whatever Retry-After says: a reply's
+# channel is held meanwhile, and Slack's own windows are a minute.
+MAX_RATE_LIMIT_WAIT = 60.0
 
 # Refusals that mean "never here": the outbox gives the message up, a reply is logged.
 _REFUSED_FOR_GOOD = frozenset({
@@ -96,16 +105,36 @@ def _error_of(exc: SlackApiError) -> str:
         return ""
 
 
-def _retry_after(exc: SlackApiError) -> float | None:
-    headers = getattr(exc.response, "headers", None) or {}
-    for name, value in dict(headers).items():
+def _retry_after(headers: Mapping[str, Any] | None) -> float | None:
+    """Seconds Slack's ``Retry-After`` asks for (slack_sdk keeps a header's values as a
+    list), or None without a readable one."""
+    for name, value in dict(headers or {}).items():
         if str(name).lower() == "retry-after":
-            raw = value[0] if isinstance(value, list) else value
-            try:
-                return max(0.0, float(raw))
-            except (TypeError, ValueError):
-                return None
+            raw = value[0] if isinstance(value, list) and value else value
+            return retry_after_seconds(str(raw))
     return None
+
+
+class RateLimitWait(AsyncRateLimitErrorRetryHandler):
+    """slack_sdk's 429 retry, waiting as Slack says, whatever the header holds.
+
+    slack_sdk's own handler takes ``int(Retry-After)``: a fractional value raises (and the
+    rest of a reply was lost), a negative one retries at once until it gives up. Here a
+    missing or unreadable value waits 1 s and every wait is kept within
+    [1 s, :data:`MAX_RATE_LIMIT_WAIT`], so a reply part waits its turn for as long as Slack
+    keeps saying "later" within ``max_retry_count`` attempts
+    (api.slack.com/apis/rate-limits#headers)."""
+
+    async def prepare_for_next_attempt_async(self, *, state: RetryState, request: HttpRequest,
+                                             response: HttpResponse | None = None,
+                                             error: Exception | None = None) -> None:
+        if response is None:
+            raise error or RuntimeError("a retry without a response")
+        state.next_attempt_requested = True
+        asked = _retry_after(response.headers)
+        pause = min(MAX_RATE_LIMIT_WAIT, max(1.0, asked if asked is not None else 1.0))
+        await asyncio.sleep(pause + random.random() / 4)
+        state.increment_current_attempt()
 
 
 async def _event_call(call: Callable[[], Awaitable[_T]]) -> _T:
@@ -116,7 +145,8 @@ async def _event_call(call: Callable[[], Awaitable[_T]]) -> _T:
     except SlackApiError as exc:
         status, error = exc.response.status_code, _error_of(exc)
         if status == 429 or error == "ratelimited":
-            raise SendLater("Slack rate limit (ratelimited)", _retry_after(exc)) from None
+            raise SendLater("Slack rate limit (ratelimited)",
+                            _retry_after(getattr(exc.response, "headers", None))) from None
         if status >= 500 or error in ("internal_error", "fatal_error", "service_unavailable",
                                       "request_timeout"):
             raise SendLater(f"Slack: HTTP {status} {error}") from None
@@ -183,7 +213,7 @@ class SlackOutput(ReplyChannel):
 class SlackSending:
     """What the connector posts and updates; ``connectors.slack.SlackInput`` builds it."""
 
-    client: AsyncWebClient  # waits out 429s (AsyncRateLimitErrorRetryHandler)
+    client: AsyncWebClient  # waits out 429s (RateLimitWait)
     events_client: AsyncWebClient  # does not: the outbox retries when Slack said
     _book: ButtonBook[Location]
     _texts: dict[Location, str]  # the text of messages with buttons, for their update
@@ -244,13 +274,13 @@ class SlackSending:
     async def _join_thread(self, channel: str, thread_ts: str) -> None:
         """Note that opsbot is part of a thread: its later messages are for opsbot too."""
         try:
-            await asyncio.to_thread(channel_store().remember, _THREAD_KIND,
+            await asyncio.to_thread(channel_store().remember, THREAD_KIND,
                                     f"{channel}:{thread_ts}", {"joined": True})
         except Exception:  # noqa: BLE001 - then a later message there needs a mention
             logger.debug("could not note Slack thread %s:%s", channel, thread_ts, exc_info=True)
 
     async def _in_thread(self, channel: str, thread_ts: str) -> bool:
-        return await asyncio.to_thread(channel_store().recall, _THREAD_KIND,
+        return await asyncio.to_thread(channel_store().recall, THREAD_KIND,
                                        f"{channel}:{thread_ts}") is not None
 
     # -- buttons -------------------------------------------------------------------------
@@ -260,13 +290,13 @@ class SlackSending:
         for button in buttons[:100]:
             title = str(button.get("title") or button.get("payload") or "?")
             payload = str(button.get("payload") or title)
-            value = await stow_payload(_BUTTON_KIND, payload,
+            value = await stow_payload(BUTTON_KIND, payload,
                                        lambda p: len(p) <= BUTTON_VALUE_LIMIT)
             triples.append((title, value, payload))
         return buttons_block(triples)
 
     async def _payload_of(self, value: str) -> str | None:
-        return await unstow_payload(_BUTTON_KIND, value)
+        return await unstow_payload(BUTTON_KIND, value)
 
     async def _retire(self, states: Mapping[str, str]) -> list[Location]:
         """Update the messages whose operation was decided in this turn: no buttons."""
@@ -281,10 +311,10 @@ class SlackSending:
                               text: str | None = None) -> None:
         """Rewrite a message without its buttons, with ``note`` under its text."""
         channel, ts = location
-        self._book.forget(location)
-        known = self._texts.pop(location, None)
+        known = self._texts.get(location)
         text = known if known is not None else text
         if text is None:
+            self._book.forget(location)
             return  # not a message this process sent (or already updated)
         try:
             async with self._lanes.hold(channel):
@@ -293,8 +323,12 @@ class SlackSending:
         except SlackApiError as exc:
             logger.warning("could not update Slack message %s in %s: %s", ts, channel,
                            _error_of(exc) or exc)
+            return  # still tracked: the next decision or press tries again
         except (TimeoutError, aiohttp.ClientError) as exc:
             logger.warning("could not update Slack message %s in %s: %s", ts, channel, exc)
+            return
+        self._book.forget(location)
+        self._texts.pop(location, None)
 
     # -- events (connectors.events) ------------------------------------------------------
 
@@ -313,7 +347,7 @@ class SlackSending:
                 thread_ts=address.get("thread_ts") or None,
                 unfurl_links=False, unfurl_media=False))
         ts = str(sent["ts"])
-        await mark_event_message(_EVENT_KIND, f"{channel}:{ts}")
+        await mark_event_message(EVENT_KIND, f"{channel}:{ts}")
         return {"channel": channel, "ts": ts}
 
     async def edit_event(self, address: Mapping[str, Any], ref: Mapping[str, Any], text: str,
@@ -337,4 +371,4 @@ class SlackSending:
 
     async def _is_event_message(self, location: Location) -> bool:
         channel, ts = location
-        return await is_event_message(_EVENT_KIND, f"{channel}:{ts}")
+        return await is_event_message(EVENT_KIND, f"{channel}:{ts}")

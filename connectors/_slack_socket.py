@@ -81,23 +81,33 @@ class SlackSocket(SlackInbound):
         if kind not in (EVENTS, INTERACTIVE, COMMANDS):
             await socket.send_socket_mode_response(ack)
             return
-        refused = self.foreign(kind, body)
-        if refused:
-            logger.warning("refused a Slack %s envelope: %s", kind, refused)
-            await socket.send_socket_mode_response(ack)
-            return
+        taken = self.reserve(kind, body, on_new_message)  # its place, before any await
         try:
-            first = await self.first_time(kind, body)
-        except Exception as exc:  # noqa: BLE001 - not acknowledged: Slack sends it again
-            logger.warning("Slack %s envelope not taken yet: opsbot's store failed: %s", kind,
-                           getattr(exc, "detail", None) or exc)
-            return
-        await socket.send_socket_mode_response(ack)
-        if request.retry_attempt:
-            logger.info("Slack redelivered a %s envelope (attempt %s, %s)", kind,
-                        request.retry_attempt, request.retry_reason)
-        if first:
-            self.start(kind, body, on_new_message)
+            refused = self.foreign(kind, body)
+            if refused:
+                logger.warning("refused a Slack %s envelope: %s", kind, refused)
+                await socket.send_socket_mode_response(ack)
+                return
+            try:
+                first = await self.first_time(kind, body)
+            except Exception as exc:  # noqa: BLE001 - not acknowledged: Slack sends it again
+                logger.warning("Slack %s envelope not taken yet: opsbot's store failed: %s",
+                               kind, getattr(exc, "detail", None) or exc)
+                return
+            # Taken: it runs whether or not the acknowledgement gets through. Without one
+            # Slack sends the envelope again, and its id says it is already running.
+            taken.set_result(first)
+            if request.retry_attempt:
+                logger.info("Slack redelivered a %s envelope (attempt %s, %s)", kind,
+                            request.retry_attempt, request.retry_reason)
+            try:
+                await socket.send_socket_mode_response(ack)
+            except Exception as exc:  # noqa: BLE001 - a closing connection (Slack's refresh)
+                logger.info("could not acknowledge a Slack %s envelope (%s); Slack sends it "
+                            "again and it is recognised", kind, exc)
+        finally:
+            if not taken.done():
+                taken.set_result(False)
 
     async def _close_socket(self) -> None:
         client, self._socket = self._socket, None

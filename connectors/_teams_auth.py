@@ -12,13 +12,12 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Mapping, Sequence
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 import aiohttp
 import jwt
 
-from connectors._common import ConnectorConfigError
+from connectors._common import ConnectorConfigError, retry_after_seconds
 
 BOT_FRAMEWORK_ISSUER = "https://api.botframework.com"
 BOT_FRAMEWORK_METADATA = "https://login.botframework.com/v1/.well-known/openidconfiguration"
@@ -40,21 +39,8 @@ class _NotNow(Exception):
 
 
 def _retry_after(headers: Mapping[str, str] | None) -> float | None:
-    """Seconds a ``Retry-After`` header asks for (delta-seconds or an HTTP date; RFC 9110
-    section 10.2.3), or None without a readable one."""
-    value = (headers or {}).get("Retry-After")
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
+    """Seconds the response's ``Retry-After`` header asks for, or None without one."""
+    return retry_after_seconds((headers or {}).get("Retry-After"))
 
 
 class TokenValidator:

@@ -83,10 +83,7 @@ from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 from slack_sdk.errors import SlackApiError
-from slack_sdk.http_retry.builtin_async_handlers import (
-    AsyncConnectionErrorRetryHandler,
-    AsyncRateLimitErrorRetryHandler,
-)
+from slack_sdk.http_retry.builtin_async_handlers import AsyncConnectionErrorRetryHandler
 from slack_sdk.signature import Clock, SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -99,7 +96,17 @@ from connectors._common import (
     setting,
 )
 from connectors._slack_inbound import COMMANDS, EVENTS, INTERACTIVE, MESSAGE_KIND, SEEN_KIND
-from connectors._slack_send import CHANNEL, DEFAULT_API_URL, Location, SlackOutput, sender_id_for
+from connectors._slack_send import (
+    BUTTON_KIND,
+    CHANNEL,
+    DEFAULT_API_URL,
+    EVENT_KIND,
+    THREAD_KIND,
+    Location,
+    RateLimitWait,
+    SlackOutput,
+    sender_id_for,
+)
 from connectors._slack_socket import SlackSocket
 from connectors.events import register_sink
 
@@ -108,7 +115,16 @@ __all__ = ["SlackInput", "SlackOutput", "parse_channel_ids", "sender_id_for"]
 logger = logging.getLogger(__name__)
 
 _MODES = ("socket", "http")
-_KEEP_SEEN = timedelta(days=7)
+# How long what the connector notes in the store is kept, by kind; pruned at start and
+# hourly. Request ids: Slack retries within minutes, not days. Long button payloads:
+# their buttons expire after a day (actions.turn.BUTTON_TTL). Threads and event messages:
+# a month, after which a late reply in an old thread needs a mention again. Where a
+# conversation's proactive messages go, and the channels told "not allowed", are one row
+# per conversation and are kept.
+_KEPT = {SEEN_KIND: timedelta(days=7), MESSAGE_KIND: timedelta(days=7),
+         BUTTON_KIND: timedelta(days=7), THREAD_KIND: timedelta(days=30),
+         EVENT_KIND: timedelta(days=30)}
+_HOUSEKEEPING_EVERY = 3600.0  # seconds
 REPLAY_WINDOW = 300  # seconds: slack_sdk's SignatureVerifier and Slack's docs
 # How often one post, update or ephemeral note is tried again after a 429 (each time after
 # the Retry-After Slack named): a reply part is not dropped while Slack says "later".
@@ -189,7 +205,7 @@ class SlackInput(SlackSocket, InputChannel):
                          if signing_secret and signing_secret.strip() else None)
         self.client = AsyncWebClient(token=bot_token, base_url=self.api_url, retry_handlers=[
             AsyncConnectionErrorRetryHandler(),
-            AsyncRateLimitErrorRetryHandler(max_retry_count=RATE_LIMIT_RETRIES)])
+            RateLimitWait(max_retry_count=RATE_LIMIT_RETRIES)])
         self.events_client = AsyncWebClient(token=bot_token, base_url=self.api_url)
         self.team_id: str | None = None
         self.enterprise_id: str | None = None
@@ -197,10 +213,12 @@ class SlackInput(SlackSocket, InputChannel):
         self.bot_id: str | None = None
         self._book: ButtonBook[Location] = ButtonBook()
         self._texts: dict[Location, str] = {}
-        self._lanes = Lanes()
+        self._lanes = Lanes()  # one Slack call at a time per channel
+        self._turns = Lanes()  # one turn at a time per person's conversation
         self._tasks: set[asyncio.Task[None]] = set()
         self._socket = None
         self._starting: asyncio.Task[None] | None = None
+        self._housekeeping: asyncio.Task[None] | None = None
 
     def __repr__(self) -> str:
         return (f"SlackInput(mode={self.mode!r}, api_url={self.api_url!r}, "
@@ -267,14 +285,16 @@ class SlackInput(SlackSocket, InputChannel):
         if retry:
             logger.info("Slack retried a request (attempt %s, %s)", retry,
                         request.headers.get("X-Slack-Retry-Reason"))
+        taken = self.reserve(kind, payload, on_new_message)  # its place, before any await
         try:
-            first = await self.first_time(kind, payload)
+            taken.set_result(await self.first_time(kind, payload))
         except Exception as exc:  # noqa: BLE001 - Slack retries an event on a 5xx
             logger.warning("Slack %s not taken yet: opsbot's store failed: %s", kind,
                            getattr(exc, "detail", None) or exc)
             return response.json({"error": "opsbot cannot take requests right now"}, status=503)
-        if first:
-            self.start(kind, payload, on_new_message)
+        finally:
+            if not taken.done():
+                taken.set_result(False)
         return response.text("")
 
     def _why_unsigned(self, timestamp: str | None) -> str:
@@ -305,12 +325,7 @@ class SlackInput(SlackSocket, InputChannel):
         self.enterprise_id = who.get("enterprise_id") or None
         self.team_id = who.get("team_id")
         register_sink(CHANNEL, self)  # alerts, checks and builds (connectors.events)
-        try:
-            for kind in (SEEN_KIND, MESSAGE_KIND):  # Slack retries within minutes, not days
-                await asyncio.to_thread(channel_store().forget_older, kind,
-                                        datetime.now(UTC) - _KEEP_SEEN)
-        except Exception:  # noqa: BLE001 - housekeeping only
-            logger.debug("could not prune old Slack request ids", exc_info=True)
+        self._housekeeping = asyncio.create_task(self._keep_house())
         if self.mode == "socket":
             while not agent_ready(app):  # noqa: ASYNC110 - Rasa loads the agent without an event
                 await asyncio.sleep(0.2)
@@ -319,7 +334,23 @@ class SlackInput(SlackSocket, InputChannel):
             logger.info("Slack: bot %s of workspace %s takes requests at "
                         "/webhooks/slack/webhook", self.bot_user_id, self.team_id)
 
+    async def _keep_house(self) -> None:
+        """Drop what the connector noted longer ago than it can matter (:data:`_KEPT`), at
+        start and every hour, so a long-running opsbot's store does not grow without end."""
+        while True:
+            try:
+                for kind, kept in _KEPT.items():
+                    await asyncio.to_thread(channel_store().forget_older, kind,
+                                            datetime.now(UTC) - kept)
+            except Exception as exc:  # noqa: BLE001 - housekeeping only: next hour again
+                logger.info("could not prune the Slack connector's old notes: %s",
+                            getattr(exc, "detail", None) or exc)
+            await asyncio.sleep(_HOUSEKEEPING_EVERY)
+
     async def _stop(self) -> None:
+        if self._housekeeping is not None:
+            self._housekeeping.cancel()
+            await asyncio.gather(self._housekeeping, return_exceptions=True)
         if self._starting is not None:
             self._starting.cancel()
             await asyncio.gather(self._starting, return_exceptions=True)

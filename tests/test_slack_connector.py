@@ -20,7 +20,11 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from aiohttp import web
 from rasa.core.channels.channel import UserMessage
+from slack_sdk.errors import SlackApiError
+from slack_sdk.socket_mode.request import SocketModeRequest
+from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
 import connectors._common as common
 from actions.guard.identity import Identity, verified_identity
@@ -358,15 +362,17 @@ def test_a_command_that_failed_before_rasa_runs_when_slack_sends_it_again(
 class _Hooks:
     """Stands in for slack_sdk's AsyncWebhookClient: the response_urls posted to."""
 
-    posted: list[tuple[str, str]] = []
+    posted: list[tuple[str, str]] = []  # (url, what the person reads: the blocks' text)
     status = 200
 
     def __init__(self, url: str) -> None:
         self.url = url
 
-    async def send(self, *, text: str, response_type: str) -> Any:
+    async def send(self, *, text: str, response_type: str,
+                   blocks: list[dict[str, Any]] | None = None, **_flags: Any) -> Any:
         assert response_type == "ephemeral"
-        self.posted.append((self.url, text))
+        shown = "\n".join(b["text"]["text"] for b in blocks or () if b.get("text")) or text
+        self.posted.append((self.url, shown))
         return SimpleNamespace(status_code=self.status, body="ok")
 
 
@@ -465,3 +471,131 @@ def test_opsbot_run_says_how_slack_is_connected(tmp_path: Path, env: dict[str, s
                                    host="127.0.0.1", port=5999)
     _print_urls(settings, env, Stack(settings))
     assert shown in capsys.readouterr().out
+
+
+# -- the second review's findings ------------------------------------------------------------
+
+
+class _NotInChannel:
+    """A Web API whose chat.postMessage answers not_in_channel (opsbot not invited)."""
+
+    async def chat_postMessage(self, **_kwargs: Any) -> Any:  # noqa: N802 - slack_sdk's name
+        raise SlackApiError("not_in_channel", AsyncSlackResponse(
+            client=None, http_verb="POST", api_url="x", req_args={},
+            data={"ok": False, "error": "not_in_channel"}, headers={}, status_code=200))
+
+
+def test_what_a_response_url_relays_is_escaped(hooks: type[_Hooks]) -> None:
+    connector = _connector()
+    connector.client = _NotInChannel()  # type: ignore[assignment]
+
+    async def rasa(message: UserMessage) -> None:  # a reply repeating a log line
+        await message.output_channel.send_text_message(
+            message.sender_id, "Last error: <!channel> see <https://evil.example/|the runbook>")
+
+    _receive(connector, _command(OPS, "t-9", "https://hooks.slack.com/commands/1/a"), rasa)
+    [(_url, shown)] = hooks.posted
+    assert "&lt;!channel&gt;" in shown and "&lt;https://evil.example/|the runbook&gt;" in shown
+    assert "<!channel>" not in shown and "<https:" not in shown
+
+
+def test_one_persons_requests_reach_rasa_in_the_order_slack_sent_them(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    connector, recorder = _connector(), Recorder()
+    store = common.channel_store()
+    real = store.first_time
+
+    def slow_for_the_first(kind: str, key: str, *args: Any) -> bool:
+        if key.endswith("Ev1"):
+            time.sleep(0.3)  # one slow store round trip (a busy database)
+        return bool(real(kind, key, *args))
+    monkeypatch.setattr(store, "first_time", slow_for_the_first)
+    first = _event(f"<@{BOT}> deploy payments 2.4.1 to prod", event_id="Ev1",
+                   ts="1700000001.000100")
+    second = _event(f"<@{BOT}> cancel", event_id="Ev2", ts="1700000002.000100")
+
+    async def main() -> None:
+        await asyncio.gather(
+            connector._receive(_request(first, "application/json"), recorder),
+            connector._receive(_request(second, "application/json"), recorder))
+        await asyncio.wait(set(connector._tasks))
+    asyncio.run(main())
+    assert [m.text for m in recorder.messages] == ["deploy payments 2.4.1 to prod", "cancel"]
+
+
+class _DroppingSocket:
+    """A websocket being replaced (Slack's refresh): the first acknowledgement fails."""
+
+    def __init__(self) -> None:
+        self.acks: list[str] = []
+        self.failed = False
+
+    async def send_socket_mode_response(self, response: Any) -> None:
+        if not self.failed:
+            self.failed = True
+            raise ConnectionResetError("Cannot write to closing transport")
+        self.acks.append(response.envelope_id)
+
+
+def test_an_envelope_whose_acknowledgement_failed_runs_once() -> None:
+    connector, recorder = _connector(mode="socket", app_token="xapp-1-abc"), Recorder()
+    payload = json.loads(_event(f"<@{BOT}> deploy payments", event_id="EvSock1"))
+    socket = _DroppingSocket()
+
+    async def main() -> None:
+        await connector._envelope(socket, SocketModeRequest(
+            type="events_api", envelope_id="env-1", payload=payload), recorder)
+        await connector._envelope(socket, SocketModeRequest(  # Slack's redelivery
+            type="events_api", envelope_id="env-1", payload=payload, retry_attempt=1,
+            retry_reason="timeout"), recorder)
+        await asyncio.wait(set(connector._tasks))
+    asyncio.run(main())
+    assert socket.acks == ["env-1"]  # the redelivery is acknowledged ...
+    assert [m.text for m in recorder.messages] == ["deploy payments"]  # ... and ran once
+
+
+def test_a_press_that_failed_before_rasa_is_told_to_the_presser(hooks: type[_Hooks]) -> None:
+    connector = _connector()
+
+    async def broken(*_args: Any, **_kwargs: Any) -> None:
+        raise RuntimeError("the store is gone")
+    connector._on_press = broken  # type: ignore[method-assign]
+    press = {"type": "block_actions", "team": {"id": TEAM}, "user": {"id": ALICE, "team_id": TEAM},
+             "channel": {"id": OPS}, "trigger_id": "t-press", "actions": [{"type": "button"}],
+             "response_url": "https://hooks.slack.com/actions/1/a"}
+    form = urllib.parse.urlencode({"payload": json.dumps(press)}).encode()
+    _receive(connector, _request(form, "application/x-www-form-urlencoded"), Recorder())
+    [(_url, shown)] = hooks.posted
+    assert "Something went wrong on my side" in shown and "reference" in shown
+
+
+@pytest.mark.parametrize(("retry_after", "limited"), [("1.5", 1), ("-1", 2), ("soon", 1)])
+def test_any_retry_after_is_waited_out_and_the_part_arrives(retry_after: str,
+                                                           limited: int) -> None:
+    """slack_sdk's own handler raised on "1.5" and did not wait on "-1"."""
+    async def main() -> tuple[list[float], bool]:
+        calls: list[float] = []
+
+        async def post(_request: web.Request) -> web.Response:
+            calls.append(time.monotonic())
+            if len(calls) <= limited:
+                return web.json_response({"ok": False, "error": "ratelimited"}, status=429,
+                                         headers={"Retry-After": retry_after})
+            return web.json_response({"ok": True, "ts": "1700000000.000100", "channel": OPS})
+        app = web.Application()
+        app.router.add_post("/api/{method}", post)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        try:
+            sent = await SlackInput("xoxb-1-2-abc", signing_secret=SECRET,
+                                    api_url=f"http://127.0.0.1:{port}/api/").send(
+                OPS, "part one", [], {})
+        finally:
+            await runner.cleanup()
+        return calls, sent
+    calls, sent = asyncio.run(main())
+    assert sent and len(calls) == limited + 1
+    assert all(later - earlier >= 1.0 for earlier, later in zip(calls, calls[1:], strict=False))

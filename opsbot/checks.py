@@ -22,7 +22,7 @@ TOP_LEVEL_MODULES = (
     "telegram", "jenkins", "jira", "rapidfuzz", "dateparser", "prometheus_client",
     "microsoft_agents.activity", "microsoft_agents.hosting.core",
     "microsoft_agents.authentication.msal", "aiohttp", "httpx", "requests", "sanic",
-    "dask", "pytest",
+    "dask", "pytest", "github",
 )
 
 LOCK = Path(__file__).resolve().parent.parent / "requirements.lock"

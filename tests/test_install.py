@@ -48,6 +48,6 @@ def test_the_check_prints_its_own_line_only(tmp_path: Path) -> None:
                             env={**os.environ, "OPSBOT_STATE_DIR": str(tmp_path)})
     assert result.returncode == 0, result.stderr
     printed = (result.stdout + result.stderr).splitlines()
-    assert printed == ["opsbot: all 32 top-level dependencies import; every pin in "
+    assert printed == ["opsbot: all 33 top-level dependencies import; every pin in "
                        "requirements.lock is installed."], printed
     assert "Warning" in (tmp_path / "logs" / "install.log").read_text()

@@ -1,6 +1,6 @@
 """The action server's long-lived parts, built once from the environment on first use:
-the backends (by name, ``actions.backends``), the store, the policy, and where the Rasa
-server and the project are. Every variable is in the configuration docs.
+the backends (by name, ``actions.backends``), the service catalog, the store, the policy,
+and where the Rasa server and the project are. Every variable is in the configuration docs.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 from actions.backends import KINDS, Backends
 from actions.guard import OperationStore, Policy
+from actions.service_catalog import ServiceCatalog
 from actions.stores import Stores
 
 PROJECT = Path(__file__).resolve().parent.parent
@@ -31,6 +32,7 @@ class Runtime:
     policy: Policy
     rasa_url: str
     backends: Backends = field(default_factory=Backends)
+    services: ServiceCatalog = field(default_factory=ServiceCatalog)
     project: Path = PROJECT
     _retrain: _Retrainer | None = field(default=None, repr=False)
 
@@ -51,6 +53,7 @@ class Runtime:
         return cls(
             project=project,
             backends=Backends.from_env(KINDS, os.environ),
+            services=ServiceCatalog.from_env(os.environ),
             store=OperationStore.from_env(),
             policy=Policy.from_env(project),
             rasa_url=(os.environ.get("OPSBOT_RASA_URL") or "http://127.0.0.1:5005").rstrip("/"),

@@ -13,7 +13,7 @@ ENVIRONMENT. Other jobs (``platform/nightly-integration``) are reachable by name
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -76,16 +76,35 @@ def _clean(name: str) -> str:
 
 
 class Catalog:
-    """Services and jobs of one Jenkins, from its job list."""
+    """Services and jobs of one Jenkins, from its job list.
 
-    def __init__(self, jobs: Iterable[Job]) -> None:
+    ``claimed`` maps jobs to services as the service catalog says
+    (``actions.service_catalog``: ``jenkins.io/job-full-name``); such a job builds its
+    service, or deploys it if it takes an environment or its name starts with ``deploy``.
+    The naming convention places the other jobs, in a role the catalog left free.
+    """
+
+    def __init__(self, jobs: Iterable[Job], claimed: Mapping[str, str] | None = None) -> None:
         self.jobs: dict[str, Job] = {job.full_name: job for job in jobs}
         self.services: dict[str, dict[str, str]] = {}
+        claimed = {job: service for job, service in (claimed or {}).items() if job in self.jobs}
+        for full_name, service in claimed.items():
+            job = self.jobs[full_name]
+            role = ("deploy" if job.name.lower().startswith("deploy")
+                    or environment_parameter(job) is not None else "ci")
+            self.services.setdefault(service, {}).setdefault(role, full_name)
+        taken = {(service, role) for service, roles in self.services.items() for role in roles}
         for job in self.jobs.values():
+            if job.full_name in claimed:
+                continue
             if job.name.startswith("deploy-") and len(job.name) > 7:
-                self.services.setdefault(job.name[7:], {})["deploy"] = job.full_name
+                service, role = job.name[7:], "deploy"
             elif job.name.endswith("-ci") and len(job.name) > 3:
-                self.services.setdefault(job.name[:-3], {})["ci"] = job.full_name
+                service, role = job.name[:-3], "ci"
+            else:
+                continue
+            if (service, role) not in taken:
+                self.services.setdefault(service, {})[role] = job.full_name
 
     def deploy_job(self, service: str) -> str | None:
         return self.services.get(service, {}).get("deploy")
@@ -138,9 +157,14 @@ class Catalog:
         return _resolve(name, sorted(set(aliases.values())), aliases=aliases)
 
 
-def resolve_name(name: str, pool: Sequence[str]) -> Resolution:
-    """Resolve ``name`` against any list of names (services with logs, Jira users, ...)."""
-    return _resolve(name, sorted(pool), aliases={p.lower(): p for p in pool})
+def resolve_name(name: str, pool: Sequence[str],
+                 aliases: Mapping[str, str] | None = None) -> Resolution:
+    """Resolve ``name`` against any list of names (services with logs, Jira users, ...);
+    ``aliases`` are other names of the pool's members (``checkout-web`` -> ``checkout``)."""
+    known = {p.lower(): p for p in pool}
+    for alias, member in (aliases or {}).items():
+        known.setdefault(alias.lower(), member)
+    return _resolve(name, sorted(pool), aliases=known)
 
 
 def _resolve(name: str, pool: Sequence[str], *, aliases: dict[str, str]) -> Resolution:

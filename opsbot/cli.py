@@ -10,6 +10,7 @@
     opsbot review          accept or reject taught phrasings; retrain and reload
     opsbot operations      team-defined operations: list, check, new, run (a dry run)
     opsbot wishes          what people asked for that opsbot could not do, grouped
+    opsbot catalog         each service's repository, Kubernetes selector and Jenkins jobs
 """
 
 from __future__ import annotations
@@ -66,6 +67,25 @@ def _check_event_secrets() -> None:
     problems = unusable_settings(os.environ)
     if problems:
         raise CommandError("\n".join(problems))
+
+
+def _check_catalog(env: dict[str, str] | None = None) -> None:
+    """Stop before anything starts when the service catalog (OPSBOT_CATALOG) cannot be
+    used; else say where the services come from."""
+    from opsbot._catalog_cli import check_catalog
+
+    print(check_catalog({**os.environ, **(env or {})}), flush=True)
+
+
+def _demo_catalog_env() -> dict[str, str]:
+    """The demo's service catalog (checkout's repository is acme/checkout-web), unless
+    OPSBOT_CATALOG names the team's own."""
+    if os.environ.get("OPSBOT_CATALOG"):
+        return {}
+    import simulators
+
+    return {"OPSBOT_CATALOG": str(Path(simulators.__file__).resolve().parent / "data"
+                                  / "catalog-info.yaml")}
 
 
 def _start_servers(stack: Stack, model: Path, backend_env: dict[str, str] | None = None,
@@ -227,6 +247,7 @@ def reload_model(settings: Settings, model: Path) -> bool:
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     settings.check_project()
     _check_event_secrets()
+    _check_catalog()
     model = _require_model(settings)
     stack = Stack(settings)
     try:
@@ -259,6 +280,7 @@ def cmd_shell(args: argparse.Namespace, settings: Settings) -> int:
                     api_token=read_token(settings.state_dir, API_TOKEN))
     settings.check_project()
     _check_event_secrets()
+    _check_catalog()
     model = _require_model(settings)
     stack = Stack(settings, rest=True)
     try:
@@ -274,6 +296,8 @@ def cmd_shell(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     settings.check_project()
     _check_event_secrets()
+    catalog_env = _demo_catalog_env()
+    _check_catalog(catalog_env)
     stack = Stack(settings, rest=True)
     stack.check_ports()
     # A newcomer's first screen holds opsbot's lines only: the libraries' warnings and
@@ -286,7 +310,7 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     backends = demo_backends()
     chat_sim = _chat_simulator(args.channel, settings)
     try:
-        backend_env: dict[str, str] = {}
+        backend_env: dict[str, str] = dict(catalog_env)
         for backend in backends:
             backend.start(stack)
             backend_env.update(backend.env())
@@ -525,6 +549,7 @@ def build_parser() -> argparse.ArgumentParser:
     with_ports(demo)
     demo.set_defaults(func=cmd_demo)
 
+    from opsbot._catalog_cli import add_command as add_catalog
     from opsbot._operations_cli import add_commands as add_operations
     from opsbot._teach import add_commands
     from opsbot._wishes_cli import add_command as add_wishes
@@ -532,6 +557,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_commands(commands, with_ports, cmd_teach, cmd_review)
     add_operations(commands)
     add_wishes(commands)
+    add_catalog(commands)
 
     audit = commands.add_parser(
         "audit", help="show the audit log: who asked for what, who confirmed, what ran",

@@ -68,6 +68,21 @@ def test_a_short_github_secret_stops_the_start(tmp_path: Path) -> None:
     assert "GITHUB_WEBHOOK_SECRET is 7 characters long" in result.stderr
 
 
+@pytest.mark.parametrize("command", ["run", "demo"])
+def test_a_bad_service_catalog_stops_the_start_with_its_place(command: str,
+                                                              tmp_path: Path) -> None:
+    catalog = tmp_path / "catalog-info.yaml"
+    catalog.write_text("apiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata:\n"
+                       "  name: checkout\n  annotations:\n"
+                       "    github.com/project-slug: checkout-web\n", encoding="utf-8")
+    result = opsbot(command, env={"OPSBOT_CATALOG": str(catalog),
+                                  "OPSBOT_STATE_DIR": str(tmp_path)}, timeout=60)
+    assert result.returncode == 1
+    assert (f"{catalog}:6: github.com/project-slug: 'checkout-web' is not owner/repository"
+            in result.stderr)
+    assert "Starting" not in result.stdout
+
+
 def test_run_without_a_model_says_to_train(tmp_path: Path) -> None:
     result = opsbot("run", env={"OPSBOT_MODELS": str(tmp_path / "none")})
     assert result.returncode == 1

@@ -90,14 +90,14 @@ def _done_asking(turn: Turn) -> None:
     turn.events.append(SlotSet("pending_request", None))
 
 
-async def _catalog(jenkins: JenkinsBackend) -> Catalog:
-    return Catalog(await jenkins.jobs())
+async def _catalog(turn: Turn, jenkins: JenkinsBackend) -> Catalog:
+    return Catalog(await jenkins.jobs(), turn.runtime.services.job_claims())
 
 
 async def _jenkins_and_jobs(turn: Turn) -> tuple[JenkinsBackend, Catalog] | None:
     """Jenkins and its jobs, or None after saying that Jenkins is not connected."""
     jenkins = _jenkins(turn)
-    return None if jenkins is None else (jenkins, await _catalog(jenkins))
+    return None if jenkins is None else (jenkins, await _catalog(turn, jenkins))
 
 
 def _deploy_job(turn: Turn, catalog: Catalog) -> tuple[str, str, str] | None:
@@ -536,7 +536,7 @@ async def build_status(turn: Turn) -> None:
     if not turn.request.get("job") and not turn.request.get("service"):
         await list_jobs(turn)
         return
-    catalog = await _catalog(jenkins)
+    catalog = await _catalog(turn, jenkins)
     resolved = _resolve_job(turn, catalog, sorted(catalog.jobs))
     if resolved is None:
         return

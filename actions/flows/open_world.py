@@ -181,7 +181,7 @@ async def _closest(turn: Turn, name: str, objects: Sequence[str]) -> list[str]:
     if jenkins is None:
         return []
     try:
-        catalog = Catalog(await jenkins.jobs())
+        catalog = Catalog(await jenkins.jobs(), turn.runtime.services.job_claims())
     except OpsbotError:
         return []  # the answer is still right without suggestions
     asked = "service" if "service" in objects else "job"

@@ -444,7 +444,7 @@ async def _catalog(turn: Turn) -> Catalog | None:
     jenkins = turn.runtime.backends.get(JENKINS)
     if jenkins is None:
         return None
-    return Catalog(await jenkins.jobs())
+    return Catalog(await jenkins.jobs(), turn.runtime.services.job_claims())
 
 
 def _catalog_choices(catalog: Catalog | None, parameter: Parameter) -> list[str] | None:

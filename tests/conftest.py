@@ -103,6 +103,17 @@ def _ephemeral_low() -> int:
         return 32768
 
 
+def _port_range() -> tuple[int, int]:
+    """This test process's share of the ports below the ephemeral range: with pytest-xdist
+    each worker picks from its own slice, so two workers never hand out the same port."""
+    high = min(_ephemeral_low(), 65536) - 1
+    low = min(20000, high - 1000)
+    workers = max(1, int(os.environ.get("PYTEST_XDIST_WORKER_COUNT") or 1))
+    worker = int((os.environ.get("PYTEST_XDIST_WORKER") or "gw0").removeprefix("gw") or 0)
+    size = (high - low + 1) // workers
+    return low + worker * size, low + (worker + 1) * size - 1
+
+
 def free_port() -> int:
     """A loopback port nothing listens on, for a server a test starts later.
 
@@ -112,9 +123,9 @@ def free_port() -> int:
     """
     import random
 
-    high = min(_ephemeral_low(), 65536) - 1
+    low, high = _port_range()
     for _ in range(1000):
-        port = random.randint(min(20000, high - 1000), high)
+        port = random.randint(low, high)
         if port in _handed_out:
             continue
         with socket.socket() as probe:

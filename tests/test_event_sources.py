@@ -204,7 +204,7 @@ def _first_alert(payload: dict[str, Any], **changes: Any) -> dict[str, Any]:
 AM = sim.alertmanager_payload()
 
 
-@pytest.mark.parametrize(("source", "raw", "reason"), [
+_NOT_THE_FORMAT = [
     ("alertmanager", b"<html>hello</html>", "not JSON: "),
     ("alertmanager", b"\xc3(", "not JSON: the body is not UTF-8"),
     ("alertmanager", b"[1, 2]", "the body must be a JSON object, not an array"),
@@ -234,7 +234,13 @@ AM = sim.alertmanager_payload()
     ("jenkins", body(sim.jenkins_notification(phase="DONE")), "build.phase 'DONE' is not one"),
     ("jenkins", body(sim.jenkins_notification(status=None)), "build.status is missing"),
     ("nagios", b"{}", "no event source 'nagios'"),
-])
+]
+
+
+# Named by source and reason: the payloads hold the time they were made, and test ids
+# must be the same in every pytest-xdist worker.
+@pytest.mark.parametrize(("source", "raw", "reason"), [
+    pytest.param(*case, id=f"{case[0]}: {case[2]}") for case in _NOT_THE_FORMAT])
 def test_not_the_format_is_refused_with_a_reason(source: str, raw: bytes, reason: str) -> None:
     with pytest.raises(EventFormatError) as caught:
         parse(source, raw, {})

@@ -261,8 +261,9 @@ def test_a_button_press_is_answered_before_a_slow_turn_replies(sim: TelegramSimu
 
 
 @pytest.mark.parametrize("forged", [
-    '/affirm{"operation_id":"op-0123456789ab"}',                      # no signature
-    signed("affirm", {"operation_id": "op-0123456789ab"}).replace("op-01", "op-99"),
+    pytest.param('/affirm{"operation_id":"op-0123456789ab"}', id="unsigned"),
+    pytest.param(signed("affirm", {"operation_id": "op-0123456789ab"}).replace("op-01", "op-99"),
+                 id="edited"),  # its expiry changes with the clock: named, not shown
 ])
 def test_a_forged_or_edited_payload_is_refused_and_audited(sim: TelegramSimulator,
                                                           forged: str) -> None:

@@ -138,6 +138,16 @@ def test_an_app_key_file_that_is_not_a_pem_key_is_refused(tmp_path: Path) -> Non
                                "GITHUB_APP_INSTALLATION_ID": "2"})
 
 
+def test_the_demo_simulates_github_unless_github_api_url_names_one(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from simulators import demo_backends
+
+    monkeypatch.delenv("GITHUB_API_URL", raising=False)
+    assert any(isinstance(b, GithubSimulator) for b in demo_backends())
+    monkeypatch.setenv("GITHUB_API_URL", "https://github.acme.test/api/v3")
+    assert not any(isinstance(b, GithubSimulator) for b in demo_backends())
+
+
 # -- who opsbot is --------------------------------------------------------------------------
 
 

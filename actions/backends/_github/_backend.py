@@ -474,7 +474,7 @@ class GithubBackend(ClientBackend):
             hold = self._gate.held()
             if hold is not None:
                 wait = hold.until - self._clock()
-                if wait > self._brief_wait or attempt == 2 and not retry:
+                if wait > self._brief_wait:
                     raise self._limited(hold.until, hold.why)
                 await self._sleep(wait)
             try:

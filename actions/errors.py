@@ -17,6 +17,7 @@ __all__ = [
     "OpsbotError",
     "Refused",
     "OutcomeUnknown",
+    "RateLimited",
     "Secret",
 ]
 
@@ -52,6 +53,18 @@ class OutcomeUnknown(BackendUnavailable):
     the build may be queued, the issue may exist. Never report this as "did not happen";
     the caller finds out (``actions._watcher``) or says it does not know.
     """
+
+
+class RateLimited(BackendUnavailable):
+    """The backend refuses opsbot for now (a rate limit) and said until when.
+
+    ``retry_at`` (epoch seconds) is when it will accept requests again; until then opsbot
+    sends it nothing, and the message names the time.
+    """
+
+    def __init__(self, message: str, *, backend: str, retry_at: float) -> None:
+        super().__init__(message, backend=backend)
+        self.retry_at = retry_at
 
 
 class BackendAuthError(BackendError):

@@ -63,10 +63,13 @@ def demo_backends() -> list[DemoBackend]:
     """The simulators ``opsbot demo`` starts, with demo timings (env-tunable for tests).
 
     Logs come from the Loki simulator, or from files when ``OPSBOT_DEMO_LOGS=files``.
+    GitHub is simulated unless ``GITHUB_API_URL`` names one: then the demo talks to that
+    (with the GITHUB_TOKEN or App set beside it).
     """
     import os
 
     from simulators.cdn import CdnSimulator
+    from simulators.github import GithubSimulator
     from simulators.jenkins import JenkinsSimulator
     from simulators.jira import JiraSimulator
     from simulators.loki import LokiSimulator
@@ -86,4 +89,7 @@ def demo_backends() -> list[DemoBackend]:
     if logs_kind not in ("loki", "files"):
         raise ValueError(f"OPSBOT_DEMO_LOGS={logs_kind!r}: use loki or files")
     logs: DemoBackend = DemoLogFiles() if logs_kind == "files" else LokiSimulator()
-    return [jenkins, JiraSimulator(), logs, CdnSimulator()]
+    github: list[DemoBackend] = [] if (os.environ.get("GITHUB_API_URL") or "").strip() \
+        else [GithubSimulator(queue_seconds=seconds("OPSBOT_DEMO_QUEUE_SECONDS", 1.0),
+                              run_seconds=seconds("OPSBOT_DEMO_BUILD_SECONDS", 8.0))]
+    return [jenkins, JiraSimulator(), logs, *github, CdnSimulator()]

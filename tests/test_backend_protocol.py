@@ -30,7 +30,7 @@ def jenkins() -> Iterator[JenkinsSimulator]:
 
 
 def test_each_kind_is_declared_once_with_what_configures_it() -> None:
-    assert [kind.name for kind in KINDS] == ["jenkins", "jira", "logs"]
+    assert [kind.name for kind in KINDS] == ["jenkins", "jira", "logs", "github"]
     for kind in KINDS:
         assert kind.from_env({}) is None, f"{kind.name} is configured by an empty environment"
         assert kind.variables and all(v.isupper() for v in kind.variables)
@@ -65,11 +65,12 @@ def test_start_up_says_how_each_backend_answers(jenkins: JenkinsSimulator) -> No
     dead = f"http://127.0.0.1:{free_port()}"
     lines = startup_lines({**jenkins.env(), "JIRA_URL": dead, "JIRA_USER": "opsbot",
                            "JIRA_TOKEN": "a-jira-token-0123", "JIRA_TIMEOUT": "2"})
-    jenkins_line, jira_line, logs_line = lines
+    jenkins_line, jira_line, logs_line, github_line = lines
     assert jenkins_line.split()[:2] == ["Jenkins", "ok:"], jenkins_line
     assert "NOT REACHED: Could not reach Jira at" in jira_line and "JIRA_URL" in jira_line
     assert "a-jira-token-0123" not in jira_line
     assert "not configured (set LOKI_URL or OPSBOT_LOG_DIR to use it)" in logs_line
+    assert "GitHub      not configured (set GITHUB_TOKEN, or GITHUB_APP_ID" in github_line
 
 
 def test_a_malformed_setting_stops_start_up_naming_it() -> None:

@@ -11,11 +11,12 @@ those of :mod:`actions.errors`, translated from the client library's in one plac
 from __future__ import annotations
 
 from actions.backends._protocol import Backend, BackendKind, Backends
+from actions.backends.github import GITHUB
 from actions.backends.jenkins import JENKINS
 from actions.backends.jira import JIRA
 from actions.backends.logs import LOGS
 
-__all__ = ["JENKINS", "JIRA", "KINDS", "LOGS", "Backend", "BackendKind", "Backends"]
+__all__ = ["GITHUB", "JENKINS", "JIRA", "KINDS", "LOGS", "Backend", "BackendKind", "Backends"]
 
-KINDS: tuple[BackendKind[Backend], ...] = (JENKINS, JIRA, LOGS)
+KINDS: tuple[BackendKind[Backend], ...] = (JENKINS, JIRA, LOGS, GITHUB)
 """Every backend opsbot knows, in the order start-up checks report them."""

@@ -35,8 +35,10 @@ lint: install
 docs: install
 	@NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve --dev-addr 127.0.0.1:8000
 
+# Two test processes (pytest-xdist), each module in one: a module's servers and model are
+# its own, and the machine has two cores.
 test: lint
-	@$(BIN)/python -m pytest
+	@$(BIN)/python -m pytest -n 2 --dist loadfile
 
 bench: install
 	@$(BIN)/python -m bench.nlu

@@ -42,9 +42,11 @@ from actions.backends._github._model import (
     WorkflowInput,
     WorkflowRun,
 )
+from actions.backends._github._names import OWNER_VARIABLE, Repository, owner_from_env
 
 __all__ = [
     "DEFAULT_API_URL",
+    "OWNER_VARIABLE",
     "FAILED",
     "GITHUB",
     "MERGE_METHODS",
@@ -61,9 +63,11 @@ __all__ = [
     "PullRequestList",
     "PullRequestStatus",
     "PullRequestSummary",
+    "Repository",
     "Rerun",
     "Review",
     "Workflow",
     "WorkflowInput",
     "WorkflowRun",
+    "owner_from_env",
 ]

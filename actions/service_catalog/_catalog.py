@@ -11,14 +11,13 @@ Component and any service Jenkins' job list implies; names resolve over them all
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Generic, TypeVar
 
+from actions.backends.github import OWNER_VARIABLE, Repository, owner_from_env
 from actions.catalog import Catalog, Resolution, resolve_name
-from actions.errors import ConfigError
 from actions.service_catalog._descriptors import (
     CATALOG_VARIABLE,
     JENKINS_JOBS,
@@ -33,8 +32,6 @@ from actions.service_catalog._descriptors import (
 
 __all__ = ["OWNER_VARIABLE", "Fact", "JenkinsJob", "Repository", "Service", "ServiceCatalog"]
 
-OWNER_VARIABLE = "GITHUB_OWNER"
-_OWNER = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})$")
 RECOMMENDED_LABEL = "app.kubernetes.io/name"
 
 T = TypeVar("T")
@@ -46,17 +43,6 @@ class Fact(Generic[T]):
 
     value: T | None
     origin: str
-
-
-@dataclass(frozen=True)
-class Repository:
-    """A GitHub repository: ``owner/name``."""
-
-    owner: str
-    name: str
-
-    def __str__(self) -> str:
-        return f"{self.owner}/{self.name}"
 
 
 @dataclass(frozen=True)
@@ -99,10 +85,7 @@ class ServiceCatalog:
     def from_env(cls, env: Mapping[str, str]) -> ServiceCatalog:
         """From ``OPSBOT_CATALOG`` and ``GITHUB_OWNER``; ConfigError (CatalogError for the
         files) with the place and the fix when either cannot be used."""
-        owner = (env.get(OWNER_VARIABLE) or "").strip() or None
-        if owner is not None and not _OWNER.match(owner):
-            raise ConfigError(f"{OWNER_VARIABLE}={owner!r} is not a GitHub user or "
-                              f"organisation name; use e.g. {OWNER_VARIABLE}=acme.")
+        owner = owner_from_env(env)
         source = (env.get(CATALOG_VARIABLE) or "").strip() or None
         components = read_catalog(Path(source)) if source else ()
         return cls(components, github_owner=owner, source=source)

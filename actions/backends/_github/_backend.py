@@ -54,6 +54,7 @@ from actions.backends._github._model import (
     WorkflowRun,
     or_list,
 )
+from actions.backends._github._names import Repository
 from actions.backends._github._read import (
     blockers,
     check_of_run,
@@ -74,7 +75,6 @@ from actions.errors import (
     OutcomeUnknown,
     RateLimited,
 )
-from actions.service_catalog import Repository
 
 _T = TypeVar("_T")
 _BACKEND = "GitHub"

@@ -19,8 +19,8 @@ from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
 from actions.backends._common import check_config, server_url_problem, timeout_from_env
+from actions.backends._github._names import OWNER_VARIABLE, owner_from_env
 from actions.errors import ConfigError, Secret
-from actions.service_catalog import OWNER_VARIABLE
 
 DEFAULT_API_URL = "https://api.github.com"
 URL_VARIABLE = "GITHUB_API_URL"
@@ -115,10 +115,7 @@ class GithubConfig:
             problem = _url_problem(url)
             if problem:
                 raise ConfigError(f"{URL_VARIABLE} {problem}")
-        owner = _get(env, OWNER_VARIABLE) or None
-        if owner is not None and not _OWNER.match(owner):
-            raise ConfigError(f"{OWNER_VARIABLE}={owner!r} is not a GitHub user or "
-                              f"organisation name; use e.g. {OWNER_VARIABLE}=acme.")
+        owner = owner_from_env(env)
         if token and any(c.isspace() for c in token):
             raise ConfigError(f"{TOKEN_VARIABLE} contains white space; paste the token alone "
                               "(ghp_..., github_pat_...).")

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from actions.service_catalog import Repository
+from actions.backends._github._names import Repository
 
 PASSED, FAILED, PENDING, SKIPPED = "passed", "failed", "pending", "skipped"
 """A check's state: what a person asks about."""

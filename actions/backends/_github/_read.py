@@ -29,7 +29,7 @@ from actions.backends._github._model import (
     Review,
     WorkflowRun,
 )
-from actions.service_catalog import Repository
+from actions.backends._github._names import Repository
 
 
 def check_of_run(run: CheckRun) -> Check:
